@@ -1,0 +1,1 @@
+"""reelpolicy notify service."""

@@ -1,0 +1,1 @@
+"""reelpolicy registry service."""
