@@ -1,0 +1,80 @@
+"""Payload models, one per event type. The envelope carries them as plain JSON."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from reelpolicy_common.subjects import EnterpriseAttributes, ProductionAttributes
+
+Status = Literal["eligible", "ineligible", "unknown"]
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PolicyPublished(_Payload):
+    """A policy document's new version (the document exactly as ingest stored it)."""
+
+    policy_id: str
+    version: int = Field(ge=1)
+    previous_version: int | None = None
+    document: dict[str, Any]
+
+
+class PolicyRevoked(_Payload):
+    policy_id: str
+    version: int = Field(ge=1, description="The version that was current when revoked.")
+    reason: str | None = None
+
+
+class EnterpriseChanged(_Payload):
+    """Full snapshot of an enterprise after a create, update or (soft) delete."""
+
+    enterprise_id: str
+    version: int = Field(ge=1)
+    deleted: bool = False
+    attributes: EnterpriseAttributes
+
+
+class ProductionChanged(_Payload):
+    """Full snapshot of a production after a create, update or (soft) delete."""
+
+    production_id: str
+    enterprise_id: str
+    version: int = Field(ge=1)
+    deleted: bool = False
+    attributes: ProductionAttributes
+
+
+class EligibilityChanged(_Payload):
+    """One (subject, policy) result whose status or amount really changed."""
+
+    subject_type: Literal["enterprise", "production"]
+    subject_id: str
+    enterprise_id: str
+    policy_id: str
+    policy_version: int
+    previous_status: Status | None
+    status: Status
+    previous_amount_cny: int | None
+    amount_cny: int | None
+    missing_fields: list[str] = Field(default_factory=list)
+    explanation: dict[str, Any] = Field(default_factory=dict)
+    cause: str = Field(description="What changed it: an event id, or 'clock' for time.")
+
+
+class PolicyImpact(_Payload):
+    """Summary of what one policy version changed across all subjects."""
+
+    policy_id: str
+    policy_version: int
+    newly_eligible: int
+    no_longer_eligible: int
+    amount_changed: int
+    eligible_total: int
+    total_potential_cny: int
+    fund_budget_cny: int | None = None
+    fund_exhausted: bool = False
