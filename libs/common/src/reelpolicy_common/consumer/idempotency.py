@@ -1,0 +1,24 @@
+"""The idempotent-consumer check, recorded in the handler's own transaction."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+
+async def record_processed(conn: asyncpg.Connection, *, consumer: str, event_id: uuid.UUID) -> bool:
+    """Record that ``consumer`` handled ``event_id``; False if it already had.
+
+    Call it first inside the transaction that applies the event's effect: the
+    effect and the record commit together, so a redelivered event changes nothing.
+    """
+    if not conn.is_in_transaction():
+        raise RuntimeError("record_processed must run inside the effect's transaction")
+    inserted = await conn.fetchval(
+        "INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2)"
+        " ON CONFLICT DO NOTHING RETURNING true",
+        consumer,
+        event_id,
+    )
+    return bool(inserted)

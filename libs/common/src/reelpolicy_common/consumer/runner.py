@@ -1,0 +1,186 @@
+"""Consuming with FastStream: commit after success, bounded retries, then the DLQ.
+
+Each subscription is a batch subscriber with ``AckPolicy.MANUAL``. Records of a
+batch are handled one by one in partition order: a handler that raises is retried
+with exponential backoff and jitter (tenacity) up to ``max_attempts``; then the
+original record (value, key, headers) plus the error goes to ``<topic>.dlq`` and
+the partition moves on. A record that is not a valid envelope, or a handler that
+raises :class:`PermanentError`, is dead-lettered at once. Offsets are committed
+only after every record of the batch is handled or dead-lettered, so a crash
+redelivers and the idempotent handlers skip what they already did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka.structs import ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from pydantic import ValidationError
+from tenacity import (
+    AsyncRetrying,
+    retry_if_not_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from reelpolicy_common import metrics, topics
+from reelpolicy_common.events.envelope import Envelope, decode_envelope
+from reelpolicy_common.telemetry import context_from_headers, decode_kafka_headers
+
+log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("reelpolicy.consumer")
+
+
+class PermanentError(Exception):
+    """An event that can never succeed (bad payload): dead-letter it without retrying."""
+
+
+@dataclass(frozen=True)
+class ConsumedEvent:
+    envelope: Envelope
+    topic: str
+    partition: int
+    offset: int
+    headers: dict[str, str]
+
+
+EventHandler = Callable[[ConsumedEvent], Awaitable[None]]
+DeadLetterPublisher = Callable[[ConsumerRecord[Any, Any], str, int], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    initial_seconds: float = 0.2
+    max_seconds: float = 10.0
+
+
+async def process_record(
+    record: ConsumerRecord[Any, Any],
+    *,
+    consumer: str,
+    handler: EventHandler,
+    retry: RetryPolicy,
+    dead_letter: DeadLetterPublisher,
+) -> bool:
+    """Handle one record; True if handled, False if dead-lettered."""
+    headers = decode_kafka_headers(record.headers)
+    with _tracer.start_as_current_span(
+        f"{record.topic} process",
+        context=context_from_headers(headers),
+        kind=SpanKind.CONSUMER,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.destination.name": record.topic,
+            "messaging.kafka.destination.partition": record.partition,
+            "messaging.kafka.message.offset": record.offset,
+            "messaging.consumer.group.name": consumer,
+        },
+    ) as span:
+        attempts = 0
+        try:
+            envelope = decode_envelope(record.value)
+            span.set_attribute("messaging.message.id", str(envelope.event_id))
+            event = ConsumedEvent(envelope, record.topic, record.partition, record.offset, headers)
+            retrying = AsyncRetrying(
+                stop=stop_after_attempt(retry.max_attempts),
+                wait=wait_exponential_jitter(initial=retry.initial_seconds, max=retry.max_seconds),
+                retry=retry_if_not_exception_type((PermanentError, ValidationError, ValueError)),
+                reraise=True,
+            )
+            async for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    if attempts > 1:
+                        metrics.CONSUMER_RETRIES.labels(consumer, record.topic).inc()
+                    await handler(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, "dead-lettered"))
+            log.warning(
+                "dead-lettering %s[%d]@%d after %d attempt(s): %r",
+                record.topic, record.partition, record.offset, attempts, exc,
+            )
+            await dead_letter(record, f"{type(exc).__name__}: {exc}"[:2000], max(attempts, 1))
+            metrics.CONSUMER_MESSAGES.labels(consumer, record.topic, "dead_lettered").inc()
+            return False
+        metrics.CONSUMER_MESSAGES.labels(consumer, record.topic, "processed").inc()
+        return True
+
+
+def broker_dead_letter(broker: KafkaBroker, *, consumer: str) -> DeadLetterPublisher:
+    """A dead-letter publisher that keeps trying (with backoff) until the DLQ has it."""
+
+    async def publish(record: ConsumerRecord[Any, Any], error: str, attempts: int) -> None:
+        headers = decode_kafka_headers(record.headers)
+        headers.update(
+            {
+                "dlq-error": error,
+                "dlq-consumer": consumer,
+                "dlq-attempts": str(attempts),
+                "dlq-original-topic": record.topic,
+                "dlq-original-partition": str(record.partition),
+                "dlq-original-offset": str(record.offset),
+            }
+        )
+        delay = 0.2
+        while True:
+            try:
+                await broker.publish(
+                    record.value or b"",
+                    topic=topics.dead_letter(record.topic),
+                    key=record.key,
+                    headers=headers,
+                )
+                return
+            except Exception as exc:
+                log.warning("dead-letter publish failed (%r); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    return publish
+
+
+def subscribe_reliably(
+    broker: KafkaBroker,
+    *,
+    topic_names: Sequence[str],
+    group_id: str,
+    consumer: str,
+    handler: EventHandler,
+    retry: RetryPolicy,
+    max_records: int = 500,
+    description: str | None = None,
+) -> None:
+    """Register a batch subscriber that handles, retries, dead-letters, then commits."""
+    dead_letter = broker_dead_letter(broker, consumer=consumer)
+    subscriber = broker.subscriber(
+        *topic_names,
+        group_id=group_id,
+        batch=True,
+        max_records=max_records,
+        ack_policy=AckPolicy.MANUAL,
+        auto_offset_reset="earliest",
+        title=f"{consumer}:{','.join(topic_names)}",
+        description=description,
+    )
+
+    @subscriber
+    async def consume(body: list[Any], message: KafkaMessage) -> None:
+        records: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message
+        for record in records:
+            await process_record(
+                record, consumer=consumer, handler=handler, retry=retry, dead_letter=dead_letter
+            )
+        await message.ack()

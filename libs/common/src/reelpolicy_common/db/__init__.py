@@ -1,0 +1,1 @@
+"""asyncpg plumbing: pools with JSON codecs, and the SQL migration runner."""

@@ -1,0 +1,6 @@
+"""HTTP plumbing every service shares: app factory, health, AsyncAPI, errors, metrics."""
+
+from reelpolicy_common.http.app import create_service_app
+from reelpolicy_common.http.errors import ApiError, Page
+
+__all__ = ["ApiError", "Page", "create_service_app"]

@@ -1,0 +1,62 @@
+"""The FastAPI app every service builds: its routers plus health, AsyncAPI and metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from faststream.specification import AsyncAPI
+from prometheus_fastapi_instrumentator import Instrumentator
+
+from reelpolicy_common.http.errors import install_error_handlers
+from reelpolicy_common.runtime import ServiceRuntime
+
+PUBLIC_PATHS = frozenset(
+    {"/healthz", "/metrics", "/docs", "/redoc", "/openapi.json", "/asyncapi", "/asyncapi.json"}
+)
+
+
+def create_service_app(
+    runtime: ServiceRuntime,
+    *,
+    title: str,
+    description: str,
+    routers: list[APIRouter],
+    version: str = "0.1.0",
+) -> FastAPI:
+    """Build the service's app; ``runtime.lifespan`` starts and stops its I/O."""
+    app = FastAPI(title=title, description=description, version=version, lifespan=runtime.lifespan)
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    for router in routers:
+        app.include_router(router)
+
+    @app.get("/healthz", tags=["operations"], summary="Database and broker reachable")
+    async def healthz() -> JSONResponse:
+        problems = await runtime.check_health()
+        if problems:
+            return JSONResponse({"status": "unhealthy", "problems": problems}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    def asyncapi_document() -> dict[str, Any]:
+        spec = AsyncAPI(runtime.broker, title=title, version=version, description=description)
+        document: dict[str, Any] = spec.to_specification().to_jsonable()
+        return document
+
+    @app.get("/asyncapi.json", tags=["operations"], summary="AsyncAPI document (events)")
+    async def asyncapi_json() -> JSONResponse:
+        return JSONResponse(asyncapi_document())
+
+    @app.get("/asyncapi", tags=["operations"], include_in_schema=False)
+    async def asyncapi_html(request: Request) -> HTMLResponse:
+        from faststream.specification.asyncapi.site import get_asyncapi_html
+
+        return HTMLResponse(get_asyncapi_html(AsyncAPI(runtime.broker, title=title).to_specification()))
+
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,metrics")
+    Instrumentator(excluded_handlers=["/metrics", "/healthz"]).instrument(app).expose(
+        app, include_in_schema=False
+    )
+    return app

@@ -1,0 +1,74 @@
+"""Errors as JSON: every 4xx names the field and the reason.
+
+Body shape: ``{"detail": [{"field": "a.b", "message": "...", "type": "..."}]}``
+(for request validation, one entry per problem) or ``{"detail": "..."}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """A page of a list: ``items`` and the cursor of the next page (null at the end)."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
+class ApiError(Exception):
+    """A client error with a status, a message and optionally the field at fault."""
+
+    def __init__(
+        self, status_code: int, message: str, *, field: str | None = None, extra: Any = None
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+        self.field = field
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"message": self.message}
+        if self.field is not None:
+            entry["field"] = self.field
+        if self.extra is not None:
+            entry["context"] = self.extra
+        return {"detail": [entry]}
+
+
+def _location(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def validation_details(errors: list[Any]) -> list[dict[str, Any]]:
+    return [
+        {"field": _location(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type")}
+        for e in errors
+    ]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_api_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return JSONResponse(exc.body(), status_code=exc.status_code)
+
+    async def on_request_validation(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return JSONResponse({"detail": validation_details(list(exc.errors()))}, status_code=422)
+
+    async def on_model_validation(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ValidationError)
+        return JSONResponse({"detail": validation_details(list(exc.errors()))}, status_code=422)
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_request_validation)
+    app.add_exception_handler(ValidationError, on_model_validation)

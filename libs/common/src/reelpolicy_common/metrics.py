@@ -1,0 +1,40 @@
+"""Prometheus metrics shared by every service (served at ``/metrics``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+CONSUMER_MESSAGES = Counter(
+    "reelpolicy_consumer_messages_total",
+    "Events handled by a consumer, by outcome (processed, dead_lettered).",
+    ["consumer", "topic", "outcome"],
+)
+CONSUMER_RETRIES = Counter(
+    "reelpolicy_consumer_retries_total", "Handler retries before success or DLQ.",
+    ["consumer", "topic"],
+)
+CONSUMER_LAG = Gauge(
+    "reelpolicy_consumer_lag", "Messages behind the partition's high watermark.",
+    ["consumer", "topic", "partition"],
+)
+OUTBOX_PUBLISHED = Counter("reelpolicy_outbox_published_total", "Outbox rows published.")
+OUTBOX_BACKLOG = Gauge("reelpolicy_outbox_backlog", "Outbox rows not yet published.")
+OUTBOX_OLDEST_AGE = Gauge(
+    "reelpolicy_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row."
+)
+EVALUATION_SECONDS = Histogram(
+    "reelpolicy_evaluation_seconds", "Time spent evaluating eligibility.", ["mode"]
+)
+DELIVERY_ATTEMPTS = Counter(
+    "reelpolicy_delivery_attempts_total", "Alert delivery attempts by channel and outcome.",
+    ["channel", "outcome"],
+)
+
+
+class PrometheusOutboxMetrics:
+    """The relay's metrics sink."""
+
+    def observe(self, *, published: int, backlog: int, oldest_age_seconds: float) -> None:
+        OUTBOX_PUBLISHED.inc(published)
+        OUTBOX_BACKLOG.set(backlog)
+        OUTBOX_OLDEST_AGE.set(oldest_age_seconds)

@@ -1,0 +1,173 @@
+"""The outbox relay: publishes committed outbox rows to Kafka, in order per key.
+
+Ordering: rows are spread over lanes by key hash. A relay publishes a lane only
+while it holds that lane's transaction-scoped advisory lock, so two relays (two
+replicas) never publish the same lane at once, and within a lane rows go out in
+``seq`` order. Rows are claimed with ``FOR UPDATE SKIP LOCKED`` inside that
+transaction and marked sent in it, so a relay that dies mid-batch leaves the rows
+unsent and re-claimable (a row may then be published twice; consumers dedupe by
+event id). A broker outage rolls the batch back and the relay retries with
+exponential backoff: events wait, then flow, none lost, none reordered per key.
+
+The relay sleeps on ``LISTEN reelpolicy_outbox`` (sent by the writers' commits);
+a long safety timeout covers a lost notification or a dropped listen connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import asyncpg
+
+from reelpolicy_common.outbox.store import NOTIFY_CHANNEL, OutboxRecord
+
+log = logging.getLogger(__name__)
+
+_LANE_LOCK_CLASS = 0x5EE1
+
+
+class RecordPublisher(Protocol):
+    """Publishes records in the given order and returns only when all are acknowledged."""
+
+    async def publish_batch(self, records: Sequence[OutboxRecord]) -> None: ...
+
+
+class OutboxMetrics(Protocol):
+    def observe(self, *, published: int, backlog: int, oldest_age_seconds: float) -> None: ...
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        publisher: RecordPublisher,
+        batch_size: int = 1000,
+        idle_timeout: float = 30.0,
+        max_backoff: float = 30.0,
+        retention_seconds: float = 3600.0,
+        metrics: OutboxMetrics | None = None,
+    ) -> None:
+        self._pool = pool
+        self._publisher = publisher
+        self._batch_size = batch_size
+        self._idle_timeout = idle_timeout
+        self._max_backoff = max_backoff
+        self._retention_seconds = retention_seconds
+        self._metrics = metrics
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._listen_conn: asyncpg.Connection | None = None
+
+    def wake(self, *_: Any) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Ask the loop to finish its current batch and return."""
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Relay until :meth:`stop`; survives broker and database outages."""
+        backoff = 0.1
+        while not self._stopping.is_set():
+            try:
+                await self._ensure_listening()
+                self._wake.clear()
+                published = await self.drain()
+                backoff = 0.1
+                if published == 0:
+                    await self._sleep(self._idle_timeout, wake_early=True)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("outbox relay: %s; retrying in %.1fs", exc, backoff)
+                await self._drop_listener()
+                await self._sleep(backoff, wake_early=False)
+                backoff = min(backoff * 2, self._max_backoff)
+        await self._drop_listener()
+
+    async def drain(self) -> int:
+        """Publish every pending row this relay can lock; return how many it published."""
+        total = 0
+        while not self._stopping.is_set():
+            async with self._pool.acquire() as conn:
+                lanes = await conn.fetch(
+                    "SELECT DISTINCT lane FROM outbox WHERE sent_at IS NULL ORDER BY lane"
+                )
+            progressed = 0
+            for row in lanes:
+                progressed += await self._publish_lane(row["lane"])
+            total += progressed
+            if progressed == 0:
+                break
+        await self._housekeeping(total)
+        return total
+
+    async def _publish_lane(self, lane: int) -> int:
+        async with self._pool.acquire() as conn, conn.transaction():
+            locked = await conn.fetchval(
+                "SELECT pg_try_advisory_xact_lock($1, $2)", _LANE_LOCK_CLASS, lane
+            )
+            if not locked:
+                return 0
+            rows = await conn.fetch(
+                "SELECT seq, topic, key, value, headers FROM outbox"
+                " WHERE lane = $1 AND sent_at IS NULL ORDER BY seq LIMIT $2"
+                " FOR UPDATE SKIP LOCKED",
+                lane,
+                self._batch_size,
+            )
+            if not rows:
+                return 0
+            records = [
+                OutboxRecord(r["seq"], r["topic"], r["key"], r["value"], r["headers"] or {})
+                for r in rows
+            ]
+            await self._publisher.publish_batch(records)
+            await conn.execute(
+                "UPDATE outbox SET sent_at = now() WHERE seq = ANY($1::bigint[])",
+                [r.seq for r in records],
+            )
+            return len(records)
+
+    async def _housekeeping(self, published: int) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                "DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => $1)",
+                self._retention_seconds,
+            )
+            if self._metrics is not None:
+                row = await conn.fetchrow(
+                    "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)),"
+                    " 0)::float8 AS age FROM outbox WHERE sent_at IS NULL"
+                )
+                assert row is not None
+                self._metrics.observe(
+                    published=published, backlog=row["n"], oldest_age_seconds=row["age"]
+                )
+
+    async def _ensure_listening(self) -> None:
+        if self._listen_conn is not None and not self._listen_conn.is_closed():
+            return
+        conn = await self._pool.acquire()
+        await conn.add_listener(NOTIFY_CHANNEL, self.wake)
+        self._listen_conn = conn
+
+    async def _drop_listener(self) -> None:
+        conn, self._listen_conn = self._listen_conn, None
+        if conn is None:
+            return
+        with contextlib.suppress(Exception):
+            await conn.remove_listener(NOTIFY_CHANNEL, self.wake)
+        with contextlib.suppress(Exception):
+            await self._pool.release(conn)
+
+    async def _sleep(self, seconds: float, *, wake_early: bool) -> None:
+        waiter = self._wake if wake_early else self._stopping
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(waiter.wait(), timeout=seconds)

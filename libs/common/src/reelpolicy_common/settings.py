@@ -1,0 +1,75 @@
+"""Settings every service shares, read from the environment (pydantic-settings).
+
+The names are plain (``DATABASE_URL``, ``KAFKA_BOOTSTRAP_SERVERS``, ``HTTP_PORT``...)
+so compose and ``make up`` set them the same way; each service subclasses
+:class:`ServiceSettings` for its own. Secrets have no usable default: a service
+refuses to start with a missing or placeholder secret.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "password", "dev"})
+
+
+class ServiceSettings(BaseSettings):
+    """Settings of one service process."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    service_name: str = Field(description="Name used in logs, traces, the outbox producer.")
+    database_url: str = Field(
+        description="PostgreSQL DSN of this service's own database (postgresql://...)."
+    )
+    database_pool_min: int = Field(default=1, ge=1)
+    database_pool_max: int = Field(default=10, ge=1)
+    kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092")
+    kafka_enable_idempotence: bool = Field(
+        default=False,
+        description="Idempotent producer; the embedded broker does not support it.",
+    )
+    kafka_consumer_group: str | None = Field(
+        default=None, description="Consumer group id; defaults to reelpolicy-<service>."
+    )
+    kafka_max_poll_records: int = Field(default=500, ge=1)
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = True
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP endpoint; tracing is silent when unset."
+    )
+    consumer_max_attempts: int = Field(default=5, ge=1, description="Tries before the DLQ.")
+    consumer_retry_initial_seconds: float = Field(default=0.2, ge=0)
+    consumer_retry_max_seconds: float = Field(default=10.0, ge=0)
+    outbox_batch_size: int = Field(default=1000, ge=1)
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0)
+
+    @property
+    def consumer_group(self) -> str:
+        return self.kafka_consumer_group or f"reelpolicy-{self.service_name}"
+
+
+def require_secret(value: SecretStr, *, name: str) -> SecretStr:
+    """Refuse a missing, placeholder or too-short secret."""
+    raw = value.get_secret_value()
+    if raw.strip().lower() in PLACEHOLDER_SECRETS or len(raw) < 16:
+        raise ValueError(f"{name} must be set to a real secret of at least 16 characters")
+    return value
+
+
+class SecretKeySettings(ServiceSettings):
+    """A service that signs or hashes with a server secret (``REELPOLICY_SECRET_KEY``)."""
+
+    reelpolicy_secret_key: SecretStr = Field(
+        description="Server secret used to hash API keys; never a default."
+    )
+
+    @field_validator("reelpolicy_secret_key")
+    @classmethod
+    def _refuse_placeholder(cls, value: SecretStr) -> SecretStr:
+        return require_secret(value, name="REELPOLICY_SECRET_KEY")
