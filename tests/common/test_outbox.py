@@ -1,0 +1,204 @@
+"""The transactional outbox and its relay, on the real embedded PostgreSQL and broker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer
+from support import eventually, unique_topic
+
+from reelpolicy_common.db.migrations import apply_migrations, common_migrations
+from reelpolicy_common.db.pool import create_pool
+from reelpolicy_common.events import Envelope, EventType
+from reelpolicy_common.kafka import KafkaRecordPublisher, ensure_topics, make_producer
+from reelpolicy_common.outbox import OutboxRecord, OutboxRelay, enqueue_many
+from reelpolicy_devstack.servers import EmbeddedBroker
+
+pytestmark = pytest.mark.servers
+
+
+@pytest.fixture
+async def pool(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
+    conn = await asyncpg.connect(fresh_database)
+    await apply_migrations(conn, common_migrations())
+    await conn.close()
+    pool = await create_pool(fresh_database, max_size=6)
+    yield pool
+    await pool.close()
+
+
+def event(key: str, n: int) -> Envelope:
+    return Envelope(
+        type=EventType.enterprise_upserted, producer="test", key=key, payload={"n": n}
+    )
+
+
+async def write(pool: asyncpg.Pool, topic: str, events: Sequence[Envelope]) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await enqueue_many(conn, topic=topic, envelopes=events)
+
+
+async def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 20) -> list[Envelope]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    seen: list[Envelope] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while len(seen) < expected:
+                batch = await consumer.getmany(timeout_ms=200)
+                for records in batch.values():
+                    seen.extend(Envelope.model_validate_json(r.value) for r in records)
+    finally:
+        await consumer.stop()
+    return seen
+
+
+@contextlib.asynccontextmanager
+async def running_relay(
+    pool: asyncpg.Pool, bootstrap: str, *, idle_timeout: float = 60.0, batch_size: int = 100
+) -> AsyncIterator[OutboxRelay]:
+    producer = make_producer(bootstrap_servers=bootstrap, enable_idempotence=False)
+    await producer.start()
+    relay = OutboxRelay(
+        pool=pool, publisher=KafkaRecordPublisher(producer, timeout=3),
+        batch_size=batch_size, idle_timeout=idle_timeout, max_backoff=0.5,
+    )
+    task = asyncio.create_task(relay.run())
+    try:
+        yield relay
+    finally:
+        relay.stop()
+        await asyncio.wait_for(task, 10)
+        await producer.stop()
+
+
+def assert_ordered_per_key(seen: list[Envelope]) -> None:
+    per_key: dict[str, list[int]] = defaultdict(list)
+    for e in seen:
+        per_key[e.key].append(e.payload["n"])
+    for key, ns in per_key.items():
+        assert ns == sorted(ns), f"key {key} out of order: {ns}"
+
+
+async def pending(pool: asyncpg.Pool) -> int:
+    return int(await pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
+
+
+async def all_sent(pool: asyncpg.Pool) -> bool:
+    return await pending(pool) == 0
+
+
+async def test_enqueue_refuses_to_run_outside_a_transaction(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        with pytest.raises(RuntimeError, match="transaction"):
+            await enqueue_many(conn, topic="x", envelopes=[event("k", 1)])
+
+
+async def test_a_rolled_back_change_leaves_no_event(pool: asyncpg.Pool) -> None:
+    with contextlib.suppress(ZeroDivisionError):
+        async with pool.acquire() as conn, conn.transaction():
+            await enqueue_many(conn, topic="x", envelopes=[event("k", 1)])
+            raise ZeroDivisionError
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_relay_wakes_on_notify_and_publishes_in_order(
+    pool: asyncpg.Pool, bootstrap_servers: str
+) -> None:
+    topic = unique_topic()
+    await ensure_topics(bootstrap_servers=bootstrap_servers, names=[topic])
+    # A one-minute idle timeout: delivery within seconds proves LISTEN/NOTIFY woke it.
+    async with running_relay(pool, bootstrap_servers, idle_timeout=60):
+        await asyncio.sleep(0.3)
+        events = [event(f"k{i % 7}", i) for i in range(300)]  # COPY path
+        await write(pool, topic, events)
+        await write(pool, topic, [event("k1", 1000)])  # INSERT path
+        seen = await read_all(bootstrap_servers, topic, 301, timeout=8)
+    assert {e.event_id for e in events} <= {e.event_id for e in seen}
+    assert len({e.event_id for e in seen}) == 301
+    assert_ordered_per_key(seen)
+    assert await pending(pool) == 0
+
+
+async def test_two_relays_share_the_lanes_without_reordering(
+    pool: asyncpg.Pool, bootstrap_servers: str
+) -> None:
+    topic = unique_topic()
+    await ensure_topics(bootstrap_servers=bootstrap_servers, names=[topic])
+    events = [event(f"k{i % 11}", i) for i in range(2000)]
+    await write(pool, topic, events)
+    async with running_relay(pool, bootstrap_servers, batch_size=50), running_relay(
+        pool, bootstrap_servers, batch_size=50
+    ):
+        seen = await read_all(bootstrap_servers, topic, 2000)
+        await eventually(lambda: all_sent(pool))
+    assert len(seen) == 2000
+    assert len({e.event_id for e in seen}) == 2000
+    assert_ordered_per_key(seen)
+
+
+class DiesMidBatch:
+    """Publishes the first half of a batch, then fails (like a relay killed mid-batch)."""
+
+    def __init__(self, inner: KafkaRecordPublisher) -> None:
+        self.inner = inner
+        self.failures = 1
+
+    async def publish_batch(self, records: Sequence[OutboxRecord]) -> None:
+        if self.failures:
+            self.failures -= 1
+            await self.inner.publish_batch(records[: len(records) // 2])
+            raise ConnectionError("relay died mid-batch")
+        await self.inner.publish_batch(records)
+
+
+async def test_a_batch_interrupted_midway_is_published_again_whole(
+    pool: asyncpg.Pool, bootstrap_servers: str
+) -> None:
+    topic = unique_topic()
+    await ensure_topics(bootstrap_servers=bootstrap_servers, names=[topic])
+    events = [event("same-key", i) for i in range(40)]
+    await write(pool, topic, events)
+    producer = make_producer(bootstrap_servers=bootstrap_servers, enable_idempotence=False)
+    await producer.start()
+    try:
+        relay = OutboxRelay(pool=pool, publisher=DiesMidBatch(KafkaRecordPublisher(producer)))
+        with pytest.raises(ConnectionError):
+            await relay.drain()
+        assert await pending(pool) == 40  # nothing marked sent
+        assert await relay.drain() == 40
+    finally:
+        await producer.stop()
+    seen = await read_all(bootstrap_servers, topic, 60)
+    # At least once: the first 20 twice, then all 40, each pass in order.
+    assert [e.payload["n"] for e in seen] == list(range(20)) + list(range(40))
+
+
+async def test_events_wait_while_the_broker_is_down_then_flow(pool: asyncpg.Pool) -> None:
+    broker = EmbeddedBroker.start()
+    port = broker.port
+    topic = unique_topic()
+    await ensure_topics(bootstrap_servers=broker.bootstrap_servers, names=[topic])
+    try:
+        async with running_relay(pool, broker.bootstrap_servers):
+            await write(pool, topic, [event(f"k{i % 3}", i) for i in range(10)])
+            await read_all(broker.bootstrap_servers, topic, 10)
+            broker.stop()
+            await write(pool, topic, [event(f"k{i % 3}", i) for i in range(10, 50)])
+            await asyncio.sleep(2)
+            assert await pending(pool) == 40  # waiting, not lost
+            broker = EmbeddedBroker.start(port)  # memory broker: comes back empty
+            await ensure_topics(bootstrap_servers=broker.bootstrap_servers, names=[topic])
+            seen = await read_all(broker.bootstrap_servers, topic, 40, timeout=30)
+            await eventually(lambda: all_sent(pool))
+    finally:
+        broker.stop()
+    assert sorted(e.payload["n"] for e in seen) == list(range(10, 50))
+    assert_ordered_per_key(seen)
