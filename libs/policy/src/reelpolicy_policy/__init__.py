@@ -1,1 +1,61 @@
-"""reelpolicy."""
+"""reelpolicy_policy: the policy language and the eligibility engine (pure, no I/O).
+
+Entry points for services:
+
+* ``parse_policy(data)`` / ``load_policy_text(text, content_type)`` -> :class:`Policy`
+  (raise :class:`PolicyValidationError` with ``errors = [{path, message}]``)
+* ``policy_document_dict(policy)``: canonical JSON form; ``policy_json_schema()``
+* ``evaluate(policy, subject, *, today)`` -> :class:`Result`
+* ``subjects_to_frame(subjects)`` + ``evaluate_bulk(policies, frame, *, today)``
+* ``apply_stacking(results, *, policies)``, ``allocate_fund(results, *, policies)``
+* ``load_catalog(path)``; ``to_cel(policy)`` (CEL translation)
+"""
+
+from reelpolicy_policy.bulk import STATUS_NAMES, BulkResult, evaluate_bulk
+from reelpolicy_policy.catalog import load_catalog
+from reelpolicy_policy.cel_export import cel_context, to_cel
+from reelpolicy_policy.constraints import (
+    FundAllocation,
+    FundReport,
+    allocate_fund,
+    apply_stacking,
+    apply_stacking_frame,
+)
+from reelpolicy_policy.evaluate import Result, evaluate, evaluate_values, subject_values
+from reelpolicy_policy.fields import FIELDS, FieldSpec, FieldType, Subject, flatten_subject
+from reelpolicy_policy.frame import frame_schema, subjects_to_frame
+from reelpolicy_policy.model import Policy, PolicyScope, PolicyValidationError
+from reelpolicy_policy.parse import load_policy_text, parse_policy, policy_document_dict
+from reelpolicy_policy.schema import policy_json_schema
+
+__all__ = [
+    "FIELDS",
+    "STATUS_NAMES",
+    "BulkResult",
+    "FieldSpec",
+    "FieldType",
+    "FundAllocation",
+    "FundReport",
+    "Policy",
+    "PolicyScope",
+    "PolicyValidationError",
+    "Result",
+    "Subject",
+    "allocate_fund",
+    "apply_stacking",
+    "apply_stacking_frame",
+    "cel_context",
+    "evaluate",
+    "evaluate_bulk",
+    "evaluate_values",
+    "flatten_subject",
+    "frame_schema",
+    "load_catalog",
+    "load_policy_text",
+    "parse_policy",
+    "policy_document_dict",
+    "policy_json_schema",
+    "subject_values",
+    "subjects_to_frame",
+    "to_cel",
+]

@@ -96,7 +96,9 @@ def _grant_sum(b: Benefit) -> pl.Expr:
     g = pl.element()
     conds = []
     if b.match.issuer_levels:
-        conds.append(g.struct.field("issuer_level").is_in([lv.value for lv in b.match.issuer_levels]))
+        conds.append(
+            g.struct.field("issuer_level").is_in([lv.value for lv in b.match.issuer_levels])
+        )
     if b.match.issuer_region_prefixes:
         conds.append(_within(g.struct.field("issuer_region_code"), b.match.issuer_region_prefixes))
     cond = reduce(lambda a, c: a | c, conds) if conds else pl.lit(False)
@@ -140,7 +142,9 @@ def amount_exprs(policy: Policy) -> tuple[pl.Expr, pl.Expr]:
     live = [e for bid, e in kept.items() if bid not in static_null]
     if live:
         total = pl.when(pl.any_horizontal([e.is_not_null() for e in live]))
-        total_e = _capped(total.then(pl.sum_horizontal(live)).otherwise(nul), policy.constraints.max_total_cny)
+        total_e = _capped(
+            total.then(pl.sum_horizontal(live)).otherwise(nul), policy.constraints.max_total_cny
+        )
     else:
         total_e = nul
     miss = reduce(lambda a, c: a | c, missing) if missing else pl.lit(False)
@@ -181,8 +185,14 @@ def policy_exprs(policy: Policy, today: date) -> list[pl.Expr]:
     mask = pl.sum_horizontal(bits) if bits else pl.lit(0, pl.UInt64)
     return [
         status.alias(f"{pid}:status"),
-        pl.when(status == INELIGIBLE).then(pl.lit(None, pl.Int64)).otherwise(total).alias(f"{pid}:amount"),
-        pl.when(status == UNKNOWN).then(mask).otherwise(pl.lit(0, pl.UInt64)).alias(f"{pid}:missing"),
+        pl.when(status == INELIGIBLE)
+        .then(pl.lit(None, pl.Int64))
+        .otherwise(total)
+        .alias(f"{pid}:amount"),
+        pl.when(status == UNKNOWN)
+        .then(mask)
+        .otherwise(pl.lit(0, pl.UInt64))
+        .alias(f"{pid}:missing"),
     ]
 
 
@@ -240,4 +250,3 @@ def evaluate_bulk(policies: Sequence[Policy], frame: pl.DataFrame, *, today: dat
     exprs = [e for p in chosen for e in policy_exprs(p, today)]
     out = lf.select(pl.col("subject_id"), *exprs).collect()
     return BulkResult(frame=out, policies=chosen)
-

@@ -155,7 +155,9 @@ def parse_criteria(raw: Any, path: str, subject: SubjectType, errors: Errors) ->
                 errors.append({"path": path, "message": f"'{combinator}' must be the only key"})
             items = raw[combinator]
             if not isinstance(items, list) or not items:
-                errors.append({"path": f"{path}.{combinator}", "message": "expected a non-empty list"})
+                errors.append(
+                    {"path": f"{path}.{combinator}", "message": "expected a non-empty list"}
+                )
                 return All(())
             kids = tuple(
                 parse_criteria(c, f"{path}.{combinator}[{i}]", subject, errors)

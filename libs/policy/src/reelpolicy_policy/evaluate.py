@@ -261,4 +261,3 @@ def evaluate(policy: Policy, subject: Subject, *, today: date) -> Result:
     return evaluate_values(
         policy, subject_values(subject, today), subject_id=subject.subject_id, today=today
     )
-
