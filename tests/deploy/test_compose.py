@@ -1,0 +1,466 @@
+"""Static checks of the container deployment: compose.yaml and deploy/.
+
+No Docker engine and no network: the files are parsed and checked against the Compose
+specification and against the code they deploy (topics, settings, ports).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from reelpolicy_common import topics
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "compose.yaml"
+DEPLOY = ROOT / "deploy"
+COMPOSE_SPEC = ROOT.parent / "shared" / "compose-spec.json"
+
+APP_SERVICES = ("registry", "ingest", "rules", "notify")
+SCALABLE = ("rules", "notify")
+SECRET_VARS = ("REELPOLICY_SECRET_KEY", "POSTGRES_PASSWORD")
+COMPLETED = "service_completed_successfully"
+HEALTHY = "service_healthy"
+CONDITIONS = {HEALTHY, COMPLETED, "service_started"}
+
+# ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?message}, ${VAR?message}; not $${...}.
+INTERPOLATION = re.compile(
+    r"(?<!\$)\$\{(?P<var>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-?+])?(?P<arg>[^}]*)\}"
+)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    assert isinstance(data, dict), "compose.yaml is not a mapping"
+    return data
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return compose["services"]
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    """A service's environment as a mapping, whichever syntax compose.yaml uses."""
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        return dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {key: "" if value is None else str(value) for key, value in env.items()}
+
+
+def depends_on(service: dict[str, Any]) -> dict[str, Any]:
+    deps = service.get("depends_on") or {}
+    if isinstance(deps, list):  # short syntax: no conditions
+        return {name: {} for name in deps}
+    return deps
+
+
+def command_text(service: dict[str, Any]) -> str:
+    parts: list[str] = []
+    for key in ("entrypoint", "command"):
+        value = service.get(key) or []
+        parts.extend([value] if isinstance(value, str) else [str(v) for v in value])
+    return "\n".join(parts)
+
+
+def strings(node: Any) -> Iterator[str]:
+    """Every string value (and key) in a parsed YAML tree."""
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield str(key)
+            yield from strings(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from strings(item)
+
+
+def one_shot_jobs(services: dict[str, dict[str, Any]]) -> set[str]:
+    """Services run to completion: restart "no" and awaited with service_completed_successfully."""
+    awaited = {
+        target
+        for service in services.values()
+        for target, spec in depends_on(service).items()
+        if spec.get("condition") == COMPLETED
+    }
+    return {name for name in awaited if str(services[name].get("restart", "no")) == "no"}
+
+
+def migration_job(name: str) -> str:
+    return f"{name}-migrate"
+
+
+def parse_url(value: str) -> Any:
+    """urlsplit of a compose value, each ${VAR...} read as the bare name VAR."""
+    return urlsplit(INTERPOLATION.sub(lambda match: match["var"], value))
+
+
+def database_name(url: str) -> str:
+    return parse_url(url).path.lstrip("/")
+
+
+def published_host_ports(service: dict[str, Any]) -> Iterator[tuple[int, str]]:
+    """(host port, protocol) for every port the service publishes, ranges expanded."""
+    for entry in service.get("ports") or []:
+        if isinstance(entry, dict):
+            published, protocol = entry.get("published"), entry.get("protocol", "tcp")
+            if published is None:
+                continue
+            host = str(published)
+        else:
+            spec, _, protocol = str(entry).partition("/")
+            protocol = protocol or "tcp"
+            pieces = spec.rsplit(":", 2)
+            if len(pieces) == 1:  # container port only: an ephemeral host port
+                continue
+            host = pieces[-2]
+        low, _, high = host.partition("-")
+        for port in range(int(low), int(high or low) + 1):
+            yield port, protocol
+
+
+def settings_env(service_name: str) -> dict[str, bool]:
+    """Env var name -> required, for every field of reelpolicy_<svc>.config.Settings."""
+    module_name = f"reelpolicy_{service_name}.config"
+    module = pytest.importorskip(module_name, reason=f"{module_name} is not written yet")
+    settings_cls = getattr(module, "Settings", None)
+    assert settings_cls is not None, f"{module_name} has no Settings class"
+    prefix = settings_cls.model_config.get("env_prefix", "") or ""
+    names: dict[str, bool] = {}
+    for field_name, field in settings_cls.model_fields.items():
+        alias = field.validation_alias if isinstance(field.validation_alias, str) else field.alias
+        names[(alias or prefix + field_name).upper()] = field.is_required()
+    return names
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of deploy/Dockerfile, continuation lines joined."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for raw in (DEPLOY / "Dockerfile").read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        full = (pending + line).strip()
+        pending = ""
+        keyword, _, arguments = full.partition(" ")
+        instructions.append((keyword.upper(), arguments.strip()))
+    return instructions
+
+
+# ---------------------------------------------------------------- the compose file
+
+
+def test_compose_matches_the_compose_specification(compose: dict[str, Any]) -> None:
+    if not COMPOSE_SPEC.is_file():
+        pytest.skip(f"the Compose specification is not at {COMPOSE_SPEC}")
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads(COMPOSE_SPEC.read_text(encoding="utf-8"))
+    validator = jsonschema.Draft7Validator(schema)
+    errors = sorted(validator.iter_errors(compose), key=lambda e: list(e.absolute_path))
+    assert not errors, "\n".join(
+        f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors
+    )
+
+
+def test_every_service_has_an_image_or_a_build(services: dict[str, dict[str, Any]]) -> None:
+    missing = [name for name, svc in services.items() if "image" not in svc and "build" not in svc]
+    assert not missing, f"services with neither image nor build: {missing}"
+
+
+def test_every_service_has_a_healthcheck_or_is_a_one_shot_job(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    jobs = one_shot_jobs(services)
+    for name, service in services.items():
+        if name in jobs:
+            assert "healthcheck" not in service, f"one-shot job {name} needs no healthcheck"
+            continue
+        check = service.get("healthcheck")
+        assert check, f"{name} has no healthcheck and is not a one-shot job"
+        assert not check.get("disable"), f"{name} disables its healthcheck"
+        assert check.get("test"), f"{name}'s healthcheck has no test"
+
+
+def test_depends_on_targets_exist_and_use_conditions(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    jobs = one_shot_jobs(services)
+    for name, service in services.items():
+        for target, spec in depends_on(service).items():
+            assert target in services, f"{name} depends on unknown service {target}"
+            condition = spec.get("condition")
+            assert condition in CONDITIONS, f"{name} -> {target} has no usable condition"
+            if condition == HEALTHY:
+                assert "healthcheck" in services[target], f"{target} can never become healthy"
+            if condition == COMPLETED:
+                assert target in jobs, f"{target} is awaited to complete but restarts"
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_app_service_waits_for_kafka_postgres_topics_and_its_migrations(
+    services: dict[str, dict[str, Any]], name: str
+) -> None:
+    service = services[name]
+    deps = {target: spec.get("condition") for target, spec in depends_on(service).items()}
+    assert deps.get("kafka") == HEALTHY
+    assert deps.get("postgres") == HEALTHY
+    assert deps.get(migration_job(name)) == COMPLETED
+    topic_jobs = [
+        job for job in one_shot_jobs(services) if "kafka-topics.sh" in command_text(services[job])
+    ]
+    assert topic_jobs, "no one-shot job creates the Kafka topics"
+    assert all(deps.get(job) == COMPLETED for job in topic_jobs)
+    assert service.get("command") in (None, [f"reelpolicy-{name}", "serve"])
+    assert "/healthz" in json.dumps(service["healthcheck"]["test"])
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_migration_job_runs_the_service_migrate_command(
+    services: dict[str, dict[str, Any]], name: str
+) -> None:
+    job = services[migration_job(name)]
+    service = services[name]
+    assert job.get("command") == [f"reelpolicy-{name}", "migrate"]
+    assert str(job.get("restart")) == "no"
+    assert job.get("image") == service.get("image"), "the job must run the service's image"
+    assert job.get("build") == service.get("build")
+    assert environment(job) == environment(service), "the job must migrate the service's database"
+    assert depends_on(job).get("postgres", {}).get("condition") == HEALTHY
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_app_service_is_built_from_the_shared_dockerfile(
+    services: dict[str, dict[str, Any]], name: str
+) -> None:
+    build = services[name]["build"]
+    assert build["dockerfile"] == "deploy/Dockerfile"
+    assert (ROOT / build.get("context", ".") / build["dockerfile"]).is_file()
+    assert build["args"]["SERVICE"] == name
+
+
+def test_topic_job_creates_exactly_the_contract_topics(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    jobs = [
+        name
+        for name in one_shot_jobs(services)
+        if "kafka-topics.sh" in command_text(services[name])
+    ]
+    assert len(jobs) == 1, f"expected one topic job, found {jobs}"
+    script = command_text(services[jobs[0]])
+    created: dict[str, int] = {}
+    for line in script.splitlines():
+        words = shlex.split(line.replace("$$", "$"))
+        if "--topic" not in words:
+            continue
+        topic = words[words.index("--topic") + 1]
+        assert topic not in created, f"{topic} created twice"
+        created[topic] = int(words[words.index("--partitions") + 1])
+    assert "--if-not-exists" in script, "re-running the job must not fail on existing topics"
+    assert created == {topic: topics.partitions(topic) for topic in topics.ALL_TOPICS}
+
+
+def test_kafka_is_kraft_and_healthchecked_with_its_own_scripts(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    kafka = services["kafka"]
+    env = environment(kafka)
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false", "topics come from the topic job"
+    assert "/opt/kafka/bin/" in json.dumps(kafka["healthcheck"]["test"])
+    for name in APP_SERVICES:
+        assert environment(services[name])["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+        assert environment(services[name])["KAFKA_ENABLE_IDEMPOTENCE"] == "true"
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_service_environment_provides_every_setting_it_requires(
+    services: dict[str, dict[str, Any]], name: str
+) -> None:
+    declared = settings_env(name)
+    for service_name in (name, migration_job(name)):
+        env = {key.upper() for key in environment(services[service_name])}
+        missing = sorted(key for key, required in declared.items() if required and key not in env)
+        assert not missing, f"{service_name} lacks required settings {missing}"
+        unknown = sorted(env - declared.keys())
+        assert not unknown, f"{service_name} sets {unknown}, which its Settings never reads"
+
+
+def test_no_two_services_publish_the_same_host_port(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    owner: dict[tuple[int, str], str] = {}
+    for name, service in services.items():
+        for port in published_host_ports(service):
+            assert port not in owner, f"{name} and {owner[port]} both publish {port}"
+            owner[port] = name
+
+
+@pytest.mark.parametrize("name", SCALABLE)
+def test_scalable_service_has_no_fixed_name_or_single_host_port(
+    services: dict[str, dict[str, Any]], name: str
+) -> None:
+    service = services[name]
+    assert "container_name" not in service, "a fixed container name forbids --scale"
+    ports = list(published_host_ports(service))
+    assert not ports or len(ports) >= 3, f"{name} publishes {ports}: replicas would collide"
+
+
+def test_secrets_come_from_the_environment_without_defaults(compose: dict[str, Any]) -> None:
+    seen: set[str] = set()
+    for text in strings(compose):
+        for match in INTERPOLATION.finditer(text):
+            if match["var"] not in SECRET_VARS:
+                continue
+            seen.add(match["var"])
+            assert match["op"] == ":?", f"{match[0]}: a secret needs ${{VAR:?message}}"
+            assert match["arg"].strip(), f"{match[0]}: say what to set"
+    assert seen == set(SECRET_VARS)
+    for name, service in compose["services"].items():
+        for key, value in environment(service).items():
+            if re.search(r"SECRET|PASSWORD|TOKEN", key):
+                assert re.fullmatch(r"\$\{[A-Z0-9_]+:\?[^}]+\}", value), (
+                    f"{name}.{key} must come from the environment, not {value!r}"
+                )
+            if key == "DATABASE_URL":
+                assert re.match(r"postgresql://[^:/@]+:\$\{POSTGRES_PASSWORD:\?[^}]+\}@", value), (
+                    f"{name}'s DATABASE_URL must interpolate POSTGRES_PASSWORD"
+                )
+
+
+def test_postgres_init_script_creates_every_service_database(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    postgres = services["postgres"]
+    mounts = [str(volume) for volume in postgres.get("volumes", [])]
+    assert "./deploy/postgres:/docker-entrypoint-initdb.d:ro" in mounts
+    scripts = sorted((DEPLOY / "postgres").glob("*.sql")) + sorted(
+        (DEPLOY / "postgres").glob("*.sh")
+    )
+    assert scripts, "deploy/postgres has no init script"
+    created = {
+        name.lower()
+        for script in scripts
+        for name in re.findall(
+            r"CREATE\s+DATABASE\s+\"?(\w+)\"?", script.read_text(encoding="utf-8"), re.I
+        )
+    }
+    urls = {
+        name: environment(service)["DATABASE_URL"]
+        for name, service in services.items()
+        if "DATABASE_URL" in environment(service)
+    }
+    wanted = {database_name(url) for url in urls.values()}
+    assert wanted == {f"reelpolicy_{name}" for name in APP_SERVICES}
+    assert created == wanted
+    for name, url in urls.items():
+        assert parse_url(url).hostname == "postgres", name
+
+
+# ---------------------------------------------------------------- deploy/
+
+
+def test_dockerfile_caches_dependencies_and_runs_as_non_root() -> None:
+    instructions = dockerfile_instructions()
+    text = [f"{keyword} {args}" for keyword, args in instructions]
+    keywords = [keyword for keyword, _ in instructions]
+
+    assert ("ARG", "SERVICE") in instructions
+    assert instructions[0] == ("FROM", "python:3.11-slim")
+
+    def first(predicate: Any) -> int:
+        return next(i for i, line in enumerate(text) if predicate(line))
+
+    lock_copy = first(lambda line: line.startswith("COPY ") and "uv.lock" in line)
+    deps_sync = first(
+        lambda line: (
+            line.startswith("RUN ")
+            and "uv sync" in line
+            and "--frozen" in line
+            and "--no-install-workspace" in line
+            and "reelpolicy-$SERVICE" in line
+        )
+    )
+    source_copy = first(
+        lambda line: (
+            line.startswith("COPY ")
+            and "--from" not in line
+            and not all(src.endswith(("pyproject.toml", "uv.lock")) for src in line.split()[1:-1])
+        )
+    )
+    assert lock_copy < deps_sync < source_copy, "dependencies must be a layer before the source"
+
+    users = [args for keyword, args in instructions if keyword == "USER"]
+    assert users, "the image must not run as root"
+    assert users[-1].split(":")[0] not in {"root", "0"}
+    assert keywords.index("USER") < keywords.index("CMD")
+
+    healthcheck = next(args for keyword, args in instructions if keyword == "HEALTHCHECK")
+    assert "urllib" in healthcheck
+    assert "/healthz" in healthcheck
+
+
+def test_prometheus_scrapes_every_replica_of_every_app_service(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text(encoding="utf-8"))
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    for name in APP_SERVICES:
+        port = int(environment(services[name])["HTTP_PORT"])
+        job = jobs.get(name)
+        assert job, f"no scrape job for {name}"
+        assert job.get("metrics_path", "/metrics") == "/metrics"
+        discovered = [
+            sd
+            for sd in job.get("dns_sd_configs", [])
+            if name in sd["names"] and sd.get("type") == "A" and sd.get("port") == port
+        ]
+        assert discovered, f"{name} must be found by DNS (type A, port {port}) so replicas count"
+    prometheus = services["prometheus"]
+    assert any("./deploy/prometheus.yml:" in str(v) for v in prometheus.get("volumes", []))
+
+
+def test_otel_collector_receives_otlp_and_exports_to_jaeger(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    config = yaml.safe_load((DEPLOY / "otel-collector.yaml").read_text(encoding="utf-8"))
+    protocols = config["receivers"]["otlp"]["protocols"]
+    assert {"grpc", "http"} <= protocols.keys()
+
+    to_jaeger = [
+        name
+        for name, exporter in config["exporters"].items()
+        if name.split("/")[0] in {"otlp", "otlphttp"}
+        and urlsplit("//" + exporter["endpoint"].split("://")[-1]).hostname == "jaeger"
+    ]
+    assert to_jaeger, "no OTLP exporter to jaeger"
+    assert "jaeger" in services
+    traces = config["service"]["pipelines"]["traces"]
+    assert "otlp" in traces["receivers"]
+    assert set(to_jaeger) & set(traces["exporters"])
+
+    collector = services["otel-collector"]
+    assert any("./deploy/otel-collector.yaml:" in str(v) for v in collector.get("volumes", []))
+    http_port = urlsplit("//" + protocols["http"]["endpoint"]).port
+    for name in APP_SERVICES:
+        endpoint = urlsplit(environment(services[name])["OTEL_EXPORTER_OTLP_ENDPOINT"])
+        assert endpoint.scheme == "http"
+        assert endpoint.hostname == "otel-collector"
+        assert endpoint.port == http_port, "services export OTLP/HTTP"
