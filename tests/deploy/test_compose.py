@@ -124,9 +124,9 @@ def published_host_ports(service: dict[str, Any]) -> Iterator[tuple[int, str]]:
             spec, _, protocol = str(entry).partition("/")
             protocol = protocol or "tcp"
             pieces = spec.rsplit(":", 2)
-            if len(pieces) == 1:  # container port only: an ephemeral host port
+            host = pieces[-2] if len(pieces) > 1 else ""
+            if not host:  # container port only, or "ip::port": an ephemeral host port
                 continue
-            host = pieces[-2]
         low, _, high = host.partition("-")
         for port in range(int(low), int(high or low) + 1):
             yield port, protocol
