@@ -57,7 +57,7 @@ def pred_expr(p: Pred) -> pl.Expr:
         }[op]
     if op in ("in", "not_in"):
         vals = [_lit(p.field, x) for x in v]
-        e = c.is_in(pl.Series(vals, dtype=ENUM_DTYPES.get(p.field)))
+        e = c.is_in(pl.Series(vals, dtype=ENUM_DTYPES.get(p.field)).implode())
         return e if op == "in" else ~e
     if op == "between":
         return (c >= pl.lit(v[0])) & (c <= pl.lit(v[1]))
