@@ -123,3 +123,32 @@ def subjects_to_frame(
 
 def frame_subject_type(frame: pl.DataFrame) -> SubjectType:
     return "production" if "production.region_code" in frame.columns else "enterprise"
+
+
+def _decode(path: str, v: Any) -> Any:
+    if v is None:
+        return None
+    t = FIELDS[path].type
+    if t is FieldType.region:
+        return str(v)
+    if t is FieldType.region_list:
+        return tuple(str(c) for c in v)
+    if t is FieldType.enum_set:
+        vocab = FIELDS[path].vocabulary
+        return frozenset(x for i, x in enumerate(vocab) if v >> i & 1)
+    if t is FieldType.grants:
+        return tuple(
+            (
+                g["issuer_level"],
+                None if g["issuer_region_code"] is None else str(g["issuer_region_code"]),
+                g["amount_cny"],
+            )
+            for g in v
+        )
+    return v
+
+
+def frame_to_values(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    """Inverse of the layout: per row, ``{field path: value}`` as ``flatten_subject`` gives."""
+    cols = [c for c in frame.columns if c in FIELDS]
+    return [{c: _decode(c, row[c]) for c in cols} for row in frame.select(cols).iter_rows(named=True)]
