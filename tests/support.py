@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+
 def unique_topic(prefix: str = "t") -> str:
     return f"{prefix}.{uuid.uuid4().hex[:10]}"
 

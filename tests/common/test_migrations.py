@@ -20,11 +20,19 @@ async def test_applies_each_file_once_and_records_it(fresh_database: str) -> Non
     try:
         extra = [Migration("svc", 1, "things", "CREATE TABLE things (id int)")]
         first = await apply_migrations(conn, common_migrations() + extra)
-        assert first == ["common/001_outbox", "common/002_processed_events", "svc/001_things"]
+        assert first == [
+            "common/001_outbox",
+            "common/002_processed_events",
+            "common/003_api_keys",
+            "svc/001_things",
+        ]
         assert await apply_migrations(conn, common_migrations() + extra) == []
         rows = await conn.fetch("SELECT namespace, version FROM schema_migrations ORDER BY 1, 2")
         assert [(r["namespace"], r["version"]) for r in rows] == [
-            ("common", 1), ("common", 2), ("svc", 1),
+            ("common", 1),
+            ("common", 2),
+            ("common", 3),
+            ("svc", 1),
         ]
     finally:
         await conn.close()

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Sequence
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
-from support import eventually, unique_topic
 
 from reelpolicy_common.db.migrations import apply_migrations, common_migrations
 from reelpolicy_common.db.pool import create_pool
@@ -18,6 +17,7 @@ from reelpolicy_common.events import Envelope, EventType
 from reelpolicy_common.kafka import KafkaRecordPublisher, ensure_topics, make_producer
 from reelpolicy_common.outbox import OutboxRecord, OutboxRelay, enqueue_many
 from reelpolicy_devstack.servers import EmbeddedBroker
+from support import eventually, unique_topic
 
 pytestmark = pytest.mark.servers
 
@@ -33,9 +33,7 @@ async def pool(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 def event(key: str, n: int) -> Envelope:
-    return Envelope(
-        type=EventType.enterprise_upserted, producer="test", key=key, payload={"n": n}
-    )
+    return Envelope(type=EventType.enterprise_upserted, producer="test", key=key, payload={"n": n})
 
 
 async def write(pool: asyncpg.Pool, topic: str, events: Sequence[Envelope]) -> None:
@@ -43,7 +41,9 @@ async def write(pool: asyncpg.Pool, topic: str, events: Sequence[Envelope]) -> N
         await enqueue_many(conn, topic=topic, envelopes=events)
 
 
-async def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 20) -> list[Envelope]:
+async def read_all(
+    bootstrap: str, topic: str, expected: int, timeout: float = 20
+) -> list[Envelope]:
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
     )
@@ -67,8 +67,11 @@ async def running_relay(
     producer = make_producer(bootstrap_servers=bootstrap, enable_idempotence=False)
     await producer.start()
     relay = OutboxRelay(
-        pool=pool, publisher=KafkaRecordPublisher(producer, timeout=3),
-        batch_size=batch_size, idle_timeout=idle_timeout, max_backoff=0.5,
+        pool=pool,
+        publisher=KafkaRecordPublisher(producer, timeout=3),
+        batch_size=batch_size,
+        idle_timeout=idle_timeout,
+        max_backoff=0.5,
     )
     task = asyncio.create_task(relay.run())
     try:
@@ -134,8 +137,9 @@ async def test_two_relays_share_the_lanes_without_reordering(
     await ensure_topics(bootstrap_servers=bootstrap_servers, names=[topic])
     events = [event(f"k{i % 11}", i) for i in range(2000)]
     await write(pool, topic, events)
-    async with running_relay(pool, bootstrap_servers, batch_size=50), running_relay(
-        pool, bootstrap_servers, batch_size=50
+    async with (
+        running_relay(pool, bootstrap_servers, batch_size=50),
+        running_relay(pool, bootstrap_servers, batch_size=50),
     ):
         seen = await read_all(bootstrap_servers, topic, 2000)
         await eventually(lambda: all_sent(pool))

@@ -10,11 +10,13 @@ CONSUMER_MESSAGES = Counter(
     ["consumer", "topic", "outcome"],
 )
 CONSUMER_RETRIES = Counter(
-    "reelpolicy_consumer_retries_total", "Handler retries before success or DLQ.",
+    "reelpolicy_consumer_retries_total",
+    "Handler retries before success or DLQ.",
     ["consumer", "topic"],
 )
 CONSUMER_LAG = Gauge(
-    "reelpolicy_consumer_lag", "Messages behind the partition's high watermark.",
+    "reelpolicy_consumer_lag",
+    "Messages behind the partition's high watermark.",
     ["consumer", "topic", "partition"],
 )
 OUTBOX_PUBLISHED = Counter("reelpolicy_outbox_published_total", "Outbox rows published.")
@@ -26,7 +28,8 @@ EVALUATION_SECONDS = Histogram(
     "reelpolicy_evaluation_seconds", "Time spent evaluating eligibility.", ["mode"]
 )
 DELIVERY_ATTEMPTS = Counter(
-    "reelpolicy_delivery_attempts_total", "Alert delivery attempts by channel and outcome.",
+    "reelpolicy_delivery_attempts_total",
+    "Alert delivery attempts by channel and outcome.",
     ["channel", "outcome"],
 )
 

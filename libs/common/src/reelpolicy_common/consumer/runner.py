@@ -93,7 +93,9 @@ async def process_record(
             event = ConsumedEvent(envelope, record.topic, record.partition, record.offset, headers)
             retrying = AsyncRetrying(
                 stop=stop_after_attempt(retry.max_attempts),
-                wait=wait_exponential_jitter(initial=retry.initial_seconds, max=retry.max_seconds),
+                wait=wait_exponential_jitter(
+                    multiplier=retry.initial_seconds, max=retry.max_seconds
+                ),
                 retry=retry_if_not_exception_type((PermanentError, ValidationError, ValueError)),
                 reraise=True,
             )
@@ -110,7 +112,11 @@ async def process_record(
             span.set_status(Status(StatusCode.ERROR, "dead-lettered"))
             log.warning(
                 "dead-lettering %s[%d]@%d after %d attempt(s): %r",
-                record.topic, record.partition, record.offset, attempts, exc,
+                record.topic,
+                record.partition,
+                record.offset,
+                attempts,
+                exc,
             )
             await dead_letter(record, f"{type(exc).__name__}: {exc}"[:2000], max(attempts, 1))
             metrics.CONSUMER_MESSAGES.labels(consumer, record.topic, "dead_lettered").inc()

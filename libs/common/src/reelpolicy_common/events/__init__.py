@@ -2,6 +2,7 @@
 
 from reelpolicy_common.events.envelope import Envelope, EventType, decode_envelope
 from reelpolicy_common.events.payloads import (
+    ApiKeyChanged,
     EligibilityChanged,
     EnterpriseChanged,
     PolicyImpact,
@@ -11,6 +12,7 @@ from reelpolicy_common.events.payloads import (
 )
 
 __all__ = [
+    "ApiKeyChanged",
     "EligibilityChanged",
     "EnterpriseChanged",
     "Envelope",

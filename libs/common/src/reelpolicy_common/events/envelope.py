@@ -25,6 +25,7 @@ class EventType(StrEnum):
     production_deleted = "production.deleted"
     eligibility_changed = "eligibility.changed"
     policy_impact = "policy.impact"
+    api_key_changed = "api_key.changed"
 
 
 CURRENT_SCHEMA_VERSION = 1

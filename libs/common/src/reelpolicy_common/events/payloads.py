@@ -78,3 +78,14 @@ class PolicyImpact(_Payload):
     total_potential_cny: int
     fund_budget_cny: int | None = None
     fund_exhausted: bool = False
+
+
+class ApiKeyChanged(_Payload):
+    """An API key issued or revoked by the registry (only its hash travels)."""
+
+    key_id: str
+    key_hash: str
+    role: Literal["operator", "company"]
+    enterprise_id: str | None = None
+    label: str | None = None
+    revoked: bool = False

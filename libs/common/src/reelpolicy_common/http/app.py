@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from faststream.specification import AsyncAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_fastapi_instrumentator import Instrumentator
 
 from reelpolicy_common.http.errors import install_error_handlers
@@ -53,7 +53,9 @@ def create_service_app(
     async def asyncapi_html(request: Request) -> HTMLResponse:
         from faststream.specification.asyncapi.site import get_asyncapi_html
 
-        return HTMLResponse(get_asyncapi_html(AsyncAPI(runtime.broker, title=title).to_specification()))
+        return HTMLResponse(
+            get_asyncapi_html(AsyncAPI(runtime.broker, title=title).to_specification())
+        )
 
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,metrics")
     Instrumentator(excluded_handlers=["/metrics", "/healthz"]).instrument(app).expose(

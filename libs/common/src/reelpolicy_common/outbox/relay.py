@@ -61,7 +61,7 @@ class OutboxRelay:
         self._metrics = metrics
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._listen_conn: asyncpg.Connection | None = None
+        self._listen_conn: Any = None  # a pooled connection held for LISTEN
 
     def wake(self, *_: Any) -> None:
         self._wake.set()

@@ -1,0 +1,129 @@
+"""API keys: ``Authorization: Bearer <key>``, stored hashed, with a role.
+
+A key looks like ``rp_<key_id>_<secret>``; only ``HMAC-SHA256(server secret, key)``
+is stored. The registry issues and revokes keys (CLI and endpoint) and publishes
+``api_key.changed`` events; every service keeps its own ``api_keys`` table from
+them, so each checks keys locally without reading another service's tables.
+
+Roles: ``operator`` sees everything; ``company`` is bound to one enterprise and
+sees only its records. Services answer 404 (never 403) for another company's
+records so ids do not leak: see :meth:`Principal.can_see`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+import asyncpg
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from reelpolicy_common.http.errors import ApiError
+
+Role = Literal["operator", "company"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: str
+    role: Role
+    enterprise_id: str | None
+
+    @property
+    def is_operator(self) -> bool:
+        return self.role == "operator"
+
+    def can_see(self, enterprise_id: str | None) -> bool:
+        """Whether this principal may see records of ``enterprise_id``."""
+        return self.is_operator or (
+            enterprise_id is not None and enterprise_id == self.enterprise_id
+        )
+
+
+def new_api_key() -> tuple[str, str]:
+    """A fresh (key_id, full key)."""
+    key_id = secrets.token_hex(6)
+    return key_id, f"rp_{key_id}_{secrets.token_urlsafe(24)}"
+
+
+def hash_api_key(key: str, *, secret_key: str) -> str:
+    return hmac.new(secret_key.encode(), key.encode(), hashlib.sha256).hexdigest()
+
+
+async def upsert_api_key(
+    conn: asyncpg.Connection,
+    *,
+    key_id: str,
+    key_hash: str,
+    role: Role,
+    enterprise_id: str | None,
+    label: str | None,
+    revoked: bool,
+) -> None:
+    """Store (or revoke) a key; the caller owns the transaction."""
+    await conn.execute(
+        """INSERT INTO api_keys (key_id, key_hash, role, enterprise_id, label, revoked_at)
+           VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 THEN now() END)
+           ON CONFLICT (key_id) DO UPDATE SET
+             revoked_at = CASE WHEN $6 THEN coalesce(api_keys.revoked_at, now()) END""",
+        key_id,
+        key_hash,
+        role,
+        enterprise_id,
+        label,
+        revoked,
+    )
+
+
+async def find_principal(pool: asyncpg.Pool, *, key: str, secret_key: str) -> Principal | None:
+    row = await pool.fetchrow(
+        "SELECT key_id, role, enterprise_id FROM api_keys"
+        " WHERE key_hash = $1 AND revoked_at IS NULL",
+        hash_api_key(key, secret_key=secret_key),
+    )
+    if row is None:
+        return None
+    return Principal(row["key_id"], row["role"], row["enterprise_id"])
+
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer rp_...`")
+
+
+async def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """FastAPI dependency: the caller, or 401."""
+    if credentials is None or not credentials.credentials:
+        raise ApiError(401, "missing bearer API key", field="Authorization")
+    runtime = request.app.state.runtime
+    principal = await find_principal(
+        runtime.pool,
+        key=credentials.credentials,
+        secret_key=runtime.settings.reelpolicy_secret_key.get_secret_value(),
+    )
+    if principal is None:
+        raise ApiError(401, "unknown or revoked API key", field="Authorization")
+    return principal
+
+
+async def operator_principal(
+    principal: Annotated[Principal, Depends(current_principal)],
+) -> Principal:
+    """FastAPI dependency: the caller, who must be an operator (else 403)."""
+    if not principal.is_operator:
+        raise ApiError(403, "this endpoint needs an operator key", field="Authorization")
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+OperatorPrincipal = Annotated[Principal, Depends(operator_principal)]
+
+
+def not_found(what: str, ident: str) -> ApiError:
+    """The 404 for a record that does not exist *or* is not the caller's."""
+    return ApiError(404, f"{what} {ident} not found", field="id")
