@@ -11,7 +11,9 @@ from reelpolicy_policy import Policy, Subject, parse_policy
 TODAY = date(2026, 3, 1)
 
 
-def doc(criteria: dict[str, Any], benefits: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
+def doc(
+    criteria: dict[str, Any], benefits: list[dict[str, Any]] | None = None, **extra: Any
+) -> dict[str, Any]:
     d: dict[str, Any] = {
         "id": extra.pop("id", "test-policy"),
         "title": {"zh": "测试", "en": "Test"},
@@ -27,7 +29,9 @@ def doc(criteria: dict[str, Any], benefits: list[dict[str, Any]] | None = None, 
     return d
 
 
-def policy(criteria: dict[str, Any], benefits: list[dict[str, Any]] | None = None, **extra: Any) -> Policy:
+def policy(
+    criteria: dict[str, Any], benefits: list[dict[str, Any]] | None = None, **extra: Any
+) -> Policy:
     return parse_policy(doc(criteria, benefits, **extra))
 
 
@@ -47,7 +51,9 @@ def production(**kw: Any) -> ProductionAttributes:
 
 
 def prod_subject(sid: str = "p1", ent: EnterpriseAttributes | None = None, **kw: Any) -> Subject:
-    return Subject(sid, enterprise=ent if ent is not None else enterprise(), production=production(**kw))
+    return Subject(
+        sid, enterprise=ent if ent is not None else enterprise(), production=production(**kw)
+    )
 
 
 def grant(level: str, amount: int, region: str | None = None) -> Grant:

@@ -71,9 +71,17 @@ productions = st.builds(
     themes=opt(_subset(Theme)),
     awards=opt(_subset(Award)),
     grants=opt(st.lists(grants, max_size=3)),
-    metrics=opt(st.builds(Metrics, views=opt(st.integers(0, 10**9)), rating=opt(st.sampled_from([0.0, 5.5, 7.0, 9.9])))),
+    metrics=opt(
+        st.builds(
+            Metrics,
+            views=opt(st.integers(0, 10**9)),
+            rating=opt(st.sampled_from([0.0, 5.5, 7.0, 9.9])),
+        )
+    ),
     content_status=opt(st.sampled_from(list(ContentStatus))),
-    overseas=opt(st.builds(Overseas, markets=st.lists(st.sampled_from(["US", "JP", "TH"]), max_size=2))),
+    overseas=opt(
+        st.builds(Overseas, markets=st.lists(st.sampled_from(["US", "JP", "TH"]), max_size=2))
+    ),
 )
 
 

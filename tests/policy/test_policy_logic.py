@@ -51,7 +51,9 @@ def test_kleene_logic(criteria: dict[str, Any], expected: str) -> None:
 
 
 def test_unknown_lists_missing_fields_and_hint() -> None:
-    r = evaluate(policy({"all": [KNOWN_T, UNKNOWN]}), prod_subject(region_code="310110"), today=TODAY)
+    r = evaluate(
+        policy({"all": [KNOWN_T, UNKNOWN]}), prod_subject(region_code="310110"), today=TODAY
+    )
     assert r.status == "unknown"
     assert r.missing_fields == ["production.budget_cny"]
     assert "production.budget_cny" in r.explanation["hint"]
@@ -89,15 +91,22 @@ def test_production_without_enterprise_has_unknown_enterprise_fields() -> None:
 
 
 def test_list_membership_and_dates() -> None:
-    any_p = policy({"field": "production.platforms", "op": "contains_any", "value": ["douyin", "hongguo"]})
-    all_p = policy({"field": "production.platforms", "op": "contains_all", "value": ["douyin", "hongguo"]})
+    any_p = policy(
+        {"field": "production.platforms", "op": "contains_any", "value": ["douyin", "hongguo"]}
+    )
+    all_p = policy(
+        {"field": "production.platforms", "op": "contains_all", "value": ["douyin", "hongguo"]}
+    )
     s = prod_subject(platforms=["douyin"])
     assert evaluate(any_p, s, today=TODAY).status == "eligible"
     assert evaluate(all_p, s, today=TODAY).status == "ineligible"
     assert evaluate(any_p, prod_subject(platforms=None), today=TODAY).status == "unknown"
     between = policy({"field": "production.release_date", "op": "between",
                       "value": ["2025-01-01", "2025-12-31"]})  # fmt: skip
-    assert evaluate(between, prod_subject(release_date=date(2025, 6, 1)), today=TODAY).status == "eligible"
+    assert (
+        evaluate(between, prod_subject(release_date=date(2025, 6, 1)), today=TODAY).status
+        == "eligible"
+    )
 
 
 def test_not_in_force_is_ineligible() -> None:
@@ -113,7 +122,9 @@ def errors_of(data: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def test_typo_in_field_names_json_path() -> None:
-    errs = errors_of(doc({"all": [KNOWN_T, {"not": {"field": "production.platfroms", "op": "exists"}}]}))
+    errs = errors_of(
+        doc({"all": [KNOWN_T, {"not": {"field": "production.platfroms", "op": "exists"}}]})
+    )
     assert errs[0]["path"] == "$.criteria.all[1].not.field"
     assert "production.platfroms" in errs[0]["message"]
 
@@ -125,9 +136,13 @@ def test_operator_not_fitting_type() -> None:
 
 
 def test_bad_value_and_enterprise_field_scope() -> None:
-    errs = errors_of(doc({"field": "production.themes", "op": "contains_any", "value": ["zombies"]}))
+    errs = errors_of(
+        doc({"field": "production.themes", "op": "contains_any", "value": ["zombies"]})
+    )
     assert errs[0]["path"] == "$.criteria.value[0]"
-    errs = errors_of(doc({"field": "production.budget_cny", "op": "gte", "value": 1}, subject="enterprise"))
+    errs = errors_of(
+        doc({"field": "production.budget_cny", "op": "gte", "value": 1}, subject="enterprise")
+    )
     assert errs[0]["path"] == "$.criteria.field"
 
 
@@ -161,7 +176,9 @@ def test_load_text_json_yaml_and_canonical_form() -> None:
     from_yaml = load_policy_text(yaml_text, "application/yaml; charset=utf-8")
     canon = policy_document_dict(from_json)
     assert canon == policy_document_dict(from_yaml)
-    assert canon["criteria"] == {"all": [{"field": "production.region_code", "op": "within", "value": ["31"]}]}
+    assert canon["criteria"] == {
+        "all": [{"field": "production.region_code", "op": "within", "value": ["31"]}]
+    }
     assert policy_document_dict(parse_policy(canon)) == canon
     jsonschema.validate(canon, policy_json_schema())
     with pytest.raises(PolicyValidationError):
