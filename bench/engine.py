@@ -200,8 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ratio bulk/CEL per evaluation: {ratio:,.1f}x")
     print(f"peak memory (ru_maxrss): {peak_mb:,.0f} MB")
     print(f"CEL agreement on {sample.height:,} productions: {mismatches} mismatches")
-    print("targets: rate>=5M/s {}, >=50x CEL {}, peak<2GB {}".format(
-        rate >= 5e6, ratio >= 50, peak_mb < 2048))  # fmt: skip
+    print(f"targets: rate>=5M/s {rate >= 5e6}, >=50x CEL {ratio >= 50}, peak<2GB {peak_mb < 2048}")  # fmt: skip
     assert mismatches == 0, "bulk and CEL verdicts differ"
     return 0
 

@@ -30,7 +30,16 @@ MONETARY_OR_FUND_FACTS = {
     "F-YP-01", "F-YP-02", "F-YP-03", "F-YP-04", "F-YP-05", "F-SZ-01", "F-XA-01", "F-FJ-01",
     "F-ZZ-01", "F-ZZ-02", "F-ZZ-03", "F-HG-01", "F-KS-01",
 }  # fmt: skip
-PROGRAMME_FACTS = {"F-SJ-05", "F-GX-01", "F-CZ-01", "F-CQ-01", "F-HD-01", "F-JZ-01", "F-NB-01", "F-SH-05"}
+PROGRAMME_FACTS = {
+    "F-SJ-05",
+    "F-GX-01",
+    "F-CZ-01",
+    "F-CQ-01",
+    "F-HD-01",
+    "F-JZ-01",
+    "F-NB-01",
+    "F-SH-05",
+}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +50,7 @@ def catalog() -> dict[str, Policy]:
 def test_catalog_cites_every_fact_and_fits_the_schema(catalog: dict[str, Policy]) -> None:
     cited = {s.fact for p in catalog.values() for s in p.document.sources}
     assert cited >= MONETARY_OR_FUND_FACTS | PROGRAMME_FACTS
-    facts = (ROOT.parent / "shared" / "policy-facts.md")
+    facts = ROOT.parent / "shared" / "policy-facts.md"
     if facts.exists():
         text = facts.read_text(encoding="utf-8")
         assert all(f"- {fact} " in text for fact in cited)
@@ -56,16 +65,23 @@ def test_yangpu_new_enterprise_purchase_or_rent_never_both(catalog: dict[str, Po
     r = evaluate(p, s, today=TODAY)
     assert (r.status, r.amount_cny) == ("eligible", 3_000_000)
     assert r.explanation["amount"]["exclusive"][0]["chosen"] == "purchase"
-    old = Subject("e2", enterprise=enterprise(region_code="310110", established_on=date(2019, 1, 1)))
+    old = Subject(
+        "e2", enterprise=enterprise(region_code="310110", established_on=date(2019, 1, 1))
+    )
     assert evaluate(p, old, today=TODAY).status == "ineligible"
-    elsewhere = Subject("e3", enterprise=enterprise(region_code="310117", established_on=date(2025, 4, 1)))
+    elsewhere = Subject(
+        "e3", enterprise=enterprise(region_code="310117", established_on=date(2025, 4, 1))
+    )
     assert evaluate(p, elsewhere, today=TODAY).status == "ineligible"
 
 
 def test_songjiang_matching_of_national_grant(catalog: dict[str, Policy]) -> None:
     p = catalog["sj-matching-funds"]
     s = prod_subject(region_code="310117", grants=[grant("national", 2_000_000)])
-    assert (evaluate(p, s, today=TODAY).status, evaluate(p, s, today=TODAY).amount_cny) == ("eligible", 2_000_000)
+    assert (evaluate(p, s, today=TODAY).status, evaluate(p, s, today=TODAY).amount_cny) == (
+        "eligible",
+        2_000_000,
+    )
     big = prod_subject(region_code="310117", grants=[grant("national", 8_000_000)])
     assert evaluate(p, big, today=TODAY).amount_cny == 3_000_000
     none = prod_subject(region_code="310117", grants=[])
@@ -85,12 +101,18 @@ def test_shenzhen_stacked_benefits_never_exceed_cap(catalog: dict[str, Policy]) 
     pols = [*catalog.values(), *extra]
     subjects = [prod_subject(f"p{i}", region_code=f"44030{i}") for i in range(3, 8)]
     long = evaluate_bulk(pols, subjects_to_frame(subjects), today=TODAY).long()
-    results = [evaluate(p, s, today=TODAY) for s in subjects for p in pols if p.subject == "production"]
+    results = [
+        evaluate(p, s, today=TODAY) for s in subjects for p in pols if p.subject == "production"
+    ]
     stacked = apply_stacking(results, policies=pols)
     for s in subjects:
-        mine = [r for r in stacked if r.subject_id == s.subject_id and r.policy_id.startswith("sz-")]
+        mine = [
+            r for r in stacked if r.subject_id == s.subject_id and r.policy_id.startswith("sz-")
+        ]
         assert sum(r.amount_cny or 0 for r in mine) == 3_000_000
-        before = long.filter((long["subject_id"] == s.subject_id) & long["policy_id"].str.starts_with("sz-"))
+        before = long.filter(
+            (long["subject_id"] == s.subject_id) & long["policy_id"].str.starts_with("sz-")
+        )
         assert before["amount_cny"].sum() == 6_500_000
 
 
@@ -101,11 +123,26 @@ def test_taken_down_production_loses_eligibility(catalog: dict[str, Policy]) -> 
         "prestigious_award"], grants=[grant("national", 1_000_000)], promotion_budget_cny=900_000,
         metrics={"views": 10**7, "rating": 8.8}, overseas={"markets": ["TH"]},
     )  # fmt: skip
-    regions = ["310110", "310117", "440305", "610113", "410105", "350102", "450102", "320404", "500103", "130402"]
+    regions = [
+        "310110",
+        "310117",
+        "440305",
+        "610113",
+        "410105",
+        "350102",
+        "450102",
+        "320404",
+        "500103",
+        "130402",
+    ]
     eligible_before = 0
     for code in regions:
-        ok = prod_subject(region_code=code, filming_region_codes=[code], content_status="approved", **rich)
-        down = prod_subject(region_code=code, filming_region_codes=[code], content_status="taken_down", **rich)
+        ok = prod_subject(
+            region_code=code, filming_region_codes=[code], content_status="approved", **rich
+        )
+        down = prod_subject(
+            region_code=code, filming_region_codes=[code], content_status="taken_down", **rich
+        )
         for p in catalog.values():
             if p.subject != "production":
                 continue
@@ -117,7 +154,9 @@ def test_taken_down_production_loses_eligibility(catalog: dict[str, Policy]) -> 
 
 def test_shanghai_fund_never_overcommits(catalog: dict[str, Policy]) -> None:
     pols = [catalog[i] for i in ("sh-guidance-fund-project", "sh-major-events")]
-    subjects = [prod_subject(f"p{i:03}", region_code="310104", awards=["major_event"]) for i in range(40)]
+    subjects = [
+        prod_subject(f"p{i:03}", region_code="310104", awards=["major_event"]) for i in range(40)
+    ]
     results = [evaluate(p, s, today=TODAY) for s in subjects for p in pols]
     (report,) = allocate_fund(results, policies=pols)
     assert report.fund_id == "shanghai-miniseries-guidance-fund"

@@ -29,10 +29,11 @@ ENUM_DTYPES = {k: v for k, v in frame_schema("production").items() if isinstance
 
 
 def _within(e: pl.Expr, prefixes: Sequence[str]) -> pl.Expr:
-    return reduce(
+    out: pl.Expr = reduce(
         lambda a, b: a | b,
         [(e // 10 ** (6 - len(p))) == int(p) for p in prefixes],
     )
+    return out
 
 
 def _lit(path: str, v: object) -> object:
@@ -124,7 +125,8 @@ def amount_exprs(policy: Policy) -> tuple[pl.Expr, pl.Expr]:
             ref = b.of_benefit or ""
             e = _capped(amounts[ref] * bp // 10000, cap)
             if ref in static_null:
-                e, _ = nul, static_null.add(b.id)
+                e = nul
+                static_null.add(b.id)
         else:
             src = pl.col(b.of_field or "") if b.basis == "percentage_of_field" else _grant_sum(b)
             col = b.of_field if b.basis == "percentage_of_field" else "production.grants"

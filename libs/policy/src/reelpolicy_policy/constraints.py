@@ -149,8 +149,8 @@ def allocate_fund(
         if f is not None:
             funds[f.id] = min(funds.get(f.id, f.budget_cny), f.budget_cny)
     for r in results:
-        p = by_id.get(r.policy_id)
-        f = p.constraints.fund if p else None
+        pol = by_id.get(r.policy_id)
+        f = pol.constraints.fund if pol else None
         if f is None or not r.amount_cny:
             continue
         if r.status == "eligible":
@@ -160,7 +160,8 @@ def allocate_fund(
     reports = []
     for fid, budget in sorted(funds.items()):
         remaining = budget
-        funded, unfunded = [], []
+        funded: list[FundAllocation] = []
+        unfunded: list[FundAllocation] = []
         for r in sorted(drawers[fid], key=order):
             amount = r.amount_cny or 0
             give = min(amount, remaining)
@@ -180,6 +181,6 @@ def allocate_fund(
                 funded=funded,
                 unfunded=unfunded,
                 pending_unknown_cny=pending[fid],
-            )  # fmt: skip
+            )
         )
     return reports

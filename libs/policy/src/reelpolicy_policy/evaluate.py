@@ -84,9 +84,9 @@ def pred_value(p: Pred, v: Any) -> Tri:
     if op == "any_within":
         return any(region_within(code, pre) for code in v for pre in x)
     if op == "contains_any":
-        return not v.isdisjoint(x)
+        return not frozenset(v).isdisjoint(x)
     if op == "contains_all":
-        return set(x) <= v
+        return frozenset(x) <= frozenset(v)
     raise ValueError(f"unknown operator {op}")  # pragma: no cover - parse rejects it
 
 
@@ -129,6 +129,10 @@ def eval_node(node: Node, values: dict[str, Any]) -> tuple[Tri, dict[str, Any]]:
         assert isinstance(node, AnyOf)
         out = True if True in rs else (None if None in rs else False)
     return out, {key: [t for _, t in results], "result": _word(out)}
+
+
+def _or_minus_one(v: int | None) -> int:
+    return -1 if v is None else v
 
 
 def _cap(amount: int, cap: int | None) -> int:
@@ -198,7 +202,7 @@ def policy_amount(
     dropped: set[str] = set()
     choices = []
     for group in policy.constraints.exclusive:
-        best = max(group, key=lambda bid: -1 if amounts[bid] is None else amounts[bid])
+        best = max(group, key=lambda bid: _or_minus_one(amounts[bid]))
         dropped.update(bid for bid in group if bid != best)
         choices.append({"group": list(group), "chosen": best})
     kept = [amounts[b.id] for b in policy.benefits if b.id not in dropped]

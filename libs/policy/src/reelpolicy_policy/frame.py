@@ -151,4 +151,6 @@ def _decode(path: str, v: Any) -> Any:
 def frame_to_values(frame: pl.DataFrame) -> list[dict[str, Any]]:
     """Inverse of the layout: per row, ``{field path: value}`` as ``flatten_subject`` gives."""
     cols = [c for c in frame.columns if c in FIELDS]
-    return [{c: _decode(c, row[c]) for c in cols} for row in frame.select(cols).iter_rows(named=True)]
+    return [
+        {c: _decode(c, row[c]) for c in cols} for row in frame.select(cols).iter_rows(named=True)
+    ]

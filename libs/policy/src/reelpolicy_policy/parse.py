@@ -16,7 +16,6 @@ from pydantic import ValidationError
 from reelpolicy_policy.criteria import Errors, node_to_dict, parse_criteria, predicates
 from reelpolicy_policy.fields import FieldType, fields_for
 from reelpolicy_policy.model import (
-    MONEY_FROM_CAP,
     Policy,
     PolicyDocument,
     PolicyScope,
