@@ -31,3 +31,71 @@ async def eventually(
 
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+SECRET_KEY = "test-secret-key-0123456789abcdef"
+
+
+async def add_api_key(
+    dsn: str, *, role: str = "operator", enterprise_id: str | None = None
+) -> str:
+    """Issue an API key straight into a service's own ``api_keys`` table; return it."""
+    import asyncpg
+
+    from reelpolicy_common.auth import hash_api_key, new_api_key, upsert_api_key
+
+    key_id, key = new_api_key()
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            await upsert_api_key(
+                conn,
+                key_id=key_id,
+                key_hash=hash_api_key(key, secret_key=SECRET_KEY),
+                role=role,  # type: ignore[arg-type]
+                enterprise_id=enterprise_id,
+                label="test",
+                revoked=False,
+            )
+    finally:
+        await conn.close()
+    return key
+
+
+def service_env(*, service: str, database_url: str, bootstrap_servers: str, port: int = 0) -> dict[str, str]:
+    """The environment a service process (or its Settings) reads in tests."""
+    return {
+        "SERVICE_NAME": service,
+        "DATABASE_URL": database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
+        "REELPOLICY_SECRET_KEY": SECRET_KEY,
+        "HTTP_PORT": str(port or 1),
+        "LOG_JSON": "false",
+        "CONSUMER_MAX_ATTEMPTS": "3",
+        "CONSUMER_RETRY_INITIAL_SECONDS": "0.01",
+    }
+
+
+class RunningApp:
+    """An app with its lifespan running (real pool, broker, relay) and an HTTP client."""
+
+    def __init__(self, app: Any, key: str) -> None:
+        import httpx
+
+        self.app = app
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://test",
+            headers={"Authorization": f"Bearer {key}"},
+        )
+
+
+async def migrate_service(dsn: str, package: str, namespace: str) -> None:
+    from reelpolicy_common.db.migrations import apply_migrations, common_migrations, discover
+    from reelpolicy_common.db.pool import connect
+
+    conn = await connect(dsn)
+    try:
+        await apply_migrations(conn, common_migrations() + discover(package, namespace=namespace))
+    finally:
+        await conn.close()

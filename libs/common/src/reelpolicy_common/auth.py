@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import asyncpg
 from fastapi import Depends, Request
@@ -127,3 +127,38 @@ OperatorPrincipal = Annotated[Principal, Depends(operator_principal)]
 def not_found(what: str, ident: str) -> ApiError:
     """The 404 for a record that does not exist *or* is not the caller's."""
     return ApiError(404, f"{what} {ident} not found", field="id")
+
+
+async def apply_api_key_changed(conn: asyncpg.Connection, payload: dict[str, object]) -> None:
+    """Project an ``api_key.changed`` event into this service's ``api_keys`` table."""
+    from reelpolicy_common.events.payloads import ApiKeyChanged
+
+    change = ApiKeyChanged.model_validate(payload)
+    await upsert_api_key(
+        conn,
+        key_id=change.key_id,
+        key_hash=change.key_hash,
+        role=change.role,
+        enterprise_id=change.enterprise_id,
+        label=change.label,
+        revoked=change.revoked,
+    )
+
+
+def api_key_projection(pool_of: Any, *, consumer: str) -> Any:
+    """An event handler that keeps ``api_keys`` in step with the registry's events.
+
+    ``pool_of`` is anything with a ``pool`` attribute (the service runtime): the
+    pool exists only once the runtime has started.
+    """
+    from reelpolicy_common.consumer import ConsumedEvent, record_processed
+    from reelpolicy_common.events import EventType
+
+    async def handle(event: ConsumedEvent) -> None:
+        if event.envelope.type is not EventType.api_key_changed:
+            return
+        async with pool_of.pool.acquire() as conn, conn.transaction():
+            if await record_processed(conn, consumer=consumer, event_id=event.envelope.event_id):
+                await apply_api_key_changed(conn, event.envelope.payload)
+
+    return handle

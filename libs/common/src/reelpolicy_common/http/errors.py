@@ -27,15 +27,24 @@ class ApiError(Exception):
     """A client error with a status, a message and optionally the field at fault."""
 
     def __init__(
-        self, status_code: int, message: str, *, field: str | None = None, extra: Any = None
+        self,
+        status_code: int,
+        message: str,
+        *,
+        field: str | None = None,
+        extra: Any = None,
+        details: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.message = message
         self.field = field
         self.extra = extra
+        self.details = details
 
     def body(self) -> dict[str, Any]:
+        if self.details is not None:
+            return {"detail": self.details}
         entry: dict[str, Any] = {"message": self.message}
         if self.field is not None:
             entry["field"] = self.field

@@ -1,0 +1,77 @@
+"""A unit of work on asyncpg: one connection, one transaction, explicit commit.
+
+Handlers open it, use the service's repositories on ``uow.conn``, add events with
+:meth:`publish` (they go to the outbox in the same transaction), and call
+``await uow.commit()`` themselves. Leaving the block without committing rolls
+back, so a failure leaves neither the state change nor its events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+import asyncpg
+
+from reelpolicy_common.events.envelope import Envelope
+from reelpolicy_common.outbox.store import enqueue_many
+
+
+class PostgresUnitOfWork:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._conn: Any = None
+        self._tx: Any = None
+        self._events: list[tuple[str, Envelope]] = []
+
+    @property
+    def conn(self) -> asyncpg.Connection:
+        if self._conn is None:
+            raise RuntimeError("unit of work is not open")
+        conn: asyncpg.Connection = self._conn
+        return conn
+
+    async def __aenter__(self) -> PostgresUnitOfWork:
+        self._conn = await self._pool.acquire()
+        self._tx = self._conn.transaction()
+        await self._tx.start()
+        self._events = []
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self._tx is not None:
+                await self._tx.rollback()
+        finally:
+            self._tx = None
+            conn, self._conn = self._conn, None
+            await self._pool.release(conn)
+
+    def publish(self, topic: str, *envelopes: Envelope) -> None:
+        """Queue events; they are written to the outbox at commit, in order."""
+        self._events.extend((topic, e) for e in envelopes)
+
+    async def publish_many(self, topic: str, envelopes: Sequence[Envelope]) -> None:
+        """Write many events to the outbox now (``COPY``), inside this transaction."""
+        await enqueue_many(self.conn, topic=topic, envelopes=envelopes)
+
+    async def commit(self) -> None:
+        by_topic: list[tuple[str, list[Envelope]]] = []
+        for topic, envelope in self._events:
+            if by_topic and by_topic[-1][0] == topic:
+                by_topic[-1][1].append(envelope)
+            else:
+                by_topic.append((topic, [envelope]))
+        for topic, envelopes in by_topic:
+            await enqueue_many(self.conn, topic=topic, envelopes=envelopes)
+        self._events = []
+        if self._tx is None:
+            raise RuntimeError("unit of work is not open")
+        await self._tx.commit()
+        self._tx = None

@@ -1,0 +1,1 @@
+"""Adapters: PostgreSQL (asyncpg) implementations of the ports."""

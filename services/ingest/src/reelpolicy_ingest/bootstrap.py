@@ -1,0 +1,37 @@
+"""Wires the ingest service: settings -> runtime -> unit of work, consumers, publishers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reelpolicy_common import topics
+from reelpolicy_common.events import Envelope
+from reelpolicy_common.runtime import ServiceRuntime
+from reelpolicy_ingest.adapters.postgres import IngestUnitOfWork
+from reelpolicy_ingest.config import Settings
+
+
+@dataclass
+class Ingest:
+    """What the entrypoints need: settings, the runtime, and a unit-of-work factory."""
+
+    settings: Settings
+    runtime: ServiceRuntime
+
+    def uow(self) -> IngestUnitOfWork:
+        return IngestUnitOfWork(self.runtime.pool)
+
+
+def bootstrap(settings: Settings | None = None) -> Ingest:
+    from reelpolicy_ingest.entrypoints.consumers import register_consumers
+
+    settings = settings or Settings()
+    runtime = ServiceRuntime(settings)
+    register_consumers(runtime)
+    runtime.broker.publisher(
+        topics.POLICY,
+        title="policy events",
+        description="policy.published / policy.revoked, keyed by policy id (via the outbox).",
+        schema=Envelope,
+    )
+    return Ingest(settings, runtime)

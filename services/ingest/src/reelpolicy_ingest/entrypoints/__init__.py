@@ -1,0 +1,1 @@
+"""Entrypoints: the HTTP router and the Kafka consumers."""

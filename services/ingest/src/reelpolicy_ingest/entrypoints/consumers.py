@@ -1,0 +1,22 @@
+"""Ingest consumes the registry topic only to keep its API keys in step."""
+
+from __future__ import annotations
+
+from reelpolicy_common import topics
+from reelpolicy_common.auth import api_key_projection
+from reelpolicy_common.consumer import subscribe_reliably
+from reelpolicy_common.runtime import ServiceRuntime
+
+CONSUMER = "ingest.api-keys"
+
+
+def register_consumers(runtime: ServiceRuntime) -> None:
+    subscribe_reliably(
+        runtime.broker,
+        topic_names=[topics.REGISTRY],
+        group_id=runtime.settings.consumer_group,
+        consumer=CONSUMER,
+        handler=api_key_projection(runtime, consumer=CONSUMER),
+        retry=runtime.retry_policy,
+        description="API keys issued and revoked by the registry.",
+    )

@@ -1,0 +1,175 @@
+"""The ingest HTTP API: ``/v1/policies``."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from reelpolicy_common.auth import CurrentPrincipal, OperatorPrincipal
+from reelpolicy_common.http import ApiError, Page
+from reelpolicy_ingest import handlers
+from reelpolicy_ingest.bootstrap import Ingest
+from reelpolicy_ingest.domain import StoredPolicy
+from reelpolicy_policy import PolicyValidationError, load_policy_text, policy_json_schema
+
+router = APIRouter(prefix="/v1/policies", tags=["policies"])
+
+
+def get_ingest(request: Request) -> Ingest:
+    ingest: Ingest = request.app.state.ingest
+    return ingest
+
+
+IngestDep = Annotated[Ingest, Depends(get_ingest)]
+PolicyId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{1,80}$", description="Policy slug.")]
+
+
+class PolicySummary(BaseModel):
+    id: str
+    version: int
+    title: dict[str, str]
+    sources: list[Any]
+    effective: dict[str, Any]
+    revoked: bool = False
+
+
+class SubmitResponse(BaseModel):
+    id: str
+    version: int
+    created: bool = Field(description="False when the document equals the latest version.")
+    document: dict[str, Any]
+
+
+class RevokeResponse(BaseModel):
+    id: str
+    version: int
+    revoked: bool
+
+
+def _summary(p: StoredPolicy) -> PolicySummary:
+    d = p.document
+    return PolicySummary(
+        id=p.policy_id,
+        version=p.version,
+        title=d["title"],
+        sources=d["sources"],
+        effective=d["effective"],
+        revoked=p.revoked,
+    )
+
+
+def _validation_error(exc: PolicyValidationError) -> ApiError:
+    details: list[dict[str, Any]] = [
+        {"field": e["path"], "message": e["message"]} for e in exc.errors
+    ]
+    return ApiError(422, "invalid policy document", details=details)
+
+
+@router.get("/schema", summary="JSON Schema of policy documents")
+async def get_schema(_: CurrentPrincipal) -> dict[str, Any]:
+    return policy_json_schema()
+
+
+@router.post(
+    "",
+    response_model=SubmitResponse,
+    status_code=201,
+    summary="Store a policy document (JSON, or YAML with Content-Type: application/yaml)",
+    responses={200: {"description": "Identical to the latest version: nothing stored"}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "application/yaml": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def submit(
+    request: Request, response: Response, ingest: IngestDep, _: OperatorPrincipal
+) -> SubmitResponse:
+    body = await request.body()
+    if len(body) > ingest.settings.max_document_bytes:
+        raise ApiError(413, f"document larger than {ingest.settings.max_document_bytes} bytes")
+    content_type = request.headers.get("content-type", "application/json")
+    try:
+        policy = load_policy_text(body, content_type)
+        result = await handlers.submit_policy(uow=ingest.uow, policy=policy)
+    except PolicyValidationError as exc:
+        raise _validation_error(exc) from None
+    except handlers.VersionConflictError as exc:
+        raise ApiError(
+            409, str(exc), field="version", extra={"next_version": exc.next_version}
+        ) from None
+    if not result.created:
+        response.status_code = 200
+    p = result.policy
+    return SubmitResponse(
+        id=p.policy_id, version=p.version, created=result.created, document=p.document
+    )
+
+
+@router.get("", response_model=Page[PolicySummary], summary="Latest version of every policy")
+async def list_policies(
+    ingest: IngestDep,
+    _: CurrentPrincipal,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> Page[PolicySummary]:
+    after = None
+    if cursor:
+        try:
+            after = base64.urlsafe_b64decode(cursor.encode()).decode()
+        except ValueError:
+            raise ApiError(400, "malformed cursor", field="cursor") from None
+    async with ingest.uow() as work:
+        items = await work.policies.list_latest(after=after, limit=limit + 1)
+    more = len(items) > limit
+    items = items[:limit]
+    next_cursor = (
+        base64.urlsafe_b64encode(items[-1].policy_id.encode()).decode() if more and items else None
+    )
+    return Page[PolicySummary](items=[_summary(p) for p in items], next_cursor=next_cursor)
+
+
+@router.get("/{policy_id}", summary="The latest version, exactly as the schema defines it")
+async def get_latest(policy_id: PolicyId, ingest: IngestDep, _: CurrentPrincipal) -> dict[str, Any]:
+    async with ingest.uow() as work:
+        policy = await work.policies.latest(policy_id)
+    if policy is None:
+        raise ApiError(404, f"policy {policy_id} not found", field="policy_id")
+    return policy.document
+
+
+@router.get("/{policy_id}/versions/{version}", summary="One stored version")
+async def get_version(
+    policy_id: PolicyId,
+    version: Annotated[int, Path(ge=1)],
+    ingest: IngestDep,
+    _: CurrentPrincipal,
+) -> dict[str, Any]:
+    async with ingest.uow() as work:
+        policy = await work.policies.version(policy_id, version)
+    if policy is None:
+        raise ApiError(404, f"policy {policy_id} has no version {version}", field="version")
+    return policy.document
+
+
+@router.delete(
+    "/{policy_id}", response_model=RevokeResponse, summary="Revoke (an event, not erasure)"
+)
+async def revoke(
+    policy_id: PolicyId,
+    ingest: IngestDep,
+    _: OperatorPrincipal,
+    reason: Annotated[str | None, Query(max_length=500)] = None,
+) -> RevokeResponse:
+    try:
+        policy = await handlers.revoke_policy(uow=ingest.uow, policy_id=policy_id, reason=reason)
+    except handlers.PolicyNotFoundError:
+        raise ApiError(404, f"policy {policy_id} not found", field="policy_id") from None
+    return RevokeResponse(id=policy.policy_id, version=policy.version, revoked=True)
