@@ -36,9 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SECRET_KEY = "test-secret-key-0123456789abcdef"
 
 
-async def add_api_key(
-    dsn: str, *, role: str = "operator", enterprise_id: str | None = None
-) -> str:
+async def add_api_key(dsn: str, *, role: str = "operator", enterprise_id: str | None = None) -> str:
     """Issue an API key straight into a service's own ``api_keys`` table; return it."""
     import asyncpg
 
@@ -62,7 +60,9 @@ async def add_api_key(
     return key
 
 
-def service_env(*, service: str, database_url: str, bootstrap_servers: str, port: int = 0) -> dict[str, str]:
+def service_env(
+    *, service: str, database_url: str, bootstrap_servers: str, port: int = 0
+) -> dict[str, str]:
     """The environment a service process (or its Settings) reads in tests."""
     return {
         "SERVICE_NAME": service,
@@ -99,3 +99,47 @@ async def migrate_service(dsn: str, package: str, namespace: str) -> None:
         await apply_migrations(conn, common_migrations() + discover(package, namespace=namespace))
     finally:
         await conn.close()
+
+
+def settings_for(
+    settings_cls: Any, *, database_url: str, bootstrap_servers: str, **overrides: Any
+) -> Any:
+    """A service's Settings for a test, pointed at the embedded servers."""
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "kafka_bootstrap_servers": bootstrap_servers,
+        "reelpolicy_secret_key": SECRET_KEY,
+        "log_json": False,
+        "consumer_max_attempts": 3,
+        "consumer_retry_initial_seconds": 0.01,
+        "shutdown_grace_seconds": 5,
+        # A fresh group per app: rejoining a group whose old member is still
+        # registered makes the embedded broker wait for that member's session.
+        "kafka_consumer_group": f"test-{uuid.uuid4().hex[:8]}",
+    }
+    values.update(overrides)
+    return settings_cls(**values)
+
+
+async def topic_events(
+    bootstrap: str, topic: str, *, where: Callable[[Any], bool], expected: int, within: float = 20
+) -> list[Any]:
+    """Read ``topic`` from the start until ``expected`` envelopes match ``where``."""
+    from aiokafka import AIOKafkaConsumer
+
+    from reelpolicy_common.events import Envelope
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    found: list[Envelope] = []
+    try:
+        async with asyncio.timeout(within):
+            while len(found) < expected:
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    for record in records:
+                        envelope = Envelope.model_validate_json(record.value)
+                        if where(envelope):
+                            found.append(envelope)
+    finally:
+        await consumer.stop()
+    return found
