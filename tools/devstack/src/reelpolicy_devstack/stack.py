@@ -1,0 +1,179 @@
+"""``make up``: the whole platform on this machine, embedded servers by default.
+
+1. PostgreSQL: the embedded server (data kept in ``.devdata/postgres``) unless
+   ``DATABASE_URL`` points at a server; one database per service is created on it.
+2. Broker: the embedded Tansu (memory only) unless ``KAFKA_BOOTSTRAP_SERVERS`` is set;
+   the topics are created with the partition counts the services expect.
+3. Each service's migrations run (``reelpolicy-<svc> migrate``).
+4. The broker started empty but the databases did not: so the registry and ingest
+   *republish* their current state, and every outbox row sent in the last hour is
+   queued again. Consumers are idempotent (event ids) and projections only apply
+   newer versions, so the platform converges and emits no change twice.
+5. The operator key is registered (``REELPOLICY_OPERATOR_KEY`` or a generated one kept
+   in ``.devdata/operator_key``), the policy catalog is synced, and on first start
+   demo data is imported.
+6. The four services start as separate processes; once all are healthy their URLs
+   are printed. Ctrl-C (or SIGTERM) stops everything this command started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+import asyncpg
+
+from reelpolicy_common.kafka import ensure_topics
+from reelpolicy_devstack.mail import MailSink
+from reelpolicy_devstack.servers import (
+    EmbeddedBroker,
+    EmbeddedPostgres,
+    database_uri,
+    ensure_database,
+)
+from reelpolicy_devstack.services import DEFAULT_PORTS, SERVICES, ServiceGroup, run
+
+REPLAY_WINDOW_SQL = "UPDATE outbox SET sent_at = NULL WHERE sent_at > now() - interval '1 hour'"
+
+
+def _secret(path: Path, env_name: str, *, prefix: str = "") -> str:
+    value = os.environ.get(env_name)
+    if value:
+        return value
+    if path.exists():
+        return path.read_text().strip()
+    value = prefix + secrets.token_urlsafe(32)
+    path.write_text(value)
+    path.chmod(0o600)
+    return value
+
+
+@dataclass
+class Stack:
+    root: Path
+    data_dir: Path
+    stopping: threading.Event = field(default_factory=threading.Event)
+    postgres: EmbeddedPostgres | None = None
+    broker: EmbeddedBroker | None = None
+    mail: MailSink | None = None
+    group: ServiceGroup = field(default_factory=ServiceGroup)
+
+    def up(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        admin_url = os.environ.get("DATABASE_URL")
+        if not admin_url:
+            print("starting embedded PostgreSQL ...", flush=True)
+            self.postgres = EmbeddedPostgres.start(self.data_dir / "postgres")
+            admin_url = self.postgres.uri("postgres")
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        fresh_broker = not bootstrap
+        if not bootstrap:
+            port = int(os.environ.get("REELPOLICY_BROKER_PORT", "9092"))
+            print(f"starting embedded broker on 127.0.0.1:{port} ...", flush=True)
+            self.broker = EmbeddedBroker.start(port, log_file=self.data_dir / "broker.log")
+            bootstrap = self.broker.bootstrap_servers
+        asyncio.run(ensure_topics(bootstrap_servers=bootstrap))
+        self.mail = MailSink.start(
+            self.data_dir / "mail", port=int(os.environ.get("SMTP_PORT", "1025"))
+        )
+
+        secret_key = _secret(self.data_dir / "secret_key", "REELPOLICY_SECRET_KEY")
+        operator_key = _secret(
+            self.data_dir / "operator_key", "REELPOLICY_OPERATOR_KEY", prefix="rp_dev_"
+        )
+        envs: dict[str, dict[str, str]] = {}
+        for name in SERVICES:
+            db = f"reelpolicy_{name}"
+            asyncio.run(ensure_database(admin_url, db))
+            envs[name] = {
+                "SERVICE_NAME": name,
+                "DATABASE_URL": database_uri(admin_url, db),
+                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                "REELPOLICY_SECRET_KEY": secret_key,
+                "HTTP_PORT": os.environ.get(f"{name.upper()}_PORT", str(DEFAULT_PORTS[name])),
+                "SMTP_HOST": "127.0.0.1",
+                "SMTP_PORT": str(self.mail.port),
+                "NOTIFY_ALLOW_PRIVATE_TARGETS": os.environ.get(
+                    "NOTIFY_ALLOW_PRIVATE_TARGETS", "true"
+                ),
+            }
+            run(name, "migrate", env=envs[name])
+        if fresh_broker:
+            for name in ("registry", "ingest"):
+                run(name, "republish", env=envs[name])
+            for name in SERVICES:
+                asyncio.run(_requeue_recent(envs[name]["DATABASE_URL"]))
+        run("registry", "api-keys", "create", "--role", "operator", "--label", "make up",
+            "--key", operator_key, env=envs["registry"])  # fmt: skip
+        print(run("ingest", "sync", str(self.root / "catalog"), env=envs["ingest"]), end="")
+        demo = self.data_dir / "demo.jsonl"
+        if not demo.exists():
+            run("registry", "generate", "--enterprises", "200", "--productions", "1000",
+                "--seed", "7", "--out", str(demo), env=envs["registry"])  # fmt: skip
+            run("registry", "import", str(demo), env=envs["registry"])
+
+        for name in SERVICES:
+            self.group.start(
+                name,
+                port=int(envs[name]["HTTP_PORT"]),
+                env=envs[name],
+                log_dir=self.data_dir / "logs",
+            )
+        self.group.wait_healthy(timeout=90)
+        print("\nreelpolicy is up:")
+        for proc in self.group.processes:
+            print(f"  {proc.name:<9} {proc.url}  (docs {proc.url}/docs)")
+        print(f"  operator key   {operator_key}")
+        print(f"  mail sink      smtp://127.0.0.1:{self.mail.port} -> {self.mail.folder}/")
+        print(f"  logs           {self.data_dir / 'logs'}/")
+        print("Ctrl-C stops everything.", flush=True)
+
+    def wait(self) -> None:
+        while not self.stopping.wait(1.0):
+            for proc in self.group.processes:
+                if proc.process.poll() is not None:
+                    print(f"{proc.name} exited with {proc.process.returncode}; see {proc.log_path}")
+                    return
+
+    def down(self) -> None:
+        print("\nstopping ...", flush=True)
+        self.group.stop()
+        if self.mail is not None:
+            self.mail.stop()
+        if self.broker is not None:
+            self.broker.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+        print("stopped.", flush=True)
+
+
+async def _requeue_recent(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(REPLAY_WINDOW_SQL)
+    finally:
+        await conn.close()
+
+
+def up(root: Path) -> int:
+    stack = Stack(root=root, data_dir=root / ".devdata")
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stack.stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        stack.up()
+        stack.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            stack.down()
+    return 0
