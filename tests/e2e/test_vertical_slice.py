@@ -17,7 +17,6 @@ import pytest
 from receiver import WebhookReceiver
 from standardwebhooks import Webhook
 from stdnum.cn import uscc
-from support import SECRET_KEY, eventually
 
 from reelpolicy_devstack.servers import (
     EmbeddedBroker,
@@ -27,6 +26,7 @@ from reelpolicy_devstack.servers import (
     free_port,
 )
 from reelpolicy_devstack.services import SERVICES, ServiceGroup, run
+from support import SECRET_KEY, eventually
 
 pytestmark = [pytest.mark.servers, pytest.mark.e2e]
 
