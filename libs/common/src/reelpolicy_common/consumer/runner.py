@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -190,3 +190,22 @@ def subscribe_reliably(
                 record, consumer=consumer, handler=handler, retry=retry, dead_letter=dead_letter
             )
         await message.ack()
+        _observe_lag(message.consumer, records, consumer=consumer)
+
+
+def _observe_lag(
+    kafka_consumer: Any, records: Sequence[ConsumerRecord[Any, Any]], *, consumer: str
+) -> None:
+    """Consumer lag per partition: the high watermark minus the next offset to read."""
+    last: dict[tuple[str, int], int] = {}
+    for record in records:
+        last[(record.topic, record.partition)] = record.offset
+    for (topic, partition), offset in last.items():
+        try:
+            highwater = kafka_consumer.highwater(TopicPartition(topic, partition))
+        except Exception:  # a fake consumer (TestKafkaBroker) has no watermarks
+            continue
+        if highwater is not None:
+            metrics.CONSUMER_LAG.labels(consumer, topic, str(partition)).set(
+                max(0, highwater - offset - 1)
+            )
