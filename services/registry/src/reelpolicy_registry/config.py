@@ -1,0 +1,21 @@
+"""Registry settings (environment variables; every registry-only one has a default)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from reelpolicy_common.settings import SecretKeySettings
+
+
+class Settings(SecretKeySettings):
+    service_name: str = "registry"
+    http_port: int = Field(default=8001, ge=1, le=65535)
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest JSON body of a single-record call."
+    )
+    max_import_bytes: int = Field(
+        default=512 * 1024 * 1024, ge=1024, description="Largest body of POST /v1/import."
+    )
+    import_chunk_rows: int = Field(
+        default=20_000, ge=1, description="Rows validated, copied and committed together."
+    )

@@ -1,0 +1,204 @@
+"""Registry rules (pure): what a valid enterprise or production is, and how edits apply.
+
+The attribute schema is :mod:`reelpolicy_common.subjects`; the registry adds the
+checks only it can make: a unified social credit code's checksum (GB 32100-2015,
+``stdnum.cn.uscc``) and region codes present in the shipped GB/T 2260 table.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import ValidationError, field_validator
+from stdnum import exceptions as stdnum_errors
+from stdnum.cn import uscc
+
+from reelpolicy_common.http.errors import validation_details
+from reelpolicy_common.subjects import (
+    EnterpriseAttributes,
+    Grant,
+    ProductionAttributes,
+    Relocation,
+)
+from reelpolicy_registry.regions import is_known_region
+
+
+class InvalidRecordError(Exception):
+    """A record that breaks a rule; ``errors`` name the field and the reason."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+        self.errors = errors
+
+    @classmethod
+    def one(cls, field: str, message: str) -> InvalidRecordError:
+        return cls([{"field": field, "message": message}])
+
+    @classmethod
+    def from_validation(cls, exc: ValidationError) -> InvalidRecordError:
+        return cls(validation_details(list(exc.errors())))
+
+
+def check_credit_code(value: str) -> str:
+    """The compact, upper-case code, or ValueError naming what is wrong."""
+    try:
+        compact: str = uscc.validate(value)
+    except stdnum_errors.InvalidChecksum:
+        raise ValueError("unified social credit code has a wrong check digit") from None
+    except stdnum_errors.InvalidLength:
+        raise ValueError("unified social credit code must have 18 characters") from None
+    except stdnum_errors.ValidationError:
+        raise ValueError("not a unified social credit code (GB 32100-2015)") from None
+    return compact
+
+
+def check_region(value: str | None) -> str | None:
+    if value is not None and not is_known_region(value):
+        raise ValueError(f"{value} is not a known GB/T 2260 region code")
+    return value
+
+
+class EnterpriseInput(EnterpriseAttributes):
+    """Enterprise attributes as the registry accepts them."""
+
+    @field_validator("credit_code")
+    @classmethod
+    def _credit_code(cls, value: str) -> str:
+        return check_credit_code(value)
+
+    @field_validator("region_code")
+    @classmethod
+    def _region(cls, value: str) -> str | None:
+        return check_region(value)
+
+    @field_validator("region_history")
+    @classmethod
+    def _history(cls, value: list[Relocation]) -> list[Relocation]:
+        for step in value:
+            check_region(step.region_code)
+        return value
+
+
+class ProductionInput(ProductionAttributes):
+    """Production attributes as the registry accepts them."""
+
+    @field_validator("region_code")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        return check_region(value)
+
+    @field_validator("filming_region_codes")
+    @classmethod
+    def _filming(cls, value: list[str] | None) -> list[str] | None:
+        for code in value or []:
+            check_region(code)
+        return value
+
+    @field_validator("grants")
+    @classmethod
+    def _grants(cls, value: list[Grant] | None) -> list[Grant] | None:
+        for grant in value or []:
+            check_region(grant.issuer_region_code)
+        return value
+
+
+def validate_enterprise(data: Any) -> EnterpriseInput:
+    try:
+        return EnterpriseInput.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRecordError.from_validation(exc) from None
+
+
+def validate_production(data: Any) -> ProductionInput:
+    try:
+        return ProductionInput.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRecordError.from_validation(exc) from None
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch: objects merge recursively, ``null`` removes a member."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result: dict[str, Any] = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+@dataclass(frozen=True)
+class StoredEnterprise:
+    id: str
+    version: int
+    attributes: dict[str, Any]
+    region_since: date | None
+    created_at: datetime
+    updated_at: datetime
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class StoredProduction:
+    id: str
+    version: int
+    attributes: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    deleted: bool = False
+
+    @property
+    def enterprise_id(self) -> str:
+        enterprise_id: str = self.attributes["enterprise_id"]
+        return enterprise_id
+
+
+def patched_enterprise(
+    current: StoredEnterprise, patch: dict[str, Any], *, today: date
+) -> tuple[EnterpriseInput, date | None]:
+    """The enterprise after ``patch`` (validated whole) and its new region-since date.
+
+    A new ``region_code`` pushes the old one, with the date it was registered there
+    since, onto ``region_history`` (unless the patch sets ``region_history`` itself).
+    """
+    merged = merge_patch(current.attributes, patch)
+    updated = validate_enterprise(merged)
+    old_region = current.attributes["region_code"]
+    if updated.region_code == old_region:
+        return updated, current.region_since
+    if "region_history" not in patch:
+        since = current.region_since or current.created_at.date()
+        updated.region_history = [
+            *updated.region_history,
+            Relocation(region_code=old_region, since=since),
+        ]
+    return updated, today
+
+
+def patched_production(current: StoredProduction, patch: dict[str, Any]) -> ProductionInput:
+    """The production after ``patch``; its enterprise cannot change."""
+    merged = merge_patch(current.attributes, patch)
+    updated = validate_production(merged)
+    if updated.enterprise_id != current.enterprise_id:
+        raise InvalidRecordError.one(
+            "enterprise_id", "a production cannot move to another enterprise"
+        )
+    return updated
+
+
+def parse_if_match(header: str | None) -> int | None:
+    """The version an ``If-Match`` header names (``3``, ``"3"``, ``W/"3"``), or None for ``*``."""
+    if header is None:
+        return None
+    value = header.strip()
+    if value == "*":
+        return None
+    value = value.removeprefix("W/").strip().strip('"')
+    if not value.isdigit():
+        raise InvalidRecordError.one("If-Match", "If-Match must be a version number")
+    return int(value)

@@ -1,0 +1,88 @@
+"""``/v1/api-keys``: issue, list and revoke API keys (operator only)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, Field
+
+from reelpolicy_common.auth import OperatorPrincipal, Role
+from reelpolicy_registry import api_keys
+from reelpolicy_registry.entrypoints.resources import RegistryDep, call
+from reelpolicy_registry.ports import ApiKeyRecord
+
+router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
+
+
+class IssueKeyRequest(BaseModel):
+    role: Role
+    enterprise_id: str | None = Field(default=None, description="Required for a company key.")
+    label: str | None = Field(default=None, max_length=200)
+
+
+class IssuedKeyResponse(BaseModel):
+    key_id: str
+    key: str = Field(description="The key itself: shown this once, stored only hashed.")
+    role: Role
+    enterprise_id: str | None
+    label: str | None
+
+
+class ApiKeyResource(BaseModel):
+    key_id: str
+    role: Role
+    enterprise_id: str | None
+    label: str | None
+    created_at: datetime
+    revoked: bool
+
+
+def _resource(k: ApiKeyRecord) -> ApiKeyResource:
+    return ApiKeyResource(
+        key_id=k.key_id,
+        role=k.role,
+        enterprise_id=k.enterprise_id,
+        label=k.label,
+        created_at=k.created_at,
+        revoked=k.revoked,
+    )
+
+
+@router.post("", status_code=201, response_model=IssuedKeyResponse)
+async def issue_key(
+    body: IssueKeyRequest, registry: RegistryDep, _: OperatorPrincipal
+) -> IssuedKeyResponse:
+    """Issue a key; the answer shows it once. Every service learns of it by event."""
+    issued = await call(
+        api_keys.issue_api_key(
+            uow=registry.uow,
+            secret_key=registry.settings.reelpolicy_secret_key.get_secret_value(),
+            role=body.role,
+            enterprise_id=body.enterprise_id,
+            label=body.label,
+        )
+    )
+    return IssuedKeyResponse(
+        key_id=issued.key_id,
+        key=issued.key,
+        role=body.role,
+        enterprise_id=body.enterprise_id,
+        label=body.label,
+    )
+
+
+@router.get("", response_model=list[ApiKeyResource])
+async def list_keys(registry: RegistryDep, _: OperatorPrincipal) -> list[ApiKeyResource]:
+    """Every key (revoked ones too), without secrets."""
+    async with registry.uow() as work:
+        return [_resource(k) for k in await work.api_keys.find()]
+
+
+@router.delete("/{key_id}", response_model=ApiKeyResource)
+async def revoke_key(
+    key_id: Annotated[str, Path(max_length=64)], registry: RegistryDep, _: OperatorPrincipal
+) -> ApiKeyResource:
+    """Revoke a key (idempotent); every service stops accepting it once it sees the event."""
+    return _resource(await call(api_keys.revoke_api_key(uow=registry.uow, key_id=key_id)))

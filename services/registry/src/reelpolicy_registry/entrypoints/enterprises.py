@@ -1,0 +1,128 @@
+"""``/v1/enterprises``: create (operator), read, patch, soft-delete, list."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Response
+
+from reelpolicy_common.auth import CurrentPrincipal, OperatorPrincipal
+from reelpolicy_common.http import Page
+from reelpolicy_common.subjects import EnterpriseAttributes, EnterpriseKind
+from reelpolicy_registry import handlers
+from reelpolicy_registry.entrypoints.resources import (
+    Cursor,
+    EnterpriseResource,
+    IfMatch,
+    Limit,
+    RegistryDep,
+    call,
+    decode_cursor,
+    enterprise_resource,
+    expected_version,
+    owner_of,
+    page_cursor,
+    patch_body,
+)
+
+router = APIRouter(prefix="/v1/enterprises", tags=["enterprises"])
+
+
+@router.post("", status_code=201, response_model=EnterpriseResource)
+async def create_enterprise(
+    body: EnterpriseAttributes, registry: RegistryDep, _: OperatorPrincipal, response: Response
+) -> EnterpriseResource:
+    """Register an enterprise (operator only).
+
+    The credit code's check digit and the region code (GB/T 2260) are verified;
+    a live enterprise with the same credit code answers 409.
+    """
+    data = body.model_dump(mode="json")
+    stored = await call(handlers.create_enterprise(uow=registry.uow, data=data))
+    return enterprise_resource(stored, response)
+
+
+@router.get("/{enterprise_id}", response_model=EnterpriseResource)
+async def get_enterprise(
+    enterprise_id: str, registry: RegistryDep, principal: CurrentPrincipal, response: Response
+) -> EnterpriseResource:
+    """One enterprise (a company key sees only its own; others answer 404)."""
+    stored = await call(
+        handlers.get_enterprise(
+            uow=registry.uow, enterprise_id=enterprise_id, owner=owner_of(principal)
+        )
+    )
+    return enterprise_resource(stored, response)
+
+
+@router.patch("/{enterprise_id}", response_model=EnterpriseResource)
+async def patch_enterprise(
+    enterprise_id: str,
+    body: Annotated[dict[str, Any], Body(description="JSON merge patch of the attributes.")],
+    registry: RegistryDep,
+    principal: CurrentPrincipal,
+    response: Response,
+    if_match: IfMatch = None,
+) -> EnterpriseResource:
+    """Merge-patch the attributes (RFC 7396; ``null`` makes a field unknown).
+
+    The result is validated whole. A changed ``region_code`` moves the old one to
+    ``region_history``. With ``If-Match``, a stale version answers 412.
+    """
+    stored = await call(
+        handlers.patch_enterprise(
+            uow=registry.uow,
+            enterprise_id=enterprise_id,
+            patch=patch_body(body),
+            expected_version=expected_version(if_match),
+            owner=owner_of(principal),
+        )
+    )
+    return enterprise_resource(stored, response)
+
+
+@router.delete("/{enterprise_id}", response_model=EnterpriseResource)
+async def delete_enterprise(
+    enterprise_id: str, registry: RegistryDep, _: OperatorPrincipal, if_match: IfMatch = None
+) -> EnterpriseResource:
+    """Soft-delete an enterprise and its productions (operator only).
+
+    Each emits a ``deleted: true`` snapshot. With ``If-Match``, a stale version
+    answers 412. Answers the deleted snapshot.
+    """
+    stored = await call(
+        handlers.delete_enterprise(
+            uow=registry.uow,
+            enterprise_id=enterprise_id,
+            expected_version=expected_version(if_match),
+        )
+    )
+    return enterprise_resource(stored)
+
+
+@router.get("", response_model=Page[EnterpriseResource])
+async def list_enterprises(
+    registry: RegistryDep,
+    principal: CurrentPrincipal,
+    region_prefix: Annotated[str | None, Query(pattern=r"^\d{1,6}$")] = None,
+    kind: EnterpriseKind | None = None,
+    tag: str | None = None,
+    q: Annotated[str | None, Query(max_length=100, description="Part of the name.")] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Page[EnterpriseResource]:
+    """Live enterprises in id order, filtered; a company key lists only its own."""
+    async with registry.uow() as work:
+        items = await work.enterprises.find(
+            only_id=owner_of(principal),
+            region_prefix=region_prefix,
+            kind=None if kind is None else kind.value,
+            tag=tag,
+            q=q,
+            after=decode_cursor(cursor),
+            limit=limit + 1,
+        )
+    return Page[EnterpriseResource](
+        items=[enterprise_resource(e) for e in items[:limit]],
+        next_cursor=page_cursor(items, limit, lambda e: e.id),
+    )

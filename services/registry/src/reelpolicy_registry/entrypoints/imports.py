@@ -1,0 +1,87 @@
+"""``/v1/import``: bulk JSON Lines or CSV (operator only), with a per-row report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from reelpolicy_common.auth import OperatorPrincipal
+from reelpolicy_common.http import ApiError
+from reelpolicy_registry.entrypoints.resources import RegistryDep
+from reelpolicy_registry.importing import ImportReport, import_rows
+from reelpolicy_registry.rows import MalformedFileError, csv_rows, jsonl_rows
+
+router = APIRouter(prefix="/v1/import", tags=["import"])
+
+JSONL_TYPES = {"application/x-ndjson", "application/jsonl", "application/json-lines"}
+CSV_TYPES = {"text/csv"}
+
+
+class RowErrorModel(BaseModel):
+    row: int
+    field: str
+    message: str
+
+
+class ImportReportModel(BaseModel):
+    accepted: int
+    unchanged: int
+    rejected: int
+    errors: list[RowErrorModel]
+
+
+def report_body(report: ImportReport) -> dict[str, Any]:
+    return {
+        "accepted": report.accepted,
+        "unchanged": report.unchanged,
+        "rejected": report.rejected,
+        "errors": [{"row": e.row, "field": e.field, "message": e.message} for e in report.errors],
+    }
+
+
+@router.post(
+    "",
+    response_model=ImportReportModel,
+    responses={422: {"description": "No row was valid: the report, plus `detail`."}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def import_file(request: Request, registry: RegistryDep, _: OperatorPrincipal) -> Any:
+    """Import enterprises and productions (JSON Lines or CSV, see the registry README).
+
+    Valid rows are stored (idempotently: by credit code, and by enterprise and
+    ``external_id``), invalid ones reported by row, field and reason. Re-importing
+    a file changes nothing and emits nothing.
+    """
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in JSONL_TYPES | CSV_TYPES:
+        raise ApiError(415, "send application/x-ndjson or text/csv", field="Content-Type")
+    try:
+        text = (await request.body()).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ApiError(400, "the file is not UTF-8", field="body") from None
+    lines = text.splitlines()
+    try:
+        rows = jsonl_rows(lines) if content_type in JSONL_TYPES else csv_rows(lines)
+        report = await import_rows(
+            uow=registry.uow, rows=rows, chunk_rows=registry.settings.import_chunk_rows
+        )
+    except MalformedFileError as exc:
+        raise ApiError(400, exc.message, field=exc.field) from None
+    body = report_body(report)
+    if report.rejected and not report.accepted and not report.unchanged:
+        detail = [
+            {"field": f"rows[{e.row}].{e.field}", "message": e.message} for e in report.errors
+        ]
+        return JSONResponse({"detail": detail, **body}, status_code=422)
+    return body

@@ -1,0 +1,143 @@
+"""HTTP plumbing shared by the registry's routers: dependencies, resources, errors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Header, Query, Request, Response
+from pydantic import BaseModel
+
+from reelpolicy_common.auth import Principal
+from reelpolicy_common.http import ApiError
+from reelpolicy_common.subjects import EnterpriseAttributes, ProductionAttributes
+from reelpolicy_registry import handlers
+from reelpolicy_registry.bootstrap import Registry
+from reelpolicy_registry.domain import (
+    InvalidRecordError,
+    StoredEnterprise,
+    StoredProduction,
+    parse_if_match,
+)
+from reelpolicy_registry.ports import DuplicateError
+
+T = TypeVar("T")
+
+
+def get_registry(request: Request) -> Registry:
+    registry: Registry = request.app.state.registry
+    return registry
+
+
+RegistryDep = Annotated[Registry, Depends(get_registry)]
+IfMatch = Annotated[
+    str | None,
+    Header(alias="If-Match", description='The version you last saw: `3`, `"3"` or `W/"3"`.'),
+]
+Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
+Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
+
+
+class Resource(BaseModel):
+    id: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class EnterpriseResource(EnterpriseAttributes, Resource):
+    """An enterprise: its id and version, and its attributes."""
+
+
+class ProductionResource(ProductionAttributes, Resource):
+    """A production: its id and version, and its attributes."""
+
+
+def enterprise_resource(
+    e: StoredEnterprise, response: Response | None = None
+) -> EnterpriseResource:
+    if response is not None:
+        response.headers["ETag"] = f'"{e.version}"'
+    return EnterpriseResource(
+        id=e.id,
+        version=e.version,
+        created_at=e.created_at,
+        updated_at=e.updated_at,
+        **e.attributes,
+    )
+
+
+def production_resource(
+    p: StoredProduction, response: Response | None = None
+) -> ProductionResource:
+    if response is not None:
+        response.headers["ETag"] = f'"{p.version}"'
+    return ProductionResource(
+        id=p.id,
+        version=p.version,
+        created_at=p.created_at,
+        updated_at=p.updated_at,
+        **p.attributes,
+    )
+
+
+def expected_version(if_match: str | None) -> int | None:
+    try:
+        return parse_if_match(if_match)
+    except InvalidRecordError as exc:
+        raise ApiError(400, "malformed If-Match", details=exc.errors) from None
+
+
+def is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    if not cursor:
+        return None
+    try:
+        after = base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (ValueError, binascii.Error):
+        after = ""
+    if not is_uuid(after):
+        raise ApiError(400, "malformed cursor", field="cursor")
+    return after
+
+
+def page_cursor(items: list[T], limit: int, ident: Callable[[T], str]) -> str | None:
+    if len(items) <= limit:
+        return None
+    return base64.urlsafe_b64encode(ident(items[limit - 1]).encode()).decode()
+
+
+async def call(operation: Any) -> Any:
+    """Await a use case, turning its domain errors into HTTP errors."""
+    try:
+        return await operation
+    except InvalidRecordError as exc:
+        raise ApiError(422, str(exc), details=exc.errors) from None
+    except handlers.NotFoundError as exc:
+        raise ApiError(404, str(exc), field="id") from None
+    except handlers.StaleVersionError as exc:
+        raise ApiError(412, str(exc), field="If-Match", extra={"version": exc.current}) from None
+    except DuplicateError as exc:
+        raise ApiError(409, exc.message, field=exc.field) from None
+
+
+def owner_of(principal: Principal) -> str | None:
+    """The enterprise a company key is bound to (None for an operator: no restriction)."""
+    return None if principal.is_operator else principal.enterprise_id
+
+
+def patch_body(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ApiError(422, "a merge patch must be a JSON object", field="body")
+    return body

@@ -1,0 +1,137 @@
+"""The registry's events: full snapshots keyed by enterprise id (via the outbox).
+
+An enterprise and its productions share the Kafka key (the enterprise id), so their
+events stay in order. :func:`raw_production_event` and :func:`raw_enterprise_event`
+build the same JSON by string assembly for the bulk import, where a pydantic round
+trip per row would dominate the cost; tests check both forms decode alike.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import PrivateAttr
+
+from reelpolicy_common.events import (
+    ApiKeyChanged,
+    EnterpriseChanged,
+    Envelope,
+    EventType,
+    ProductionChanged,
+)
+from reelpolicy_common.subjects import EnterpriseAttributes, ProductionAttributes
+from reelpolicy_registry.domain import StoredEnterprise, StoredProduction
+
+PRODUCER = "registry"
+
+
+def enterprise_event(enterprise: StoredEnterprise) -> Envelope:
+    payload = EnterpriseChanged(
+        enterprise_id=enterprise.id,
+        version=enterprise.version,
+        deleted=enterprise.deleted,
+        attributes=EnterpriseAttributes.model_validate(enterprise.attributes),
+    )
+    kind = EventType.enterprise_deleted if enterprise.deleted else EventType.enterprise_upserted
+    return Envelope(
+        type=kind, producer=PRODUCER, key=enterprise.id, payload=payload.model_dump(mode="json")
+    )
+
+
+def production_event(production: StoredProduction) -> Envelope:
+    payload = ProductionChanged(
+        production_id=production.id,
+        enterprise_id=production.enterprise_id,
+        version=production.version,
+        deleted=production.deleted,
+        attributes=ProductionAttributes.model_validate(production.attributes),
+    )
+    kind = EventType.production_deleted if production.deleted else EventType.production_upserted
+    return Envelope(
+        type=kind,
+        producer=PRODUCER,
+        key=production.enterprise_id,
+        payload=payload.model_dump(mode="json"),
+    )
+
+
+def api_key_event(
+    *,
+    key_id: str,
+    key_hash: str,
+    role: Any,
+    enterprise_id: str | None,
+    label: str | None,
+    revoked: bool,
+) -> Envelope:
+    payload = ApiKeyChanged(
+        key_id=key_id,
+        key_hash=key_hash,
+        role=role,
+        enterprise_id=enterprise_id,
+        label=label,
+        revoked=revoked,
+    )
+    return Envelope(
+        type=EventType.api_key_changed,
+        producer=PRODUCER,
+        key=enterprise_id or "operator",
+        payload=payload.model_dump(mode="json"),
+    )
+
+
+class SerializedEnvelope(Envelope):
+    """An envelope whose wire form was assembled already (bulk import).
+
+    ``payload`` holds only the identifying fields; :meth:`to_bytes` answers the
+    complete JSON, which is what the outbox stores and consumers decode.
+    """
+
+    _raw: bytes = PrivateAttr(default=b"")
+
+    def to_bytes(self) -> bytes:
+        return self._raw
+
+
+def _serialized(
+    kind: EventType, key: str, payload_head: str, attributes_json: str, ids: dict[str, Any]
+) -> SerializedEnvelope:
+    event_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    raw = (
+        f'{{"event_id":"{event_id}","type":"{kind.value}","schema_version":1,'
+        f'"occurred_at":"{now.isoformat().replace("+00:00", "Z")}","producer":"{PRODUCER}",'
+        f'"key":"{key}","payload":{{{payload_head},"attributes":{attributes_json}}}}}'
+    )
+    envelope = SerializedEnvelope.model_construct(
+        event_id=event_id,
+        type=kind,
+        schema_version=1,
+        occurred_at=now,
+        producer=PRODUCER,
+        key=key,
+        payload=ids,
+    )
+    envelope._raw = raw.encode()
+    return envelope
+
+
+def raw_enterprise_event(enterprise_id: str, version: int, attributes_json: str) -> Envelope:
+    """``enterprise.upserted`` from already-validated attributes JSON."""
+    head = f'"enterprise_id":"{enterprise_id}","version":{version},"deleted":false'
+    ids = {"enterprise_id": enterprise_id, "version": version}
+    return _serialized(EventType.enterprise_upserted, enterprise_id, head, attributes_json, ids)
+
+
+def raw_production_event(
+    production_id: str, enterprise_id: str, version: int, attributes_json: str
+) -> Envelope:
+    """``production.upserted`` from already-validated attributes JSON."""
+    head = (
+        f'"production_id":"{production_id}","enterprise_id":"{enterprise_id}",'
+        f'"version":{version},"deleted":false'
+    )
+    ids = {"production_id": production_id, "enterprise_id": enterprise_id, "version": version}
+    return _serialized(EventType.production_upserted, enterprise_id, head, attributes_json, ids)

@@ -1,0 +1,211 @@
+"""Registry use cases: create, patch, delete enterprises and productions; republish.
+
+Each takes a unit-of-work factory (the port) and keyword-only arguments, commits
+explicitly, and emits one event per changed record through the unit of work (the
+outbox). ``owner`` restricts a call to one enterprise's records (a company key):
+anything else is reported as not found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from reelpolicy_common import topics
+from reelpolicy_registry.domain import (
+    InvalidRecordError,
+    StoredEnterprise,
+    StoredProduction,
+    patched_enterprise,
+    patched_production,
+    validate_enterprise,
+    validate_production,
+)
+from reelpolicy_registry.events import api_key_event, enterprise_event, production_event
+from reelpolicy_registry.ports import UnitOfWork
+
+UowFactory = Callable[[], UnitOfWork]
+
+
+class NotFoundError(Exception):
+    def __init__(self, what: str, ident: str) -> None:
+        super().__init__(f"{what} {ident} not found")
+        self.what = what
+        self.ident = ident
+
+
+class StaleVersionError(Exception):
+    def __init__(self, *, expected: int, current: int) -> None:
+        super().__init__(f"version {expected} is stale; the current version is {current}")
+        self.current = current
+
+
+def _check_version(expected: int | None, current: int) -> None:
+    if expected is not None and expected != current:
+        raise StaleVersionError(expected=expected, current=current)
+
+
+def _today() -> Any:
+    return datetime.now(UTC).date()
+
+
+async def create_enterprise(*, uow: UowFactory, data: Any) -> StoredEnterprise:
+    """Validate and store a new enterprise; emits ``enterprise.upserted``."""
+    attributes = validate_enterprise(data)
+    async with uow() as work:
+        stored = await work.enterprises.add(
+            attributes.model_dump(mode="json"),
+            region_since=attributes.established_on or _today(),
+        )
+        work.publish(topics.REGISTRY, enterprise_event(stored))
+        await work.commit()
+    return stored
+
+
+async def get_enterprise(
+    *, uow: UowFactory, enterprise_id: str, owner: str | None
+) -> StoredEnterprise:
+    if owner is not None and owner != enterprise_id:
+        raise NotFoundError("enterprise", enterprise_id)
+    async with uow() as work:
+        found = await work.enterprises.get(enterprise_id)
+    if found is None:
+        raise NotFoundError("enterprise", enterprise_id)
+    return found
+
+
+async def patch_enterprise(
+    *,
+    uow: UowFactory,
+    enterprise_id: str,
+    patch: dict[str, Any],
+    expected_version: int | None,
+    owner: str | None,
+) -> StoredEnterprise:
+    """Merge ``patch`` into the attributes, re-validate, store a new version (if changed)."""
+    if owner is not None and owner != enterprise_id:
+        raise NotFoundError("enterprise", enterprise_id)
+    async with uow() as work:
+        current = await work.enterprises.get(enterprise_id, for_update=True)
+        if current is None:
+            raise NotFoundError("enterprise", enterprise_id)
+        _check_version(expected_version, current.version)
+        updated, since = patched_enterprise(current, patch, today=_today())
+        attributes = updated.model_dump(mode="json")
+        if attributes == current.attributes:
+            return current
+        stored = await work.enterprises.update(enterprise_id, attributes, region_since=since)
+        work.publish(topics.REGISTRY, enterprise_event(stored))
+        await work.commit()
+    return stored
+
+
+async def delete_enterprise(
+    *, uow: UowFactory, enterprise_id: str, expected_version: int | None
+) -> StoredEnterprise:
+    """Soft-delete an enterprise and its productions; each emits a ``deleted`` snapshot."""
+    async with uow() as work:
+        current = await work.enterprises.get(enterprise_id, for_update=True)
+        if current is None:
+            raise NotFoundError("enterprise", enterprise_id)
+        _check_version(expected_version, current.version)
+        productions = await work.productions.soft_delete_of_enterprise(enterprise_id)
+        stored = await work.enterprises.soft_delete(enterprise_id)
+        work.publish(topics.REGISTRY, *(production_event(p) for p in productions))
+        work.publish(topics.REGISTRY, enterprise_event(stored))
+        await work.commit()
+    return stored
+
+
+async def create_production(*, uow: UowFactory, data: Any, owner: str | None) -> StoredProduction:
+    """Validate and store a new production of an existing enterprise."""
+    attributes = validate_production(data)
+    if owner is not None and attributes.enterprise_id != owner:
+        raise NotFoundError("enterprise", attributes.enterprise_id)
+    async with uow() as work:
+        enterprise = await work.enterprises.get(attributes.enterprise_id, for_update=True)
+        if enterprise is None:
+            raise InvalidRecordError.one("enterprise_id", "no such enterprise")
+        stored = await work.productions.add(attributes.model_dump(mode="json"))
+        work.publish(topics.REGISTRY, production_event(stored))
+        await work.commit()
+    return stored
+
+
+async def get_production(
+    *, uow: UowFactory, production_id: str, owner: str | None
+) -> StoredProduction:
+    async with uow() as work:
+        found = await work.productions.get(production_id)
+    if found is None or (owner is not None and found.enterprise_id != owner):
+        raise NotFoundError("production", production_id)
+    return found
+
+
+async def patch_production(
+    *,
+    uow: UowFactory,
+    production_id: str,
+    patch: dict[str, Any],
+    expected_version: int | None,
+    owner: str | None,
+) -> StoredProduction:
+    async with uow() as work:
+        current = await work.productions.get(production_id, for_update=True)
+        if current is None or (owner is not None and current.enterprise_id != owner):
+            raise NotFoundError("production", production_id)
+        _check_version(expected_version, current.version)
+        attributes = patched_production(current, patch).model_dump(mode="json")
+        if attributes == current.attributes:
+            return current
+        stored = await work.productions.update(production_id, attributes)
+        work.publish(topics.REGISTRY, production_event(stored))
+        await work.commit()
+    return stored
+
+
+async def delete_production(
+    *, uow: UowFactory, production_id: str, expected_version: int | None, owner: str | None
+) -> StoredProduction:
+    async with uow() as work:
+        current = await work.productions.get(production_id, for_update=True)
+        if current is None or (owner is not None and current.enterprise_id != owner):
+            raise NotFoundError("production", production_id)
+        _check_version(expected_version, current.version)
+        stored = await work.productions.soft_delete(production_id)
+        work.publish(topics.REGISTRY, production_event(stored))
+        await work.commit()
+    return stored
+
+
+async def republish_all(*, uow: UowFactory, page_size: int = 2000) -> int:
+    """Emit every API key's, enterprise's and production's state again (deleted ones too)."""
+    count = 0
+    async with uow() as work:
+        keys = await work.api_keys.find()
+        work.publish(
+            topics.REGISTRY,
+            *(
+                api_key_event(
+                    key_id=k.key_id,
+                    key_hash=k.key_hash,
+                    role=k.role,
+                    enterprise_id=k.enterprise_id,
+                    label=k.label,
+                    revoked=k.revoked,
+                )
+                for k in keys
+            ),
+        )
+        count += len(keys)
+        after: str | None = None
+        while batch := await work.enterprises.snapshots(after=after, limit=page_size):
+            await work.publish_many(topics.REGISTRY, [enterprise_event(e) for e in batch])
+            count, after = count + len(batch), batch[-1].id
+        after = None
+        while page := await work.productions.snapshots(after=after, limit=page_size):
+            await work.publish_many(topics.REGISTRY, [production_event(p) for p in page])
+            count, after = count + len(page), page[-1].id
+        await work.commit()
+    return count

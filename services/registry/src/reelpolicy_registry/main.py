@@ -1,0 +1,28 @@
+"""The registry ASGI app: ``uvicorn --factory reelpolicy_registry.main:create_app``."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from reelpolicy_common.http import create_service_app
+from reelpolicy_registry.bootstrap import Registry, bootstrap
+from reelpolicy_registry.config import Settings
+
+
+def create_app(settings: Settings | None = None, *, registry: Registry | None = None) -> FastAPI:
+    from reelpolicy_registry.entrypoints.http import BodySizeLimit, routers
+
+    registry = registry or bootstrap(settings)
+    app = create_service_app(
+        registry.runtime,
+        title="reelpolicy registry",
+        description="Enterprises, productions and API keys; publishes registry change events.",
+        routers=routers,
+    )
+    app.state.registry = registry
+    app.add_middleware(
+        BodySizeLimit,
+        default=registry.settings.max_body_bytes,
+        limits={"/v1/import": registry.settings.max_import_bytes},
+    )
+    return app

@@ -1,0 +1,130 @@
+"""What the registry use cases need from the outside world (implemented in adapters)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from types import TracebackType
+from typing import Any, Protocol
+
+from reelpolicy_common.auth import Role
+from reelpolicy_common.events.envelope import Envelope
+from reelpolicy_registry.domain import StoredEnterprise, StoredProduction
+
+
+class DuplicateError(Exception):
+    """A uniqueness rule was broken (credit code, or external id per enterprise)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    key_id: str
+    key_hash: str
+    role: Role
+    enterprise_id: str | None
+    label: str | None
+    created_at: datetime
+    revoked: bool
+
+
+class EnterpriseRepository(Protocol):
+    async def get(
+        self, enterprise_id: str, *, for_update: bool = False
+    ) -> StoredEnterprise | None: ...
+
+    async def add(
+        self, attributes: dict[str, Any], *, region_since: date | None
+    ) -> StoredEnterprise: ...
+
+    async def update(
+        self, enterprise_id: str, attributes: dict[str, Any], *, region_since: date | None
+    ) -> StoredEnterprise: ...
+
+    async def soft_delete(self, enterprise_id: str) -> StoredEnterprise: ...
+
+    async def snapshots(self, *, after: str | None, limit: int) -> list[StoredEnterprise]: ...
+
+
+class ProductionRepository(Protocol):
+    async def get(
+        self, production_id: str, *, for_update: bool = False
+    ) -> StoredProduction | None: ...
+
+    async def add(self, attributes: dict[str, Any]) -> StoredProduction: ...
+
+    async def update(self, production_id: str, attributes: dict[str, Any]) -> StoredProduction: ...
+
+    async def soft_delete(self, production_id: str) -> StoredProduction: ...
+
+    async def soft_delete_of_enterprise(self, enterprise_id: str) -> list[StoredProduction]: ...
+
+    async def snapshots(self, *, after: str | None, limit: int) -> list[StoredProduction]: ...
+
+
+class ApiKeyRepository(Protocol):
+    async def store(
+        self,
+        *,
+        key_id: str,
+        key_hash: str,
+        role: Role,
+        enterprise_id: str | None,
+        label: str | None,
+        revoked: bool,
+    ) -> None: ...
+
+    async def get(self, key_id: str) -> ApiKeyRecord | None: ...
+
+    async def find_by_hash(self, key_hash: str) -> ApiKeyRecord | None: ...
+
+    async def find(self) -> list[ApiKeyRecord]: ...
+
+
+class BulkLoader(Protocol):
+    """COPY-based upserts; each returns only the rows that were created or changed."""
+
+    async def upsert_enterprises(self, rows: list[tuple[uuid.UUID, str, str]]) -> list[Any]: ...
+
+    async def upsert_productions(
+        self, rows: list[tuple[uuid.UUID, str, str | None, str]]
+    ) -> list[Any]: ...
+
+    async def enterprise_ids(
+        self, *, credit_codes: list[str], ids: list[str]
+    ) -> tuple[dict[str, str], set[str]]: ...
+
+
+class UnitOfWork(Protocol):
+    @property
+    def enterprises(self) -> EnterpriseRepository: ...
+
+    @property
+    def productions(self) -> ProductionRepository: ...
+
+    @property
+    def api_keys(self) -> ApiKeyRepository: ...
+
+    @property
+    def bulk(self) -> BulkLoader: ...
+
+    async def __aenter__(self) -> UnitOfWork: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def publish(self, topic: str, *envelopes: Envelope) -> None: ...
+
+    async def publish_many(self, topic: str, envelopes: Sequence[Envelope]) -> None: ...
+
+    async def commit(self) -> None: ...

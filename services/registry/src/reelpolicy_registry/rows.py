@@ -1,0 +1,149 @@
+"""Bulk-import files (pure): JSON Lines or CSV into rows, or per-row errors.
+
+JSON Lines: one object per line, ``{"type": "enterprise" | "production", ...}`` with
+the attributes of :mod:`reelpolicy_common.subjects`; a production names its
+enterprise by ``enterprise_credit_code`` (or ``enterprise_id``). Blank lines are
+skipped; rows are numbered from 1 by line.
+
+CSV (UTF-8, header row required): a ``type`` column plus any attribute columns
+(one file may mix both types; a cell that does not apply is left empty). An
+empty cell means unknown. List fields (``tags``, ``filming_region_codes``,
+``platforms``, ``themes``, ``awards``, ``overseas.markets``, ``overseas.languages``)
+are ``;``-separated; ``metrics.views`` and ``metrics.rating`` fill ``metrics``;
+``grants`` and ``region_history`` hold JSON arrays. Rows are numbered from 1 after
+the header.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from reelpolicy_common.subjects import EnterpriseAttributes, ProductionAttributes
+
+ROW_TYPES = ("enterprise", "production")
+LIST_COLUMNS = frozenset(
+    {
+        "tags",
+        "filming_region_codes",
+        "platforms",
+        "themes",
+        "awards",
+        "overseas.markets",
+        "overseas.languages",
+    }
+)
+JSON_COLUMNS = frozenset({"grants", "region_history"})
+CSV_COLUMNS = frozenset(
+    {"type", "enterprise_credit_code", "metrics.views", "metrics.rating"}
+    | set(EnterpriseAttributes.model_fields)
+    | set(ProductionAttributes.model_fields)
+    | LIST_COLUMNS
+) - {"metrics", "overseas"}
+
+
+@dataclass(frozen=True)
+class RawRow:
+    row: int
+    type: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RowError:
+    row: int
+    field: str
+    message: str
+
+
+class MalformedFileError(Exception):
+    """The file as a whole cannot be read (e.g. a CSV header naming unknown columns)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def _typed(row: int, data: Any) -> RawRow | RowError:
+    if not isinstance(data, dict):
+        return RowError(row, "row", "each row must be a JSON object")
+    kind = data.pop("type", None)
+    if kind not in ROW_TYPES:
+        return RowError(row, "type", "type must be 'enterprise' or 'production'")
+    return RawRow(row, kind, data)
+
+
+def jsonl_rows(lines: Iterable[str | bytes]) -> Iterator[RawRow | RowError]:
+    """Rows of a JSON Lines file; a malformed line is that row's error."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except ValueError as exc:
+            yield RowError(number, "row", f"malformed JSON: {exc}")
+            continue
+        yield _typed(number, data)
+
+
+def _cell(column: str, value: str) -> Any:
+    if column in LIST_COLUMNS:
+        return [part.strip() for part in value.split(";") if part.strip()]
+    if column in JSON_COLUMNS:
+        return json.loads(value)
+    return value
+
+
+def _csv_record(header: list[str], values: list[str]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for column, raw in zip(header, values, strict=True):
+        value = raw.strip()
+        if not value:
+            continue
+        parsed = _cell(column, value)
+        if "." in column:
+            parent, child = column.split(".", 1)
+            data.setdefault(parent, {})[child] = parsed
+        else:
+            data[column] = parsed
+    return data
+
+
+def csv_rows(lines: Iterable[str]) -> Iterator[RawRow | RowError]:
+    """Rows of a CSV file; raises :class:`MalformedFileError` for a bad header."""
+    reader = csv.reader(lines)
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        raise MalformedFileError("header", "the CSV file is empty") from None
+    except csv.Error as exc:
+        raise MalformedFileError("header", f"malformed CSV: {exc}") from None
+    unknown = [h for h in header if h not in CSV_COLUMNS]
+    if unknown or "type" not in header or len(set(header)) != len(header):
+        problem = f"unknown columns {unknown}" if unknown else "missing or repeated columns"
+        raise MalformedFileError("header", f"{problem}; a 'type' column is required")
+    number = 0
+    while True:
+        number += 1
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield RowError(number, "row", f"malformed CSV: {exc}")
+            continue
+        if not any(v.strip() for v in values):
+            continue
+        if len(values) != len(header):
+            yield RowError(number, "row", f"expected {len(header)} cells, got {len(values)}")
+            continue
+        try:
+            data = _csv_record(header, values)
+        except ValueError as exc:
+            yield RowError(number, "row", f"malformed JSON cell: {exc}")
+            continue
+        yield _typed(number, data)
