@@ -1,0 +1,1 @@
+"""Adapters: PostgreSQL repositories, the HTTP and SMTP senders, the secret box."""

@@ -1,0 +1,1 @@
+"""Pure notify rules: filters, summaries, retries, alert bodies, URL safety. No I/O."""

@@ -1,0 +1,158 @@
+"""Alerts: their idempotency keys and the JSON bodies subscribers receive (pure).
+
+An alert's ``alert_key`` derives from the source event id (plus policy and subject),
+so the same event always yields the same key; ``(subscription_id, alert_key)`` is
+unique in the database, which is what makes a redelivered event a no-op.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Literal
+
+from reelpolicy_notify.domain.policies import PolicyFacts
+from reelpolicy_notify.domain.summaries import summarize_eligibility
+
+AlertType = Literal["eligibility.changed", "policy.changed", "policy.deadline"]
+ALERT_TYPES: tuple[AlertType, ...] = ("eligibility.changed", "policy.changed", "policy.deadline")
+DIGEST_TYPE = "digest"
+TEST_TYPE = "test"
+
+
+@dataclass(frozen=True)
+class Alert:
+    alert_key: str
+    type: str
+    occurred_at: datetime
+    data: dict[str, Any]
+    policy_id: str
+    amount_cny: int | None = None
+
+    def body(self) -> dict[str, Any]:
+        """The Standard Webhooks payload: ``{type, timestamp, data}``."""
+        return {"type": self.type, "timestamp": self.occurred_at.isoformat(), "data": self.data}
+
+
+def eligibility_alert(
+    *,
+    event_id: uuid.UUID | str,
+    occurred_at: datetime,
+    change: dict[str, Any],
+    policy: PolicyFacts | None,
+    backfill: bool = False,
+) -> Alert:
+    subject = f"{change['subject_type']}:{change['subject_id']}"
+    origin = "backfill" if backfill else str(event_id)
+    amounts = [a for a in (change.get("amount_cny"), change.get("previous_amount_cny")) if a]
+    data = {
+        **change,
+        "event_id": None if backfill else str(event_id),
+        "backfill": backfill,
+        "summary": summarize_eligibility(change, policy_title=policy.title if policy else None),
+    }
+    return Alert(
+        alert_key=f"{origin}:{change['policy_id']}:{subject}",
+        type="eligibility.changed",
+        occurred_at=occurred_at,
+        data=data,
+        policy_id=change["policy_id"],
+        amount_cny=max(amounts) if amounts else None,
+    )
+
+
+def policy_changed_alert(
+    *,
+    event_id: uuid.UUID | str,
+    occurred_at: datetime,
+    policy: PolicyFacts,
+    change: Literal["published", "revoked"],
+    previous_version: int | None,
+    summary: list[str],
+) -> Alert:
+    data = {
+        "event_id": str(event_id),
+        "policy_id": policy.policy_id,
+        "version": policy.version,
+        "previous_version": previous_version,
+        "change": change,
+        "title": policy.title,
+        "issuer_level": policy.issuer_level,
+        "region_prefix": policy.region_prefix,
+        "summary": "; ".join(summary),
+        "changes": summary,
+    }
+    return Alert(
+        alert_key=f"{event_id}:policy:{policy.policy_id}",
+        type="policy.changed",
+        occurred_at=occurred_at,
+        data=data,
+        policy_id=policy.policy_id,
+        amount_cny=policy.max_amount_cny,
+    )
+
+
+def deadline_alert(
+    *,
+    policy: PolicyFacts,
+    expires_on: date,
+    today: date,
+    now: datetime,
+    enterprise_id: str | None,
+    subjects: list[str],
+) -> Alert:
+    days = (expires_on - today).days
+    data = {
+        "policy_id": policy.policy_id,
+        "version": policy.version,
+        "title": policy.title,
+        "expires_on": expires_on.isoformat(),
+        "days_left": days,
+        "enterprise_id": enterprise_id,
+        "eligible_subjects": subjects,
+        "summary": f"{policy.title} expires on {expires_on.isoformat()} (in {days} days)",
+    }
+    return Alert(
+        alert_key=f"deadline:{policy.policy_id}:{expires_on.isoformat()}",
+        type="policy.deadline",
+        occurred_at=now,
+        data=data,
+        policy_id=policy.policy_id,
+        amount_cny=policy.max_amount_cny,
+    )
+
+
+def digest_key(*, now: datetime, window_seconds: int, skip_windows: int = 0) -> tuple[str, float]:
+    """The digest delivery key of the window containing ``now`` and when it closes (epoch s)."""
+    start = int(now.timestamp()) // window_seconds * window_seconds
+    start += skip_windows * window_seconds
+    return f"digest:{start}", float(start + window_seconds)
+
+
+def digest_body(
+    *, items: list[dict[str, Any]], window_seconds: int, now: datetime
+) -> dict[str, Any]:
+    """One message batching the alerts of a digest window (oldest first)."""
+    items = sorted(items, key=lambda i: str(i.get("timestamp")))
+    return {
+        "type": DIGEST_TYPE,
+        "timestamp": now.isoformat(),
+        "data": {
+            "window_seconds": window_seconds,
+            "count": len(items),
+            "summary": [str(i.get("data", {}).get("summary", i.get("type"))) for i in items],
+            "alerts": items,
+        },
+    }
+
+
+def email_text(body: dict[str, Any]) -> tuple[str, str]:
+    """Subject and plain-text body of an email for a webhook-shaped ``body``."""
+    data = body.get("data") or {}
+    if body.get("type") == DIGEST_TYPE:
+        lines = [f"- {s}" for s in data.get("summary", [])]
+        return f"reelpolicy: {data.get('count', 0)} updates", "\n".join(lines) + "\n"
+    summary = data.get("summary") or body.get("type", "update")
+    text = summary if isinstance(summary, str) else "; ".join(summary)
+    return f"reelpolicy {body.get('type')}: {text}"[:180], f"{text}\n\n{body.get('timestamp')}\n"

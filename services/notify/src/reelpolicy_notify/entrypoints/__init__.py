@@ -1,0 +1,1 @@
+"""Entrypoints: the HTTP routers, the Kafka consumer, the delivery worker."""

@@ -1,0 +1,170 @@
+"""``/v1/subscriptions``: create, list, read, change, delete, rotate the secret, test."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from reelpolicy_common.auth import CurrentPrincipal, not_found
+from reelpolicy_common.http import ApiError, Page
+from reelpolicy_notify.domain.filters import Filters
+from reelpolicy_notify.domain.targets import UnsafeTargetError
+from reelpolicy_notify.entrypoints.deps import NotifyDep
+from reelpolicy_notify.entrypoints.schemas import (
+    SecretRotated,
+    SubscriptionCreate,
+    SubscriptionCreated,
+    SubscriptionOut,
+    SubscriptionPatch,
+    TestQueued,
+    decode_cursor,
+    encode_cursor,
+)
+from reelpolicy_notify.handlers import subscriptions as use_cases
+from reelpolicy_notify.handlers.subscriptions import SubscriptionNotFoundError
+
+router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
+
+
+def _unsafe(exc: UnsafeTargetError) -> ApiError:
+    return ApiError(422, f"webhook url refused: {exc}", field="url")
+
+
+@router.post("", status_code=201, response_model=SubscriptionCreated, summary="Subscribe")
+async def create(
+    body: SubscriptionCreate, notify: NotifyDep, principal: CurrentPrincipal
+) -> SubscriptionCreated:
+    try:
+        subscription, secret = await use_cases.create_subscription(
+            uow=notify.uow,
+            principal=principal,
+            enterprise_id=body.enterprise_id,
+            channel=body.channel,
+            url=body.url,
+            email=body.email,
+            events=list(body.events),
+            filters=body.filters or Filters(),
+            digest_window_seconds=body.digest.window_seconds if body.digest else None,
+            deadline_days=body.deadline_days or 30,
+            backfill=body.backfill,
+            check_target=notify.check_target,
+        )
+    except SubscriptionNotFoundError:
+        raise not_found("enterprise", body.enterprise_id or "") from None
+    except UnsafeTargetError as exc:
+        raise _unsafe(exc) from None
+    return SubscriptionCreated(**SubscriptionOut.of(subscription).model_dump(), secret=secret)
+
+
+@router.get("", response_model=Page[SubscriptionOut], summary="List subscriptions")
+async def list_(
+    notify: NotifyDep,
+    principal: CurrentPrincipal,
+    enterprise_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: str | None = None,
+) -> Page[SubscriptionOut]:
+    items = await use_cases.list_subscriptions(
+        uow=notify.uow,
+        principal=principal,
+        enterprise_id=enterprise_id,
+        after=decode_cursor(cursor),
+        limit=limit + 1,
+    )
+    more = len(items) > limit
+    items = items[:limit]
+    next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if more else None
+    return Page[SubscriptionOut](
+        items=[SubscriptionOut.of(s) for s in items], next_cursor=next_cursor
+    )
+
+
+@router.get("/{subscription_id}", response_model=SubscriptionOut, summary="One subscription")
+async def get(
+    subscription_id: uuid.UUID, notify: NotifyDep, principal: CurrentPrincipal
+) -> SubscriptionOut:
+    try:
+        found = await use_cases.get_subscription(
+            uow=notify.uow, principal=principal, subscription_id=subscription_id
+        )
+    except SubscriptionNotFoundError:
+        raise not_found("subscription", str(subscription_id)) from None
+    return SubscriptionOut.of(found)
+
+
+@router.patch("/{subscription_id}", response_model=SubscriptionOut, summary="Change")
+async def patch(
+    subscription_id: uuid.UUID,
+    body: SubscriptionPatch,
+    notify: NotifyDep,
+    principal: CurrentPrincipal,
+) -> SubscriptionOut:
+    try:
+        current = await use_cases.get_subscription(
+            uow=notify.uow, principal=principal, subscription_id=subscription_id
+        )
+        updated = await use_cases.update_subscription(
+            uow=notify.uow,
+            principal=principal,
+            subscription_id=subscription_id,
+            changes=body.changes(current),
+            check_target=notify.check_target,
+        )
+    except SubscriptionNotFoundError:
+        raise not_found("subscription", str(subscription_id)) from None
+    except UnsafeTargetError as exc:
+        raise _unsafe(exc) from None
+    return SubscriptionOut.of(updated)
+
+
+@router.delete("/{subscription_id}", status_code=204, summary="Delete (and its deliveries)")
+async def delete(
+    subscription_id: uuid.UUID, notify: NotifyDep, principal: CurrentPrincipal
+) -> Response:
+    try:
+        await use_cases.delete_subscription(
+            uow=notify.uow, principal=principal, subscription_id=subscription_id
+        )
+    except SubscriptionNotFoundError:
+        raise not_found("subscription", str(subscription_id)) from None
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{subscription_id}/rotate-secret",
+    response_model=SecretRotated,
+    summary="New signing secret; the old one also signs until previous_secret_expires_at",
+)
+async def rotate(
+    subscription_id: uuid.UUID, notify: NotifyDep, principal: CurrentPrincipal
+) -> SecretRotated:
+    try:
+        secret, until = await use_cases.rotate_secret(
+            uow=notify.uow,
+            principal=principal,
+            subscription_id=subscription_id,
+            overlap_seconds=notify.settings.notify_secret_overlap_seconds,
+        )
+    except SubscriptionNotFoundError:
+        raise not_found("subscription", str(subscription_id)) from None
+    return SecretRotated(id=subscription_id, secret=secret, previous_secret_expires_at=until)
+
+
+@router.post(
+    "/{subscription_id}/test",
+    status_code=202,
+    response_model=TestQueued,
+    summary="Queue a signed test message",
+)
+async def test_message(
+    subscription_id: uuid.UUID, notify: NotifyDep, principal: CurrentPrincipal
+) -> TestQueued:
+    try:
+        delivery_id = await use_cases.send_test_message(
+            uow=notify.uow, principal=principal, subscription_id=subscription_id
+        )
+    except SubscriptionNotFoundError:
+        raise not_found("subscription", str(subscription_id)) from None
+    return TestQueued(delivery_id=delivery_id)

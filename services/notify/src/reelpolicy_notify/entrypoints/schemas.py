@@ -1,0 +1,186 @@
+"""Request and response bodies of the notify HTTP API, and keyset cursors."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from reelpolicy_common.http import ApiError
+from reelpolicy_notify.domain.alerts import AlertType
+from reelpolicy_notify.domain.filters import Filters
+from reelpolicy_notify.domain.records import Channel, Delivery, Subscription
+
+Email = str
+
+
+class Digest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    window_seconds: int = Field(ge=1, le=7 * 24 * 3600)
+
+
+class _Fields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(default=None, max_length=2000)
+    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$", max_length=320)
+    events: list[AlertType] | None = Field(default=None, min_length=1)
+    filters: Filters | None = None
+    digest: Digest | None = None
+    deadline_days: int | None = Field(default=None, ge=1, le=366)
+
+
+class SubscriptionCreate(_Fields):
+    enterprise_id: str | None = Field(default=None, description="Null: platform-wide (operator).")
+    channel: Channel
+    events: list[AlertType] = Field(min_length=1)
+    backfill: bool = Field(default=False, description="Send current eligible results now.")
+
+    @model_validator(mode="after")
+    def _channel_target(self) -> SubscriptionCreate:
+        if self.channel == "webhook" and (not self.url or self.email):
+            raise ValueError("a webhook subscription needs url (and no email)")
+        if self.channel == "email" and (not self.email or self.url):
+            raise ValueError("an email subscription needs email (and no url)")
+        return self
+
+
+class SubscriptionPatch(_Fields):
+    enabled: bool | None = None
+
+    def changes(self, current: Subscription) -> dict[str, Any]:
+        given = self.model_fields_set
+        if "url" in given and current.channel != "webhook":
+            raise ApiError(422, "url applies to webhook subscriptions", field="url")
+        if "email" in given and current.channel != "email":
+            raise ApiError(422, "email applies to email subscriptions", field="email")
+        changes: dict[str, Any] = {}
+        for name in ("url", "email", "events", "filters", "deadline_days", "enabled"):
+            value = getattr(self, name)
+            if name in given and value is not None:
+                changes[name] = value
+        if "digest" in given:
+            changes["digest_window_seconds"] = self.digest.window_seconds if self.digest else None
+        return changes
+
+
+class SubscriptionOut(BaseModel):
+    id: uuid.UUID
+    enterprise_id: str | None
+    channel: Channel
+    url: str | None
+    email: str | None
+    events: list[str]
+    filters: dict[str, Any]
+    digest: Digest | None
+    deadline_days: int
+    enabled: bool
+    disabled_reason: str | None
+    disabled_at: datetime | None
+    previous_secret_expires_at: datetime | None
+    created_at: datetime | None
+    updated_at: datetime | None
+
+    @classmethod
+    def of(cls, s: Subscription) -> SubscriptionOut:
+        window = s.digest_window_seconds
+        return cls(
+            id=s.id,
+            enterprise_id=s.enterprise_id,
+            channel=s.channel,
+            url=s.url,
+            email=s.email,
+            events=list(s.events),
+            filters=s.filters.model_dump(exclude_none=True),
+            digest=Digest(window_seconds=window) if window else None,
+            deadline_days=s.deadline_days,
+            enabled=s.enabled,
+            disabled_reason=s.disabled_reason,
+            disabled_at=s.disabled_at,
+            previous_secret_expires_at=s.previous_secret_expires_at,
+            created_at=s.created_at,
+            updated_at=s.updated_at,
+        )
+
+
+class SubscriptionCreated(SubscriptionOut):
+    secret: str = Field(description="whsec_...: shown once; verify signatures with it.")
+
+
+class SecretRotated(BaseModel):
+    id: uuid.UUID
+    secret: str
+    previous_secret_expires_at: datetime
+
+
+class AttemptOut(BaseModel):
+    attempt: int
+    at: datetime
+    status_code: int | None
+    latency_ms: int
+    error: str | None
+    response_body: str | None
+
+
+class DeliveryOut(BaseModel):
+    id: uuid.UUID
+    webhook_id: str
+    subscription_id: uuid.UUID
+    enterprise_id: str | None
+    alert_key: str
+    event_type: str
+    status: Literal["pending", "delivering", "succeeded", "failed"]
+    body: dict[str, Any] | None
+    attempt_count: int
+    next_attempt_at: datetime | None
+    occurred_at: datetime
+    created_at: datetime
+    finished_at: datetime | None
+    last_error: str | None
+    attempts: list[AttemptOut]
+
+    @classmethod
+    def of(cls, d: Delivery) -> DeliveryOut:
+        return cls(
+            id=d.id,
+            webhook_id=str(d.id),
+            subscription_id=d.subscription_id,
+            enterprise_id=d.enterprise_id,
+            alert_key=d.alert_key,
+            event_type=d.event_type,
+            status=d.status,
+            body=d.body,
+            attempt_count=d.total_attempts,
+            next_attempt_at=d.next_attempt_at if d.status == "pending" else None,
+            occurred_at=d.occurred_at,
+            created_at=d.created_at,
+            finished_at=d.finished_at,
+            last_error=d.last_error,
+            attempts=[AttemptOut(**a.__dict__) for a in d.attempts],
+        )
+
+
+class TestQueued(BaseModel):
+    delivery_id: uuid.UUID
+
+
+class Replayed(BaseModel):
+    replayed: int
+
+
+def encode_cursor(created_at: datetime | None, ident: uuid.UUID) -> str:
+    raw = f"{created_at.isoformat() if created_at else ''}|{ident}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def decode_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    if not cursor:
+        return None
+    try:
+        when, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(when), uuid.UUID(ident)
+    except ValueError:
+        raise ApiError(400, "malformed cursor", field="cursor") from None

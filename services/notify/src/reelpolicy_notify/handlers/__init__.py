@@ -1,0 +1,1 @@
+"""Notify use cases: event projections and alerts, subscriptions, deliveries, the worker."""

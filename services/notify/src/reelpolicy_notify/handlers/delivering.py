@@ -1,0 +1,148 @@
+"""One delivery attempt: sign, send (in a CLIENT span under the event's trace), decide.
+
+Also: telling an endpoint's owner it was disabled (410 Gone, or failing for days) by an
+``endpoint.disabled`` alert to the enterprise's other enabled subscriptions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from reelpolicy_common.metrics import DELIVERY_ATTEMPTS
+from reelpolicy_common.telemetry import context_from_headers, current_trace_headers
+from reelpolicy_notify.domain.alerts import Alert, digest_body, email_text
+from reelpolicy_notify.domain.outcomes import Outcome, decide_outcome
+from reelpolicy_notify.domain.records import ClaimedDelivery, SendResult, Subscription
+from reelpolicy_notify.domain.signing import signature_headers
+from reelpolicy_notify.handlers.fanout import file_alerts
+from reelpolicy_notify.ports import DeliveryQueue, EmailSender, UnitOfWork, WebhookSender
+
+log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("reelpolicy.notify")
+UowFactory = Callable[[], UnitOfWork]
+DISABLED_TYPE = "endpoint.disabled"
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    schedule: tuple[float, ...]
+    jitter: float
+    disable_after_seconds: float
+
+
+def encode_body(body: dict[str, object]) -> str:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+async def _send(
+    claimed: ClaimedDelivery,
+    body: dict[str, object],
+    *,
+    webhooks: WebhookSender,
+    emails: EmailSender,
+) -> SendResult:
+    if claimed.channel == "webhook" and claimed.url:
+        text = encode_body(body)
+        headers = signature_headers(msg_id=str(claimed.id), body=text, secrets_=claimed.secrets)
+        headers.update(current_trace_headers())
+        return await webhooks.post(claimed.url, body=text.encode(), headers=headers)
+    subject, text = email_text(body)
+    return await emails.send(
+        claimed.email or "",
+        subject=subject,
+        text=text,
+        headers={"X-Reelpolicy-Delivery": str(claimed.id), **current_trace_headers()},
+    )
+
+
+async def attempt_delivery(
+    *,
+    claimed: ClaimedDelivery,
+    queue: DeliveryQueue,
+    webhooks: WebhookSender,
+    emails: EmailSender,
+    policy: DeliveryPolicy,
+) -> Outcome:
+    """Make one attempt of a leased delivery and decide what follows (not yet stored)."""
+    body = claimed.body
+    if body is None:  # a digest whose window closed: freeze its body once, for every retry
+        items = await queue.digest_items(claimed.id)
+        body = digest_body(
+            items=items, window_seconds=claimed.digest_window_seconds or 0, now=datetime.now(UTC)
+        )
+        await queue.set_body(claimed.id, body)
+    parent = context_from_headers(
+        {"traceparent": claimed.traceparent} if claimed.traceparent else {}
+    )
+    with _tracer.start_as_current_span(
+        f"{claimed.channel} deliver {claimed.event_type}",
+        context=parent,
+        kind=SpanKind.CLIENT,
+        attributes={
+            "reelpolicy.delivery.id": str(claimed.id),
+            "reelpolicy.delivery.attempt": claimed.total_attempts,
+            "http.request.method": "POST",
+            "url.full": claimed.url or "",
+        },
+    ) as span:
+        if not claimed.enabled:
+            result = SendResult(None, 0, error="subscription disabled", refused=True)
+        else:
+            result = await _send(claimed, body, webhooks=webhooks, emails=emails)
+        if result.status_code is not None:
+            span.set_attribute("http.response.status_code", result.status_code)
+        if result.error:
+            span.set_status(Status(StatusCode.ERROR, result.error[:200]))
+    outcome = decide_outcome(
+        claimed=claimed,
+        result=result,
+        schedule=policy.schedule,
+        jitter=policy.jitter,
+        now=datetime.now(UTC),
+        disable_after_seconds=policy.disable_after_seconds,
+    )
+    DELIVERY_ATTEMPTS.labels(claimed.channel, outcome.metric_outcome).inc()
+    return outcome
+
+
+async def notify_owner_disabled(*, uow: UowFactory, subscription_id: uuid.UUID) -> int:
+    """Alert the enterprise's other enabled subscriptions that an endpoint was disabled."""
+    now = datetime.now(UTC)
+    async with uow() as work:
+        disabled = await work.subscriptions.get(subscription_id)
+        if disabled is None or disabled.enterprise_id is None:
+            log.warning("platform-wide subscription %s disabled", subscription_id)
+            return 0
+        log.warning("subscription %s disabled: %s", subscription_id, disabled.disabled_reason)
+        others = await work.subscriptions.page(
+            enterprise_id=disabled.enterprise_id, everyone=False, after=None, limit=100
+        )
+        stamp = int((disabled.disabled_at or now).timestamp())
+        alert = Alert(
+            alert_key=f"{DISABLED_TYPE}:{subscription_id}:{stamp}",
+            type=DISABLED_TYPE,
+            occurred_at=now,
+            policy_id="",
+            data={
+                "subscription_id": str(subscription_id),
+                "url": disabled.url,
+                "email": disabled.email,
+                "reason": disabled.disabled_reason,
+                "summary": f"endpoint {disabled.url or disabled.email} was disabled:"
+                f" {disabled.disabled_reason}",
+            },
+        )
+        targets: list[tuple[Subscription, str | None, Alert]] = [
+            (s, s.enterprise_id, alert) for s in others if s.enabled and s.id != subscription_id
+        ]
+        created = await file_alerts(work, targets, traceparent=None, now=now)
+        await work.commit()
+        return created

@@ -1,0 +1,128 @@
+"""Consumed events: keep the projections and create the alerts' deliveries.
+
+Every event is applied in one transaction that first records it as processed
+(``record_processed``): a redelivered or duplicated event changes nothing, and the
+deliveries it creates commit together with that record or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Literal
+
+from reelpolicy_common.auth import apply_api_key_changed
+from reelpolicy_common.consumer import record_processed
+from reelpolicy_common.events import (
+    EligibilityChanged,
+    EnterpriseChanged,
+    Envelope,
+    EventType,
+    PolicyPublished,
+    PolicyRevoked,
+)
+from reelpolicy_notify.domain.alerts import eligibility_alert, policy_changed_alert
+from reelpolicy_notify.domain.filters import matches
+from reelpolicy_notify.domain.policies import policy_facts
+from reelpolicy_notify.domain.summaries import summarize_change
+from reelpolicy_notify.handlers.fanout import file_alerts
+from reelpolicy_notify.ports import UnitOfWork
+
+UowFactory = Callable[[], UnitOfWork]
+CONSUMER = "notify"
+
+
+async def handle_event(
+    *, uow: UowFactory, envelope: Envelope, traceparent: str | None, consumer: str = CONSUMER
+) -> bool:
+    """Apply one event exactly once; False if it had been processed already."""
+    async with uow() as work:
+        if not await record_processed(work.conn, consumer=consumer, event_id=envelope.event_id):
+            return False
+        kind = envelope.type
+        if kind is EventType.eligibility_changed:
+            await _eligibility_changed(work, envelope, traceparent)
+        elif kind in (EventType.policy_published, EventType.policy_revoked):
+            await _policy_changed(work, envelope, traceparent)
+        elif kind in (EventType.enterprise_upserted, EventType.enterprise_deleted):
+            change = EnterpriseChanged.model_validate(envelope.payload)
+            await work.projections.upsert_enterprise(
+                change.enterprise_id,
+                region_code=change.attributes.region_code,
+                version=change.version,
+                deleted=change.deleted or kind is EventType.enterprise_deleted,
+            )
+        elif kind is EventType.api_key_changed:
+            await apply_api_key_changed(work.conn, envelope.payload)
+        await work.commit()
+        return True
+
+
+async def _eligibility_changed(
+    work: UnitOfWork, envelope: Envelope, traceparent: str | None
+) -> None:
+    change = EligibilityChanged.model_validate(envelope.payload).model_dump(mode="json")
+    await work.projections.upsert_eligibility(change)
+    subscriptions = await work.subscriptions.for_enterprise(
+        change["enterprise_id"], "eligibility.changed"
+    )
+    if not subscriptions:
+        return
+    known = await work.projections.policy(change["policy_id"])
+    policy = known[0] if known else None
+    alert = eligibility_alert(
+        event_id=envelope.event_id, occurred_at=envelope.occurred_at, change=change, policy=policy
+    )
+    targets = [
+        (s, change["enterprise_id"], alert)
+        for s in subscriptions
+        if matches(s.filters, policy_id=alert.policy_id, policy=policy, amount_cny=alert.amount_cny)
+    ]
+    await file_alerts(work, targets, traceparent=traceparent, now=datetime.now(UTC))
+
+
+async def _policy_changed(work: UnitOfWork, envelope: Envelope, traceparent: str | None) -> None:
+    known = await work.projections.policy(envelope.key)
+    previous_doc = known[1] if known else None
+    previous_version = known[0].version if known else None
+    change: Literal["published", "revoked"]
+    if envelope.type is EventType.policy_published:
+        published = PolicyPublished.model_validate(envelope.payload)
+        if previous_version is not None and published.version < previous_version:
+            return  # an older version arriving late: the projection is already ahead
+        document, version, change = published.document, published.version, "published"
+        if known and not known[0].revoked and previous_doc == document:
+            return  # a republish of what we already have: nothing changed
+        await work.projections.save_policy(
+            published.policy_id, version=version, document=document, revoked=False
+        )
+        summary = summarize_change(previous_doc, document)
+    else:
+        revoked = PolicyRevoked.model_validate(envelope.payload)
+        if known is None or known[0].revoked:
+            return
+        document, version, change = known[1], known[0].version, "revoked"
+        await work.projections.save_policy(
+            revoked.policy_id, version=version, document=document, revoked=True
+        )
+        summary = summarize_change(previous_doc, document, revoked=True)
+        if revoked.reason:
+            summary.append(f"reason: {revoked.reason}")
+    policy = policy_facts(document, version=version, revoked=change == "revoked")
+    alert = policy_changed_alert(
+        event_id=envelope.event_id,
+        occurred_at=envelope.occurred_at,
+        policy=policy,
+        change=change,
+        previous_version=previous_version,
+        summary=summary,
+    )
+    candidates = await work.subscriptions.for_region(policy.region_prefix, "policy.changed")
+    targets = [
+        (s, enterprise_id, alert)
+        for s, enterprise_id in candidates
+        if matches(
+            s.filters, policy_id=policy.policy_id, policy=policy, amount_cny=alert.amount_cny
+        )
+    ]
+    await file_alerts(work, targets, traceparent=traceparent, now=datetime.now(UTC))
