@@ -1,0 +1,1 @@
+"""Adapters: PostgreSQL repositories, the unit of work, the in-process subject cache."""

@@ -1,0 +1,144 @@
+"""The projection repository: policies, enterprises, productions (asyncpg)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+_GLOBAL = 0x5EE2  # advisory lock class: bulk runs (exclusive) vs subject updates (shared)
+_ENTERPRISE = 0x5EE3
+_FUND = 0x5EE4
+
+
+class PostgresProjection:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def lock_all(self) -> None:
+        """Exclusive: no subject update runs (or holds an uncommitted seq) meanwhile."""
+        await self._conn.execute("SELECT pg_advisory_xact_lock($1, 0)", _GLOBAL)
+
+    async def lock_enterprise(self, enterprise_id: str) -> None:
+        await self._conn.execute("SELECT pg_advisory_xact_lock_shared($1, 0)", _GLOBAL)
+        await self._conn.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))", _ENTERPRISE, enterprise_id
+        )
+
+    async def lock_fund(self, fund_id: str) -> None:
+        await self._conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _FUND, fund_id)
+
+    async def policy_state(self, policy_id: str) -> tuple[int, bool] | None:
+        row = await self._conn.fetchrow(
+            "SELECT version, revoked FROM policies WHERE policy_id = $1", policy_id
+        )
+        return None if row is None else (row["version"], row["revoked"])
+
+    async def store_policy(self, policy_id: str, version: int, document: dict[str, Any]) -> None:
+        await self._conn.execute(
+            """INSERT INTO policies (policy_id, version, document) VALUES ($1, $2, $3)
+               ON CONFLICT (policy_id) DO UPDATE SET version = $2, document = $3,
+                 revoked = false, seq = nextval('rules_change_seq'), updated_at = now()""",
+            policy_id,
+            version,
+            document,
+        )
+
+    async def revoke_policy(self, policy_id: str) -> None:
+        await self._conn.execute(
+            "UPDATE policies SET revoked = true, seq = nextval('rules_change_seq'),"
+            " updated_at = now() WHERE policy_id = $1",
+            policy_id,
+        )
+
+    async def policies_since(self, seq: int) -> list[asyncpg.Record]:
+        return list(
+            await self._conn.fetch(
+                "SELECT policy_id, version, document, revoked, seq FROM policies"
+                " WHERE seq > $1 ORDER BY seq",
+                seq,
+            )
+        )
+
+    async def enterprise_version(self, enterprise_id: str) -> int | None:
+        v: int | None = await self._conn.fetchval(
+            "SELECT version FROM enterprises WHERE enterprise_id = $1", enterprise_id
+        )
+        return v
+
+    async def store_enterprise(
+        self, enterprise_id: str, version: int, *, deleted: bool, attributes: dict[str, Any]
+    ) -> None:
+        await self._conn.execute(
+            """INSERT INTO enterprises (enterprise_id, version, deleted, attributes)
+               VALUES ($1, $2, $3, $4)
+               ON CONFLICT (enterprise_id) DO UPDATE SET version = $2, deleted = $3,
+                 attributes = $4, seq = nextval('rules_change_seq')""",
+            enterprise_id,
+            version,
+            deleted,
+            attributes,
+        )
+
+    async def production_version(self, production_id: str) -> int | None:
+        v: int | None = await self._conn.fetchval(
+            "SELECT version FROM productions WHERE production_id = $1", production_id
+        )
+        return v
+
+    async def store_production(
+        self,
+        production_id: str,
+        enterprise_id: str,
+        version: int,
+        *,
+        deleted: bool,
+        attributes: dict[str, Any],
+    ) -> None:
+        await self._conn.execute(
+            """INSERT INTO productions (production_id, enterprise_id, version, deleted, attributes)
+               VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (production_id) DO UPDATE SET enterprise_id = $2, version = $3,
+                 deleted = $4, attributes = $5, seq = nextval('rules_change_seq')""",
+            production_id,
+            enterprise_id,
+            version,
+            deleted,
+            attributes,
+        )
+
+    async def enterprise(self, enterprise_id: str) -> asyncpg.Record | None:
+        row: asyncpg.Record | None = await self._conn.fetchrow(
+            "SELECT enterprise_id, deleted, attributes FROM enterprises WHERE enterprise_id = $1",
+            enterprise_id,
+        )
+        return row
+
+    async def productions_of(
+        self, enterprise_id: str, *, only: str | None = None
+    ) -> list[asyncpg.Record]:
+        return list(
+            await self._conn.fetch(
+                "SELECT production_id, enterprise_id, deleted, attributes FROM productions"
+                " WHERE enterprise_id = $1 AND ($2::text IS NULL OR production_id = $2)"
+                " ORDER BY production_id",
+                enterprise_id,
+                only,
+            )
+        )
+
+    async def enterprise_of_production(self, production_id: str) -> str | None:
+        v: str | None = await self._conn.fetchval(
+            "SELECT enterprise_id FROM productions WHERE production_id = $1", production_id
+        )
+        return v
+
+    async def last_day(self) -> Any:
+        return await self._conn.fetchval("SELECT last_day FROM clock_state WHERE id = 1")
+
+    async def set_last_day(self, day: Any) -> None:
+        await self._conn.execute(
+            "INSERT INTO clock_state (id, last_day) VALUES (1, $1)"
+            " ON CONFLICT (id) DO UPDATE SET last_day = $1",
+            day,
+        )

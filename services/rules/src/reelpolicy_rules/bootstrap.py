@@ -1,0 +1,66 @@
+"""Wires the rules service: settings -> runtime -> caches, consumers, scheduler, publishers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+import asyncpg
+
+from reelpolicy_common import topics
+from reelpolicy_common.events import Envelope
+from reelpolicy_common.runtime import ServiceRuntime
+from reelpolicy_rules.adapters.cache import PolicyBook, SubjectCache
+from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
+from reelpolicy_rules.config import Settings
+from reelpolicy_rules.domain.calendar import local_day
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Rules:
+    """What the entrypoints need: settings, runtime, caches, the clock, a uow factory."""
+
+    settings: Settings
+    runtime: ServiceRuntime
+    clock: Clock = system_clock
+    cache: SubjectCache = field(default_factory=SubjectCache)
+    book: PolicyBook = field(default_factory=PolicyBook)
+
+    def uow(self) -> RulesUnitOfWork:
+        return RulesUnitOfWork(self.runtime.pool)
+
+    def today(self) -> date:
+        return local_day(self.clock(), self.settings.timezone)
+
+    async def load(self, _pool: asyncpg.Pool | None = None) -> None:
+        """Reload the projection into the caches (on start, before consuming)."""
+        async with self.uow() as work:
+            await work.projection.lock_all()
+            await self.book.refresh(work.conn)
+            await self.cache.refresh(work.conn)
+
+
+def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -> Rules:
+    from reelpolicy_rules.entrypoints.consumers import register_consumers
+    from reelpolicy_rules.entrypoints.scheduler import run_scheduler
+
+    settings = settings or Settings()
+    runtime = ServiceRuntime(settings)
+    rules = Rules(settings, runtime, clock or system_clock)
+    runtime.on_started(rules.load)
+    register_consumers(rules)
+    runtime.add_background(lambda: run_scheduler(rules))
+    runtime.broker.publisher(
+        topics.ELIGIBILITY,
+        title="eligibility events",
+        description="eligibility.changed keyed by enterprise id; policy.impact keyed by policy id.",
+        schema=Envelope,
+    )
+    return rules

@@ -1,0 +1,36 @@
+"""``reelpolicy-rules``: serve, migrate, rebuild (the projection, from the topics)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from reelpolicy_common.cli import service_main
+from reelpolicy_rules.config import Settings
+from reelpolicy_rules.main import create_app
+
+
+def _extra(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from reelpolicy_rules.rebuild import rebuild
+
+    again = commands.add_parser(
+        "rebuild",
+        help="rebuild the projection from the topics (service stopped); keeps results",
+    )
+    again.set_defaults(handler=lambda a: asyncio.run(rebuild(Settings())))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return service_main(
+        argv,
+        settings_factory=Settings,
+        app_factory=create_app,
+        migrations_package="reelpolicy_rules.migrations",
+        description="reelpolicy rules: policy and registry events in, eligibility events out.",
+        extra=_extra,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""Rules settings (environment variables; every one has a default but the shared ones)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from reelpolicy_common.settings import SecretKeySettings
+
+
+class Settings(SecretKeySettings):
+    service_name: str = "rules"
+    http_port: int = Field(default=8003, ge=1, le=65535)
+    timezone: str = Field(default="Asia/Shanghai", description="Where a day begins for policies.")
+    clock_poll_seconds: float = Field(
+        default=30.0, gt=0, description="How often the scheduler checks for a new day."
+    )
+    consumer_fetch_max_wait_ms: int = Field(
+        default=10, ge=0, description="Broker long-poll wait; small keeps latency low."
+    )
+    bulk_trace_limit: int = Field(
+        default=1000, ge=0, description="Bulk changes up to this many carry full traces."
+    )
+    simulate_sample_size: int = Field(default=20, ge=0, le=500)

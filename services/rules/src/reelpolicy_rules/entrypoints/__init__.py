@@ -1,0 +1,1 @@
+"""Entrypoints: the HTTP router, the Kafka consumers and the day scheduler."""

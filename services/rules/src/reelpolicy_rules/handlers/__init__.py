@@ -1,0 +1,1 @@
+"""Rules use cases: policy changes (bulk), registry changes (per subject), the clock."""

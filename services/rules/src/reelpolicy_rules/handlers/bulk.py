@@ -1,0 +1,152 @@
+"""The bulk path: re-evaluate every subject for some policies with the columnar engine.
+
+Used for a policy change (new, new version, revoked), a new day (the clock), a rebuild
+and a simulation. The seed policies are evaluated together with every policy sharing
+a stacking group or a fund with them (their results constrain each other), over the
+in-process subject cache; the result is diffed against the stored results.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import polars as pl
+from opentelemetry import trace
+
+from reelpolicy_common.events import Envelope, EventType, PolicyImpact
+from reelpolicy_common.metrics import EVALUATION_SECONDS
+from reelpolicy_policy import Policy, evaluate_bulk
+from reelpolicy_rules.adapters.cache import PolicyBook, SubjectCache
+from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
+from reelpolicy_rules.domain.bulk_frames import (
+    OUTCOME_SCHEMA,
+    FundState,
+    ImpactCounts,
+    apply_frame_constraints,
+    bulk_outcomes,
+    diff_frames,
+    impact_counts,
+)
+from reelpolicy_rules.domain.constraints import fund_of, related_policies
+from reelpolicy_rules.handlers.changes import PRODUCER, write_changes
+from reelpolicy_rules.handlers.explain import explain_rows
+
+_tracer = trace.get_tracer("reelpolicy.rules")
+
+
+@dataclass(frozen=True)
+class BulkPlan:
+    policy_ids: list[str]
+    policies: dict[str, Policy]
+    current: pl.DataFrame
+    changes: pl.DataFrame
+    funds: dict[str, FundState]
+
+    def impact(self, policy_id: str) -> ImpactCounts:
+        return impact_counts(changes=self.changes, current=self.current, policy_id=policy_id)
+
+    def fund_of(self, policy_id: str) -> FundState | None:
+        policy = self.policies.get(policy_id)
+        fund = fund_of(policy) if policy else None
+        return None if fund is None else self.funds.get(fund[0])
+
+
+def evaluate_policies(
+    cache: SubjectCache, policies: Sequence[Policy], *, today: date
+) -> tuple[pl.DataFrame, dict[str, FundState]]:
+    """Stored-result rows (after constraints) of ``policies`` over every cached subject."""
+    started = time.perf_counter()
+    parts = []
+    with _tracer.start_as_current_span("rules.evaluate", attributes={"rules.mode": "bulk"}):
+        for kind in ("enterprise", "production"):
+            chosen = [p for p in policies if p.subject == kind]
+            if chosen:
+                frame = cache.frame(kind)
+                bulk = evaluate_bulk(chosen, frame, today=today)
+                parts.append(bulk_outcomes(bulk, subjects=frame, subject_type=kind))
+        current = pl.concat(parts) if parts else pl.DataFrame(schema=OUTCOME_SCHEMA)
+        result = apply_frame_constraints(current, policies=policies)
+    EVALUATION_SECONDS.labels("bulk").observe(time.perf_counter() - started)
+    return result
+
+
+async def plan_bulk(
+    work: RulesUnitOfWork,
+    *,
+    cache: SubjectCache,
+    active: Sequence[Policy],
+    seeds: Sequence[str],
+    today: date,
+) -> BulkPlan:
+    """Evaluate and diff (no writes). Call with the projection locked (``lock_all``)."""
+    await cache.refresh(work.conn)
+    ids = related_policies(seeds, active)
+    running = [p for p in active if p.id in ids]
+    current, funds = evaluate_policies(cache, running, today=today)
+    previous = await work.results.frame_for_policies(sorted(ids))
+    changes = diff_frames(previous, current)
+    return BulkPlan(sorted(ids), {p.id: p for p in running}, current, changes, funds)
+
+
+def impact_event(plan: BulkPlan, *, policy_id: str, version: int) -> Envelope:
+    counts = plan.impact(policy_id)
+    fund = plan.fund_of(policy_id)
+    payload = PolicyImpact(
+        policy_id=policy_id,
+        policy_version=version,
+        newly_eligible=counts.newly_eligible,
+        no_longer_eligible=counts.no_longer_eligible,
+        amount_changed=counts.amount_changed,
+        eligible_total=counts.eligible_total,
+        total_potential_cny=counts.total_potential_cny,
+        fund_budget_cny=None if fund is None else fund.budget_cny,
+        fund_exhausted=False if fund is None else fund.exhausted,
+    )
+    return Envelope(
+        type=EventType.policy_impact,
+        producer=PRODUCER,
+        key=policy_id,
+        payload=payload.model_dump(mode="json"),
+    )
+
+
+async def run_bulk(
+    work: RulesUnitOfWork,
+    *,
+    cache: SubjectCache,
+    book: PolicyBook,
+    seeds: Sequence[str],
+    today: date,
+    cause: str,
+    trace_limit: int,
+) -> BulkPlan:
+    """Re-evaluate ``seeds`` (and related policies) and write the changes."""
+    plan = await plan_bulk(work, cache=cache, active=book.active(), seeds=seeds, today=today)
+    rows: list[dict[str, Any]] = plan.changes.to_dicts()
+    explanations = explain_rows(
+        rows, cache=cache, policies=plan.policies, versions=book.versions, funds=plan.funds,
+        today=today, limit=trace_limit,
+    )  # fmt: skip
+    out = []
+    for row, expl in zip(rows, explanations, strict=True):
+        out.append(
+            {
+                "subject_type": row["subject_type"],
+                "subject_id": row["subject_id"],
+                "enterprise_id": row["enterprise_id"],
+                "policy_id": row["policy_id"],
+                "policy_version": book.versions.get(row["policy_id"], 0),
+                "previous_status": row["previous_status"],
+                "status": row["status"],
+                "previous_amount_cny": row["previous_amount_cny"],
+                "amount_cny": row["amount_cny"] if row["status"] != "ineligible" else None,
+                "missing_fields": row["missing_fields"] if row["status"] == "unknown" else [],
+                "explanation": expl,
+            }
+        )
+    await write_changes(work, out, cause=cause)
+    return plan
