@@ -1,0 +1,203 @@
+"""Pure registry rules: credit codes, the region table, merge patches, file rows, generator."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, date, datetime
+from itertools import islice
+
+import pytest
+from stdnum.cn import uscc
+
+from reelpolicy_common.events import decode_envelope
+from reelpolicy_registry.domain import (
+    InvalidRecordError,
+    StoredEnterprise,
+    merge_patch,
+    parse_if_match,
+    patched_enterprise,
+    validate_enterprise,
+    validate_production,
+)
+from reelpolicy_registry.events import raw_production_event
+from reelpolicy_registry.generate import credit_code, generate_rows
+from reelpolicy_registry.regions import is_known_region, region_name, region_table
+from reelpolicy_registry.rows import MalformedFileError, RawRow, RowError, csv_rows, jsonl_rows
+
+GOOD_CODE = credit_code(random.Random(1), "310110")
+
+
+def enterprise(**overrides: object) -> dict[str, object]:
+    return {
+        "name": "Star Media",
+        "credit_code": GOOD_CODE,
+        "region_code": "310110",
+        "kind": "production_company",
+        **overrides,
+    }
+
+
+def fields(exc: InvalidRecordError) -> set[str]:
+    return {e["field"] for e in exc.errors}
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["310110", "310117", "310112", "610113", "410105", "440305", "350000", "320412",
+     "450000", "500000", "130402", "421002", "330113", "330205", "330100"],
+)  # fmt: skip
+def test_region_table_has_the_codes_the_policies_name(code: str) -> None:
+    assert is_known_region(code)
+
+
+def test_region_table_levels_and_names() -> None:
+    table = region_table()
+    assert len(table) > 3000
+    assert region_name("310110") == "杨浦区"
+    assert region_name("330113") == "临平区"
+    assert not is_known_region("999999")
+    assert {r.level for r in table.values()} == {"province", "prefecture", "county"}
+
+
+def test_credit_code_checksum_is_verified() -> None:
+    assert uscc.is_valid(GOOD_CODE)
+    assert validate_enterprise(enterprise()).credit_code == GOOD_CODE
+    wrong = GOOD_CODE[:-1] + ("0" if GOOD_CODE[-1] != "0" else "1")
+    with pytest.raises(InvalidRecordError) as caught:
+        validate_enterprise(enterprise(credit_code=wrong))
+    assert fields(caught.value) == {"credit_code"}
+    assert "check digit" in caught.value.errors[0]["message"]
+
+
+def test_unknown_region_and_negative_money_are_named() -> None:
+    with pytest.raises(InvalidRecordError) as caught:
+        validate_enterprise(enterprise(region_code="999999", registered_capital_cny=-1))
+    assert fields(caught.value) == {"region_code", "registered_capital_cny"}
+
+
+def test_production_rules() -> None:
+    base = {"enterprise_id": "e1", "title": "T"}
+    assert validate_production(base).platforms is None
+    with pytest.raises(InvalidRecordError) as caught:
+        validate_production({**base, "platforms": ["myspace"], "budget_cny": -5})
+    assert fields(caught.value) == {"platforms.0", "budget_cny"}
+    with pytest.raises(InvalidRecordError) as caught:
+        validate_production({**base, "filming_region_codes": ["310110", "999998"]})
+    assert fields(caught.value) == {"filming_region_codes"}
+
+
+def test_merge_patch_follows_rfc_7396() -> None:
+    target = {"a": 1, "b": {"c": 2, "d": 3}, "tags": ["x"]}
+    patch = {"a": None, "b": {"c": 5}, "tags": ["y"], "e": 1}
+    assert merge_patch(target, patch) == {"b": {"c": 5, "d": 3}, "tags": ["y"], "e": 1}
+    assert target["a"] == 1  # untouched
+
+
+def stored(**attributes: object) -> StoredEnterprise:
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    attrs = validate_enterprise(enterprise(**attributes)).model_dump(mode="json")
+    return StoredEnterprise("id", 1, attrs, date(2020, 5, 1), now, now)
+
+
+def test_relocation_pushes_the_old_region_with_its_since_date() -> None:
+    updated, since = patched_enterprise(stored(), {"region_code": "310117"}, today=date(2025, 6, 1))
+    assert updated.region_code == "310117"
+    assert [(r.region_code, r.since) for r in updated.region_history] == [
+        ("310110", date(2020, 5, 1))
+    ]
+    assert since == date(2025, 6, 1)
+    same, since = patched_enterprise(stored(), {"employees": 3}, today=date(2025, 6, 1))
+    assert same.region_history == [] and since == date(2020, 5, 1)
+
+
+def test_patch_is_validated_whole() -> None:
+    with pytest.raises(InvalidRecordError) as caught:
+        patched_enterprise(stored(), {"name": None}, today=date(2025, 1, 1))
+    assert fields(caught.value) == {"name"}
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"), [("3", 3), ('"3"', 3), ('W/"12"', 12), ("*", None), (None, None)]
+)
+def test_if_match_forms(header: str | None, expected: int | None) -> None:
+    assert parse_if_match(header) == expected
+
+
+def test_if_match_garbage_is_an_error() -> None:
+    with pytest.raises(InvalidRecordError):
+        parse_if_match('"abc"')
+
+
+def test_jsonl_rows_report_bad_lines() -> None:
+    lines = ['{"type":"enterprise","name":"A"}', "", "{not json", '{"type":"movie"}', "[1]"]
+    rows = list(jsonl_rows(lines))
+    assert rows[0] == RawRow(1, "enterprise", {"name": "A"})
+    assert [(r.row, r.field) for r in rows[1:] if isinstance(r, RowError)] == [
+        (3, "row"), (4, "type"), (5, "row"),
+    ]  # fmt: skip
+
+
+def test_csv_rows_lists_nested_and_json_cells() -> None:
+    text = (
+        "type,name,credit_code,platforms,metrics.views,grants,enterprise_credit_code,title\n"
+        'production,,,douyin;kuaishou,120,"[{""issuer_level"":""district""}]",C1,T\n'
+        "enterprise,Star,C2,,,,,\n"
+    )
+    rows = list(csv_rows(text.splitlines()))
+    assert rows[0] == RawRow(
+        1,
+        "production",
+        {
+            "platforms": ["douyin", "kuaishou"],
+            "metrics": {"views": "120"},
+            "grants": [{"issuer_level": "district"}],
+            "enterprise_credit_code": "C1",
+            "title": "T",
+        },
+    )
+    assert rows[1] == RawRow(2, "enterprise", {"name": "Star", "credit_code": "C2"})
+
+
+def test_csv_with_unknown_columns_is_malformed() -> None:
+    with pytest.raises(MalformedFileError):
+        list(csv_rows(["type,colour", "enterprise,red"]))
+    with pytest.raises(MalformedFileError):
+        list(csv_rows([]))
+
+
+def test_generator_is_deterministic_valid_and_realistic() -> None:
+    rows = list(generate_rows(enterprises=300, productions=2000, seed=7))
+    assert rows == list(generate_rows(enterprises=300, productions=2000, seed=7))
+    enterprises = [r for r in rows if r["type"] == "enterprise"]
+    productions = [r for r in rows if r["type"] == "production"]
+    by_code = {e["credit_code"]: e for e in enterprises}
+    assert len(by_code) == 300
+    for e in enterprises:
+        validate_enterprise({k: v for k, v in e.items() if k != "type"})
+    for p in productions:
+        data = {k: v for k, v in p.items() if k not in ("type", "enterprise_credit_code")}
+        validate_production({**data, "enterprise_id": "x"})
+        assert p["enterprise_credit_code"] in by_code
+    budgets = [p["budget_cny"] for p in productions if "budget_cny" in p]
+    assert min(budgets) >= 300_000 and max(budgets) <= 1_500_000
+    assert any("budget_cny" not in p for p in productions)  # some unknowns
+    top = {"4101", "6101", "50"}
+    assert (
+        sum(e["region_code"][:4] in top or e["region_code"][:2] in top for e in enterprises) > 100
+    )
+    assert sum(bool(p.get("awards")) for p in productions) < len(productions) * 0.05
+    assert any(p.get("grants") for p in productions)
+
+
+def test_raw_production_event_decodes_as_the_typed_payload() -> None:
+    row = next(islice(generate_rows(enterprises=1, productions=1, seed=1), 1, None))
+    attributes = validate_production(
+        {k: v for k, v in row.items() if k not in ("type", "enterprise_credit_code")}
+        | {"enterprise_id": "e-1"}
+    )
+    envelope = raw_production_event("p-1", "e-1", 2, attributes.model_dump_json())
+    decoded = decode_envelope(envelope.to_bytes())
+    assert decoded.key == "e-1" and decoded.type.value == "production.upserted"
+    assert decoded.payload["attributes"] == json.loads(attributes.model_dump_json())
+    assert decoded.payload["version"] == 2 and decoded.payload["production_id"] == "p-1"
