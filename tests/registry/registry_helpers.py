@@ -60,10 +60,13 @@ class RegistryClient:
         """Everything stored: both tables' rows and the outbox (for 'nothing changed')."""
         conn = await asyncpg.connect(self.dsn)
         try:
-            return tuple(
-                [tuple(r) for r in await conn.fetch(f"SELECT * FROM {table} ORDER BY 1")]
-                for table in ("enterprises", "productions", "outbox", "api_keys")
-            )
+            queries = [
+                "SELECT * FROM enterprises ORDER BY id",
+                "SELECT * FROM productions ORDER BY id",
+                "SELECT seq, event_id, value FROM outbox ORDER BY seq",  # sent_at moves
+                "SELECT * FROM api_keys ORDER BY key_id",
+            ]
+            return tuple([[tuple(r) for r in await conn.fetch(q)] for q in queries])
         finally:
             await conn.close()
 

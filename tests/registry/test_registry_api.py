@@ -25,14 +25,17 @@ async def test_create_get_patch_delete_with_versions(registry: RegistryClient) -
     client = registry.client
     created = await registry.enterprise()
     eid = created["id"]
-    assert created["version"] == 1 and created["region_code"] == "310110"
+    assert created["version"] == 1
+    assert created["region_code"] == "310110"
     got = await client.get(f"/v1/enterprises/{eid}")
-    assert got.status_code == 200 and got.headers["ETag"] == '"1"'
+    assert got.status_code == 200
+    assert got.headers["ETag"] == '"1"'
 
     moved = await client.patch(
-        f"/v1/enterprises/{eid}", json={"region_code": "310117", "employees": None},
+        f"/v1/enterprises/{eid}",
+        json={"region_code": "310117", "employees": None},
         headers={"If-Match": '"1"'},
-    )  # fmt: skip
+    )
     assert moved.status_code == 200, moved.text
     assert moved.json()["version"] == 2
     assert moved.json()["region_history"] == [{"region_code": "310110", "since": "2021-03-04"}]
@@ -47,7 +50,8 @@ async def test_create_get_patch_delete_with_versions(registry: RegistryClient) -
 
     production = await registry.production(eid, external_id="x-1", platforms=["douyin"])
     deleted = await client.delete(f"/v1/enterprises/{eid}", headers={"If-Match": "2"})
-    assert deleted.status_code == 200 and deleted.json()["version"] == 3
+    assert deleted.status_code == 200
+    assert deleted.json()["version"] == 3
     assert (await client.get(f"/v1/enterprises/{eid}")).status_code == 404
     assert (await client.get(f"/v1/productions/{production['id']}")).status_code == 404
 
@@ -69,7 +73,8 @@ async def test_duplicate_credit_code_conflicts(registry: RegistryClient) -> None
     body = new_enterprise()
     assert (await registry.client.post("/v1/enterprises", json=body)).status_code == 201
     again = await registry.client.post("/v1/enterprises", json=body)
-    assert again.status_code == 409 and again.json()["detail"][0]["field"] == "credit_code"
+    assert again.status_code == 409
+    assert again.json()["detail"][0]["field"] == "credit_code"
 
 
 async def test_pagination_and_filters(registry: RegistryClient) -> None:
@@ -90,7 +95,8 @@ async def test_pagination_and_filters(registry: RegistryClient) -> None:
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    assert len(seen) == len(set(seen)) == 5 and seen == sorted(seen)
+    assert len(seen) == len(set(seen)) == 5
+    assert seen == sorted(seen)
 
     async def ids(path: str, **params: str) -> set[str]:
         response = await client.get(path, params=params)
@@ -120,7 +126,8 @@ async def test_pagination_and_filters(registry: RegistryClient) -> None:
     assert await ids("/v1/productions", region_prefix="61") == {"610113"}
     assert len(await ids("/v1/productions", enterprise_id=owner["id"])) == 2
     bad = await client.get("/v1/productions", params={"platform": "myspace"})
-    assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "platform"
+    assert bad.status_code == 422
+    assert bad.json()["detail"][0]["field"] == "platform"
     assert (await client.get("/v1/enterprises", params={"cursor": "zzz"})).status_code == 400
 
 
@@ -148,7 +155,8 @@ async def test_company_keys_see_only_their_own(registry: RegistryClient) -> None
         )
         assert own.status_code == 201
         patched = await company.patch(f"/v1/enterprises/{mine['id']}", json={"employees": 12})
-        assert patched.status_code == 200 and patched.json()["employees"] == 12
+        assert patched.status_code == 200
+        assert patched.json()["employees"] == 12
         listed = (await company.get("/v1/enterprises")).json()["items"]
         assert [e["id"] for e in listed] == [mine["id"]]
         productions = (
@@ -177,15 +185,17 @@ async def test_api_keys_are_issued_stored_hashed_revoked_and_announced(
     async with registry.as_key(key) as as_company:
         assert (await as_company.get(f"/v1/enterprises/{company['id']}")).status_code == 200
     listed = (await registry.client.get("/v1/api-keys")).json()
-    assert key_id in {k["key_id"] for k in listed} and "key" not in listed[0]
+    assert key_id in {k["key_id"] for k in listed}
+    assert "key" not in listed[0]
     assert (await registry.client.delete(f"/v1/api-keys/{key_id}")).json()["revoked"] is True
     async with registry.as_key(key) as as_company:
         assert (await as_company.get(f"/v1/enterprises/{company['id']}")).status_code == 401
     events = await topic_events(
-        registry.bootstrap, topics.REGISTRY,
+        registry.bootstrap,
+        topics.REGISTRY,
         where=lambda e: e.type == EventType.api_key_changed and e.payload["key_id"] == key_id,
         expected=2,
-    )  # fmt: skip
+    )
     changes = [ApiKeyChanged.model_validate(e.payload) for e in events]
     assert [c.revoked for c in changes] == [False, True]
     assert changes[0].key_hash == hash_api_key(key, secret_key=SECRET_KEY)

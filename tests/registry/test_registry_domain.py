@@ -44,9 +44,24 @@ def fields(exc: InvalidRecordError) -> set[str]:
 
 @pytest.mark.parametrize(
     "code",
-    ["310110", "310117", "310112", "610113", "410105", "440305", "350000", "320412",
-     "450000", "500000", "130402", "421002", "330113", "330205", "330100"],
-)  # fmt: skip
+    [
+        "310110",
+        "310117",
+        "310112",
+        "610113",
+        "410105",
+        "440305",
+        "350000",
+        "320412",
+        "450000",
+        "500000",
+        "130402",
+        "421002",
+        "330113",
+        "330205",
+        "330100",
+    ],
+)
 def test_region_table_has_the_codes_the_policies_name(code: str) -> None:
     assert is_known_region(code)
 
@@ -108,7 +123,8 @@ def test_relocation_pushes_the_old_region_with_its_since_date() -> None:
     ]
     assert since == date(2025, 6, 1)
     same, since = patched_enterprise(stored(), {"employees": 3}, today=date(2025, 6, 1))
-    assert same.region_history == [] and since == date(2020, 5, 1)
+    assert same.region_history == []
+    assert since == date(2020, 5, 1)
 
 
 def test_patch_is_validated_whole() -> None:
@@ -134,8 +150,10 @@ def test_jsonl_rows_report_bad_lines() -> None:
     rows = list(jsonl_rows(lines))
     assert rows[0] == RawRow(1, "enterprise", {"name": "A"})
     assert [(r.row, r.field) for r in rows[1:] if isinstance(r, RowError)] == [
-        (3, "row"), (4, "type"), (5, "row"),
-    ]  # fmt: skip
+        (3, "row"),
+        (4, "type"),
+        (5, "row"),
+    ]
 
 
 def test_csv_rows_lists_nested_and_json_cells() -> None:
@@ -180,7 +198,8 @@ def test_generator_is_deterministic_valid_and_realistic() -> None:
         validate_production({**data, "enterprise_id": "x"})
         assert p["enterprise_credit_code"] in by_code
     budgets = [p["budget_cny"] for p in productions if "budget_cny" in p]
-    assert min(budgets) >= 300_000 and max(budgets) <= 1_500_000
+    assert min(budgets) >= 300_000
+    assert max(budgets) <= 1_500_000
     assert any("budget_cny" not in p for p in productions)  # some unknowns
     top = {"4101", "6101", "50"}
     assert (
@@ -198,6 +217,8 @@ def test_raw_production_event_decodes_as_the_typed_payload() -> None:
     )
     envelope = raw_production_event("p-1", "e-1", 2, attributes.model_dump_json())
     decoded = decode_envelope(envelope.to_bytes())
-    assert decoded.key == "e-1" and decoded.type.value == "production.upserted"
+    assert decoded.key == "e-1"
+    assert decoded.type.value == "production.upserted"
     assert decoded.payload["attributes"] == json.loads(attributes.model_dump_json())
-    assert decoded.payload["version"] == 2 and decoded.payload["production_id"] == "p-1"
+    assert decoded.payload["version"] == 2
+    assert decoded.payload["production_id"] == "p-1"

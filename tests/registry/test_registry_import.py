@@ -1,0 +1,243 @@
+"""Bulk import and bad input at the boundary: idempotency, per-row reports, nothing half-done."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from registry_helpers import RegistryClient, new_enterprise, running_registry
+
+from reelpolicy_common import topics
+from reelpolicy_common.events import EventType
+from reelpolicy_registry.generate import generate_rows
+from support import topic_events
+
+pytestmark = pytest.mark.servers
+
+JSONL = {"Content-Type": "application/x-ndjson"}
+
+
+@pytest.fixture
+async def registry(fresh_database: str, bootstrap_servers: str) -> AsyncIterator[RegistryClient]:
+    async with running_registry(
+        fresh_database, bootstrap_servers, max_body_bytes=4096, import_chunk_rows=150
+    ) as running:
+        yield running
+
+
+def jsonl(rows: list[dict[str, object]]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+async def test_import_is_idempotent_and_emits_one_event_per_change(
+    registry: RegistryClient,
+) -> None:
+    rows = list(generate_rows(enterprises=40, productions=400, seed=3))
+    first = await registry.client.post("/v1/import", content=jsonl(rows), headers=JSONL)
+    assert first.status_code == 200, first.text
+    assert first.json() == {"accepted": 440, "unchanged": 0, "rejected": 0, "errors": []}
+    assert await registry.fetchval("SELECT count(*) FROM productions") == 400
+    assert await registry.fetchval("SELECT count(*) FROM outbox") == 440
+
+    again = await registry.client.post("/v1/import", content=jsonl(rows), headers=JSONL)
+    assert again.json() == {"accepted": 0, "unchanged": 440, "rejected": 0, "errors": []}
+    assert await registry.fetchval("SELECT count(*) FROM outbox") == 440
+
+    rows[0]["employees"] = 4321
+    rows[100]["title"] = "Renamed"
+    third = await registry.client.post("/v1/import", content=jsonl(rows), headers=JSONL)
+    assert (third.json()["accepted"], third.json()["unchanged"]) == (2, 438)
+    third_changed = {
+        str(await registry.fetchval("SELECT id FROM enterprises WHERE version = 2")),
+        str(await registry.fetchval("SELECT enterprise_id FROM productions WHERE version = 2")),
+    }
+    version = await registry.fetchval(
+        "SELECT version FROM productions WHERE attributes->>'title' = 'Renamed'"
+    )
+    assert version == 2
+
+    eid = str(await registry.fetchval("SELECT id FROM enterprises ORDER BY id LIMIT 1"))
+    owned = await registry.fetchval(
+        "SELECT count(*) FROM productions WHERE enterprise_id = $1::uuid", eid
+    )
+    expected = 1 + owned + (1 if eid in third_changed else 0)
+    events = await topic_events(
+        registry.bootstrap, topics.REGISTRY, where=lambda e: e.key == eid, expected=expected
+    )
+    assert len(events) == expected
+    assert events[0].type == EventType.enterprise_upserted
+    assert all(e.payload["enterprise_id"] == eid for e in events)
+
+
+async def test_import_reports_bad_rows_and_loads_the_good_ones(registry: RegistryClient) -> None:
+    good = new_enterprise()
+    rows = [
+        {"type": "enterprise", **good},
+        {"type": "enterprise", **new_enterprise(region_code="999999")},
+        {
+            "type": "production",
+            "enterprise_credit_code": good["credit_code"],
+            "title": "A",
+            "external_id": "a",
+            "platforms": ["myspace"],
+        },
+        {"type": "production", "enterprise_credit_code": "nope", "title": "B"},
+        {
+            "type": "production",
+            "enterprise_credit_code": good["credit_code"],
+            "title": "C",
+            "external_id": "c",
+            "budget_cny": 800000,
+        },
+    ]
+    body = jsonl(rows) + "{broken\n"
+    report = (await registry.client.post("/v1/import", content=body, headers=JSONL)).json()
+    assert (report["accepted"], report["rejected"]) == (2, 4)
+    assert [(e["row"], e["field"]) for e in report["errors"]] == [
+        (2, "region_code"),
+        (3, "platforms.0"),
+        (4, "enterprise_credit_code"),
+        (6, "row"),
+    ]
+
+
+async def test_csv_import(registry: RegistryClient) -> None:
+    e = new_enterprise(region="610113")
+    csv_text = (
+        "type,name,credit_code,region_code,kind,tags,enterprise_credit_code,external_id,title,"
+        "platforms,budget_cny,metrics.views\n"
+        f"enterprise,{e['name']},{e['credit_code']},610113,production_company,a;b,,,,,,\n"
+        f"production,,,,,,{e['credit_code']},x1,Drama,douyin;hongguo,900000,1200\n"
+    )
+    headers = {"Content-Type": "text/csv"}
+    first = await registry.client.post("/v1/import", content=csv_text, headers=headers)
+    assert first.json() == {"accepted": 2, "unchanged": 0, "rejected": 0, "errors": []}
+    stored = (await registry.client.get("/v1/productions")).json()["items"][0]
+    assert stored["platforms"] == ["douyin", "hongguo"]
+    assert stored["metrics"]["views"] == 1200
+    again = await registry.client.post("/v1/import", content=csv_text, headers=headers)
+    assert again.json()["unchanged"] == 2
+    bad = await registry.client.post("/v1/import", content="type,colour\n", headers=headers)
+    assert bad.status_code == 400
+    assert bad.json()["detail"][0]["field"] == "header"
+
+
+async def test_bad_input_corpus_changes_nothing(registry: RegistryClient) -> None:
+    client = registry.client
+    owner = await registry.enterprise()
+    eid = owner["id"]
+    before = await registry.snapshot()
+    wrong_check = new_enterprise()
+    wrong_check["credit_code"] = wrong_check["credit_code"][:-1] + (
+        "0" if wrong_check["credit_code"][-1] != "0" else "1"
+    )
+    corpus: list[tuple[str, str, dict[str, object], int, str]] = [
+        ("POST", "/v1/enterprises", {"json": wrong_check}, 422, "credit_code"),
+        (
+            "POST",
+            "/v1/enterprises",
+            {"json": new_enterprise(region_code="999999")},
+            422,
+            "region_code",
+        ),
+        (
+            "POST",
+            "/v1/enterprises",
+            {"json": new_enterprise(registered_capital_cny=-5)},
+            422,
+            "registered_capital_cny",
+        ),
+        ("POST", "/v1/enterprises", {"json": new_enterprise(colour="red")}, 422, "colour"),
+        (
+            "POST",
+            "/v1/enterprises",
+            {"content": b"{not json", "headers": {"Content-Type": "application/json"}},
+            422,
+            "",
+        ),
+        ("POST", "/v1/enterprises", {"json": new_enterprise(name="x" * 5000)}, 413, "body"),
+        (
+            "POST",
+            "/v1/productions",
+            {"json": {"enterprise_id": eid, "title": "T", "platforms": ["myspace"]}},
+            422,
+            "platforms.0",
+        ),
+        (
+            "POST",
+            "/v1/productions",
+            {"json": {"enterprise_id": eid, "title": "T", "budget_cny": -1}},
+            422,
+            "budget_cny",
+        ),
+        (
+            "POST",
+            "/v1/productions",
+            {"json": {"enterprise_id": "00000000-0000-0000-0000-000000000000", "title": "T"}},
+            422,
+            "enterprise_id",
+        ),
+        (
+            "POST",
+            "/v1/productions",
+            {"json": {"enterprise_id": "not-a-uuid", "title": "T"}},
+            422,
+            "enterprise_id",
+        ),
+        (
+            "PATCH",
+            f"/v1/enterprises/{eid}",
+            {"json": {"region_code": "999999"}},
+            422,
+            "region_code",
+        ),
+        (
+            "PATCH",
+            f"/v1/enterprises/{eid}",
+            {"json": {"credit_code": wrong_check["credit_code"]}},
+            422,
+            "credit_code",
+        ),
+        ("PATCH", f"/v1/enterprises/{eid}", {"json": [1, 2]}, 422, "body"),
+        (
+            "PATCH",
+            f"/v1/enterprises/{eid}",
+            {"json": {"sme": True}, "headers": {"If-Match": "7"}},
+            412,
+            "If-Match",
+        ),
+        (
+            "PATCH",
+            f"/v1/enterprises/{eid}",
+            {"json": {"sme": True}, "headers": {"If-Match": "seven"}},
+            400,
+            "If-Match",
+        ),
+        ("DELETE", f"/v1/enterprises/{eid}", {"headers": {"If-Match": "9"}}, 412, "If-Match"),
+        ("POST", "/v1/import", {"content": "{bad\n", "headers": JSONL}, 422, "rows[1].row"),
+        (
+            "POST",
+            "/v1/import",
+            {"content": "a,b\n1,2\n", "headers": {"Content-Type": "text/csv"}},
+            400,
+            "header",
+        ),
+        (
+            "POST",
+            "/v1/import",
+            {"content": "x", "headers": {"Content-Type": "text/plain"}},
+            415,
+            "Content-Type",
+        ),
+        ("POST", "/v1/import", {"content": b"\xff\xfe\x00", "headers": JSONL}, 400, "body"),
+    ]
+    for method, path, kwargs, status, field in corpus:
+        response = await client.request(method, path, **kwargs)  # type: ignore[arg-type]
+        assert response.status_code == status, (path, kwargs, response.text)
+        detail = response.json()["detail"]
+        assert isinstance(detail, list)
+        assert detail[0]["message"]
+        if field:
+            assert field in {d.get("field") for d in detail}, (field, detail)
+    assert await registry.snapshot() == before
