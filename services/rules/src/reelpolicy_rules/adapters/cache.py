@@ -50,14 +50,14 @@ class SubjectCache:
         """Fetch rows changed since the last refresh; returns how many."""
         ent = await _copy_frame(
             conn,
-            "SELECT enterprise_id, deleted, attributes::text AS attributes, seq FROM enterprises"
+            "SELECT enterprise_id, deleted::text, attributes::text AS attributes, seq FROM enterprises"
             f" WHERE seq > {int(self.seq)}",
             {"enterprise_id": pl.String, "deleted": pl.Boolean, "attributes": pl.String,
              "seq": pl.Int64},
         )  # fmt: skip
         prod = await _copy_frame(
             conn,
-            "SELECT production_id, enterprise_id, deleted, attributes::text AS attributes, seq"
+            "SELECT production_id, enterprise_id, deleted::text, attributes::text AS attributes, seq"
             f" FROM productions WHERE seq > {int(self.seq)}",
             {"production_id": pl.String, "enterprise_id": pl.String, "deleted": pl.Boolean,
              "attributes": pl.String, "seq": pl.Int64},

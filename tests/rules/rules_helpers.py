@@ -1,0 +1,138 @@
+"""Helpers for the rules tests: documents, snapshots, a topic collector, a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from reelpolicy_common import topics
+from reelpolicy_common.events import Envelope, EventType
+
+
+class FakeClock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def uid(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def enterprise_policy(pid: str, *, min_employees: int = 10, to: str | None = None,
+                      title: str = "Test") -> dict[str, Any]:  # fmt: skip
+    return {
+        "id": pid,
+        "title": {"zh": "测试", "en": title},
+        "issuer": {"name": "Test", "level": "municipal", "region_code": "310000"},
+        "sources": [{"fact": "F-SH-01"}],
+        "effective": {"from": "2024-01-01", "to": to},
+        "subject": "enterprise",
+        "criteria": {"all": [
+            {"field": "enterprise.region_code", "op": "within", "value": "31"},
+            {"field": "enterprise.employees", "op": "gte", "value": min_employees},
+        ]},
+        "benefits": [{"id": "grant", "kind": "subsidy", "basis": "fixed", "max_amount_cny": 100000}],
+    }  # fmt: skip
+
+
+def production_policy(pid: str) -> dict[str, Any]:
+    doc = enterprise_policy(pid)
+    doc["subject"] = "production"
+    doc["criteria"] = {"all": [
+        {"field": "production.region_code", "op": "within", "value": "31"},
+        {"field": "production.budget_cny", "op": "gte", "value": 500000},
+    ]}  # fmt: skip
+    return doc
+
+
+def policy_event(doc: dict[str, Any], version: int) -> Envelope:
+    payload = {"policy_id": doc["id"], "version": version, "document": {**doc, "version": version}}
+    return Envelope(
+        type=EventType.policy_published, producer="test", key=doc["id"], payload=payload
+    )
+
+
+def revoke_event(pid: str, version: int) -> Envelope:
+    payload = {"policy_id": pid, "version": version, "reason": "test"}
+    return Envelope(type=EventType.policy_revoked, producer="test", key=pid, payload=payload)
+
+
+def enterprise_event(eid: str, version: int, *, employees: int | None = 20) -> Envelope:
+    attributes = {"name": "E", "credit_code": "9" * 18, "region_code": "310110",
+                  "employees": employees, "kind": "production_company"}  # fmt: skip
+    payload = {"enterprise_id": eid, "version": version, "attributes": attributes}
+    return Envelope(type=EventType.enterprise_upserted, producer="test", key=eid, payload=payload)
+
+
+def production_event(pid: str, eid: str, version: int, *, budget: int = 1_000_000) -> Envelope:
+    attributes = {"enterprise_id": eid, "title": "P", "region_code": "310110",
+                  "budget_cny": budget}  # fmt: skip
+    payload = {"production_id": pid, "enterprise_id": eid, "version": version,
+               "attributes": attributes}  # fmt: skip
+    return Envelope(type=EventType.production_upserted, producer="test", key=eid, payload=payload)
+
+
+async def produce(bootstrap: str, topic: str, *envelopes: Envelope) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    await producer.start()
+    try:
+        for e in envelopes:
+            await producer.send_and_wait(topic, e.to_bytes(), key=e.key.encode())
+    finally:
+        await producer.stop()
+
+
+class Collector:
+    """Every envelope appended to a topic after it started (all partitions)."""
+
+    def __init__(self) -> None:
+        self.events: list[Envelope] = []
+        self.arrived: list[float] = []
+
+    def of(self, kind: EventType, **payload: Any) -> list[Envelope]:
+        return [
+            e for e in self.events
+            if e.type is kind and all(e.payload.get(k) == v for k, v in payload.items())
+        ]  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def collecting(bootstrap: str, topic: str = topics.ELIGIBILITY) -> AsyncIterator[Collector]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=10)
+    await consumer.start()
+    tps = [TopicPartition(topic, i) for i in range(topics.partitions(topic))]
+    consumer.assign(tps)
+    await consumer.seek_to_end(*tps)
+    for tp in tps:
+        await consumer.position(tp)
+    collector = Collector()
+    loop = asyncio.get_running_loop()
+
+    async def run() -> None:
+        while True:
+            for records in (await consumer.getmany(timeout_ms=100)).values():
+                for r in records:
+                    collector.events.append(Envelope.model_validate_json(r.value))
+                    collector.arrived.append(loop.time())
+
+    task = asyncio.create_task(run())
+    try:
+        yield collector
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await consumer.stop()
+
+
+def at(day: str) -> datetime:
+    return datetime.fromisoformat(f"{day}T04:00:00").replace(tzinfo=UTC)
