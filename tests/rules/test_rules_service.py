@@ -90,7 +90,8 @@ async def test_events_in_eligibility_out(rules: Running) -> None:
     assert (first["previous_status"], first["status"], first["amount_cny"]) == (
         "ineligible", "eligible", 100000,
     )  # fmt: skip
-    assert first["cause"] == str(e1.event_id) and first["policy_version"] == 1
+    assert first["cause"] == str(e1.event_id)
+    assert first["policy_version"] == 1
     assert first["explanation"]["criteria"]["result"] == "pass"
 
     # the same event again emits nothing; a later change on the same key still flows
@@ -167,4 +168,5 @@ async def test_clock_ends_a_policy(rules: Running) -> None:
     rules.clock.now += timedelta(days=1)  # 2026-03-03: effective.to has passed
     await eventually(lambda: seen.of(CHANGED, subject_id=ent, status="ineligible"), timeout=15)
     ended = seen.of(CHANGED, subject_id=ent, status="ineligible")[0].payload
-    assert ended["cause"] == "clock" and ended["previous_status"] == "eligible"
+    assert ended["cause"] == "clock"
+    assert ended["previous_status"] == "eligible"
