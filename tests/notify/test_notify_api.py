@@ -25,9 +25,13 @@ async def test_subscription_crud_and_company_isolation(notify: RunningNotify) ->
     operator = notify.client(await notify.key())
     company_a = notify.client(await notify.key(enterprise_id=ent_a))
     company_b = notify.client(await notify.key(enterprise_id=ent_b))
-    body = {"channel": "webhook", "url": "http://127.0.0.1:9/hook",
-            "events": ["eligibility.changed", "policy.deadline"],
-            "filters": {"min_amount_cny": 1000}, "digest": None}  # fmt: skip
+    body = {
+        "channel": "webhook",
+        "url": "http://127.0.0.1:9/hook",
+        "events": ["eligibility.changed", "policy.deadline"],
+        "filters": {"min_amount_cny": 1000},
+        "digest": None,
+    }
 
     created = await company_a.post("/v1/subscriptions", json=body)
     assert created.status_code == 201, created.text

@@ -98,8 +98,16 @@ def test_schedule_parsing_and_classification() -> None:
     with pytest.raises(ValueError, match="schedule"):
         parse_schedule("")
     assert [classify(c) for c in (200, 204, 410, 429, 500, 503, None, 400, 404)] == [
-        "succeeded", "succeeded", "gone", "retry", "retry", "retry", "retry", "failed", "failed",
-    ]  # fmt: skip
+        "succeeded",
+        "succeeded",
+        "gone",
+        "retry",
+        "retry",
+        "retry",
+        "retry",
+        "failed",
+        "failed",
+    ]
 
 
 def test_next_attempt_follows_the_schedule_with_bounded_jitter() -> None:
@@ -125,12 +133,22 @@ def test_retry_after_is_honoured_when_longer() -> None:
 
 def claimed(**overrides: Any) -> ClaimedDelivery:
     base: dict[str, Any] = {
-        "id": uuid.uuid4(), "subscription_id": uuid.uuid4(), "enterprise_id": "e1",
-        "event_type": "eligibility.changed", "body": {}, "attempt_count": 1,
-        "total_attempts": 1, "traceparent": None, "channel": "webhook", "url": "http://x",
-        "email": None, "enabled": True, "secrets": ("whsec_x",), "digest_window_seconds": None,
+        "id": uuid.uuid4(),
+        "subscription_id": uuid.uuid4(),
+        "enterprise_id": "e1",
+        "event_type": "eligibility.changed",
+        "body": {},
+        "attempt_count": 1,
+        "total_attempts": 1,
+        "traceparent": None,
+        "channel": "webhook",
+        "url": "http://x",
+        "email": None,
+        "enabled": True,
+        "secrets": ("whsec_x",),
+        "digest_window_seconds": None,
         "failing_since": None,
-    }  # fmt: skip
+    }
     return ClaimedDelivery(**{**base, **overrides})
 
 
@@ -169,9 +187,19 @@ def test_outcomes_of_an_attempt() -> None:
 
 @pytest.mark.parametrize(
     "address",
-    ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "::1",
-     "fe80::1", "::ffff:127.0.0.1", "0.0.0.0", "fc00::1"],
-)  # fmt: skip
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "::1",
+        "fe80::1",
+        "::ffff:127.0.0.1",
+        "0.0.0.0",
+        "fc00::1",
+    ],
+)
 def test_private_addresses_are_refused(address: str) -> None:
     assert not is_public_address(address)
     with pytest.raises(UnsafeTargetError):
@@ -223,8 +251,13 @@ def test_summaries_between_policy_versions() -> None:
 
 
 def test_eligibility_sentences() -> None:
-    change = {"policy_id": "p", "status": "eligible", "previous_status": "ineligible",
-              "amount_cny": 100_000, "previous_amount_cny": None}  # fmt: skip
+    change = {
+        "policy_id": "p",
+        "status": "eligible",
+        "previous_status": "ineligible",
+        "amount_cny": 100_000,
+        "previous_amount_cny": None,
+    }
     assert (
         summarize_eligibility(change, policy_title="Rent")
         == "now eligible for Rent (up to 100,000 CNY)"
@@ -238,12 +271,17 @@ def test_eligibility_sentences() -> None:
 
 def test_region_prefixes_and_policy_facts() -> None:
     assert [region_prefix(c) for c in ("310000", "410100", "310110", None)] == [
-        "31", "4101", "310110", None,
-    ]  # fmt: skip
+        "31",
+        "4101",
+        "310110",
+        None,
+    ]
     facts = policy_facts(doc(), version=2)
     assert (facts.region_prefix, facts.max_amount_cny, facts.expires_on) == (
-        "31", 1_500_000, date(2027, 6, 24),
-    )  # fmt: skip
+        "31",
+        1_500_000,
+        date(2027, 6, 24),
+    )
     national = policy_facts(doc(issuer={"name": "n", "level": "national"}), version=1)
     assert national.region_prefix is None
 
@@ -274,9 +312,16 @@ def test_filter_matching() -> None:
 
 
 def test_alert_keys_derive_from_the_event() -> None:
-    change = {"subject_type": "enterprise", "subject_id": "e1", "enterprise_id": "e1",
-              "policy_id": "p", "status": "eligible", "previous_status": None,
-              "amount_cny": 5, "previous_amount_cny": None}  # fmt: skip
+    change = {
+        "subject_type": "enterprise",
+        "subject_id": "e1",
+        "enterprise_id": "e1",
+        "policy_id": "p",
+        "status": "eligible",
+        "previous_status": None,
+        "amount_cny": 5,
+        "previous_amount_cny": None,
+    }
     event_id = uuid.uuid4()
     a = eligibility_alert(event_id=event_id, occurred_at=NOW, change=change, policy=None)
     b = eligibility_alert(event_id=event_id, occurred_at=NOW, change=change, policy=None)
