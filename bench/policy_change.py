@@ -141,7 +141,7 @@ def start_service(dsn: str, bootstrap: str, *, port: int | None = None, group: s
     port = port or free_port()
     env = {**os.environ, "SERVICE_NAME": "rules", "DATABASE_URL": dsn,
            "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "REELPOLICY_SECRET_KEY": SECRET,
-           "HTTP_PORT": str(port), "LOG_LEVEL": "WARNING", "KAFKA_CONSUMER_GROUP": group}  # fmt: skip
+           "HTTP_PORT": str(port), "LOG_LEVEL": os.environ.get("RULES_LOG_LEVEL", "WARNING"), "KAFKA_CONSUMER_GROUP": group}  # fmt: skip
     proc = subprocess.Popen([str(ROOT / ".venv/bin/reelpolicy-rules"), "serve"], env=env)
     return proc, port
 

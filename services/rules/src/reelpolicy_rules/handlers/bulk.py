@@ -8,6 +8,7 @@ in-process subject cache; the result is diffed against the stored results.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from reelpolicy_rules.handlers.changes import PRODUCER, write_changes
 from reelpolicy_rules.handlers.explain import explain_rows
 
 _tracer = trace.get_tracer("reelpolicy.rules")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,9 @@ async def run_bulk(
     trace_limit: int,
 ) -> BulkPlan:
     """Re-evaluate ``seeds`` (and related policies) and write the changes."""
+    started = time.perf_counter()
     plan = await plan_bulk(work, cache=cache, active=book.active(), seeds=seeds, today=today)
+    planned = time.perf_counter()
     rows: list[dict[str, Any]] = plan.changes.to_dicts()
     explanations = explain_rows(
         rows, cache=cache, policies=plan.policies, versions=book.versions, funds=plan.funds,
@@ -148,5 +152,10 @@ async def run_bulk(
                 "explanation": expl,
             }
         )
+    prepared = time.perf_counter()
     await write_changes(work, out, cause=cause)
+    log.info(
+        "bulk %s: %d change(s); plan %.2fs, rows %.2fs, write %.2fs", list(seeds), len(out),
+        planned - started, prepared - planned, time.perf_counter() - prepared,
+    )  # fmt: skip
     return plan
