@@ -14,7 +14,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from receiver import WebhookReceiver
 from standardwebhooks import Webhook
 from stdnum.cn import uscc
 
@@ -27,6 +26,7 @@ from reelpolicy_devstack.servers import (
 )
 from reelpolicy_devstack.services import SERVICES, ServiceGroup, run
 from support import SECRET_KEY, eventually
+from webhook_receiver import WebhookReceiver
 
 pytestmark = [pytest.mark.servers, pytest.mark.e2e]
 

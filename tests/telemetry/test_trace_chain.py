@@ -1,0 +1,201 @@
+"""One trace from a policy change to a webhook, across all four services.
+
+The four apps run in this process (each with its own database, all on the real
+embedded broker) so one in-memory span exporter sees every span: the ingest HTTP
+request, the outbox publish, rules' consumption and its eligibility publish,
+notify's consumption and the outbound webhook request must form one parent/child
+chain, and the webhook must carry that trace's ``traceparent``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+from stdnum.cn import uscc
+
+from reelpolicy_common.db.pool import connect
+from reelpolicy_devstack.servers import EmbeddedPostgres, database_uri, ensure_database
+from support import add_api_key, eventually, migrate_service, settings_for
+from webhook_receiver import WebhookReceiver
+
+pytestmark = pytest.mark.servers
+
+
+def install_exporter() -> InMemorySpanExporter:
+    exporter = InMemorySpanExporter()
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
+
+
+async def start_service(
+    stack: contextlib.AsyncExitStack, name: str, admin_uri: str, bootstrap: str
+) -> tuple[httpx.AsyncClient, str]:
+    import importlib
+
+    dsn_name = f"trace_{name}_{uuid.uuid4().hex[:8]}"
+    await ensure_database(admin_uri, dsn_name)
+    dsn = database_uri(admin_uri, dsn_name)
+    await migrate_service(dsn, f"reelpolicy_{name}.migrations", name)
+    config = importlib.import_module(f"reelpolicy_{name}.config")
+    main = importlib.import_module(f"reelpolicy_{name}.main")
+    extra: dict[str, Any] = {}
+    if name == "notify":
+        extra = {"notify_allow_private_targets": True}
+    app = main.create_app(
+        settings_for(config.Settings, database_url=dsn, bootstrap_servers=bootstrap, **extra)
+    )
+    await stack.enter_async_context(app.router.lifespan_context(app))
+    key = await add_api_key(dsn)
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url=f"http://{name}",
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    await stack.enter_async_context(client)
+    return client, dsn
+
+
+@contextlib.asynccontextmanager
+async def four_services(
+    admin_uri: str, bootstrap: str
+) -> AsyncIterator[dict[str, tuple[httpx.AsyncClient, str]]]:
+    async with contextlib.AsyncExitStack() as stack:
+        yield {
+            name: await start_service(stack, name, admin_uri, bootstrap)
+            for name in ("registry", "ingest", "rules", "notify")
+        }
+
+
+def chain_to_root(span: ReadableSpan, by_id: dict[int, ReadableSpan]) -> list[ReadableSpan]:
+    chain = [span]
+    while chain[-1].parent is not None and chain[-1].parent.span_id in by_id:
+        chain.append(by_id[chain[-1].parent.span_id])
+    return chain
+
+
+async def test_policy_change_to_webhook_is_one_trace(
+    embedded_postgres: EmbeddedPostgres, bootstrap_servers: str
+) -> None:
+    exporter = install_exporter()
+    receiver = WebhookReceiver()
+    region = "310110"
+    policy_id = f"trace-{uuid.uuid4().hex[:8]}"
+    try:
+        async with four_services(embedded_postgres.uri(), bootstrap_servers) as svc:
+            registry, ingest, rules, notify = (
+                svc[n][0] for n in ("registry", "ingest", "rules", "notify")
+            )
+            body = f"91{region}{uuid.uuid4().int % 10**9:09d}"
+            enterprise = await registry.post(
+                "/v1/enterprises",
+                json={
+                    "name": "追踪短剧",
+                    "credit_code": body + uscc.calc_check_digit(body),
+                    "region_code": region,
+                    "kind": "production_company",
+                },
+            )
+            assert enterprise.status_code == 201, enterprise.text
+            enterprise_id = enterprise.json()["id"]
+            production = await registry.post(
+                "/v1/productions",
+                json={
+                    "enterprise_id": enterprise_id,
+                    "title": "追踪",
+                    "region_code": region,
+                    "content_status": "approved",
+                },
+            )
+            assert production.status_code == 201, production.text
+
+            async def rules_knows_the_production() -> bool:
+                conn = await connect(svc["rules"][1])
+                try:
+                    return bool(await conn.fetchval("SELECT count(*) FROM productions"))
+                finally:
+                    await conn.close()
+
+            await eventually(rules_knows_the_production, timeout=30)
+            subscription = await notify.post(
+                "/v1/subscriptions",
+                json={
+                    "enterprise_id": enterprise_id,
+                    "channel": "webhook",
+                    "url": receiver.url,
+                    "events": ["eligibility.changed"],
+                },
+            )
+            assert subscription.status_code == 201, subscription.text
+
+            exporter.clear()
+            published = await ingest.post(
+                "/v1/policies",
+                json={
+                    "id": policy_id,
+                    "title": {"zh": "追踪", "en": "Trace"},
+                    "issuer": {"name": "Yangpu", "level": "district", "region_code": region},
+                    "sources": [{"fact": "F-YP-05"}],
+                    "effective": {"from": "2024-06-25"},
+                    "subject": "production",
+                    "criteria": {
+                        "field": "production.region_code",
+                        "op": "within",
+                        "value": [region],
+                    },
+                    "benefits": [
+                        {"id": "r", "kind": "reward", "basis": "up_to", "max_amount_cny": 1000}
+                    ],
+                },
+            )
+            assert published.status_code == 201, published.text
+            await eventually(lambda: receiver.requests, timeout=60)
+            assert rules is not None
+
+        spans = exporter.get_finished_spans()
+        by_id = {s.context.span_id: s for s in spans}
+        [server] = [
+            s
+            for s in spans
+            if s.kind is SpanKind.SERVER and "/v1/policies" in s.name and "POST" in s.name
+        ]
+        trace_id = server.context.trace_id
+        traceparent = receiver.requests[0].headers["traceparent"]
+        assert traceparent.split("-")[1] == f"{trace_id:032x}"
+
+        [webhook] = [
+            s for s in spans if s.kind is SpanKind.CLIENT and s.context.trace_id == trace_id
+        ]
+        chain = chain_to_root(webhook, by_id)
+        assert chain[-1] is server, [s.name for s in chain]
+        kinds = [(s.kind, s.name) for s in reversed(chain)]
+        consumer_topics = [name for kind, name in kinds if kind is SpanKind.CONSUMER]
+        producer_topics = [name for kind, name in kinds if kind is SpanKind.PRODUCER]
+        assert consumer_topics == [
+            "reelpolicy.policy.v1 process",
+            "reelpolicy.eligibility.v1 process",
+        ]
+        assert producer_topics == [
+            "reelpolicy.policy.v1 publish",
+            "reelpolicy.eligibility.v1 publish",
+        ]
+        assert any(
+            s.name == "rules.evaluate" or "evaluate" in s.name
+            for s in spans
+            if s.context.trace_id == trace_id
+        )
+    finally:
+        receiver.close()
