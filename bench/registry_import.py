@@ -1,0 +1,235 @@
+"""Registry benchmark: bulk import throughput, outbox drain time, single POST latency.
+
+    .venv/bin/python bench/registry_import.py                      # 100k + 1M rows
+    .venv/bin/python bench/registry_import.py --enterprises 10000 --productions 100000
+
+Starts an embedded PostgreSQL and broker, migrates, generates synthetic JSON Lines
+(``reelpolicy_registry.generate``), imports them through the same handler the
+``POST /v1/import`` endpoint uses, prints rows/s stored, then runs the outbox
+relay and prints the time until the last event is on the topic (end offsets).
+Finally it runs the registry under uvicorn (a subprocess) and sends single
+``POST /v1/enterprises`` at a fixed rate, printing p50/p99 latency; and peak RSS.
+Targets: >= 50,000 rows/s stored; every event published within 60 s after the
+import returns; p99 reported at 200 req/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from reelpolicy_common import topics
+from reelpolicy_common.auth import hash_api_key, new_api_key, upsert_api_key
+from reelpolicy_common.db.migrations import apply_migrations, common_migrations, discover
+from reelpolicy_common.db.pool import connect, create_pool
+from reelpolicy_common.kafka import KafkaRecordPublisher, ensure_topics, make_producer
+from reelpolicy_common.outbox import OutboxRelay
+from reelpolicy_devstack.servers import (
+    EmbeddedBroker,
+    EmbeddedPostgres,
+    database_uri,
+    ensure_database,
+    free_port,
+    wait_for_port,
+)
+from reelpolicy_registry.adapters.postgres import RegistryUnitOfWork
+from reelpolicy_registry.generate import generate_rows
+from reelpolicy_registry.importing import import_rows
+from reelpolicy_registry.rows import jsonl_rows
+
+SECRET = "bench-secret-key-0123456789abcdef"
+
+
+def write_data(path: Path, enterprises: int, productions: int, seed: int) -> int:
+    count = 0
+    with path.open("w", encoding="utf-8") as out:
+        for row in generate_rows(enterprises=enterprises, productions=productions, seed=seed):
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+async def topic_size(bootstrap: str, topic: str) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        if not parts:
+            await consumer.force_metadata_update()  # type: ignore[no-untyped-call]
+            parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        ends = await consumer.end_offsets(parts)
+        return int(sum(ends.values()))
+    finally:
+        await consumer.stop()
+
+
+async def import_and_relay(dsn: str, bootstrap: str, data: Path, chunk_rows: int) -> None:
+    pool = await create_pool(dsn, max_size=4)
+    try:
+        with data.open(encoding="utf-8") as f:
+            started = time.perf_counter()
+            report = await import_rows(
+                uow=lambda: RegistryUnitOfWork(pool), rows=jsonl_rows(f), chunk_rows=chunk_rows
+            )
+            elapsed = time.perf_counter() - started
+        stored = report.accepted
+        print(
+            f"import: {stored:,} rows stored, {report.rejected} rejected in {elapsed:.1f} s"
+            f" = {stored / elapsed:,.0f} rows/s"
+        )
+        events = int(await pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
+        base = await topic_size(bootstrap, topics.REGISTRY)
+        producer = make_producer(bootstrap_servers=bootstrap, enable_idempotence=False)
+        await producer.start()
+        relay = OutboxRelay(pool=pool, publisher=KafkaRecordPublisher(producer), batch_size=5000)
+        relay_started = time.perf_counter()
+        task = asyncio.create_task(relay.run())
+        while await topic_size(bootstrap, topics.REGISTRY) - base < events:
+            await asyncio.sleep(0.5)
+        drained = time.perf_counter() - relay_started
+        print(
+            f"relay: {events:,} events on the topic {drained:.1f} s after the import returned"
+            f" ({events / drained:,.0f} events/s)"
+        )
+        relay.stop()
+        await task
+        await producer.stop()
+    finally:
+        await pool.close()
+
+
+async def operator_key(dsn: str) -> str:
+    key_id, key = new_api_key()
+    conn = await connect(dsn)
+    try:
+        async with conn.transaction():
+            await upsert_api_key(
+                conn,
+                key_id=key_id,
+                key_hash=hash_api_key(key, secret_key=SECRET),
+                role="operator",
+                enterprise_id=None,
+                label="bench",
+                revoked=False,
+            )
+    finally:
+        await conn.close()
+    return key
+
+
+async def post_latency(dsn: str, bootstrap: str, rate: float, seconds: float) -> None:
+    from reelpolicy_registry.generate import _Regions, enterprise_row
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "REELPOLICY_SECRET_KEY": SECRET,
+        "HTTP_PORT": str(port),
+        "LOG_LEVEL": "WARNING",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "reelpolicy_registry.cli", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port("127.0.0.1", port, timeout=30)
+        key = await operator_key(dsn)
+        rng, regions = random.Random(99), _Regions()
+        bodies = [
+            {k: v for k, v in enterprise_row(rng, regions, n).items() if k != "type"}
+            for n in range(int(rate * seconds))
+        ]
+        latencies: list[float] = []
+        failures = 0
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}",
+            limits=limits,
+            timeout=10,
+            headers={"Authorization": f"Bearer {key}"},
+        ) as client:
+            await client.get("/healthz")
+
+            async def one(body: dict[str, object]) -> None:
+                nonlocal failures
+                started = time.perf_counter()
+                response = await client.post("/v1/enterprises", json=body)
+                latencies.append(time.perf_counter() - started)
+                failures += response.status_code != 201
+
+            t0 = time.perf_counter()
+            tasks = []
+            for i, body in enumerate(bodies):
+                delay = t0 + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(one(body)))
+            await asyncio.gather(*tasks)
+        latencies.sort()
+        p50 = latencies[len(latencies) // 2] * 1000
+        p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
+        print(
+            f"POST /v1/enterprises at {rate:.0f} req/s for {seconds:.0f} s: {len(latencies)}"
+            f" requests, {failures} failed, p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+async def main(args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="registry-bench-"))
+    postgres = EmbeddedPostgres.start(work / "pg")
+    broker = EmbeddedBroker.start()
+    try:
+        await ensure_database(postgres.uri(), "bench", fresh=True)
+        dsn = database_uri(postgres.uri(), "bench")
+        conn = await connect(dsn)
+        try:
+            await apply_migrations(
+                conn,
+                common_migrations()
+                + discover("reelpolicy_registry.migrations", namespace="registry"),
+            )
+        finally:
+            await conn.close()
+        await ensure_topics(bootstrap_servers=broker.bootstrap_servers, names=[topics.REGISTRY])
+        data = work / "data.jsonl"
+        started = time.perf_counter()
+        rows = write_data(data, args.enterprises, args.productions, args.seed)
+        print(f"generate: {rows:,} rows in {time.perf_counter() - started:.1f} s")
+        await import_and_relay(dsn, broker.bootstrap_servers, data, args.chunk_rows)
+        if args.rate > 0:
+            await post_latency(dsn, broker.bootstrap_servers, args.rate, args.seconds)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"peak memory (this process): {peak:,.0f} MiB")
+    finally:
+        broker.stop()
+        postgres.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--enterprises", type=int, default=100_000)
+    parser.add_argument("--productions", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--chunk-rows", type=int, default=20_000)
+    parser.add_argument("--rate", type=float, default=200, help="POST req/s (0: skip)")
+    parser.add_argument("--seconds", type=float, default=20)
+    asyncio.run(main(parser.parse_args()))
