@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 from itertools import islice
 
 import pytest
+from pydantic import ValidationError
 from stdnum.cn import uscc
 
 from reelpolicy_common.events import decode_envelope
@@ -22,8 +23,10 @@ from reelpolicy_registry.domain import (
 )
 from reelpolicy_registry.events import raw_production_event
 from reelpolicy_registry.generate import credit_code, generate_rows
+from reelpolicy_registry.importing import EnterpriseRow, row_errors
+from reelpolicy_registry.importing import validate_row as row_model
 from reelpolicy_registry.regions import is_known_region, region_name, region_table
-from reelpolicy_registry.rows import MalformedFileError, RawRow, RowError, csv_rows, jsonl_rows
+from reelpolicy_registry.rows import MalformedFileError, RawRow, csv_rows, jsonl_rows
 
 GOOD_CODE = credit_code(random.Random(1), "310110")
 
@@ -145,15 +148,19 @@ def test_if_match_garbage_is_an_error() -> None:
         parse_if_match('"abc"')
 
 
-def test_jsonl_rows_report_bad_lines() -> None:
-    lines = ['{"type":"enterprise","name":"A"}', "", "{not json", '{"type":"movie"}', "[1]"]
+def test_rows_are_validated_in_one_step_with_per_field_errors() -> None:
+    good = json.dumps({"type": "enterprise", **enterprise()})
+    lines = [good, "", "{not json", '{"type":"movie"}', "[1]",
+             '{"type":"production","title":"T","budget_cny":-1}']  # fmt: skip
     rows = list(jsonl_rows(lines))
-    assert rows[0] == RawRow(1, "enterprise", {"name": "A"})
-    assert [(r.row, r.field) for r in rows[1:] if isinstance(r, RowError)] == [
-        (3, "row"),
-        (4, "type"),
-        (5, "row"),
-    ]
+    assert [r.row for r in rows] == [1, 3, 4, 5, 6]
+    assert isinstance(row_model(rows[0]), EnterpriseRow)
+    problems = []
+    for raw in rows[1:]:
+        with pytest.raises(ValidationError) as caught:
+            row_model(raw)
+        problems += [(e.row, e.field) for e in row_errors(raw.row, caught.value)]
+    assert problems == [(3, "row"), (4, "type"), (5, "row"), (6, "budget_cny")]
 
 
 def test_csv_rows_lists_nested_and_json_cells() -> None:
@@ -165,8 +172,8 @@ def test_csv_rows_lists_nested_and_json_cells() -> None:
     rows = list(csv_rows(text.splitlines()))
     assert rows[0] == RawRow(
         1,
-        "production",
         {
+            "type": "production",
             "platforms": ["douyin", "kuaishou"],
             "metrics": {"views": "120"},
             "grants": [{"issuer_level": "district"}],
@@ -174,7 +181,7 @@ def test_csv_rows_lists_nested_and_json_cells() -> None:
             "title": "T",
         },
     )
-    assert rows[1] == RawRow(2, "enterprise", {"name": "Star", "credit_code": "C2"})
+    assert rows[1] == RawRow(2, {"type": "enterprise", "name": "Star", "credit_code": "C2"})
 
 
 def test_csv_with_unknown_columns_is_malformed() -> None:

@@ -2,17 +2,16 @@
 
 An enterprise and its productions share the Kafka key (the enterprise id), so their
 events stay in order. :func:`raw_production_event` and :func:`raw_enterprise_event`
-build the same JSON by string assembly for the bulk import, where a pydantic round
-trip per row would dominate the cost; tests check both forms decode alike.
+build the same JSON by string assembly for the bulk import, where a pydantic object
+per row would dominate the cost; tests check the result decodes as the typed payload.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from datetime import UTC, datetime
-from typing import Any
-
-from pydantic import PrivateAttr
+from typing import Any, cast
 
 from reelpolicy_common.events import (
     ApiKeyChanged,
@@ -82,47 +81,45 @@ def api_key_event(
     )
 
 
-class SerializedEnvelope(Envelope):
-    """An envelope whose wire form was assembled already (bulk import).
+class PreparedEvent:
+    """An event whose wire form was assembled already (bulk import).
 
-    ``payload`` holds only the identifying fields; :meth:`to_bytes` answers the
-    complete JSON, which is what the outbox stores and consumers decode.
+    It offers what the outbox writer reads of an :class:`Envelope` (``event_id``,
+    ``type``, ``schema_version``, ``key``, :meth:`to_bytes`) without a pydantic
+    object per row; :meth:`envelope` gives the validated envelope (tests use it).
     """
 
-    _raw: bytes = PrivateAttr(default=b"")
+    __slots__ = ("_raw", "event_id", "key", "schema_version", "type")
+
+    def __init__(self, event_id: uuid.UUID, kind: EventType, key: str, raw: bytes) -> None:
+        self.event_id = event_id
+        self.type = kind
+        self.key = key
+        self.schema_version = 1
+        self._raw = raw
 
     def to_bytes(self) -> bytes:
         return self._raw
 
+    def envelope(self) -> Envelope:
+        return Envelope.model_validate_json(self._raw)
 
-def _serialized(
-    kind: EventType, key: str, payload_head: str, attributes_json: str, ids: dict[str, Any]
-) -> SerializedEnvelope:
-    event_id = uuid.uuid4()
-    now = datetime.now(UTC)
+
+def _prepared(kind: EventType, key: str, payload_head: str, attributes_json: str) -> Envelope:
+    event_id = uuid.UUID(bytes=os.urandom(16), version=4)
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     raw = (
         f'{{"event_id":"{event_id}","type":"{kind.value}","schema_version":1,'
-        f'"occurred_at":"{now.isoformat().replace("+00:00", "Z")}","producer":"{PRODUCER}",'
+        f'"occurred_at":"{now}","producer":"{PRODUCER}",'
         f'"key":"{key}","payload":{{{payload_head},"attributes":{attributes_json}}}}}'
     )
-    envelope = SerializedEnvelope.model_construct(
-        event_id=event_id,
-        type=kind,
-        schema_version=1,
-        occurred_at=now,
-        producer=PRODUCER,
-        key=key,
-        payload=ids,
-    )
-    envelope._raw = raw.encode()
-    return envelope
+    return cast(Envelope, PreparedEvent(event_id, kind, key, raw.encode()))
 
 
 def raw_enterprise_event(enterprise_id: str, version: int, attributes_json: str) -> Envelope:
     """``enterprise.upserted`` from already-validated attributes JSON."""
     head = f'"enterprise_id":"{enterprise_id}","version":{version},"deleted":false'
-    ids = {"enterprise_id": enterprise_id, "version": version}
-    return _serialized(EventType.enterprise_upserted, enterprise_id, head, attributes_json, ids)
+    return _prepared(EventType.enterprise_upserted, enterprise_id, head, attributes_json)
 
 
 def raw_production_event(
@@ -133,5 +130,4 @@ def raw_production_event(
         f'"production_id":"{production_id}","enterprise_id":"{enterprise_id}",'
         f'"version":{version},"deleted":false'
     )
-    ids = {"production_id": production_id, "enterprise_id": enterprise_id, "version": version}
-    return _serialized(EventType.production_upserted, enterprise_id, head, attributes_json, ids)
+    return _prepared(EventType.production_upserted, enterprise_id, head, attributes_json)

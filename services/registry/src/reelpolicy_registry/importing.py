@@ -14,18 +14,34 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from reelpolicy_common import topics
 from reelpolicy_common.events import Envelope
-from reelpolicy_registry.domain import EnterpriseInput, InvalidRecordError, ProductionInput
+from reelpolicy_registry.domain import EnterpriseInput, ProductionInput
 from reelpolicy_registry.events import raw_enterprise_event, raw_production_event
 from reelpolicy_registry.ports import UnitOfWork
 from reelpolicy_registry.rows import RawRow, RowError
 
 UowFactory = Callable[[], UnitOfWork]
+_NOT_ATTRIBUTES = {"type", "enterprise_credit_code"}
+
+
+class EnterpriseRow(EnterpriseInput):
+    type: Literal["enterprise"]
+
+
+class ProductionRow(ProductionInput):
+    type: Literal["production"]
+    enterprise_credit_code: str | None = None
+    enterprise_id: str = ""
+
+
+ROW = TypeAdapter[EnterpriseRow | ProductionRow](
+    Annotated[EnterpriseRow | ProductionRow, Field(discriminator="type")]
+)
 
 
 @dataclass
@@ -51,84 +67,94 @@ class _Seen:
     live_ids: set[str] = field(default_factory=set)
 
 
-def _errors(row: int, exc: Exception) -> list[RowError]:
-    if isinstance(exc, InvalidRecordError):
-        return [RowError(row, str(e["field"]), str(e["message"])) for e in exc.errors]
-    return [RowError(row, "row", str(exc))]
+def row_errors(row: int, exc: ValidationError) -> list[RowError]:
+    """Per-field errors of one row (the union's tag is dropped from the location)."""
+    errors = []
+    for e in exc.errors():
+        loc = [str(p) for p in e["loc"]]
+        if loc and loc[0] in ("enterprise", "production"):
+            loc = loc[1:]
+        if e["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc, message = ["type"], "type must be 'enterprise' or 'production'"
+        else:
+            message = e["msg"]
+        errors.append(RowError(row, ".".join(loc) or "row", message))
+    return errors
+
+
+def validate_row(raw: RawRow) -> EnterpriseRow | ProductionRow:
+    if isinstance(raw.data, str):
+        return ROW.validate_json(raw.data)
+    return ROW.validate_python(raw.data)
 
 
 def _valid_enterprises(
-    rows: list[RawRow], seen: _Seen, report: ImportReport
+    rows: list[tuple[int, EnterpriseRow]], seen: _Seen, report: ImportReport
 ) -> list[tuple[uuid.UUID, str, str]]:
     staged = []
-    for raw in rows:
-        try:
-            attributes = EnterpriseInput.model_validate(raw.data)
-        except ValidationError as exc:
-            report.reject(_errors(raw.row, InvalidRecordError.from_validation(exc)))
+    for number, row in rows:
+        first = seen.credit_codes.setdefault(row.credit_code, number)
+        if first != number:
+            report.reject([RowError(number, "credit_code", f"repeats row {first}")])
             continue
-        first = seen.credit_codes.setdefault(attributes.credit_code, raw.row)
-        if first != raw.row:
-            report.reject([RowError(raw.row, "credit_code", f"repeats row {first}")])
-            continue
-        staged.append((uuid.uuid4(), attributes.credit_code, attributes.model_dump_json()))
+        text = row.model_dump_json(exclude=_NOT_ATTRIBUTES)
+        staged.append((uuid.uuid4(), row.credit_code, text))
     return staged
 
 
-async def _resolve(work: UnitOfWork, rows: list[RawRow], seen: _Seen) -> None:
-    codes = {r.data.get("enterprise_credit_code") for r in rows} - seen.enterprise_by_code.keys()
-    ids = {r.data.get("enterprise_id") for r in rows} - seen.live_ids
-    codes_list = [c for c in codes if isinstance(c, str)]
-    ids_list = [i for i in ids if isinstance(i, str)]
-    if codes_list or ids_list:
-        by_code, live = await work.bulk.enterprise_ids(credit_codes=codes_list, ids=ids_list)
+async def _resolve(work: UnitOfWork, rows: list[tuple[int, ProductionRow]], seen: _Seen) -> None:
+    codes = {r.enterprise_credit_code for _, r in rows if r.enterprise_credit_code}
+    ids = {r.enterprise_id for _, r in rows if r.enterprise_id and not r.enterprise_credit_code}
+    codes -= seen.enterprise_by_code.keys()
+    ids -= seen.live_ids
+    if codes or ids:
+        by_code, live = await work.bulk.enterprise_ids(credit_codes=list(codes), ids=list(ids))
         seen.enterprise_by_code.update(by_code)
         seen.live_ids.update(live)
 
 
 def _valid_productions(
-    rows: list[RawRow], seen: _Seen, report: ImportReport
-) -> list[tuple[uuid.UUID, str, str | None, str]]:
-    staged = []
-    for raw in rows:
-        data = raw.data
-        code = data.pop("enterprise_credit_code", None)
-        if code is not None:
-            enterprise_id = seen.enterprise_by_code.get(code) if isinstance(code, str) else None
-            if enterprise_id is None or data.get("enterprise_id", enterprise_id) != enterprise_id:
-                report.reject([RowError(raw.row, "enterprise_credit_code", "no such enterprise")])
+    rows: list[tuple[int, ProductionRow]], seen: _Seen, report: ImportReport
+) -> list[tuple[uuid.UUID | None, str, str | None, str]]:
+    staged: list[tuple[uuid.UUID | None, str, str | None, str]] = []
+    for number, row in rows:
+        if row.enterprise_credit_code:
+            enterprise_id = seen.enterprise_by_code.get(row.enterprise_credit_code)
+            if enterprise_id is None or row.enterprise_id not in ("", enterprise_id):
+                report.reject([RowError(number, "enterprise_credit_code", "no such enterprise")])
                 continue
-            data["enterprise_id"] = enterprise_id
-        elif data.get("enterprise_id") not in seen.live_ids:
-            report.reject([RowError(raw.row, "enterprise_id", "no such enterprise")])
+            row.enterprise_id = enterprise_id
+        elif row.enterprise_id not in seen.live_ids:
+            report.reject([RowError(number, "enterprise_id", "no such enterprise")])
             continue
-        try:
-            attributes = ProductionInput.model_validate(data)
-        except ValidationError as exc:
-            report.reject(_errors(raw.row, InvalidRecordError.from_validation(exc)))
-            continue
-        if attributes.external_id is not None:
-            key = (attributes.enterprise_id, attributes.external_id)
-            first = seen.productions.setdefault(key, raw.row)
-            if first != raw.row:
-                report.reject([RowError(raw.row, "external_id", f"repeats row {first}")])
+        if row.external_id is not None:
+            first = seen.productions.setdefault((row.enterprise_id, row.external_id), number)
+            if first != number:
+                report.reject([RowError(number, "external_id", f"repeats row {first}")])
                 continue
-        staged.append(
-            (
-                uuid.uuid4(),
-                attributes.enterprise_id,
-                attributes.external_id,
-                attributes.model_dump_json(),
-            )
-        )
+        text = row.model_dump_json(exclude=_NOT_ATTRIBUTES)
+        candidate = None if row.external_id else uuid.uuid4()
+        staged.append((candidate, row.enterprise_id, row.external_id, text))
     return staged
 
 
 async def _import_chunk(
     work: UnitOfWork, chunk: list[RawRow], seen: _Seen, report: ImportReport
 ) -> None:
-    enterprises = _valid_enterprises([r for r in chunk if r.type == "enterprise"], seen, report)
+    enterprise_rows: list[tuple[int, EnterpriseRow]] = []
+    production_rows: list[tuple[int, ProductionRow]] = []
+    for raw in chunk:
+        try:
+            row = validate_row(raw)
+        except ValidationError as exc:
+            report.reject(row_errors(raw.row, exc))
+            continue
+        if isinstance(row, EnterpriseRow):
+            enterprise_rows.append((raw.row, row))
+        else:
+            production_rows.append((raw.row, row))
     events: list[Envelope] = []
+    enterprises = _valid_enterprises(enterprise_rows, seen, report)
     if enterprises:
         json_by_code = {code: text for _, code, text in enterprises}
         changed = await work.bulk.upsert_enterprises(enterprises)
@@ -138,13 +164,12 @@ async def _import_chunk(
         ]
         report.accepted += len(changed)
         report.unchanged += len(enterprises) - len(changed)
-    production_rows = [r for r in chunk if r.type == "production"]
     if production_rows:
         await _resolve(work, production_rows, seen)
         productions = _valid_productions(production_rows, seen, report)
         json_by_key: dict[Any, str] = {}
-        for pid, enterprise_id, external_id, text in productions:
-            json_by_key[(enterprise_id, external_id) if external_id else str(pid)] = text
+        for candidate, enterprise_id, external_id, text in productions:
+            json_by_key[(enterprise_id, external_id) if external_id else str(candidate)] = text
         changed = await work.bulk.upsert_productions(productions) if productions else []
         for r in changed:
             key = (r["enterprise_id"], r["external_id"]) if r["external_id"] else r["id"]

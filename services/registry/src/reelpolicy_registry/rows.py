@@ -24,7 +24,6 @@ from typing import Any
 
 from reelpolicy_common.subjects import EnterpriseAttributes, ProductionAttributes
 
-ROW_TYPES = ("enterprise", "production")
 LIST_COLUMNS = frozenset(
     {
         "tags",
@@ -47,9 +46,10 @@ CSV_COLUMNS = frozenset(
 
 @dataclass(frozen=True)
 class RawRow:
+    """One record, not validated yet: a JSON text (JSON Lines) or a dict (CSV)."""
+
     row: int
-    type: str
-    data: dict[str, Any]
+    data: str | dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -68,26 +68,11 @@ class MalformedFileError(Exception):
         self.message = message
 
 
-def _typed(row: int, data: Any) -> RawRow | RowError:
-    if not isinstance(data, dict):
-        return RowError(row, "row", "each row must be a JSON object")
-    kind = data.pop("type", None)
-    if kind not in ROW_TYPES:
-        return RowError(row, "type", "type must be 'enterprise' or 'production'")
-    return RawRow(row, kind, data)
-
-
-def jsonl_rows(lines: Iterable[str | bytes]) -> Iterator[RawRow | RowError]:
-    """Rows of a JSON Lines file; a malformed line is that row's error."""
+def jsonl_rows(lines: Iterable[str]) -> Iterator[RawRow | RowError]:
+    """Rows of a JSON Lines file (parsed and validated later, in one step per row)."""
     for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except ValueError as exc:
-            yield RowError(number, "row", f"malformed JSON: {exc}")
-            continue
-        yield _typed(number, data)
+        if line.strip():
+            yield RawRow(number, line)
 
 
 def _cell(column: str, value: str) -> Any:
@@ -146,4 +131,4 @@ def csv_rows(lines: Iterable[str]) -> Iterator[RawRow | RowError]:
         except ValueError as exc:
             yield RowError(number, "row", f"malformed JSON cell: {exc}")
             continue
-        yield _typed(number, data)
+        yield RawRow(number, data)
