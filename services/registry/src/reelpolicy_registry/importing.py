@@ -10,8 +10,9 @@ created or changed row emits exactly one event (outbox, via COPY).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Annotated, Any, Literal
@@ -138,23 +139,40 @@ def _valid_productions(
     return staged
 
 
-async def _import_chunk(
-    work: UnitOfWork, chunk: list[RawRow], seen: _Seen, report: ImportReport
-) -> None:
-    enterprise_rows: list[tuple[int, EnterpriseRow]] = []
-    production_rows: list[tuple[int, ProductionRow]] = []
-    for raw in chunk:
+@dataclass
+class _Parsed:
+    """One chunk after validation (done in a worker thread, overlapping the database)."""
+
+    size: int
+    errors: list[RowError] = field(default_factory=list)
+    enterprises: list[tuple[int, EnterpriseRow]] = field(default_factory=list)
+    productions: list[tuple[int, ProductionRow]] = field(default_factory=list)
+
+
+def _parse_chunk(iterator: Iterator[RawRow | RowError], size: int) -> _Parsed:
+    batch = list(islice(iterator, size))
+    parsed = _Parsed(len(batch))
+    for raw in batch:
+        if isinstance(raw, RowError):
+            parsed.errors.append(raw)
+            continue
         try:
             row = validate_row(raw)
         except ValidationError as exc:
-            report.reject(row_errors(raw.row, exc))
+            parsed.errors.extend(row_errors(raw.row, exc))
             continue
         if isinstance(row, EnterpriseRow):
-            enterprise_rows.append((raw.row, row))
+            parsed.enterprises.append((raw.row, row))
         else:
-            production_rows.append((raw.row, row))
+            parsed.productions.append((raw.row, row))
+    return parsed
+
+
+async def _store_chunk(
+    work: UnitOfWork, parsed: _Parsed, seen: _Seen, report: ImportReport
+) -> None:
     events: list[Envelope] = []
-    enterprises = _valid_enterprises(enterprise_rows, seen, report)
+    enterprises = _valid_enterprises(parsed.enterprises, seen, report)
     if enterprises:
         json_by_code = {code: text for _, code, text in enterprises}
         changed = await work.bulk.upsert_enterprises(enterprises)
@@ -164,9 +182,9 @@ async def _import_chunk(
         ]
         report.accepted += len(changed)
         report.unchanged += len(enterprises) - len(changed)
-    if production_rows:
-        await _resolve(work, production_rows, seen)
-        productions = _valid_productions(production_rows, seen, report)
+    if parsed.productions:
+        await _resolve(work, parsed.productions, seen)
+        productions = _valid_productions(parsed.productions, seen, report)
         json_by_key: dict[Any, str] = {}
         for candidate, enterprise_id, external_id, text in productions:
             json_by_key[(enterprise_id, external_id) if external_id else str(candidate)] = text
@@ -188,18 +206,26 @@ async def import_rows(
     chunk_rows: int = 20_000,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    """Import ``rows`` (from :mod:`reelpolicy_registry.rows`); returns the per-row report."""
+    """Import ``rows`` (from :mod:`reelpolicy_registry.rows`); returns the per-row report.
+
+    While one chunk is being stored, the next is read and validated in a thread.
+    """
     report = ImportReport()
     seen = _Seen()
     iterator = iter(rows)
-    while batch := list(islice(iterator, chunk_rows)):
-        chunk = [r for r in batch if isinstance(r, RawRow)]
-        report.reject(r for r in batch if isinstance(r, RowError))
-        if chunk:
-            async with uow() as work:
-                await _import_chunk(work, chunk, seen, report)
-                await work.commit()
-        if progress is not None:
-            progress(len(batch))
+    upcoming = asyncio.create_task(asyncio.to_thread(_parse_chunk, iterator, chunk_rows))
+    try:
+        while (parsed := await upcoming).size:
+            upcoming = asyncio.create_task(asyncio.to_thread(_parse_chunk, iterator, chunk_rows))
+            report.reject(parsed.errors)
+            if parsed.enterprises or parsed.productions:
+                async with uow() as work:
+                    await _store_chunk(work, parsed, seen, report)
+                    await work.commit()
+            if progress is not None:
+                progress(parsed.size)
+    finally:
+        if not upcoming.done():
+            await asyncio.wait([upcoming])
     report.errors.sort(key=lambda e: e.row)
     return report
