@@ -85,7 +85,7 @@ async def test_events_in_eligibility_out(rules: Running) -> None:
 
     e1 = enterprise_event(ent, 1)
     await produce(boot, topics.REGISTRY, e1, production_event(prod, ent, 1))
-    await eventually(lambda: len(seen.of(CHANGED, enterprise_id=ent)) == 2, timeout=30)
+    await eventually(lambda: len(seen.of(CHANGED, enterprise_id=ent)) == 2, timeout=60)
     first = seen.of(CHANGED, subject_id=ent)[0].payload
     assert (first["previous_status"], first["status"], first["amount_cny"]) == (
         "ineligible", "eligible", 100000,
