@@ -9,12 +9,8 @@ chain, and the webhook must carry that trace's ``traceparent``.
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
 
-import httpx
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -23,9 +19,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from stdnum.cn import uscc
 
+from inproc import four_services
 from reelpolicy_common.db.pool import connect
-from reelpolicy_devstack.servers import EmbeddedPostgres, database_uri, ensure_database
-from support import add_api_key, eventually, migrate_service, settings_for
+from reelpolicy_devstack.servers import EmbeddedPostgres
+from support import eventually
 from webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.servers
@@ -39,45 +36,6 @@ def install_exporter() -> InMemorySpanExporter:
         trace.set_tracer_provider(provider)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     return exporter
-
-
-async def start_service(
-    stack: contextlib.AsyncExitStack, name: str, admin_uri: str, bootstrap: str
-) -> tuple[httpx.AsyncClient, str]:
-    import importlib
-
-    dsn_name = f"trace_{name}_{uuid.uuid4().hex[:8]}"
-    await ensure_database(admin_uri, dsn_name)
-    dsn = database_uri(admin_uri, dsn_name)
-    await migrate_service(dsn, f"reelpolicy_{name}.migrations", name)
-    config = importlib.import_module(f"reelpolicy_{name}.config")
-    main = importlib.import_module(f"reelpolicy_{name}.main")
-    extra: dict[str, Any] = {}
-    if name == "notify":
-        extra = {"notify_allow_private_targets": True}
-    app = main.create_app(
-        settings_for(config.Settings, database_url=dsn, bootstrap_servers=bootstrap, **extra)
-    )
-    await stack.enter_async_context(app.router.lifespan_context(app))
-    key = await add_api_key(dsn)
-    client = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url=f"http://{name}",
-        headers={"Authorization": f"Bearer {key}"},
-    )
-    await stack.enter_async_context(client)
-    return client, dsn
-
-
-@contextlib.asynccontextmanager
-async def four_services(
-    admin_uri: str, bootstrap: str
-) -> AsyncIterator[dict[str, tuple[httpx.AsyncClient, str]]]:
-    async with contextlib.AsyncExitStack() as stack:
-        yield {
-            name: await start_service(stack, name, admin_uri, bootstrap)
-            for name in ("registry", "ingest", "rules", "notify")
-        }
 
 
 def chain_to_root(span: ReadableSpan, by_id: dict[int, ReadableSpan]) -> list[ReadableSpan]:
@@ -96,9 +54,7 @@ async def test_policy_change_to_webhook_is_one_trace(
     policy_id = f"trace-{uuid.uuid4().hex[:8]}"
     try:
         async with four_services(embedded_postgres.uri(), bootstrap_servers) as svc:
-            registry, ingest, rules, notify = (
-                svc[n][0] for n in ("registry", "ingest", "rules", "notify")
-            )
+            registry, ingest, notify = (svc[n].client for n in ("registry", "ingest", "notify"))
             body = f"91{region}{uuid.uuid4().int % 10**9:09d}"
             enterprise = await registry.post(
                 "/v1/enterprises",
@@ -123,7 +79,7 @@ async def test_policy_change_to_webhook_is_one_trace(
             assert production.status_code == 201, production.text
 
             async def rules_knows_the_production() -> bool:
-                conn = await connect(svc["rules"][1])
+                conn = await connect(svc["rules"].dsn)
                 try:
                     return bool(await conn.fetchval("SELECT count(*) FROM productions"))
                 finally:
@@ -165,7 +121,6 @@ async def test_policy_change_to_webhook_is_one_trace(
             await eventually(
                 lambda: [r for r in receiver.requests if policy_id.encode() in r.body], timeout=60
             )
-            assert rules is not None
 
         spans = exporter.get_finished_spans()
         by_id = {s.context.span_id: s for s in spans}

@@ -1,0 +1,65 @@
+"""The four services in this test process, each with its own fresh database.
+
+All share the session's embedded broker; each app runs its real lifespan (pool,
+consumers, outbox relay). Used where one process must see everything (the trace
+test's in-memory exporter, the access-control matrix).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from reelpolicy_devstack.servers import database_uri, ensure_database
+from support import add_api_key, migrate_service, settings_for
+
+SERVICE_NAMES = ("registry", "ingest", "rules", "notify")
+
+
+@dataclass
+class InProcessService:
+    name: str
+    app: Any
+    dsn: str
+    client: httpx.AsyncClient
+    """Carries an operator key."""
+
+    def as_key(self, key: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app),
+            base_url=f"http://{self.name}",
+            headers={"Authorization": f"Bearer {key}"},
+        )
+
+
+async def _start(
+    stack: contextlib.AsyncExitStack, name: str, admin_uri: str, bootstrap: str
+) -> InProcessService:
+    database = f"inproc_{name}_{uuid.uuid4().hex[:8]}"
+    await ensure_database(admin_uri, database)
+    dsn = database_uri(admin_uri, database)
+    await migrate_service(dsn, f"reelpolicy_{name}.migrations", name)
+    config = importlib.import_module(f"reelpolicy_{name}.config")
+    main = importlib.import_module(f"reelpolicy_{name}.main")
+    extra: dict[str, Any] = {"notify_allow_private_targets": True} if name == "notify" else {}
+    app = main.create_app(
+        settings_for(config.Settings, database_url=dsn, bootstrap_servers=bootstrap, **extra)
+    )
+    await stack.enter_async_context(app.router.lifespan_context(app))
+    service = InProcessService(name, app, dsn, httpx.AsyncClient())
+    service.client = await stack.enter_async_context(service.as_key(await add_api_key(dsn)))
+    return service
+
+
+@contextlib.asynccontextmanager
+async def four_services(
+    admin_uri: str, bootstrap: str
+) -> AsyncIterator[dict[str, InProcessService]]:
+    async with contextlib.AsyncExitStack() as stack:
+        yield {name: await _start(stack, name, admin_uri, bootstrap) for name in SERVICE_NAMES}
