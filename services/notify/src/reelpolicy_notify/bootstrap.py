@@ -9,7 +9,7 @@ from reelpolicy_notify.adapters.email_client import SmtpEmailSender
 from reelpolicy_notify.adapters.postgres import NotifyUnitOfWork
 from reelpolicy_notify.adapters.queue import PostgresDeliveryQueue
 from reelpolicy_notify.adapters.secret_box import SecretBox
-from reelpolicy_notify.adapters.webhook_client import HttpxWebhookSender, check_url
+from reelpolicy_notify.adapters.webhook_client import WebhookHttpSender, check_url
 from reelpolicy_notify.config import Settings
 from reelpolicy_notify.handlers.deadlines import scan_deadlines
 from reelpolicy_notify.handlers.delivering import DeliveryPolicy
@@ -46,12 +46,11 @@ class Notify:
         from reelpolicy_notify.entrypoints.worker import DeliveryWorker
 
         s = self.settings
-        webhooks = HttpxWebhookSender(
+        webhooks = WebhookHttpSender(
             timeout=s.notify_request_timeout_seconds,
             body_limit=s.notify_response_body_limit,
             allow_private=s.notify_allow_private_targets,
             allowed_hosts=s.allowed_hosts,
-            max_connections=s.notify_worker_concurrency,
         )
         emails = SmtpEmailSender(
             host=s.smtp_host, port=s.smtp_port, sender=s.smtp_from, timeout=s.smtp_timeout_seconds

@@ -53,6 +53,12 @@ class SubscriptionRepository(Protocol):
 
     async def disable(self, subscription_id: uuid.UUID, *, reason: str) -> Subscription | None: ...
 
+    async def record_eligibility_and_find(
+        self, change: dict[str, Any]
+    ) -> tuple[list[Subscription], dict[str, Any] | None]:
+        """Project the eligibility change; return the subscriptions wanting it and the
+        policy projection (``{version, document, revoked}``) in one round trip."""
+
 
 class DeliveryRepository(Protocol):
     async def add_many(self, deliveries: Sequence[NewDelivery]) -> int: ...

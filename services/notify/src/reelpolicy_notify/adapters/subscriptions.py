@@ -158,6 +158,43 @@ class PostgresSubscriptionRepository:
         )
         return [(subscription_from_row(r), r["target"]) for r in rows]
 
+    async def record_eligibility_and_find(
+        self, change: dict[str, Any]
+    ) -> tuple[list[Subscription], dict[str, Any] | None]:
+        """Upsert the (subject, policy) eligibility and return, in the same round trip,
+        the subscriptions wanting its alert and the policy projection (hot path)."""
+        rows = await self._conn.fetch(
+            f"""WITH projected AS (
+                   INSERT INTO eligibility (subject_type, subject_id, policy_id, enterprise_id,
+                       policy_version, status, amount_cny)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)
+                   ON CONFLICT (subject_type, subject_id, policy_id) DO UPDATE SET
+                       enterprise_id = $4, policy_version = $5, status = $6, amount_cny = $7,
+                       updated_at = now()
+                   RETURNING 1)
+               SELECT {COLUMNS}, p.version AS policy_version, p.document AS policy_document,
+                   p.revoked AS policy_revoked, (SELECT count(*) FROM projected) AS projected
+               FROM subscriptions s LEFT JOIN policies p ON p.policy_id = $3
+               WHERE (s.enterprise_id = $4 OR s.enterprise_id IS NULL)
+                 AND s.enabled AND 'eligibility.changed' = ANY (s.events)""",
+            change["subject_type"],
+            change["subject_id"],
+            change["policy_id"],
+            change["enterprise_id"],
+            change["policy_version"],
+            change["status"],
+            change.get("amount_cny"),
+        )
+        policy = None
+        if rows and rows[0]["policy_document"] is not None:
+            r = rows[0]
+            policy = {
+                "version": r["policy_version"],
+                "document": r["policy_document"],
+                "revoked": r["policy_revoked"],
+            }
+        return [subscription_from_row(r) for r in rows], policy
+
     async def disable(self, subscription_id: uuid.UUID, *, reason: str) -> Subscription | None:
         row = await self._conn.fetchrow(
             f"""UPDATE subscriptions s SET enabled = false, disabled_reason = $2,

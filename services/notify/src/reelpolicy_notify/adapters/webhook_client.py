@@ -1,10 +1,10 @@
-"""Outbound webhooks over httpx, refusing private targets after DNS resolution.
+"""Outbound webhooks, refusing private targets after DNS resolution.
 
-The URL is checked at subscription time and again here, against every address the
-host resolves to, unless private targets are allowed. Redirects are not followed.
-The response body is read up to a limit only. (A DNS answer that changes between
-this check and httpx's own lookup is a known gap; pinning the address needs a
-custom transport.)
+The URL is checked when a subscription is created or changed and again before every
+attempt, against every address the host resolves to (unless private targets are
+allowed); the connection then goes to an address that passed, so a DNS answer that
+changes in between cannot redirect it. Redirects are not followed. At most
+``body_limit`` bytes of the answer are read and kept.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import asyncio
 import socket
 import time
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
-import httpx
-
+from reelpolicy_notify.adapters.http11 import Http11Client, Origin, ProtocolError
 from reelpolicy_notify.domain.records import SendResult
 from reelpolicy_notify.domain.retries import parse_retry_after
 from reelpolicy_notify.domain.targets import (
@@ -37,17 +37,24 @@ async def resolve(host: str, port: int) -> list[str]:
     return sorted({str(info[4][0]) for info in infos})
 
 
+async def checked_addresses(
+    url: str, *, allow_private: bool, allowed_hosts: frozenset[str]
+) -> list[str]:
+    """The addresses ``url`` may be called at; raises UnsafeTargetError."""
+    host, port = parse_target(url)
+    addresses = await resolve(host, port)
+    check_addresses(host, addresses, allow_private=allow_private, allowed_hosts=allowed_hosts)
+    if not addresses:
+        raise UnsafeTargetError(f"{host} does not resolve")
+    return addresses
+
+
 async def check_url(url: str, *, allow_private: bool, allowed_hosts: frozenset[str]) -> None:
     """Raise UnsafeTargetError unless ``url`` may be called now."""
-    host, port = parse_target(url)
-    if allow_private or host in allowed_hosts:
-        return
-    check_addresses(
-        host, await resolve(host, port), allow_private=False, allowed_hosts=allowed_hosts
-    )
+    await checked_addresses(url, allow_private=allow_private, allowed_hosts=allowed_hosts)
 
 
-class HttpxWebhookSender:
+class WebhookHttpSender:
     def __init__(
         self,
         *,
@@ -55,17 +62,9 @@ class HttpxWebhookSender:
         body_limit: int,
         allow_private: bool,
         allowed_hosts: frozenset[str],
-        max_connections: int = 100,
     ) -> None:
-        self._client = httpx.AsyncClient(
-            timeout=timeout,
-            follow_redirects=False,
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            headers={"user-agent": "reelpolicy-notify/0.1", "content-type": "application/json"},
-        )
-        self._body_limit = body_limit
+        self._client = Http11Client(body_limit=body_limit)
+        self._timeout = timeout
         self._allow_private = allow_private
         self._allowed_hosts = allowed_hosts
 
@@ -79,28 +78,33 @@ class HttpxWebhookSender:
             return int((time.perf_counter() - started) * 1000)
 
         try:
-            await check_url(
+            addresses = await checked_addresses(
                 url, allow_private=self._allow_private, allowed_hosts=self._allowed_hosts
             )
         except UnsafeTargetError as exc:
             return SendResult(None, elapsed(), error=f"refused: {exc}", refused=True)
+        parts = urlsplit(url)
+        host, port = parse_target(url)
+        origin = Origin(parts.scheme, host, port, addresses[0])
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        request_headers = {
+            "content-type": "application/json",
+            "user-agent": "reelpolicy-notify/0.1",
+        }
         try:
-            async with self._client.stream("POST", url, content=body, headers=headers) as response:
-                excerpt = bytearray()
-                async for chunk in response.aiter_bytes():
-                    excerpt += chunk
-                    if len(excerpt) >= self._body_limit:
-                        break
-                retry_after = parse_retry_after(
-                    response.headers.get("retry-after"), now=datetime.now(UTC)
+            async with asyncio.timeout(self._timeout):
+                response = await self._client.post(
+                    origin, target, body=body, headers={**request_headers, **headers}
                 )
-                return SendResult(
-                    response.status_code,
-                    elapsed(),
-                    response_body=bytes(excerpt[: self._body_limit]).decode(errors="replace"),
-                    retry_after_seconds=retry_after,
-                )
-        except httpx.TimeoutException as exc:
-            return SendResult(None, elapsed(), error=f"timeout: {type(exc).__name__}")
-        except httpx.HTTPError as exc:
+        except TimeoutError:
+            return SendResult(None, elapsed(), error=f"timeout after {self._timeout:g}s")
+        except (OSError, asyncio.IncompleteReadError, ProtocolError, ValueError) as exc:
             return SendResult(None, elapsed(), error=f"{type(exc).__name__}: {exc}"[:500])
+        return SendResult(
+            response.status,
+            elapsed(),
+            response_body=response.body.decode(errors="replace"),
+            retry_after_seconds=parse_retry_after(
+                response.headers.get("retry-after"), now=datetime.now(UTC)
+            ),
+        )

@@ -62,14 +62,12 @@ async def _eligibility_changed(
     work: UnitOfWork, envelope: Envelope, traceparent: str | None
 ) -> None:
     change = EligibilityChanged.model_validate(envelope.payload).model_dump(mode="json")
-    await work.projections.upsert_eligibility(change)
-    subscriptions = await work.subscriptions.for_enterprise(
-        change["enterprise_id"], "eligibility.changed"
-    )
+    subscriptions, known = await work.subscriptions.record_eligibility_and_find(change)
     if not subscriptions:
         return
-    known = await work.projections.policy(change["policy_id"])
-    policy = known[0] if known else None
+    policy = None
+    if known is not None:
+        policy = policy_facts(known["document"], version=known["version"], revoked=known["revoked"])
     alert = eligibility_alert(
         event_id=envelope.event_id, occurred_at=envelope.occurred_at, change=change, policy=policy
     )
