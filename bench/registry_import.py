@@ -21,7 +21,6 @@ import json
 import os
 import random
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -154,14 +153,17 @@ async def post_latency(dsn: str, bootstrap: str, rate: float, seconds: float) ->
         "HTTP_PORT": str(port),
         "LOG_LEVEL": "WARNING",
     }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "reelpolicy_registry.cli", "serve"],
+    server = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "reelpolicy_registry.cli",
+        "serve",
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     try:
-        wait_for_port("127.0.0.1", port, timeout=30)
+        await asyncio.to_thread(wait_for_port, "127.0.0.1", port, timeout=30)
         key = await operator_key(dsn)
         rng, regions = random.Random(99), _Regions()
         bodies = [
@@ -203,7 +205,7 @@ async def post_latency(dsn: str, bootstrap: str, rate: float, seconds: float) ->
         )
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        await asyncio.wait_for(server.wait(), timeout=30)
 
 
 async def main(args: argparse.Namespace) -> None:
