@@ -1,0 +1,60 @@
+"""The registry's commands against a real database: keys, generate, import, republish."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from reelpolicy_registry.cli import main
+from support import migrate_service, service_env
+
+pytestmark = pytest.mark.servers
+
+
+def count(dsn: str, sql: str) -> int:
+    async def go() -> int:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return int(await conn.fetchval(sql))
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
+@pytest.fixture
+def env(fresh_database: str, bootstrap_servers: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    asyncio.run(migrate_service(fresh_database, "reelpolicy_registry.migrations", "registry"))
+    variables = service_env(
+        service="registry", database_url=fresh_database, bootstrap_servers=bootstrap_servers
+    )
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    return fresh_database
+
+
+def test_commands(env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    key = "rp_ops_explicit_key_0123456789"
+    assert main(["api-keys", "create", "--role", "operator", "--key", key]) == 0
+    assert main(["api-keys", "create", "--role", "operator", "--key", key]) == 0  # idempotent
+    assert capsys.readouterr().out.split() == [key, key]
+    assert count(env, "SELECT count(*) FROM api_keys") == 1
+    assert count(env, "SELECT count(*) FROM outbox WHERE event_type = 'api_key.changed'") == 1
+    assert main(["api-keys", "create", "--role", "company"]) == 1  # needs --enterprise
+
+    data = tmp_path / "data.jsonl"
+    assert (
+        main(["generate", "--enterprises", "20", "--productions", "100", "--out", str(data)]) == 0
+    )
+    assert main(["import", str(data)]) == 0
+    assert main(["import", str(data)]) == 0
+    assert "accepted 0, unchanged 120" in capsys.readouterr().out
+    assert count(env, "SELECT count(*) FROM outbox") == 121
+
+    assert main(["api-keys", "revoke", "ops"]) == 0
+    assert main(["api-keys", "revoke", "nope"]) == 1
+    assert main(["republish"]) == 0
+    assert count(env, "SELECT count(*) FROM outbox") == 122 + 121
