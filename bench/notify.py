@@ -66,7 +66,7 @@ def receiver_main(port_out: Any, done_out: Any, expected: int) -> None:
                 writer.write(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
                 if len(latencies) >= expected:
                     finished.set()
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass
 
     async def main() -> None:

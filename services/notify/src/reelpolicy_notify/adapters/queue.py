@@ -54,11 +54,20 @@ class PostgresDeliveryQueue:
     def __init__(self, pool: asyncpg.Pool, box: SecretBox) -> None:
         self._pool = pool
         self._box = box
+        self._opened: dict[str, str] = {}  # sealed -> secret (a secret is opened once)
+
+    def _open(self, sealed: str) -> str:
+        secret = self._opened.get(sealed)
+        if secret is None:
+            if len(self._opened) > 100_000:
+                self._opened.clear()
+            secret = self._opened[sealed] = self._box.open(sealed)
+        return secret
 
     def _claimed(self, row: Any) -> ClaimedDelivery:
-        secrets = [self._box.open(row["secret_sealed"])]
+        secrets = [self._open(row["secret_sealed"])]
         if row["previous_secret_sealed"] and row["previous_valid"]:
-            secrets.append(self._box.open(row["previous_secret_sealed"]))
+            secrets.append(self._open(row["previous_secret_sealed"]))
         return ClaimedDelivery(
             id=row["id"],
             subscription_id=row["subscription_id"],
