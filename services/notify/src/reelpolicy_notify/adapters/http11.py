@@ -39,6 +39,10 @@ class ProtocolError(Exception):
     pass
 
 
+class StaleConnectionError(Exception):
+    """The connection failed before any byte of the answer (a closed keep-alive)."""
+
+
 Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
@@ -65,36 +69,37 @@ class Http11Client:
     async def post(
         self, origin: Origin, target: str, *, body: bytes, headers: dict[str, str]
     ) -> Response:
-        """POST; a kept-alive connection that turns out closed is retried once, fresh."""
+        """POST; a kept-alive connection found closed before any answer is replaced once."""
         idle = self._idle[origin]
         while idle:
-            stream = idle.pop()
             try:
-                return await self._exchange(origin, stream, target, body, headers)
-            except (ConnectionError, asyncio.IncompleteReadError, ProtocolError) as exc:
-                if not getattr(exc, "before_response", False):
-                    raise
-        return await self._exchange(origin, await self._connect(origin), target, body, headers)
+                return await self._exchange(origin, idle.pop(), target, body, headers)
+            except StaleConnectionError:
+                continue
+        try:
+            return await self._exchange(origin, await self._connect(origin), target, body, headers)
+        except StaleConnectionError as exc:
+            raise ConnectionError(str(exc)) from None
 
     async def _exchange(
         self, origin: Origin, stream: Stream, target: str, body: bytes, headers: dict[str, str]
     ) -> Response:
         reader, writer = stream
         default_port = 443 if origin.scheme == "https" else 80
-        host = origin.host if origin.port == default_port else f"{origin.host}:{origin.port}"
-        if ":" in origin.host and not origin.host.startswith("["):
-            host = f"[{origin.host}]" + ("" if origin.port == default_port else f":{origin.port}")
+        name = f"[{origin.host}]" if ":" in origin.host else origin.host
+        host = name if origin.port == default_port else f"{name}:{origin.port}"
         lines = [f"POST {target} HTTP/1.1", f"host: {host}", f"content-length: {len(body)}"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
         reusable = False
         try:
-            writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-            await writer.drain()
-            status_line = await reader.readline()
+            try:
+                writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+                await writer.drain()
+                status_line = await reader.readline()
+            except ConnectionError as exc:
+                raise StaleConnectionError(f"connection lost before a response: {exc}") from None
             if not status_line:
-                error = ProtocolError("connection closed before a response")
-                error.before_response = True  # type: ignore[attr-defined]
-                raise error
+                raise StaleConnectionError("connection closed before a response")
             response, reusable = await self._read_response(reader, status_line)
             return response
         finally:

@@ -21,10 +21,10 @@ async def file_alerts(
     subscriptions get the alert filed under their open digest instead. Returns how many."""
     immediate: list[NewDelivery] = []
     filed = 0
-    for subscription, enterprise_id, alert in targets:
+    for subscription, _target_enterprise, alert in targets:
         delivery = NewDelivery(
             subscription_id=subscription.id,
-            enterprise_id=subscription.enterprise_id or enterprise_id,
+            enterprise_id=subscription.enterprise_id,  # owner: null for platform-wide
             alert_key=alert.alert_key,
             event_type=alert.type,
             body=alert.body(),
