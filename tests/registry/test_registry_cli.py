@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import asyncpg
@@ -33,6 +34,8 @@ def env(fresh_database: str, bootstrap_servers: str, monkeypatch: pytest.MonkeyP
     )
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))  # the CLI configures logging
     return fresh_database
 
 

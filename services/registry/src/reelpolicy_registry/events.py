@@ -8,7 +8,6 @@ per row would dominate the cost; tests check the result decodes as the typed pay
 
 from __future__ import annotations
 
-import os
 import uuid
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -22,6 +21,7 @@ from reelpolicy_common.events import (
 )
 from reelpolicy_common.subjects import EnterpriseAttributes, ProductionAttributes
 from reelpolicy_registry.domain import StoredEnterprise, StoredProduction
+from reelpolicy_registry.ids import uuid7
 
 PRODUCER = "registry"
 
@@ -106,7 +106,7 @@ class PreparedEvent:
 
 
 def _prepared(kind: EventType, key: str, payload_head: str, attributes_json: str) -> Envelope:
-    event_id = uuid.UUID(bytes=os.urandom(16), version=4)
+    event_id = uuid7()
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     raw = (
         f'{{"event_id":"{event_id}","type":"{kind.value}","schema_version":1,'

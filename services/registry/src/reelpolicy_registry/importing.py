@@ -23,6 +23,7 @@ from reelpolicy_common import topics
 from reelpolicy_common.events import Envelope
 from reelpolicy_registry.domain import EnterpriseInput, ProductionInput
 from reelpolicy_registry.events import raw_enterprise_event, raw_production_event
+from reelpolicy_registry.ids import uuid7
 from reelpolicy_registry.ports import UnitOfWork
 from reelpolicy_registry.rows import RawRow, RowError
 
@@ -99,7 +100,7 @@ def _valid_enterprises(
             report.reject([RowError(number, "credit_code", f"repeats row {first}")])
             continue
         text = row.model_dump_json(exclude=_NOT_ATTRIBUTES)
-        staged.append((uuid.uuid4(), row.credit_code, text))
+        staged.append((uuid7(), row.credit_code, text))
     return staged
 
 
@@ -116,8 +117,8 @@ async def _resolve(work: UnitOfWork, rows: list[tuple[int, ProductionRow]], seen
 
 def _valid_productions(
     rows: list[tuple[int, ProductionRow]], seen: _Seen, report: ImportReport
-) -> list[tuple[uuid.UUID | None, str, str | None, str]]:
-    staged: list[tuple[uuid.UUID | None, str, str | None, str]] = []
+) -> list[tuple[uuid.UUID, str, str | None, str]]:
+    staged: list[tuple[uuid.UUID, str, str | None, str]] = []
     for number, row in rows:
         if row.enterprise_credit_code:
             enterprise_id = seen.enterprise_by_code.get(row.enterprise_credit_code)
@@ -134,8 +135,7 @@ def _valid_productions(
                 report.reject([RowError(number, "external_id", f"repeats row {first}")])
                 continue
         text = row.model_dump_json(exclude=_NOT_ATTRIBUTES)
-        candidate = None if row.external_id else uuid.uuid4()
-        staged.append((candidate, row.enterprise_id, row.external_id, text))
+        staged.append((uuid7(), row.enterprise_id, row.external_id, text))
     return staged
 
 

@@ -93,7 +93,7 @@ class BulkLoader(Protocol):
     async def upsert_enterprises(self, rows: list[tuple[uuid.UUID, str, str]]) -> list[Any]: ...
 
     async def upsert_productions(
-        self, rows: list[tuple[uuid.UUID | None, str, str | None, str]]
+        self, rows: list[tuple[uuid.UUID, str, str | None, str]]
     ) -> list[Any]: ...
 
     async def enterprise_ids(

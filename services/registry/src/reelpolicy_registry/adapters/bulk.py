@@ -29,7 +29,7 @@ CREATE TEMP TABLE IF NOT EXISTS stage_productions
     (id uuid, enterprise_id uuid, external_id text, attributes text) ON COMMIT DELETE ROWS"""
 _UPSERT_PRODUCTIONS = """
 INSERT INTO productions AS p (id, enterprise_id, external_id, attributes)
-SELECT coalesce(id, gen_random_uuid()), enterprise_id, external_id, attributes::jsonb
+SELECT id, enterprise_id, external_id, attributes::jsonb
 FROM stage_productions
 ON CONFLICT (enterprise_id, external_id) WHERE deleted_at IS NULL AND external_id IS NOT NULL
 DO UPDATE SET attributes = EXCLUDED.attributes, version = p.version + 1, updated_at = now()
@@ -50,14 +50,14 @@ async def upsert_enterprises(
 
 
 async def upsert_productions(
-    conn: asyncpg.Connection, rows: list[tuple[uuid.UUID | None, str, str | None, str]]
+    conn: asyncpg.Connection, rows: list[tuple[uuid.UUID, str, str | None, str]]
 ) -> list[Any]:
-    """Rows are (candidate id or None, enterprise id, external id, attributes JSON)."""
+    """Rows are (candidate id, enterprise id, external id, attributes JSON)."""
     await conn.execute(_STAGE_PRODUCTIONS)
     await conn.execute("TRUNCATE stage_productions")
     await conn.copy_records_to_table(
         "stage_productions",
-        records=[(i, uuid.UUID(e), x, a) for i, e, x, a in rows],
+        records=rows,
         columns=["id", "enterprise_id", "external_id", "attributes"],
     )
     return list(await conn.fetch(_UPSERT_PRODUCTIONS))
@@ -102,7 +102,7 @@ class PostgresBulkLoader:
         return await upsert_enterprises(self._conn, rows)
 
     async def upsert_productions(
-        self, rows: list[tuple[uuid.UUID | None, str, str | None, str]]
+        self, rows: list[tuple[uuid.UUID, str, str | None, str]]
     ) -> list[Any]:
         return await upsert_productions(self._conn, rows)
 

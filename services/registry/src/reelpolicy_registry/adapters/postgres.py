@@ -13,6 +13,7 @@ from reelpolicy_common.uow import PostgresUnitOfWork
 from reelpolicy_registry.adapters.api_keys import PostgresApiKeyRepository
 from reelpolicy_registry.adapters.bulk import PostgresBulkLoader
 from reelpolicy_registry.domain import StoredEnterprise, StoredProduction
+from reelpolicy_registry.ids import uuid7
 from reelpolicy_registry.ports import DuplicateError
 
 _ENTERPRISE_COLUMNS = (
@@ -98,7 +99,7 @@ class PostgresEnterpriseRepository:
             row = await self._conn.fetchrow(
                 "INSERT INTO enterprises (id, credit_code, attributes, region_since)"
                 " VALUES ($1, $2, $3, $4) RETURNING" + _ENTERPRISE_COLUMNS,
-                uuid.uuid4(),
+                uuid7(),
                 attributes["credit_code"],
                 attributes,
                 region_since,
@@ -182,7 +183,7 @@ class PostgresProductionRepository:
             row = await self._conn.fetchrow(
                 "INSERT INTO productions (id, enterprise_id, external_id, attributes)"
                 " VALUES ($1, $2::uuid, $3, $4) RETURNING" + _PRODUCTION_COLUMNS,
-                uuid.uuid4(),
+                uuid7(),
                 attributes["enterprise_id"],
                 attributes.get("external_id"),
                 attributes,
