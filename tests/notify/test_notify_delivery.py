@@ -170,3 +170,20 @@ async def test_email_alerts_reach_an_smtp_sink(fresh_database: str, bootstrap_se
             assert "now eligible" in text
     finally:
         controller.stop()
+
+
+async def test_after_rotation_test_messages_verify_with_both_secrets(
+    notify: RunningNotify, receiver: Receiver
+) -> None:
+    ent = enterprise()
+    client, sub = await subscribe(notify, ent, url=receiver.url)
+    rotated = await client.post(f"/v1/subscriptions/{sub['id']}/rotate-secret")
+    assert rotated.status_code == 200
+    queued = await client.post(f"/v1/subscriptions/{sub['id']}/test")
+    assert queued.status_code == 202
+    [delivery] = await settled(client, 1)
+    assert delivery["id"] == queued.json()["delivery_id"]
+    [request] = receiver.requests
+    assert len(request.headers["webhook-signature"].split(" ")) == 2
+    assert Webhook(sub["secret"]).verify(request.body, request.headers)["type"] == "test"
+    assert Webhook(rotated.json()["secret"]).verify(request.body, request.headers)["type"] == "test"
