@@ -179,6 +179,19 @@ async def run(args: argparse.Namespace, dsn: str, port: int) -> float:
         globals()["_cleanup"] = (worker_task, webhooks, pool)
 
 
+async def delivery_report(dsn: str) -> dict[str, Any]:
+    conn = await connect(dsn)
+    try:
+        states = await conn.fetch("SELECT status, count(*) FROM deliveries GROUP BY status")
+        errors = await conn.fetch(
+            "SELECT error, count(*) FROM delivery_attempts WHERE error IS NOT NULL"
+            " GROUP BY error ORDER BY 2 DESC LIMIT 3"
+        )
+    finally:
+        await conn.close()
+    return {"states": dict(list(r) for r in states), "errors": [tuple(r) for r in errors]}
+
+
 async def cleanup() -> None:
     worker_task, webhooks, pool = globals()["_cleanup"]
     worker_task.cancel()
@@ -216,7 +229,9 @@ def main() -> int:
             async def whole() -> tuple[float, list[float], float]:
                 start = await run(args, dsn, port)
                 loop = asyncio.get_running_loop()
-                latencies, last = await loop.run_in_executor(None, done_in.recv)
+                while not await loop.run_in_executor(None, done_in.poll, 10.0):
+                    print("waiting:", await delivery_report(dsn), file=sys.stderr)
+                latencies, last = done_in.recv()
                 await cleanup()
                 return start, latencies, last
 

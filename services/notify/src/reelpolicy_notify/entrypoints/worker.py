@@ -44,6 +44,7 @@ class DeliveryWorker:
         batch: int,
         lease_seconds: float,
         max_idle_seconds: float,
+        coalesce_seconds: float = 0.005,
     ) -> None:
         self._pool = pool
         self._queue = queue
@@ -55,6 +56,7 @@ class DeliveryWorker:
         self._batch = batch
         self._lease = lease_seconds
         self._max_idle = max_idle_seconds
+        self._coalesce = coalesce_seconds
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
         self._outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
@@ -105,6 +107,8 @@ class DeliveryWorker:
                 timeout = min(timeout, max((due - datetime.now(UTC)).total_seconds(), 0.0) + 0.01)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
+            # Woken by an insert: let a few more arrive, then claim them in one query.
+            await asyncio.sleep(self._coalesce)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
