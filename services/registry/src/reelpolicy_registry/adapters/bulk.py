@@ -31,7 +31,7 @@ _UPSERT_PRODUCTIONS = """
 INSERT INTO productions AS p (id, enterprise_id, external_id, attributes)
 SELECT id, enterprise_id, external_id, attributes::jsonb
 FROM stage_productions
-ON CONFLICT (enterprise_id, external_id) WHERE deleted_at IS NULL AND external_id IS NOT NULL
+ON CONFLICT (enterprise_id, external_id) WHERE deleted_at IS NULL
 DO UPDATE SET attributes = EXCLUDED.attributes, version = p.version + 1, updated_at = now()
 WHERE p.attributes IS DISTINCT FROM EXCLUDED.attributes
 RETURNING p.id::text AS id, p.enterprise_id::text AS enterprise_id, p.external_id, p.version"""
