@@ -202,3 +202,14 @@ async def test_api_keys_are_issued_stored_hashed_revoked_and_announced(
     assert events[0].key == company["id"]
     bad = await registry.client.post("/v1/api-keys", json={"role": "company"})
     assert bad.status_code == 422
+
+
+async def test_openapi_and_asyncapi_documents(registry: RegistryClient) -> None:
+    openapi = (await registry.client.get("/openapi.json")).json()
+    assert {"/v1/enterprises", "/v1/productions/{production_id}", "/v1/import"} <= set(
+        openapi["paths"]
+    )
+    assert openapi["paths"]["/v1/enterprises"]["post"]["description"]
+    asyncapi = await registry.client.get("/asyncapi.json")
+    assert asyncapi.status_code == 200
+    assert topics.REGISTRY in asyncapi.text
