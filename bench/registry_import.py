@@ -142,7 +142,7 @@ async def operator_key(dsn: str) -> str:
 
 
 async def post_latency(
-    dsn: str, bootstrap: str, rate: float, seconds: float, server_workers: int
+    dsn: str, bootstrap: str, rate: float, seconds: float, server_workers: int, log_path: Path
 ) -> None:
     from reelpolicy_registry.generate import _Regions, enterprise_row
 
@@ -155,6 +155,7 @@ async def post_latency(
         "HTTP_PORT": str(port),
         "LOG_LEVEL": "WARNING",
     }
+    server_log = open(log_path, "wb")  # noqa: ASYNC230, SIM115 (closed in finally)
     server = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -171,8 +172,8 @@ async def post_latency(
         "--log-level",
         "warning",
         env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+        stdout=server_log,
+        stderr=server_log,
     )
     try:
         await asyncio.to_thread(wait_for_port, "127.0.0.1", port, timeout=30)
@@ -202,7 +203,11 @@ async def post_latency(
                 nonlocal failures
                 for due, body in schedule:
                     await asyncio.sleep(max(0.0, due - time.perf_counter()))
-                    response = await client.post("/v1/enterprises", json=body)
+                    try:
+                        response = await client.post("/v1/enterprises", json=body)
+                    except httpx.TransportError:
+                        failures += 1
+                        continue
                     latencies.append(time.perf_counter() - due)
                     failures += response.status_code != 201
 
@@ -216,8 +221,10 @@ async def post_latency(
             f" requests, {failures} failed, p50 {p50:.1f} ms, p99 {p99:.1f} ms"
         )
     finally:
-        server.terminate()
+        if server.returncode is None:
+            server.terminate()
         await asyncio.wait_for(server.wait(), timeout=30)
+        server_log.close()
 
 
 async def tune_for_bulk_writes(admin_dsn: str) -> None:
@@ -235,6 +242,7 @@ async def tune_for_bulk_writes(admin_dsn: str) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="registry-bench-"))
+    print(f"work dir (data, server log): {work}")
     postgres = EmbeddedPostgres.start(work / "pg")
     broker = EmbeddedBroker.start()
     try:
@@ -257,7 +265,14 @@ async def main(args: argparse.Namespace) -> None:
         print(f"generate: {rows:,} rows in {time.perf_counter() - started:.1f} s")
         await import_and_relay(dsn, broker.bootstrap_servers, data, args.chunk_rows)
         if args.rate > 0:
-            await post_latency(dsn, broker.bootstrap_servers, args.rate, args.seconds, args.workers)
+            await post_latency(
+                dsn,
+                broker.bootstrap_servers,
+                args.rate,
+                args.seconds,
+                args.workers,
+                work / "server.log",
+            )
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak memory (this process): {peak:,.0f} MiB")
     finally:
