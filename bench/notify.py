@@ -149,6 +149,7 @@ async def feed(
 async def run(args: argparse.Namespace, dsn: str, port: int) -> float:
     box = SecretBox(MASTER_KEY)
     ids = await seed(dsn, companies=args.companies, url=f"http://127.0.0.1:{port}/hook", box=box)
+    print(f"seeded {len(ids)} subscriptions", file=sys.stderr)
     pool = await create_pool(dsn, min_size=4, max_size=args.partitions + 6)
     webhooks = WebhookHttpSender(
         timeout=15,
@@ -222,12 +223,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         server = EmbeddedPostgres.start(Path(tmp) / "pg")
         try:
+            print("postgres started", file=sys.stderr)
             name = f"bench_{uuid.uuid4().hex[:8]}"
             asyncio.run(ensure_database(server.uri(), name))
             dsn = database_uri(server.uri(), name)
 
             async def whole() -> tuple[float, list[float], float]:
                 start = await run(args, dsn, port)
+                print(f"fed {args.events} events in {time.time() - start:.1f}s", file=sys.stderr)
                 loop = asyncio.get_running_loop()
                 while not await loop.run_in_executor(None, done_in.poll, 10.0):
                     print("waiting:", await delivery_report(dsn), file=sys.stderr)
