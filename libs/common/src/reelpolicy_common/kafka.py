@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -45,29 +46,37 @@ class KafkaRecordPublisher:
         self._timeout = timeout
 
     async def publish_batch(self, records: Sequence[OutboxRecord]) -> None:
-        pending = []
-        for record in records:
-            parent = context_from_headers(record.headers)
-            with _tracer.start_as_current_span(
-                f"{record.topic} publish",
-                context=parent,
-                kind=SpanKind.PRODUCER,
-                attributes={
-                    "messaging.system": "kafka",
-                    "messaging.destination.name": record.topic,
-                    "messaging.kafka.message.key": record.key,
-                },
-            ):
-                headers = {**record.headers, **current_trace_headers()}
-                pending.append(
-                    await self._producer.send(
-                        record.topic,
-                        value=record.value,
-                        key=record.key.encode(),
-                        headers=encode_kafka_headers(headers),
-                    )
-                )
-        await asyncio.wait_for(asyncio.gather(*pending), timeout=self._timeout)
+        """Send in order, then wait for every acknowledgement; all within the timeout."""
+        async with asyncio.timeout(self._timeout):
+            pending = []
+            for record in records:
+                if "traceparent" in record.headers:
+                    pending.append(await self._send_traced(record))
+                else:  # nothing to continue: skip the span
+                    pending.append(await self._send(record, record.headers))
+            await asyncio.gather(*pending)
+
+    async def _send(self, record: OutboxRecord, headers: dict[str, str]) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = await self._producer.send(
+            record.topic,
+            value=record.value,
+            key=record.key.encode(),
+            headers=encode_kafka_headers(headers),
+        )
+        return future
+
+    async def _send_traced(self, record: OutboxRecord) -> asyncio.Future[Any]:
+        with _tracer.start_as_current_span(
+            f"{record.topic} publish",
+            context=context_from_headers(record.headers),
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": record.topic,
+                "messaging.kafka.message.key": record.key,
+            },
+        ):
+            return await self._send(record, {**record.headers, **current_trace_headers()})
 
 
 async def ensure_topics(

@@ -16,18 +16,23 @@ from opentelemetry.sdk.trace import TracerProvider
 KafkaHeaders = list[tuple[str, bytes]]
 
 
-def configure_tracing(*, service: str, otlp_endpoint: str | None) -> TracerProvider:
-    """Install (once) and return the process's tracer provider."""
+def configure_tracing(*, service: str, otlp_endpoint: str | None) -> TracerProvider | None:
+    """Install (once) the process's tracer provider when there is somewhere to export.
+
+    Without an endpoint the API's no-op provider stays: spans cost nothing, and an
+    incoming ``traceparent`` still propagates through the outbox and Kafka headers.
+    """
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):
         return current
+    if not otlp_endpoint:
+        return None
     provider = TracerProvider(resource=Resource.create({"service.name": f"reelpolicy-{service}"}))
-    if otlp_endpoint:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        endpoint = otlp_endpoint.rstrip("/") + "/v1/traces"
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    endpoint = otlp_endpoint.rstrip("/") + "/v1/traces"
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
     trace.set_tracer_provider(provider)
     return provider
 

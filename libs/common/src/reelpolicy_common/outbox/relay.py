@@ -109,6 +109,7 @@ class OutboxRelay:
         return total
 
     async def _publish_lane(self, lane: int) -> int:
+        """Publish one batch of ``lane`` (if no other relay holds it), in order."""
         async with self._pool.acquire() as conn, conn.transaction():
             locked = await conn.fetchval(
                 "SELECT pg_try_advisory_xact_lock($1, $2)", _LANE_LOCK_CLASS, lane
