@@ -13,12 +13,12 @@ import asyncpg
 import httpx
 import pytest
 import yaml
-from support import ROOT, add_api_key, migrate_service, settings_for, topic_events
 
 from reelpolicy_common import topics
 from reelpolicy_common.events import EventType
 from reelpolicy_ingest.config import Settings
 from reelpolicy_ingest.main import create_app
+from support import ROOT, add_api_key, migrate_service, settings_for, topic_events
 
 pytestmark = pytest.mark.servers
 
@@ -198,7 +198,8 @@ async def test_sync_command_stores_only_real_edits(fresh_database: str, tmp_path
     await migrate_service(fresh_database, "reelpolicy_ingest.migrations", "ingest")
     settings = settings_for(Settings, database_url=fresh_database, bootstrap_servers="unused:1")
     policies = load_folder(CATALOG)
-    assert policies is not None and len(policies) >= 20
+    assert policies is not None
+    assert len(policies) >= 20
     assert await store_all(settings, policies) == 0
     assert await store_all(settings, policies) == 0
     conn = await asyncpg.connect(fresh_database)
