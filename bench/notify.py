@@ -207,7 +207,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--companies", type=int, default=5_000)
     parser.add_argument("--rate", type=float, default=1200.0, help="events offered per second")
-    parser.add_argument("--partitions", type=int, default=12)
+    parser.add_argument("--partitions", type=int, default=12, help="concurrent handler lanes")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--batch", type=int, default=200)
     args = parser.parse_args()
