@@ -18,12 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 import asyncpg
 
-from reelpolicy_common.outbox.store import NOTIFY_CHANNEL, OutboxRecord
+from reelpolicy_common.outbox.store import DEFAULT_LANES, NOTIFY_CHANNEL, OutboxRecord
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,8 @@ class OutboxRelay:
         self._metrics = metrics
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._listen_conn: Any = None  # a pooled connection held for LISTEN
+        self._listen_conn: Any = None
+        self._last_housekeeping = 0.0  # a pooled connection held for LISTEN
 
     def wake(self, *_: Any) -> None:
         self._wake.set()
@@ -96,8 +98,11 @@ class OutboxRelay:
         total = 0
         while not self._stopping.is_set():
             async with self._pool.acquire() as conn:
+                # One index probe per lane: cheap even with a million rows waiting.
                 lanes = await conn.fetch(
-                    "SELECT DISTINCT lane FROM outbox WHERE sent_at IS NULL ORDER BY lane"
+                    "SELECT l.n AS lane FROM generate_series(0, $1 - 1) AS l(n) WHERE EXISTS"
+                    " (SELECT 1 FROM outbox o WHERE o.lane = l.n AND o.sent_at IS NULL)",
+                    DEFAULT_LANES,
                 )
             progressed = 0
             for row in lanes:
@@ -137,6 +142,10 @@ class OutboxRelay:
             return len(records)
 
     async def _housekeeping(self, published: int) -> None:
+        now = time.monotonic()
+        if published == 0 and now - self._last_housekeeping < 5.0:
+            return
+        self._last_housekeeping = now
         async with self._pool.acquire() as conn:
             await conn.execute(
                 "DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => $1)",
