@@ -180,18 +180,27 @@ def policy_event(document: dict[str, Any], version: int) -> Envelope:
     )
 
 
-async def produce(bootstrap: str, topic: str, *envelopes: Envelope) -> None:
+async def produce(
+    bootstrap: str, topic: str, *envelopes: Envelope, headers: dict[str, str] | None = None
+) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
         for envelope in envelopes:
-            await producer.send_and_wait(topic, envelope.to_bytes(), key=envelope.key.encode())
+            await producer.send_and_wait(
+                topic,
+                envelope.to_bytes(),
+                key=envelope.key.encode(),
+                headers=[(k, v.encode()) for k, v in (headers or {}).items()],
+            )
     finally:
         await producer.stop()
 
 
-async def produce_eligibility(bootstrap: str, *envelopes: Envelope) -> None:
-    await produce(bootstrap, topics.ELIGIBILITY, *envelopes)
+async def produce_eligibility(
+    bootstrap: str, *envelopes: Envelope, headers: dict[str, str] | None = None
+) -> None:
+    await produce(bootstrap, topics.ELIGIBILITY, *envelopes, headers=headers)
 
 
 async def deliveries(client: httpx.AsyncClient, **params: Any) -> list[dict[str, Any]]:

@@ -60,7 +60,9 @@ async def test_a_duplicated_event_yields_exactly_one_signed_webhook(
     ent = enterprise()
     client, sub = await subscribe(notify, ent, url=receiver.url)
     event = eligibility_event(ent)
-    await produce_eligibility(notify.bootstrap, event, event)  # same event id, twice
+    trace_id = uuid.uuid4().hex
+    upstream = {"traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"}
+    await produce_eligibility(notify.bootstrap, event, event, headers=upstream)  # same id twice
     [delivery] = await settled(client, 1)
     await asyncio.sleep(0.5)  # nothing else arrives
     [request] = receiver.requests
@@ -70,7 +72,9 @@ async def test_a_duplicated_event_yields_exactly_one_signed_webhook(
     assert body["data"]["event_id"] == str(event.event_id)
     assert "now eligible" in body["data"]["summary"]
     assert request.headers["webhook-id"] == delivery["id"] == delivery["webhook_id"]
-    assert request.headers["traceparent"].startswith("00-")
+    # The request carries the event's trace (a child span of the consumer's when tracing
+    # is configured; the same context otherwise).
+    assert request.headers["traceparent"].split("-")[1] == trace_id
     assert delivery["status"] == "succeeded"
     assert [a["status_code"] for a in delivery["attempts"]] == [200]
 
