@@ -101,6 +101,19 @@ class PostgresResults:
         sql = _UPSERT.format(cols=_COLS, source=f"SELECT {_COLS} FROM rules_upsert")
         await self._conn.execute(sql)
 
+    async def replace(self, deletes: Sequence[Key], rows: Sequence[tuple[Any, ...]]) -> None:
+        """Delete ``deletes`` and store ``rows`` (:data:`RESULT_COLUMNS` order).
+
+        Many rows: one ``DELETE`` of every touched key, then ``COPY`` straight into
+        ``results`` (no temporary table, no ``ON CONFLICT``); few rows: an upsert.
+        """
+        if len(rows) < 200:
+            await self.delete(deletes)
+            await self.upsert(rows)
+            return
+        await self.delete([*deletes, *((r[1], r[2]) for r in rows)])
+        await self._conn.copy_records_to_table("results", records=rows, columns=RESULT_COLUMNS)
+
     async def delete(self, keys: Sequence[Key]) -> None:
         if not keys:
             return

@@ -9,18 +9,29 @@ inside the consumer span, so the outbox captures the cause's trace context.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
-from reelpolicy_common import topics
+from reelpolicy_common import metrics, topics
 from reelpolicy_common.consumer import ConsumedEvent, EventHandler, process_record
 from reelpolicy_common.consumer.runner import broker_dead_letter
+from reelpolicy_common.events import Envelope, decode_envelope
+from reelpolicy_common.telemetry import context_from_headers, decode_kafka_headers
 from reelpolicy_rules.bootstrap import Rules
 from reelpolicy_rules.handlers.policy_events import handle_policy_event
-from reelpolicy_rules.handlers.registry_events import handle_registry_event
+from reelpolicy_rules.handlers.registry_events import handle_registry_batch, handle_registry_event
+
+log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("reelpolicy.rules")
+BatchHandler = Callable[[Sequence[Envelope]], Awaitable[None]]
+BATCH_CHUNK = 100
 
 POLICY_CONSUMER = "rules.policy"
 REGISTRY_CONSUMER = "rules.registry"
@@ -30,7 +41,41 @@ def group_ids(base: str) -> dict[str, str]:
     return {topics.POLICY: f"{base}.policy", topics.REGISTRY: f"{base}.registry"}
 
 
-def _subscribe(rules: Rules, *, topic: str, consumer: str, handler: EventHandler) -> None:
+async def _try_batch(
+    records: Sequence[ConsumerRecord[Any, Any]], *, consumer: str, batch: BatchHandler
+) -> bool:
+    """Handle ``records`` in one transaction (by key, in partition order); False on failure.
+
+    Records of one key keep their order; keys are taken in sorted order (a stable lock
+    order). On any failure nothing was committed and the caller handles the records one
+    by one (retries, dead letters); the handlers are idempotent either way.
+    """
+    try:
+        items = [(r, decode_envelope(r.value)) for r in records]
+    except Exception:  # a bad record: the per-record path dead-letters it
+        return False
+    items.sort(key=lambda item: item[0].key or b"")
+    try:
+        first = items[0][0]
+        with _tracer.start_as_current_span(
+            f"{first.topic} process batch",
+            context=context_from_headers(decode_kafka_headers(first.headers)),
+            kind=SpanKind.CONSUMER,
+            attributes={"messaging.batch.message_count": len(items)},
+        ):
+            await batch([e for _, e in items])
+    except Exception as exc:  # fall back to the per-record path
+        log.info("batch of %d record(s) failed (%r); handling them one by one", len(items), exc)
+        return False
+    for r, _ in items:
+        metrics.CONSUMER_MESSAGES.labels(consumer, r.topic, "processed").inc()
+    return True
+
+
+def _subscribe(
+    rules: Rules, *, topic: str, consumer: str, handler: EventHandler,
+    batch: BatchHandler | None = None,
+) -> None:  # fmt: skip
     broker = rules.runtime.broker
     dead_letter = broker_dead_letter(broker, consumer=consumer)
     subscriber = broker.subscriber(
@@ -48,6 +93,17 @@ def _subscribe(rules: Rules, *, topic: str, consumer: str, handler: EventHandler
     @subscriber
     async def consume(body: list[Any], message: KafkaMessage) -> None:
         records: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message
+        if batch is not None and len(records) > 1:
+            for i in range(0, len(records), BATCH_CHUNK):
+                chunk = records[i : i + BATCH_CHUNK]
+                if not await _try_batch(chunk, consumer=consumer, batch=batch):
+                    for record in chunk:
+                        await process_record(
+                            record, consumer=consumer, handler=handler, retry=retry,
+                            dead_letter=dead_letter,
+                        )  # fmt: skip
+            await message.ack()
+            return
         for record in records:
             await process_record(
                 record, consumer=consumer, handler=handler, retry=retry, dead_letter=dead_letter
@@ -70,4 +126,14 @@ def register_consumers(rules: Rules) -> None:
         )  # fmt: skip
 
     _subscribe(rules, topic=topics.POLICY, consumer=POLICY_CONSUMER, handler=on_policy)
-    _subscribe(rules, topic=topics.REGISTRY, consumer=REGISTRY_CONSUMER, handler=on_registry)
+
+    async def on_registry_batch(envelopes: Sequence[Envelope]) -> None:
+        await handle_registry_batch(
+            uow=rules.uow, book=rules.book, envelopes=envelopes, consumer=REGISTRY_CONSUMER,
+            today=rules.today(),
+        )  # fmt: skip
+
+    _subscribe(
+        rules, topic=topics.REGISTRY, consumer=REGISTRY_CONSUMER, handler=on_registry,
+        batch=on_registry_batch,
+    )  # fmt: skip

@@ -116,6 +116,32 @@ def impact_event(plan: BulkPlan, *, policy_id: str, version: int) -> Envelope:
     )
 
 
+_EXPLAIN_COLUMNS = [
+    "subject_id", "policy_id", "status", "amount_cny", "missing_fields", "fund_id",
+    "requested_cny",
+]  # fmt: skip
+
+
+def change_rows(changes: pl.DataFrame, *, versions: dict[str, int]) -> list[dict[str, Any]]:
+    """The change rows (``EligibilityChanged`` fields less ``cause`` and ``explanation``)."""
+    if changes.is_empty():
+        return []
+    status = pl.col("status")
+    frame = changes.select(
+        "subject_type", "subject_id", "enterprise_id", "policy_id",
+        pl.col("policy_id")
+        .replace_strict(versions, default=0, return_dtype=pl.Int64)
+        .alias("policy_version"),
+        "previous_status", "status", "previous_amount_cny",
+        pl.when(status != "ineligible").then(pl.col("amount_cny")).alias("amount_cny"),
+        pl.when(status == "unknown")
+        .then(pl.col("missing_fields"))
+        .otherwise(pl.lit([], pl.List(pl.String)))
+        .alias("missing_fields"),
+    )  # fmt: skip
+    return frame.to_dicts()
+
+
 async def run_bulk(
     work: RulesUnitOfWork,
     *,
@@ -130,28 +156,14 @@ async def run_bulk(
     started = time.perf_counter()
     plan = await plan_bulk(work, cache=cache, active=book.active(), seeds=seeds, today=today)
     planned = time.perf_counter()
-    rows: list[dict[str, Any]] = plan.changes.to_dicts()
+    out = change_rows(plan.changes, versions=book.versions)
     explanations = explain_rows(
-        rows, cache=cache, policies=plan.policies, versions=book.versions, funds=plan.funds,
-        today=today, limit=trace_limit,
+        plan.changes.select([c for c in _EXPLAIN_COLUMNS if c in plan.changes.columns]).to_dicts(),
+        cache=cache, policies=plan.policies,
+        versions=book.versions, funds=plan.funds, today=today, limit=trace_limit,
     )  # fmt: skip
-    out = []
-    for row, expl in zip(rows, explanations, strict=True):
-        out.append(
-            {
-                "subject_type": row["subject_type"],
-                "subject_id": row["subject_id"],
-                "enterprise_id": row["enterprise_id"],
-                "policy_id": row["policy_id"],
-                "policy_version": book.versions.get(row["policy_id"], 0),
-                "previous_status": row["previous_status"],
-                "status": row["status"],
-                "previous_amount_cny": row["previous_amount_cny"],
-                "amount_cny": row["amount_cny"] if row["status"] != "ineligible" else None,
-                "missing_fields": row["missing_fields"] if row["status"] == "unknown" else [],
-                "explanation": expl,
-            }
-        )
+    for row, expl in zip(out, explanations, strict=True):
+        row["explanation"] = expl
     prepared = time.perf_counter()
     await write_changes(work, out, cause=cause)
     log.info(

@@ -9,11 +9,17 @@ order. The caller commits.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
+
+from pydantic_core import to_json
 
 from reelpolicy_common import topics
 from reelpolicy_common.events import Envelope, EventType
+from reelpolicy_common.events.envelope import CURRENT_SCHEMA_VERSION
+from reelpolicy_rules.adapters.outbox import EncodedEvent, enqueue_encoded
 from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
 from reelpolicy_rules.domain.outcomes import Change
 
@@ -47,13 +53,41 @@ def eligibility_event(row: ChangeRow, *, cause: str) -> Envelope:
     )
 
 
+class EventEncoder:
+    """Builds ``eligibility.changed`` envelopes as bytes without a pydantic model per event.
+
+    The output is exactly what ``Envelope.model_dump_json`` would produce for the same
+    fields (same keys, order and formats), so ``decode_envelope`` accepts it; one
+    ``occurred_at`` is shared by a batch (they commit together).
+    """
+
+    def __init__(self, *, occurred_at: datetime | None = None) -> None:
+        when = to_json(occurred_at or datetime.now(UTC))
+        self._head = b'{"event_id":"'
+        self._middle = (
+            b'","type":' + to_json(EventType.eligibility_changed.value)
+            + b',"schema_version":' + str(CURRENT_SCHEMA_VERSION).encode()
+            + b',"occurred_at":' + when + b',"producer":' + to_json(PRODUCER) + b',"key":'
+        )  # fmt: skip
+
+    def encode(self, row: ChangeRow, *, cause: str) -> EncodedEvent:
+        event_id = uuid.uuid4()
+        key = row["enterprise_id"]
+        value = b"".join(
+            (self._head, str(event_id).encode(), self._middle, to_json(key), b',"payload":',
+             to_json({**row, "cause": cause}), b"}")
+        )  # fmt: skip
+        return EncodedEvent(event_id, key, EventType.eligibility_changed.value, value)
+
+
 async def write_changes(work: RulesUnitOfWork, rows: Sequence[ChangeRow], *, cause: str) -> int:
     """Store ``rows`` and queue their events; returns how many changes were written."""
     if not rows:
         return 0
+    encoder = EventEncoder()
     upserts, deletes, history, events = [], [], [], []
     for row in rows:
-        event = eligibility_event(row, cause=cause)
+        event = encoder.encode(row, cause=cause)
         events.append(event)
         key = (row["subject_id"], row["policy_id"])
         if row["status"] == "ineligible":
@@ -69,8 +103,7 @@ async def write_changes(work: RulesUnitOfWork, rows: Sequence[ChangeRow], *, cau
              row["previous_status"], row["status"], row["previous_amount_cny"], row["amount_cny"],
              cause, event.event_id)
         )  # fmt: skip
-    await work.results.delete(deletes)
-    await work.results.upsert(upserts)
+    await work.results.replace(deletes, upserts)
     await work.results.add_history(history)
-    await work.publish_many(topics.ELIGIBILITY, events)
+    await enqueue_encoded(work.conn, topic=topics.ELIGIBILITY, events=events)
     return len(rows)
