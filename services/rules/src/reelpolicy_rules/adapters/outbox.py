@@ -9,8 +9,8 @@ type headers) with ``COPY`` for large batches, then wakes the relay.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -30,17 +30,33 @@ class EncodedEvent(NamedTuple):
 
 
 async def enqueue_encoded(
-    conn: asyncpg.Connection, *, topic: str, events: Sequence[EncodedEvent]
+    conn: asyncpg.Connection, *, topic: str, events: Iterable[EncodedEvent], count: int
 ) -> None:
-    """Add encoded events in order, inside the caller's transaction."""
-    if not events:
+    """Add ``count`` encoded events in order, inside the caller's transaction.
+
+    ``events`` may be a lazy iterable: with ``COPY`` (64 or more) it is consumed while
+    the rows stream to the server.
+    """
+    if count <= 0:
         return
     if not conn.is_in_transaction():
         raise RuntimeError("outbox writes must run inside the state change's transaction")
+    rows = _rows(topic, events)
+    if count >= 64:
+        await conn.copy_records_to_table("outbox", records=rows, columns=COLUMNS)
+    else:
+        await conn.executemany(
+            "INSERT INTO outbox (event_id, topic, key, lane, event_type, value, headers)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            list(rows),
+        )
+    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+
+
+def _rows(topic: str, events: Iterable[EncodedEvent]) -> Iterator[tuple[Any, ...]]:
     trace_headers = current_trace_headers()
     lanes: dict[str, int] = {}
     headers_of: dict[str, dict[str, str]] = {}
-    rows = []
     for e in events:
         lane = lanes.get(e.key)
         if lane is None:
@@ -51,13 +67,4 @@ async def enqueue_encoded(
                 **trace_headers, "event-type": e.event_type,
                 "schema-version": str(CURRENT_SCHEMA_VERSION),
             }  # fmt: skip
-        rows.append((e.event_id, topic, e.key, lane, e.event_type, e.value, headers))
-    if len(rows) >= 64:
-        await conn.copy_records_to_table("outbox", records=rows, columns=COLUMNS)
-    else:
-        await conn.executemany(
-            "INSERT INTO outbox (event_id, topic, key, lane, event_type, value, headers)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            rows,
-        )
-    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+        yield (e.event_id, topic, e.key, lane, e.event_type, e.value, headers)

@@ -9,6 +9,8 @@ order. The caller commits.
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -23,6 +25,7 @@ from reelpolicy_rules.adapters.outbox import EncodedEvent, enqueue_encoded
 from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
 from reelpolicy_rules.domain.outcomes import Change
 
+log = logging.getLogger(__name__)
 PRODUCER = "rules"
 ChangeRow = dict[str, Any]
 
@@ -70,8 +73,10 @@ class EventEncoder:
             + b',"occurred_at":' + when + b',"producer":' + to_json(PRODUCER) + b',"key":'
         )  # fmt: skip
 
-    def encode(self, row: ChangeRow, *, cause: str) -> EncodedEvent:
-        event_id = uuid.uuid4()
+    def encode(
+        self, row: ChangeRow, *, cause: str, event_id: uuid.UUID | None = None
+    ) -> EncodedEvent:
+        event_id = event_id or uuid.uuid4()
         key = row["enterprise_id"]
         value = b"".join(
             (self._head, str(event_id).encode(), self._middle, to_json(key), b',"payload":',
@@ -84,11 +89,11 @@ async def write_changes(work: RulesUnitOfWork, rows: Sequence[ChangeRow], *, cau
     """Store ``rows`` and queue their events; returns how many changes were written."""
     if not rows:
         return 0
+    started = time.perf_counter()
     encoder = EventEncoder()
-    upserts, deletes, history, events = [], [], [], []
-    for row in rows:
-        event = encoder.encode(row, cause=cause)
-        events.append(event)
+    event_ids = [uuid.uuid4() for _ in rows]
+    upserts, deletes, history = [], [], []
+    for row, event_id in zip(rows, event_ids, strict=True):
         key = (row["subject_id"], row["policy_id"])
         if row["status"] == "ineligible":
             deletes.append(key)
@@ -101,9 +106,23 @@ async def write_changes(work: RulesUnitOfWork, rows: Sequence[ChangeRow], *, cau
         history.append(
             (row["subject_id"], row["policy_id"], row["enterprise_id"], row["policy_version"],
              row["previous_status"], row["status"], row["previous_amount_cny"], row["amount_cny"],
-             cause, event.event_id)
+             cause, event_id)
         )  # fmt: skip
+    # encoded lazily while the outbox COPY streams, so PostgreSQL ingests as Python encodes
+    events = (
+        encoder.encode(row, cause=cause, event_id=event_id)
+        for row, event_id in zip(rows, event_ids, strict=True)
+    )
+    t_rows = time.perf_counter()
     await work.results.replace(deletes, upserts)
+    t_results = time.perf_counter()
     await work.results.add_history(history)
-    await enqueue_encoded(work.conn, topic=topics.ELIGIBILITY, events=events)
+    t_history = time.perf_counter()
+    await enqueue_encoded(work.conn, topic=topics.ELIGIBILITY, events=events, count=len(rows))
+    if len(rows) >= 1000:
+        log.info(
+            "wrote %d change(s): rows %.2fs, results %.2fs, history %.2fs, encode+outbox %.2fs",
+            len(rows), t_rows - started, t_results - t_rows, t_history - t_results,
+            time.perf_counter() - t_history,
+        )  # fmt: skip
     return len(rows)
