@@ -1,7 +1,8 @@
-"""Session-wide real servers: one embedded PostgreSQL and one embedded broker.
+"""Real servers for the tests: an embedded PostgreSQL and embedded brokers.
 
 Tests that need a server ask for these fixtures; the servers start on first use
-(so the fast unit tests never start them) and stop at the end of the session.
+(so the fast unit tests never start them). PostgreSQL lives for the session, a
+broker for one test module.
 Each test that needs a database gets a fresh one (``fresh_database``).
 """
 
@@ -27,8 +28,11 @@ def embedded_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embe
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def embedded_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """A broker per test module: it starts in milliseconds, and a fresh one keeps a
+    module's consumers (which read the fixed topics from the start) clear of the
+    events other modules left behind."""
     broker = EmbeddedBroker.start(log_file=tmp_path_factory.mktemp("broker") / "tansu.log")
     yield broker
     broker.stop()
