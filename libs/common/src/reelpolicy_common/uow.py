@@ -10,12 +10,34 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
 from reelpolicy_common.events.envelope import Envelope
 from reelpolicy_common.outbox.store import enqueue_many
+
+
+class UnitOfWorkPort(Protocol):
+    """What every service's unit-of-work port shares; services add their repositories
+    (and ``__aenter__`` returning their own port type)."""
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+class PublishingUnitOfWorkPort(UnitOfWorkPort, Protocol):
+    """A unit of work whose changes emit events (through the outbox)."""
+
+    def publish(self, topic: str, *envelopes: Envelope) -> None: ...
+
+    async def publish_many(self, topic: str, envelopes: Sequence[Envelope]) -> None: ...
 
 
 class PostgresUnitOfWork:

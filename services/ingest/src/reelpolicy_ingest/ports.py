@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import Protocol
 
-from reelpolicy_common.events.envelope import Envelope
+from reelpolicy_common.uow import PublishingUnitOfWorkPort
 from reelpolicy_ingest.domain import StoredPolicy
 
 
@@ -24,19 +23,8 @@ class PolicyRepository(Protocol):
     async def list_latest(self, *, after: str | None, limit: int) -> list[StoredPolicy]: ...
 
 
-class UnitOfWork(Protocol):
+class UnitOfWork(PublishingUnitOfWorkPort, Protocol):
     @property
     def policies(self) -> PolicyRepository: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    def publish(self, topic: str, *envelopes: Envelope) -> None: ...
-
-    async def commit(self) -> None: ...

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import date, datetime
-from types import TracebackType
 from typing import Any, Protocol
 
 import asyncpg
 
+from reelpolicy_common.uow import UnitOfWorkPort
 from reelpolicy_notify.domain.outcomes import Outcome
 from reelpolicy_notify.domain.policies import PolicyFacts
 from reelpolicy_notify.domain.records import (
@@ -111,7 +111,7 @@ class ProjectionRepository(Protocol):
         """enterprise id -> its eligible subjects ("type:id") for ``policy_id``."""
 
 
-class UnitOfWork(Protocol):
+class UnitOfWork(UnitOfWorkPort, Protocol):
     @property
     def conn(self) -> asyncpg.Connection: ...
 
@@ -125,15 +125,6 @@ class UnitOfWork(Protocol):
     def projections(self) -> ProjectionRepository: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    async def commit(self) -> None: ...
 
 
 class DeliveryQueue(Protocol):

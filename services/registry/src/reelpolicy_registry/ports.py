@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from types import TracebackType
 from typing import Any, Protocol
 
 from reelpolicy_common.auth import Role
-from reelpolicy_common.events.envelope import Envelope
+from reelpolicy_common.uow import PublishingUnitOfWorkPort
 from reelpolicy_registry.domain import StoredEnterprise, StoredProduction
 
 
@@ -101,7 +99,7 @@ class BulkLoader(Protocol):
     ) -> tuple[dict[str, str], set[str]]: ...
 
 
-class UnitOfWork(Protocol):
+class UnitOfWork(PublishingUnitOfWorkPort, Protocol):
     @property
     def enterprises(self) -> EnterpriseRepository: ...
 
@@ -115,16 +113,3 @@ class UnitOfWork(Protocol):
     def bulk(self) -> BulkLoader: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    def publish(self, topic: str, *envelopes: Envelope) -> None: ...
-
-    async def publish_many(self, topic: str, envelopes: Sequence[Envelope]) -> None: ...
-
-    async def commit(self) -> None: ...
