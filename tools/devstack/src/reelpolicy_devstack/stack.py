@@ -21,9 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import secrets
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -43,13 +43,14 @@ from reelpolicy_devstack.services import DEFAULT_PORTS, SERVICES, ServiceGroup, 
 REPLAY_WINDOW_SQL = "UPDATE outbox SET sent_at = NULL WHERE sent_at > now() - interval '1 hour'"
 
 
-def _secret(path: Path, env_name: str, *, prefix: str = "") -> str:
+def _secret(path: Path, env_name: str, *, make: Callable[[], str]) -> str:
+    """``env_name`` if set, else the value kept in ``path``, else a new one kept there."""
     value = os.environ.get(env_name)
     if value:
         return value
     if path.exists():
         return path.read_text().strip()
-    value = prefix + secrets.token_urlsafe(32)
+    value = make()
     path.write_text(value)
     path.chmod(0o600)
     return value
