@@ -85,9 +85,15 @@ class Stack:
             self.data_dir / "mail", port=int(os.environ.get("SMTP_PORT", "1025"))
         )
 
-        secret_key = _secret(self.data_dir / "secret_key", "REELPOLICY_SECRET_KEY")
+        secret_key = _secret(
+            self.data_dir / "secret_key",
+            "REELPOLICY_SECRET_KEY",
+            make=lambda: secrets.token_urlsafe(32),
+        )
         operator_key = _secret(
-            self.data_dir / "operator_key", "REELPOLICY_OPERATOR_KEY", prefix="rp_dev_"
+            self.data_dir / "operator_key",
+            "REELPOLICY_OPERATOR_KEY",
+            make=lambda: new_api_key()[1],
         )
         envs: dict[str, dict[str, str]] = {}
         for name in SERVICES:
