@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import threading
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from types import FrameType
 
 import asyncpg
 
+from reelpolicy_common.auth import new_api_key
 from reelpolicy_common.kafka import ensure_topics
 from reelpolicy_devstack.mail import MailSink
 from reelpolicy_devstack.servers import (
