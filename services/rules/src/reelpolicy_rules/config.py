@@ -21,3 +21,7 @@ class Settings(SecretKeySettings):
         default=1000, ge=0, description="Bulk changes up to this many carry full traces."
     )
     simulate_sample_size: int = Field(default=20, ge=0, le=500)
+    registry_batch_size: int = Field(
+        default=100, ge=1,
+        description="Registry events applied per transaction (1 = one transaction each).",
+    )  # fmt: skip

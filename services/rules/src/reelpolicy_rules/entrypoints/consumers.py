@@ -31,7 +31,6 @@ from reelpolicy_rules.handlers.registry_events import handle_registry_batch, han
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("reelpolicy.rules")
 BatchHandler = Callable[[Sequence[Envelope]], Awaitable[None]]
-BATCH_CHUNK = 100
 
 POLICY_CONSUMER = "rules.policy"
 REGISTRY_CONSUMER = "rules.registry"
@@ -93,9 +92,10 @@ def _subscribe(
     @subscriber
     async def consume(body: list[Any], message: KafkaMessage) -> None:
         records: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message
-        if batch is not None and len(records) > 1:
-            for i in range(0, len(records), BATCH_CHUNK):
-                chunk = records[i : i + BATCH_CHUNK]
+        size = rules.settings.registry_batch_size
+        if batch is not None and len(records) > 1 and size > 1:
+            for i in range(0, len(records), size):
+                chunk = records[i : i + size]
                 if not await _try_batch(chunk, consumer=consumer, batch=batch):
                     for record in chunk:
                         await process_record(
