@@ -240,3 +240,38 @@ async def test_offsets_are_committed_after_success_only(
         await eventually(lambda: seen)
         await asyncio.sleep(0.5)
     assert seen == ["second"]
+
+
+async def test_stopping_lets_the_in_flight_batch_finish_and_commit(
+    pool: asyncpg.Pool, bootstrap_servers: str, topic: str
+) -> None:
+    """Graceful shutdown: stop() waits for the handler, then the offset is committed."""
+    from aiokafka.structs import TopicPartition
+
+    started = asyncio.Event()
+    finished: list[str] = []
+
+    async def slow(event: ConsumedEvent) -> None:
+        started.set()
+        await asyncio.sleep(1.5)
+        finished.append(event.envelope.key)
+
+    broker = KafkaBroker(
+        bootstrap_servers, enable_idempotence=False, logger=None, graceful_timeout=10
+    )
+    group = f"graceful-{topic}"
+    subscribe_reliably(
+        broker, topic_names=[topic], group_id=group, consumer="test", handler=slow, retry=FAST_RETRY
+    )
+    await broker.start()
+    await produce(bootstrap_servers, topic, envelope("in-flight").to_bytes())
+    await asyncio.wait_for(started.wait(), 20)
+    await broker.stop()  # while the handler is still sleeping
+    assert finished == ["in-flight"]
+
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=group)
+    await probe.start()
+    try:
+        assert await probe.committed(TopicPartition(topic, 0)) == 1  # next offset to read
+    finally:
+        await probe.stop()
