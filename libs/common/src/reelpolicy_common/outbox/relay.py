@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import asyncpg
 
+from reelpolicy_common.db.listen import NotifyListener
 from reelpolicy_common.outbox.store import DEFAULT_LANES, NOTIFY_CHANNEL, OutboxRecord
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,8 @@ class OutboxRelay:
         self._metrics = metrics
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._listen_conn: Any = None
-        self._last_housekeeping = 0.0  # a pooled connection held for LISTEN
+        self._listener = NotifyListener(pool, NOTIFY_CHANNEL, self._wake)
+        self._last_housekeeping = 0.0
 
     def wake(self, *_: Any) -> None:
         self._wake.set()
@@ -78,7 +79,7 @@ class OutboxRelay:
         backoff = 0.1
         while not self._stopping.is_set():
             try:
-                await self._ensure_listening()
+                await self._listener.ensure()
                 self._wake.clear()
                 published = await self.drain()
                 backoff = 0.1
@@ -88,10 +89,10 @@ class OutboxRelay:
                 raise
             except Exception as exc:
                 log.warning("outbox relay: %s; retrying in %.1fs", exc, backoff)
-                await self._drop_listener()
+                await self._listener.drop()
                 await self._sleep(backoff, wake_early=False)
                 backoff = min(backoff * 2, self._max_backoff)
-        await self._drop_listener()
+        await self._listener.drop()
 
     async def drain(self) -> int:
         """Publish every pending row this relay can lock; return how many it published."""
@@ -160,22 +161,6 @@ class OutboxRelay:
                 self._metrics.observe(
                     published=published, backlog=row["n"], oldest_age_seconds=row["age"]
                 )
-
-    async def _ensure_listening(self) -> None:
-        if self._listen_conn is not None and not self._listen_conn.is_closed():
-            return
-        conn = await self._pool.acquire()
-        await conn.add_listener(NOTIFY_CHANNEL, self.wake)
-        self._listen_conn = conn
-
-    async def _drop_listener(self) -> None:
-        conn, self._listen_conn = self._listen_conn, None
-        if conn is None:
-            return
-        with contextlib.suppress(Exception):
-            await conn.remove_listener(NOTIFY_CHANNEL, self.wake)
-        with contextlib.suppress(Exception):
-            await self._pool.release(conn)
 
     async def _sleep(self, seconds: float, *, wake_early: bool) -> None:
         waiter = self._wake if wake_early else self._stopping

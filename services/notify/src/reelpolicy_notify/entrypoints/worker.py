@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from reelpolicy_common.db.listen import NotifyListener
 from reelpolicy_notify.domain.outcomes import Outcome
 from reelpolicy_notify.handlers.delivering import (
     DeliveryPolicy,
@@ -61,19 +62,17 @@ class DeliveryWorker:
         self._inflight: set[asyncio.Task[None]] = set()
         self._outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
 
-    def _on_notify(self, *_: Any) -> None:
-        self._wake.set()
-
     async def run(self) -> None:
-        listener = await self._pool.acquire()
-        await listener.add_listener(CHANNEL, self._on_notify)
+        listener = NotifyListener(self._pool, CHANNEL, self._wake)
         recorder = asyncio.create_task(self._record_forever(), name="notify-recorder")
         try:
             while True:
                 try:
+                    await listener.ensure()
                     await self._tick()
-                except (OSError, asyncpg.PostgresError) as exc:
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     log.warning("delivery worker: %r; retrying in 1s", exc)
+                    await listener.drop()
                     await asyncio.sleep(1.0)
         finally:
             for task in list(self._inflight):
@@ -83,9 +82,7 @@ class DeliveryWorker:
             recorder.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await recorder
-            with contextlib.suppress(Exception):
-                await listener.remove_listener(CHANNEL, self._on_notify)
-            await self._pool.release(listener)
+            await listener.drop()
 
     async def _tick(self) -> None:
         self._wake.clear()
