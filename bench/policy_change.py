@@ -177,8 +177,13 @@ def catalog_doc(amount: int) -> dict[str, Any]:
     return doc
 
 
-async def one_run(bootstrap: str, version: int, amount: int, quiet: float) -> tuple[float, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=10)
+async def eligibility_consumer(bootstrap: str, *, fetch_max_wait_ms: int) -> AIOKafkaConsumer:
+    """A started consumer of every eligibility partition, positioned at the reported end.
+
+    Tansu's reported end offsets can lag the real ones, so older records may still
+    arrive; callers count only records whose ``cause`` they sent.
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=fetch_max_wait_ms)
     await consumer.start()
     tps = [
         TopicPartition(topics.ELIGIBILITY, i) for i in range(topics.partitions(topics.ELIGIBILITY))
@@ -187,6 +192,11 @@ async def one_run(bootstrap: str, version: int, amount: int, quiet: float) -> tu
     await consumer.seek_to_end(*tps)
     for tp in tps:
         await consumer.position(tp)
+    return consumer
+
+
+async def one_run(bootstrap: str, version: int, amount: int, quiet: float) -> tuple[float, int]:
+    consumer = await eligibility_consumer(bootstrap, fetch_max_wait_ms=10)
     doc = {**catalog_doc(amount), "version": version}
     env = Envelope(type=EventType.policy_published, producer="bench", key=doc["id"],
                    payload={"policy_id": doc["id"], "version": version, "document": doc})  # fmt: skip

@@ -21,10 +21,11 @@ import time
 from typing import Any
 
 import yaml
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from policy_change import (
     ROOT,
+    eligibility_consumer,
     load_projection,
     prepare,
     running,
@@ -57,15 +58,7 @@ def update(pid: str, eid: str, version: int, yellow: bool) -> Envelope:
 
 
 async def measure(bootstrap: str, targets: list[tuple[str, str]], rate: int, seconds: int) -> list[float]:  # fmt: skip
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=5)
-    await consumer.start()
-    tps = [
-        TopicPartition(topics.ELIGIBILITY, i) for i in range(topics.partitions(topics.ELIGIBILITY))
-    ]
-    consumer.assign(tps)
-    await consumer.seek_to_end(*tps)
-    for tp in tps:
-        await consumer.position(tp)
+    consumer = await eligibility_consumer(bootstrap, fetch_max_wait_ms=5)
     sent: dict[str, float] = {}
     latencies: list[float] = []
     total = rate * seconds
