@@ -57,32 +57,34 @@ class ProductionResource(ProductionAttributes, Resource):
     """A production: its id and version, and its attributes."""
 
 
+R = TypeVar("R", bound=Resource)
+
+
+def _resource(
+    cls: type[R], stored: StoredEnterprise | StoredProduction, response: Response | None
+) -> R:
+    """The API form of a stored record; sets ``ETag`` to its version when given a response."""
+    if response is not None:
+        response.headers["ETag"] = f'"{stored.version}"'
+    return cls(
+        id=stored.id,
+        version=stored.version,
+        created_at=stored.created_at,
+        updated_at=stored.updated_at,
+        **stored.attributes,
+    )
+
+
 def enterprise_resource(
     e: StoredEnterprise, response: Response | None = None
 ) -> EnterpriseResource:
-    if response is not None:
-        response.headers["ETag"] = f'"{e.version}"'
-    return EnterpriseResource(
-        id=e.id,
-        version=e.version,
-        created_at=e.created_at,
-        updated_at=e.updated_at,
-        **e.attributes,
-    )
+    return _resource(EnterpriseResource, e, response)
 
 
 def production_resource(
     p: StoredProduction, response: Response | None = None
 ) -> ProductionResource:
-    if response is not None:
-        response.headers["ETag"] = f'"{p.version}"'
-    return ProductionResource(
-        id=p.id,
-        version=p.version,
-        created_at=p.created_at,
-        updated_at=p.updated_at,
-        **p.attributes,
-    )
+    return _resource(ProductionResource, p, response)
 
 
 def expected_version(if_match: str | None) -> int | None:
