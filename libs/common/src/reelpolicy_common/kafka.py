@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
@@ -38,8 +41,20 @@ def make_producer(*, bootstrap_servers: str, enable_idempotence: bool) -> AIOKaf
     )
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def key_hash(key: bytes) -> int:
+    """The Java client's key hash (what ``send`` partitions by); pure Python, so cached."""
+    return int(murmur2(key)) & 0x7FFFFFFF
+
+
 class KafkaRecordPublisher:
-    """Publishes outbox records in order; a PRODUCER span per record joins the writer's trace."""
+    """Publishes outbox records in order; a PRODUCER span per record joins the writer's trace.
+
+    Records are appended to one record batch per partition (``create_batch`` /
+    ``send_batch``) rather than sent one by one: a future per batch, not per record,
+    which is most of the relay's CPU. Partitions are chosen exactly as ``send`` would
+    (murmur2 of the key), and each partition's records keep their order.
+    """
 
     def __init__(self, producer: AIOKafkaProducer, *, timeout: float = 30.0) -> None:
         self._producer = producer
@@ -48,24 +63,45 @@ class KafkaRecordPublisher:
     async def publish_batch(self, records: Sequence[OutboxRecord]) -> None:
         """Send in order, then wait for every acknowledgement; all within the timeout."""
         async with asyncio.timeout(self._timeout):
-            pending = []
+            by_partition: dict[tuple[str, int], list[OutboxRecord]] = defaultdict(list)
+            partitions: dict[str, list[int]] = {}
             for record in records:
-                if "traceparent" in record.headers:
-                    pending.append(await self._send_traced(record))
-                else:  # nothing to continue: skip the span
-                    pending.append(await self._send(record, record.headers))
-            await asyncio.gather(*pending)
+                if record.topic not in partitions:
+                    partitions[record.topic] = sorted(
+                        await self._producer.partitions_for(record.topic)
+                    )
+                known = partitions[record.topic]
+                partition = known[key_hash(record.key.encode()) % len(known)]
+                by_partition[record.topic, partition].append(record)
+            acks = []
+            for (topic, partition), group in by_partition.items():
+                acks += await self._send_partition(topic, partition, group)
+            await asyncio.gather(*acks)
 
-    async def _send(self, record: OutboxRecord, headers: dict[str, str]) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = await self._producer.send(
-            record.topic,
-            value=record.value,
-            key=record.key.encode(),
-            headers=encode_kafka_headers(headers),
-        )
-        return future
+    async def _send_partition(
+        self, topic: str, partition: int, records: list[OutboxRecord]
+    ) -> list[asyncio.Future[Any]]:
+        acks: list[asyncio.Future[Any]] = []
+        batch = self._producer.create_batch()
+        for record in records:
+            headers = self._headers(record)
+            key = record.key.encode()
+            if batch.append(key=key, value=record.value, timestamp=None, headers=headers) is None:
+                acks.append(await self._producer.send_batch(batch, topic, partition=partition))
+                batch = self._producer.create_batch()
+                if (
+                    batch.append(key=key, value=record.value, timestamp=None, headers=headers)
+                    is None
+                ):
+                    raise ValueError(f"outbox record {record.seq} exceeds the producer batch size")
+        if batch.record_count():
+            acks.append(await self._producer.send_batch(batch, topic, partition=partition))
+        return acks
 
-    async def _send_traced(self, record: OutboxRecord) -> asyncio.Future[Any]:
+    @staticmethod
+    def _headers(record: OutboxRecord) -> list[tuple[str, bytes]]:
+        if "traceparent" not in record.headers:  # nothing to continue: skip the span
+            return encode_kafka_headers(record.headers)
         with _tracer.start_as_current_span(
             f"{record.topic} publish",
             context=context_from_headers(record.headers),
@@ -76,7 +112,12 @@ class KafkaRecordPublisher:
                 "messaging.kafka.message.key": record.key,
             },
         ):
-            return await self._send(record, {**record.headers, **current_trace_headers()})
+            return encode_kafka_headers({**record.headers, **current_trace_headers()})
+
+    async def refresh(self) -> None:
+        """Re-read topic metadata; after a broker restart the cached partitions may be gone."""
+        if not await self._producer.client.force_metadata_update():
+            raise ConnectionError("could not refresh metadata from the broker")
 
 
 async def ensure_topics(

@@ -90,6 +90,7 @@ class ServiceRuntime:
                 pool=self._pool,
                 publisher=KafkaRecordPublisher(producer),
                 batch_size=s.outbox_batch_size,
+                concurrency=s.outbox_concurrency,
                 metrics=PrometheusOutboxMetrics(),
             )
             relay_task = asyncio.create_task(self._relay.run(), name="outbox-relay")

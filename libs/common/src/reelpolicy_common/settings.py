@@ -47,6 +47,9 @@ class ServiceSettings(BaseSettings):
     consumer_retry_initial_seconds: float = Field(default=0.2, ge=0)
     consumer_retry_max_seconds: float = Field(default=10.0, ge=0)
     outbox_batch_size: int = Field(default=1000, ge=1)
+    outbox_concurrency: int = Field(
+        default=4, ge=1, description="Outbox lanes published at once (one connection each)."
+    )
     shutdown_grace_seconds: float = Field(default=20.0, ge=0)
 
     @property

@@ -37,6 +37,9 @@ class RecordPublisher(Protocol):
 
     async def publish_batch(self, records: Sequence[OutboxRecord]) -> None: ...
 
+    async def refresh(self) -> None:
+        """Forget what is known about the broker (after a failure), re-learn it now."""
+
 
 class OutboxMetrics(Protocol):
     def observe(self, *, published: int, backlog: int, oldest_age_seconds: float) -> None: ...
@@ -52,6 +55,7 @@ class OutboxRelay:
         idle_timeout: float = 30.0,
         max_backoff: float = 30.0,
         retention_seconds: float = 3600.0,
+        concurrency: int = 4,
         metrics: OutboxMetrics | None = None,
     ) -> None:
         self._pool = pool
@@ -60,7 +64,9 @@ class OutboxRelay:
         self._idle_timeout = idle_timeout
         self._max_backoff = max_backoff
         self._retention_seconds = retention_seconds
+        self._concurrency = concurrency
         self._metrics = metrics
+        self._broker_suspect = False
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._listener = NotifyListener(pool, NOTIFY_CHANNEL, self._wake)
@@ -80,6 +86,9 @@ class OutboxRelay:
         while not self._stopping.is_set():
             try:
                 await self._listener.ensure()
+                if self._broker_suspect:
+                    await self._publisher.refresh()
+                    self._broker_suspect = False
                 self._wake.clear()
                 published = await self.drain()
                 backoff = 0.1
@@ -89,6 +98,7 @@ class OutboxRelay:
                 raise
             except Exception as exc:
                 log.warning("outbox relay: %s; retrying in %.1fs", exc, backoff)
+                self._broker_suspect = True
                 await self._listener.drop()
                 await self._sleep(backoff, wake_early=False)
                 backoff = min(backoff * 2, self._max_backoff)
@@ -105,14 +115,33 @@ class OutboxRelay:
                     " (SELECT 1 FROM outbox o WHERE o.lane = l.n AND o.sent_at IS NULL)",
                     DEFAULT_LANES,
                 )
-            progressed = 0
-            for row in lanes:
-                progressed += await self._publish_lane(row["lane"])
+            progressed = sum(await self._publish_lanes([row["lane"] for row in lanes]))
             total += progressed
             if progressed == 0:
                 break
         await self._housekeeping(total)
         return total
+
+    async def _publish_lanes(self, lanes: list[int]) -> list[int]:
+        """Publish one batch of each lane, up to ``concurrency`` lanes at a time.
+
+        Lanes are independent (order is only promised within a key, so within a
+        lane); publishing several at once overlaps one lane's database work with
+        another's wait for broker acknowledgements. A failure cancels the others:
+        their transactions roll back and their rows are published again later.
+        """
+        limit = asyncio.Semaphore(self._concurrency)
+
+        async def one(lane: int) -> int:
+            async with limit:
+                return await self._publish_lane(lane)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(one(lane)) for lane in lanes]
+        except ExceptionGroup as failed:  # report the cause, not the group
+            raise failed.exceptions[0] from failed
+        return [task.result() for task in tasks]
 
     async def _publish_lane(self, lane: int) -> int:
         """Publish one batch of ``lane`` (if no other relay holds it), in order."""
