@@ -30,10 +30,21 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """Release without asyncpg's default reset query (one more round trip per use).
+
+    That query (``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``) undoes
+    session state, and the services keep none on pooled connections: advisory locks
+    are transaction-scoped, settings are ``SET LOCAL``, cursors live in transactions
+    and :class:`~reelpolicy_common.db.listen.NotifyListener` unlistens itself. asyncpg
+    still rolls back an open transaction and drops Python-side listeners on release.
+    """
+
+
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     """Open a pool whose connections encode/decode json and jsonb."""
     pool: asyncpg.Pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=_keep_session
     )
     return pool
 
