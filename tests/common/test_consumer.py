@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -65,7 +65,7 @@ async def produce(bootstrap: str, topic: str, *values: bytes, key: bytes = b"k")
 
 @contextlib.asynccontextmanager
 async def consuming(
-    bootstrap: str, topic: str, handler: Any, group: str = "g"
+    bootstrap: str, topic: str, handler: Any, group: str = "g", batch_handler: Any = None
 ) -> AsyncIterator[KafkaBroker]:
     broker = KafkaBroker(bootstrap, enable_idempotence=False, logger=None)
     subscribe_reliably(
@@ -75,6 +75,7 @@ async def consuming(
         consumer="test",
         handler=handler,
         retry=FAST_RETRY,
+        batch_handler=batch_handler,
     )
     await broker.start()
     try:
@@ -275,3 +276,53 @@ async def test_stopping_lets_the_in_flight_batch_finish_and_commit(
         assert await probe.committed(TopicPartition(topic, 0)) == 1  # next offset to read
     finally:
         await probe.stop()
+
+
+async def test_a_batch_goes_whole_to_the_batch_handler_and_a_failed_one_record_by_record(
+    pool: asyncpg.Pool, bootstrap_servers: str, topic: str
+) -> None:
+    """One transaction per batch; a poison record makes its batch fall back to one by
+    one, where only that record is dead-lettered and the others are applied once."""
+    batches: list[list[str]] = []
+    one_by_one: list[str] = []
+    apply_one = counting_handler(pool)
+
+    async def handle_batch(events: Sequence[ConsumedEvent]) -> None:
+        batches.append([e.envelope.key for e in events])
+        assert all(e.traceparent is None or e.traceparent.startswith("00-") for e in events)
+        async with pool.acquire() as conn, conn.transaction():
+            for event in events:
+                if event.envelope.payload.get("poison"):
+                    raise ValueError("poison")
+                await conn.execute(
+                    "INSERT INTO effects VALUES ($1, 1) ON CONFLICT (key) DO UPDATE"
+                    " SET n = effects.n + 1",
+                    event.envelope.key,
+                )
+                await record_processed(conn, consumer="test", event_id=event.envelope.event_id)
+
+    async def handle_one(event: ConsumedEvent) -> None:
+        one_by_one.append(event.envelope.key)
+        if event.envelope.payload.get("poison"):
+            raise PermanentError("poison")
+        await apply_one(event)
+
+    first = [envelope(f"a{i}").to_bytes() for i in range(3)]
+    poison = envelope("bad", poison=True).to_bytes()
+    await produce(bootstrap_servers, topic, *first, poison, envelope("a3").to_bytes())
+    async with consuming(bootstrap_servers, topic, handle_one, batch_handler=handle_batch):
+        await eventually(lambda: _applied(pool, ["a0", "a1", "a2", "a3"]))
+        assert batches == [["a0", "a1", "a2", "bad", "a3"]]  # tried whole, rolled back
+        assert one_by_one == ["a0", "a1", "a2", "bad", "a3"]
+        (letter,) = await dead_letters(bootstrap_servers, topic, 1)
+        assert letter.value == poison
+        await produce(bootstrap_servers, topic, *(envelope(f"b{i}").to_bytes() for i in range(4)))
+        await eventually(lambda: _applied(pool, ["b0", "b1", "b2", "b3"]))
+    assert sum(len(b) for b in batches[1:]) == 4  # the good batch(es): no fallback
+    assert one_by_one == ["a0", "a1", "a2", "bad", "a3"]
+    for key in ["a0", "a1", "a2", "a3", "b0", "b1", "b2", "b3"]:
+        assert await effect(pool, key) == 1
+
+
+async def _applied(pool: asyncpg.Pool, keys: list[str]) -> bool:
+    return all([await effect(pool, key) == 1 for key in keys])

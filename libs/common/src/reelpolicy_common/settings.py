@@ -36,6 +36,13 @@ class ServiceSettings(BaseSettings):
         default=None, description="Consumer group id; defaults to reelpolicy-<service>."
     )
     kafka_max_poll_records: int = Field(default=500, ge=1)
+    consumer_fetch_max_wait_ms: int = Field(
+        default=10,
+        ge=0,
+        description="How long a fetch may wait for records. The embedded broker holds a"
+        " fetch for this long even when records arrive sooner, so it bounds latency there;"
+        " Apache Kafka answers as soon as records arrive, so it only paces idle polling.",
+    )
     http_host: str = "127.0.0.1"
     http_port: int = Field(ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -54,10 +54,11 @@ class SubscriptionRepository(Protocol):
     async def disable(self, subscription_id: uuid.UUID, *, reason: str) -> Subscription | None: ...
 
     async def record_eligibility_and_find(
-        self, change: dict[str, Any]
-    ) -> tuple[list[Subscription], dict[str, Any] | None]:
-        """Project the eligibility change; return the subscriptions wanting it and the
-        policy projection (``{version, document, revoked}``) in one round trip."""
+        self, changes: Sequence[dict[str, Any]]
+    ) -> tuple[dict[str | None, list[Subscription]], dict[str, dict[str, Any]]]:
+        """Project the eligibility changes (in order; the last per result wins); return
+        the subscriptions wanting them by enterprise id (``None``: platform-wide) and
+        the policy projections (``{version, document, revoked}``) by policy id."""
 
 
 class DeliveryRepository(Protocol):

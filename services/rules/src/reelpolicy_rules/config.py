@@ -14,9 +14,6 @@ class Settings(SecretKeySettings):
     clock_poll_seconds: float = Field(
         default=30.0, gt=0, description="How often the scheduler checks for a new day."
     )
-    consumer_fetch_max_wait_ms: int = Field(
-        default=10, ge=0, description="Broker long-poll wait; small keeps latency low."
-    )
     bulk_trace_limit: int = Field(
         default=1000, ge=0, description="Bulk changes up to this many carry full traces."
     )

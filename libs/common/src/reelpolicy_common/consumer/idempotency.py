@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 import asyncpg
 
@@ -22,3 +23,18 @@ async def record_processed(conn: asyncpg.Connection, *, consumer: str, event_id:
         event_id,
     )
     return bool(inserted)
+
+
+async def record_processed_many(
+    conn: asyncpg.Connection, *, consumer: str, event_ids: Sequence[uuid.UUID]
+) -> set[uuid.UUID]:
+    """:func:`record_processed` for many events in one statement; returns the new ones."""
+    if not conn.is_in_transaction():
+        raise RuntimeError("record_processed_many must run inside the effect's transaction")
+    rows = await conn.fetch(
+        "INSERT INTO processed_events (consumer, event_id) SELECT $1, unnest($2::uuid[])"
+        " ON CONFLICT DO NOTHING RETURNING event_id",
+        consumer,
+        list(event_ids),
+    )
+    return {r["event_id"] for r in rows}

@@ -33,8 +33,14 @@ from tenacity import (
 )
 
 from reelpolicy_common import metrics, topics
-from reelpolicy_common.events.envelope import Envelope, decode_envelope
-from reelpolicy_common.telemetry import context_from_headers, decode_kafka_headers
+from reelpolicy_common.consumer.batch import process_batch
+from reelpolicy_common.consumer.types import BatchHandler, ConsumedEvent, EventHandler
+from reelpolicy_common.events.envelope import decode_envelope
+from reelpolicy_common.telemetry import (
+    context_from_headers,
+    current_trace_headers,
+    decode_kafka_headers,
+)
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("reelpolicy.consumer")
@@ -44,16 +50,6 @@ class PermanentError(Exception):
     """An event that can never succeed (bad payload): dead-letter it without retrying."""
 
 
-@dataclass(frozen=True)
-class ConsumedEvent:
-    envelope: Envelope
-    topic: str
-    partition: int
-    offset: int
-    headers: dict[str, str]
-
-
-EventHandler = Callable[[ConsumedEvent], Awaitable[None]]
 DeadLetterPublisher = Callable[[ConsumerRecord[Any, Any], str, int], Awaitable[None]]
 
 
@@ -90,7 +86,14 @@ async def process_record(
         try:
             envelope = decode_envelope(record.value)
             span.set_attribute("messaging.message.id", str(envelope.event_id))
-            event = ConsumedEvent(envelope, record.topic, record.partition, record.offset, headers)
+            event = ConsumedEvent(
+                envelope,
+                record.topic,
+                record.partition,
+                record.offset,
+                headers,
+                current_trace_headers().get("traceparent"),
+            )
             retrying = AsyncRetrying(
                 stop=stop_after_attempt(retry.max_attempts),
                 wait=wait_exponential_jitter(
@@ -168,14 +171,24 @@ def subscribe_reliably(
     retry: RetryPolicy,
     max_records: int = 500,
     description: str | None = None,
+    fetch_max_wait_ms: int = 500,
+    batch_handler: BatchHandler | None = None,
+    batch_size: int = 500,
 ) -> None:
-    """Register a batch subscriber that handles, retries, dead-letters, then commits."""
+    """Register a batch subscriber that handles, retries, dead-letters, then commits.
+
+    With ``batch_handler``, a batch is first offered to it in chunks of ``batch_size``
+    records (one transaction each); if a chunk fails, its records go one by one
+    through ``handler`` with the usual retries and dead letters, so one bad record
+    costs only itself.
+    """
     dead_letter = broker_dead_letter(broker, consumer=consumer)
     subscriber = broker.subscriber(
         *topic_names,
         group_id=group_id,
         batch=True,
         max_records=max_records,
+        fetch_max_wait_ms=fetch_max_wait_ms,
         ack_policy=AckPolicy.MANUAL,
         auto_offset_reset="earliest",
         title=f"{consumer}:{','.join(topic_names)}",
@@ -185,10 +198,20 @@ def subscribe_reliably(
     @subscriber
     async def consume(body: list[Any], message: KafkaMessage) -> None:
         records: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message
-        for record in records:
-            await process_record(
-                record, consumer=consumer, handler=handler, retry=retry, dead_letter=dead_letter
-            )
+        step = batch_size if batch_handler is not None else max(len(records), 1)
+        for i in range(0, len(records), step):
+            chunk = records[i : i + step]
+            if batch_handler is None or not await process_batch(
+                chunk, consumer=consumer, batch_handler=batch_handler
+            ):
+                for record in chunk:
+                    await process_record(
+                        record,
+                        consumer=consumer,
+                        handler=handler,
+                        retry=retry,
+                        dead_letter=dead_letter,
+                    )
         await message.ack()
         _observe_lag(message.consumer, records, consumer=consumer)
 

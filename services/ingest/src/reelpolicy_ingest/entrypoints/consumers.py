@@ -18,5 +18,6 @@ def register_consumers(runtime: ServiceRuntime) -> None:
         consumer=CONSUMER,
         handler=api_key_projection(runtime, consumer=CONSUMER),
         retry=runtime.retry_policy,
+        fetch_max_wait_ms=runtime.settings.consumer_fetch_max_wait_ms,
         description="API keys issued and revoked by the registry.",
     )

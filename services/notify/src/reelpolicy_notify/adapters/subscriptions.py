@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -159,41 +160,46 @@ class PostgresSubscriptionRepository:
         return [(subscription_from_row(r), r["target"]) for r in rows]
 
     async def record_eligibility_and_find(
-        self, change: dict[str, Any]
-    ) -> tuple[list[Subscription], dict[str, Any] | None]:
-        """Upsert the (subject, policy) eligibility and return, in the same round trip,
-        the subscriptions wanting its alert and the policy projection (hot path)."""
-        rows = await self._conn.fetch(
+        self, changes: Sequence[dict[str, Any]]
+    ) -> tuple[dict[str | None, list[Subscription]], dict[str, dict[str, Any]]]:
+        """Upsert the (subject, policy) eligibilities and return, in the same round trip,
+        the subscriptions wanting their alerts; then the policies (hot path)."""
+        latest = {(c["subject_type"], c["subject_id"], c["policy_id"]): c for c in changes}
+        rows = latest.values()
+        found = await self._conn.fetch(
             f"""WITH projected AS (
                    INSERT INTO eligibility (subject_type, subject_id, policy_id, enterprise_id,
                        policy_version, status, amount_cny)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7)
+                   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
+                       $5::int[], $6::text[], $7::bigint[])
                    ON CONFLICT (subject_type, subject_id, policy_id) DO UPDATE SET
-                       enterprise_id = $4, policy_version = $5, status = $6, amount_cny = $7,
-                       updated_at = now()
-                   RETURNING 1)
-               SELECT {COLUMNS}, p.version AS policy_version, p.document AS policy_document,
-                   p.revoked AS policy_revoked, (SELECT count(*) FROM projected) AS projected
-               FROM subscriptions s LEFT JOIN policies p ON p.policy_id = $3
-               WHERE (s.enterprise_id = $4 OR s.enterprise_id IS NULL)
+                       enterprise_id = EXCLUDED.enterprise_id,
+                       policy_version = EXCLUDED.policy_version, status = EXCLUDED.status,
+                       amount_cny = EXCLUDED.amount_cny, updated_at = now())
+               SELECT {COLUMNS} FROM subscriptions s
+               WHERE (s.enterprise_id = ANY ($8::text[]) OR s.enterprise_id IS NULL)
                  AND s.enabled AND 'eligibility.changed' = ANY (s.events)""",
-            change["subject_type"],
-            change["subject_id"],
-            change["policy_id"],
-            change["enterprise_id"],
-            change["policy_version"],
-            change["status"],
-            change.get("amount_cny"),
+            [c["subject_type"] for c in rows],
+            [c["subject_id"] for c in rows],
+            [c["policy_id"] for c in rows],
+            [c["enterprise_id"] for c in rows],
+            [c["policy_version"] for c in rows],
+            [c["status"] for c in rows],
+            [c.get("amount_cny") for c in rows],
+            list({c["enterprise_id"] for c in rows}),
         )
-        policy = None
-        if rows and rows[0]["policy_document"] is not None:
-            r = rows[0]
-            policy = {
-                "version": r["policy_version"],
-                "document": r["policy_document"],
-                "revoked": r["policy_revoked"],
-            }
-        return [subscription_from_row(r) for r in rows], policy
+        subscribed: dict[str | None, list[Subscription]] = {}
+        for row in found:
+            subscription = subscription_from_row(row)
+            subscribed.setdefault(subscription.enterprise_id, []).append(subscription)
+        if not subscribed:
+            return subscribed, {}
+        policies = await self._conn.fetch(
+            "SELECT policy_id, version, document, revoked FROM policies"
+            " WHERE policy_id = ANY ($1::text[])",
+            list({c["policy_id"] for c in rows}),
+        )
+        return subscribed, {p["policy_id"]: dict(p) for p in policies}
 
     async def disable(self, subscription_id: uuid.UUID, *, reason: str) -> Subscription | None:
         row = await self._conn.fetchrow(

@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 
-from reelpolicy_notify.domain.alerts import Alert, deadline_alert
+from reelpolicy_notify.domain.alerts import deadline_alert
 from reelpolicy_notify.domain.filters import matches
-from reelpolicy_notify.domain.records import Subscription
-from reelpolicy_notify.handlers.fanout import file_alerts
+from reelpolicy_notify.handlers.fanout import AlertTarget, file_alerts
 from reelpolicy_notify.ports import UnitOfWork
 
 UowFactory = Callable[[], UnitOfWork]
@@ -30,7 +29,7 @@ async def scan_deadlines(*, uow: UowFactory, today: date | None = None) -> int:
         if not expiring:
             return 0
         subscribed = await work.subscriptions.for_region(None, "policy.deadline")
-        targets: list[tuple[Subscription, str | None, Alert]] = []
+        targets: list[AlertTarget] = []
         for policy, expires_on in expiring:
             eligible = await work.projections.eligible_subjects(policy.policy_id)
             days_left = (expires_on - today).days
@@ -54,7 +53,7 @@ async def scan_deadlines(*, uow: UowFactory, today: date | None = None) -> int:
                     policy=policy,
                     amount_cny=alert.amount_cny,
                 ):
-                    targets.append((subscription, enterprise_id, alert))
-        created = await file_alerts(work, targets, traceparent=None, now=now)
+                    targets.append(AlertTarget(subscription, alert))
+        created = await file_alerts(work, targets, now=now)
         await work.commit()
         return created

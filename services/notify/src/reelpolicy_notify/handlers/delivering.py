@@ -20,9 +20,9 @@ from reelpolicy_common.metrics import DELIVERY_ATTEMPTS
 from reelpolicy_common.telemetry import context_from_headers, current_trace_headers
 from reelpolicy_notify.domain.alerts import Alert, digest_body, email_text
 from reelpolicy_notify.domain.outcomes import Outcome, decide_outcome
-from reelpolicy_notify.domain.records import ClaimedDelivery, SendResult, Subscription
+from reelpolicy_notify.domain.records import ClaimedDelivery, SendResult
 from reelpolicy_notify.domain.signing import signature_headers
-from reelpolicy_notify.handlers.fanout import file_alerts
+from reelpolicy_notify.handlers.fanout import AlertTarget, file_alerts
 from reelpolicy_notify.ports import DeliveryQueue, EmailSender, UnitOfWork, WebhookSender
 
 log = logging.getLogger(__name__)
@@ -140,9 +140,7 @@ async def notify_owner_disabled(*, uow: UowFactory, subscription_id: uuid.UUID) 
                 f" {disabled.disabled_reason}",
             },
         )
-        targets: list[tuple[Subscription, str | None, Alert]] = [
-            (s, s.enterprise_id, alert) for s in others if s.enabled and s.id != subscription_id
-        ]
-        created = await file_alerts(work, targets, traceparent=None, now=now)
+        targets = [AlertTarget(s, alert) for s in others if s.enabled and s.id != subscription_id]
+        created = await file_alerts(work, targets, now=now)
         await work.commit()
         return created

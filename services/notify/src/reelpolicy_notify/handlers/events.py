@@ -1,18 +1,19 @@
 """Consumed events: keep the projections and create the alerts' deliveries.
 
-Every event is applied in one transaction that first records it as processed
-(``record_processed``): a redelivered or duplicated event changes nothing, and the
-deliveries it creates commit together with that record or not at all.
+Events are applied in one transaction (per event, or per consumed batch) that first
+records them as processed (``record_processed_many``): a redelivered or duplicated
+event changes nothing, and the deliveries it creates commit together with that
+record or not at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Literal
 
 from reelpolicy_common.auth import apply_api_key_changed
-from reelpolicy_common.consumer import record_processed
+from reelpolicy_common.consumer import record_processed_many
 from reelpolicy_common.events import (
     EligibilityChanged,
     EnterpriseChanged,
@@ -25,7 +26,7 @@ from reelpolicy_notify.domain.alerts import eligibility_alert, policy_changed_al
 from reelpolicy_notify.domain.filters import matches
 from reelpolicy_notify.domain.policies import policy_facts
 from reelpolicy_notify.domain.summaries import summarize_change
-from reelpolicy_notify.handlers.fanout import file_alerts
+from reelpolicy_notify.handlers.fanout import AlertTarget, file_alerts
 from reelpolicy_notify.ports import UnitOfWork
 
 UowFactory = Callable[[], UnitOfWork]
@@ -36,47 +37,94 @@ async def handle_event(
     *, uow: UowFactory, envelope: Envelope, traceparent: str | None, consumer: str = CONSUMER
 ) -> bool:
     """Apply one event exactly once; False if it had been processed already."""
+    return await handle_events(uow=uow, events=[(envelope, traceparent)], consumer=consumer) == 1
+
+
+async def handle_events(
+    *,
+    uow: UowFactory,
+    events: Sequence[tuple[Envelope, str | None]],
+    consumer: str = CONSUMER,
+) -> int:
+    """Apply (event, traceparent) pairs in order, in one transaction, each exactly once.
+
+    Returns how many were new. Consecutive eligibility changes (the bulk of the
+    traffic) are applied together: one projection upsert, one subscription lookup
+    and one delivery insert for the whole run of them.
+    """
     async with uow() as work:
-        if not await record_processed(work.conn, consumer=consumer, event_id=envelope.event_id):
-            return False
-        kind = envelope.type
-        if kind is EventType.eligibility_changed:
-            await _eligibility_changed(work, envelope, traceparent)
-        elif kind in (EventType.policy_published, EventType.policy_revoked):
-            await _policy_changed(work, envelope, traceparent)
-        elif kind in (EventType.enterprise_upserted, EventType.enterprise_deleted):
-            change = EnterpriseChanged.model_validate(envelope.payload)
-            await work.projections.upsert_enterprise(
-                change.enterprise_id,
-                region_code=change.attributes.region_code,
-                version=change.version,
-                deleted=change.deleted or kind is EventType.enterprise_deleted,
-            )
-        elif kind is EventType.api_key_changed:
-            await apply_api_key_changed(work.conn, envelope.payload)
+        fresh = await record_processed_many(
+            work.conn, consumer=consumer, event_ids=[e.event_id for e, _ in events]
+        )
+        run: list[tuple[Envelope, str | None]] = []
+        applied = 0
+        for envelope, traceparent in events:
+            if envelope.event_id not in fresh:
+                continue
+            fresh.discard(envelope.event_id)  # the same event twice in a batch: once
+            applied += 1
+            if envelope.type is EventType.eligibility_changed:
+                run.append((envelope, traceparent))
+                continue
+            await _eligibility_changed(work, run)
+            run = []
+            await _apply_other(work, envelope, traceparent)
+        await _eligibility_changed(work, run)
         await work.commit()
-        return True
+        return applied
+
+
+async def _apply_other(work: UnitOfWork, envelope: Envelope, traceparent: str | None) -> None:
+    kind = envelope.type
+    if kind in (EventType.policy_published, EventType.policy_revoked):
+        await _policy_changed(work, envelope, traceparent)
+    elif kind in (EventType.enterprise_upserted, EventType.enterprise_deleted):
+        change = EnterpriseChanged.model_validate(envelope.payload)
+        await work.projections.upsert_enterprise(
+            change.enterprise_id,
+            region_code=change.attributes.region_code,
+            version=change.version,
+            deleted=change.deleted or kind is EventType.enterprise_deleted,
+        )
+    elif kind is EventType.api_key_changed:
+        await apply_api_key_changed(work.conn, envelope.payload)
 
 
 async def _eligibility_changed(
-    work: UnitOfWork, envelope: Envelope, traceparent: str | None
+    work: UnitOfWork, events: Sequence[tuple[Envelope, str | None]]
 ) -> None:
-    change = EligibilityChanged.model_validate(envelope.payload).model_dump(mode="json")
-    subscriptions, known = await work.subscriptions.record_eligibility_and_find(change)
-    if not subscriptions:
+    if not events:
         return
-    policy = None
-    if known is not None:
-        policy = policy_facts(known["document"], version=known["version"], revoked=known["revoked"])
-    alert = eligibility_alert(
-        event_id=envelope.event_id, occurred_at=envelope.occurred_at, change=change, policy=policy
-    )
-    targets = [
-        (s, change["enterprise_id"], alert)
-        for s in subscriptions
-        if matches(s.filters, policy_id=alert.policy_id, policy=policy, amount_cny=alert.amount_cny)
+    changes = [
+        EligibilityChanged.model_validate(envelope.payload).model_dump(mode="json")
+        for envelope, _ in events
     ]
-    await file_alerts(work, targets, traceparent=traceparent, now=datetime.now(UTC))
+    subscribed, known = await work.subscriptions.record_eligibility_and_find(changes)
+    facts = {
+        policy_id: policy_facts(p["document"], version=p["version"], revoked=p["revoked"])
+        for policy_id, p in known.items()
+    }
+    platform_wide = subscribed.get(None, [])
+    targets = []
+    for (envelope, traceparent), change in zip(events, changes, strict=True):
+        subscriptions = subscribed.get(change["enterprise_id"], []) + platform_wide
+        if not subscriptions:
+            continue
+        policy = facts.get(change["policy_id"])
+        alert = eligibility_alert(
+            event_id=envelope.event_id,
+            occurred_at=envelope.occurred_at,
+            change=change,
+            policy=policy,
+        )
+        targets += [
+            AlertTarget(s, alert, traceparent)
+            for s in subscriptions
+            if matches(
+                s.filters, policy_id=alert.policy_id, policy=policy, amount_cny=alert.amount_cny
+            )
+        ]
+    await file_alerts(work, targets, now=datetime.now(UTC))
 
 
 async def _policy_changed(work: UnitOfWork, envelope: Envelope, traceparent: str | None) -> None:
@@ -117,10 +165,10 @@ async def _policy_changed(work: UnitOfWork, envelope: Envelope, traceparent: str
     )
     candidates = await work.subscriptions.for_region(policy.region_prefix, "policy.changed")
     targets = [
-        (s, enterprise_id, alert)
-        for s, enterprise_id in candidates
+        AlertTarget(s, alert, traceparent)
+        for s, _enterprise_id in candidates
         if matches(
             s.filters, policy_id=policy.policy_id, policy=policy, amount_cny=alert.amount_cny
         )
     ]
-    await file_alerts(work, targets, traceparent=traceparent, now=datetime.now(UTC))
+    await file_alerts(work, targets, now=datetime.now(UTC))

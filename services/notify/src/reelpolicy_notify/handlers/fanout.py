@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from reelpolicy_notify.domain.alerts import Alert
@@ -10,18 +11,22 @@ from reelpolicy_notify.domain.records import NewDelivery, Subscription
 from reelpolicy_notify.ports import UnitOfWork
 
 
-async def file_alerts(
-    work: UnitOfWork,
-    targets: Sequence[tuple[Subscription, str | None, Alert]],
-    *,
-    traceparent: str | None,
-    now: datetime,
-) -> int:
+@dataclass(frozen=True)
+class AlertTarget:
+    """An alert for one subscription; ``traceparent`` is the span the delivery continues."""
+
+    subscription: Subscription
+    alert: Alert
+    traceparent: str | None = None
+
+
+async def file_alerts(work: UnitOfWork, targets: Sequence[AlertTarget], *, now: datetime) -> int:
     """Create one delivery per (subscription, alert) not created before; digest
     subscriptions get the alert filed under their open digest instead. Returns how many."""
     immediate: list[NewDelivery] = []
     filed = 0
-    for subscription, _target_enterprise, alert in targets:
+    for target in targets:
+        subscription, alert = target.subscription, target.alert
         delivery = NewDelivery(
             subscription_id=subscription.id,
             enterprise_id=subscription.enterprise_id,  # owner: null for platform-wide
@@ -29,7 +34,7 @@ async def file_alerts(
             event_type=alert.type,
             body=alert.body(),
             occurred_at=alert.occurred_at,
-            traceparent=traceparent,
+            traceparent=target.traceparent,
         )
         if subscription.digest_window_seconds:
             filed += await work.deliveries.add_to_digest(

@@ -14,11 +14,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from reelpolicy_common.auth import Principal
-from reelpolicy_notify.domain.alerts import TEST_TYPE, Alert, eligibility_alert
+from reelpolicy_notify.domain.alerts import TEST_TYPE, eligibility_alert
 from reelpolicy_notify.domain.filters import Filters, matches
 from reelpolicy_notify.domain.records import Channel, NewDelivery, Subscription
 from reelpolicy_notify.domain.signing import new_secret
-from reelpolicy_notify.handlers.fanout import file_alerts
+from reelpolicy_notify.handlers.fanout import AlertTarget, file_alerts
 from reelpolicy_notify.ports import UnitOfWork
 
 UowFactory = Callable[[], UnitOfWork]
@@ -88,7 +88,7 @@ async def create_subscription(
 async def _backfill(work: UnitOfWork, subscription: Subscription) -> None:
     """Current eligible results, as eligibility.changed alerts for the new subscription."""
     now = datetime.now(UTC)
-    targets: list[tuple[Subscription, str | None, Alert]] = []
+    targets: list[AlertTarget] = []
     for row in await work.projections.eligible(subscription.enterprise_id):
         change = {
             **row,
@@ -109,8 +109,8 @@ async def _backfill(work: UnitOfWork, subscription: Subscription) -> None:
             policy=policy,
             amount_cny=alert.amount_cny,
         ):
-            targets.append((subscription, row["enterprise_id"], alert))
-    await file_alerts(work, targets, traceparent=None, now=now)
+            targets.append(AlertTarget(subscription, alert))
+    await file_alerts(work, targets, now=now)
 
 
 async def get_subscription(
