@@ -1,24 +1,24 @@
-"""Benchmark: eligibility events -> signed webhooks to a local receiver.
+"""Benchmark: eligibility events on Kafka -> the notify service -> signed webhooks.
 
-    .venv/bin/python bench/notify.py [--events 50000] [--companies 5000] [--rate 1200]
+    .venv/bin/python bench/notify.py [--events 50000] [--companies 5000] [--rate 1000]
 
-Drives notify's event handler directly (``handle_event``: idempotency record,
-eligibility projection, subscription lookup, delivery insert, all in one transaction
-per event, ``--partitions`` of them concurrently like the consumer's partitions) on an
-embedded PostgreSQL, paced at ``--rate`` events/s; the real delivery worker (LISTEN/
-NOTIFY wake-ups, SKIP LOCKED leases, httpx, Standard Webhooks signatures, batched
-attempt records) posts to a raw asyncio HTTP receiver in another process on
-127.0.0.1. The broker is not involved. Latency is event ``occurred_at`` -> the receiver
-has read the request; throughput is deliveries / (last receipt - first event).
+Starts an embedded PostgreSQL and broker, seeds ``--companies`` webhook
+subscriptions, and runs the real notify service (``reelpolicy-notify serve``, its
+own process: consumer, delivery worker, HTTP API) against them. A producer in this
+process publishes eligibility events to ``reelpolicy.eligibility.v1`` paced at
+``--rate``/s; a raw asyncio HTTP receiver (a third process) reads the signed webhooks.
+Latency is the event's ``occurred_at`` (set when it is offered) -> the receiver has
+read the request; throughput is deliveries / (last receipt - first offer). First
+``--warmup`` events (not counted) wait for the consumer group to form.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import multiprocessing as mp
+import os
 import statistics
 import sys
 import tempfile
@@ -28,19 +28,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from reelpolicy_common.db.migrations import apply_migrations, common_migrations, discover
-from reelpolicy_common.db.pool import connect, create_pool
+from aiokafka import AIOKafkaProducer
+
+from reelpolicy_common import topics
+from reelpolicy_common.db.pool import connect
 from reelpolicy_common.events import Envelope, EventType
-from reelpolicy_devstack.servers import EmbeddedPostgres, database_uri, ensure_database
-from reelpolicy_notify.adapters.email_client import SmtpEmailSender
-from reelpolicy_notify.adapters.postgres import NotifyUnitOfWork
-from reelpolicy_notify.adapters.queue import PostgresDeliveryQueue
+from reelpolicy_common.kafka import ensure_topics
+from reelpolicy_devstack.servers import (
+    EmbeddedBroker,
+    EmbeddedPostgres,
+    database_uri,
+    ensure_database,
+    free_port,
+)
+from reelpolicy_devstack.services import ServiceGroup, run
 from reelpolicy_notify.adapters.secret_box import SecretBox
-from reelpolicy_notify.adapters.webhook_client import WebhookHttpSender
 from reelpolicy_notify.domain.signing import new_secret
-from reelpolicy_notify.entrypoints.worker import DeliveryWorker
-from reelpolicy_notify.handlers.delivering import DeliveryPolicy
-from reelpolicy_notify.handlers.events import handle_event
 
 MASTER_KEY = "bench-secret-key-0123456789abcdef"
 
@@ -48,8 +51,9 @@ MASTER_KEY = "bench-secret-key-0123456789abcdef"
 # --- receiver (its own process) ----------------------------------------------------------
 
 
-def receiver_main(port_out: Any, done_out: Any, expected: int) -> None:
+def receiver_main(port_out: Any, done_out: Any, warm_out: Any, warmup: int, expected: int) -> None:
     latencies: list[float] = []
+    warm = 0
     finished = asyncio.Event()
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -61,9 +65,16 @@ def receiver_main(port_out: Any, done_out: Any, expected: int) -> None:
                         length = int(line[15:])
                 body = await reader.readexactly(length)
                 got = time.time()
-                stamp = json.loads(body)["timestamp"]
-                latencies.append(got - datetime.fromisoformat(stamp).timestamp())
+                message = json.loads(body)
                 writer.write(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                if message["data"]["cause"] == "warmup":
+                    nonlocal warm
+                    warm += 1
+                    if warm == warmup:
+                        warm_out.send(True)
+                    continue
+                stamp = message["timestamp"]
+                latencies.append(got - datetime.fromisoformat(stamp).timestamp())
                 if len(latencies) >= expected:
                     finished.set()
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
@@ -78,17 +89,14 @@ def receiver_main(port_out: Any, done_out: Any, expected: int) -> None:
     asyncio.run(main())
 
 
-# --- notify side -------------------------------------------------------------------------
+# --- the platform side --------------------------------------------------------------
 
 
-async def seed(dsn: str, *, companies: int, url: str, box: SecretBox) -> list[str]:
+async def seed(dsn: str, *, companies: int, url: str) -> list[str]:
     conn = await connect(dsn)
     try:
-        await apply_migrations(
-            conn, common_migrations() + discover("reelpolicy_notify.migrations", namespace="notify")
-        )
         ids = [f"ent-{i:05d}" for i in range(companies)]
-        sealed = box.seal(new_secret())
+        sealed = SecretBox(MASTER_KEY).seal(new_secret())
         await conn.copy_records_to_table(
             "subscriptions",
             columns=["id", "enterprise_id", "channel", "url", "events", "secret_sealed"],
@@ -101,7 +109,7 @@ async def seed(dsn: str, *, companies: int, url: str, box: SecretBox) -> list[st
     return ids
 
 
-def event(enterprise_id: str, n: int) -> Envelope:
+def event(enterprise_id: str, n: int, cause: str) -> Envelope:
     payload = {
         "subject_type": "enterprise",
         "subject_id": enterprise_id,
@@ -112,136 +120,128 @@ def event(enterprise_id: str, n: int) -> Envelope:
         "status": "eligible",
         "previous_amount_cny": None,
         "amount_cny": 100_000 + n,
-        "cause": "bench",
+        "cause": cause,
     }
     return Envelope(
         type=EventType.eligibility_changed, producer="bench", key=enterprise_id, payload=payload
     )
 
 
-async def feed(
-    pool: Any, box: SecretBox, ids: list[str], *, events: int, rate: float, partitions: int
-) -> float:
-    """Handle ``events`` paced at ``rate``/s over ``partitions`` lanes; returns start time."""
-    queues: list[asyncio.Queue[Envelope | None]] = [asyncio.Queue() for _ in range(partitions)]
-
-    def uow() -> NotifyUnitOfWork:
-        return NotifyUnitOfWork(pool, box)
-
-    async def lane(q: asyncio.Queue[Envelope | None]) -> None:
-        while (envelope := await q.get()) is not None:
-            await handle_event(uow=uow, envelope=envelope, traceparent=None)
-
-    lanes = [asyncio.create_task(lane(q)) for q in queues]
-    start = time.time()
-    for n in range(events):
-        due = start + n / rate
-        if (wait := due - time.time()) > 0:
-            await asyncio.sleep(wait)
-        enterprise_id = ids[n % len(ids)]  # occurred_at: now, when it is offered
-        queues[hash(enterprise_id) % partitions].put_nowait(event(enterprise_id, n))
-    for q in queues:
-        q.put_nowait(None)
-    await asyncio.gather(*lanes)
-    return start
-
-
-async def run(args: argparse.Namespace, dsn: str, port: int) -> float:
-    box = SecretBox(MASTER_KEY)
-    ids = await seed(dsn, companies=args.companies, url=f"http://127.0.0.1:{port}/hook", box=box)
-    print(f"seeded {len(ids)} subscriptions", file=sys.stderr)
-    pool = await create_pool(dsn, min_size=4, max_size=args.partitions + 6)
-    webhooks = WebhookHttpSender(
-        timeout=15,
-        body_limit=1024,
-        allow_private=True,
-        allowed_hosts=frozenset(),
-    )
-    worker = DeliveryWorker(
-        pool=pool,
-        queue=PostgresDeliveryQueue(pool, box),
-        uow=lambda: NotifyUnitOfWork(pool, box),
-        webhooks=webhooks,
-        emails=SmtpEmailSender(host="localhost", port=1025, sender="b@x", timeout=5),
-        policy=DeliveryPolicy((0, 5, 300), 0.1, 5 * 86400),
-        concurrency=args.concurrency,
-        batch=args.batch,
-        lease_seconds=60,
-        max_idle_seconds=1.0,
-    )
-    worker_task = asyncio.create_task(worker.run())
+async def publish(bootstrap: str, ids: list[str], *, events: int, rate: float, cause: str) -> float:
+    """Publish ``events`` paced at ``rate``/s (``occurred_at`` = when offered); start time."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1, acks=1)
+    await producer.start()
     try:
-        start = await feed(
-            pool, box, ids, events=args.events, rate=args.rate, partitions=args.partitions
-        )
+        start = time.time()
+        for n in range(events):
+            if (wait := start + n / rate - time.time()) > 0:
+                await asyncio.sleep(wait)
+            enterprise_id = ids[n % len(ids)]
+            envelope = event(enterprise_id, n, cause)
+            await producer.send(topics.ELIGIBILITY, envelope.to_bytes(), key=enterprise_id.encode())
+        await producer.flush()
         return start
     finally:
-        await asyncio.sleep(0)
-        globals()["_cleanup"] = (worker_task, webhooks, pool)
+        await producer.stop()
 
 
-async def delivery_report(dsn: str) -> dict[str, Any]:
+async def stages(dsn: str) -> str:
+    """Where the time went: event -> delivery row (consumer) -> attempt done (worker)."""
     conn = await connect(dsn)
     try:
-        states = await conn.fetch("SELECT status, count(*) FROM deliveries GROUP BY status")
-        errors = await conn.fetch(
-            "SELECT error, count(*) FROM delivery_attempts WHERE error IS NOT NULL"
-            " GROUP BY error ORDER BY 2 DESC LIMIT 3"
+        row = await conn.fetchrow(
+            """SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY
+                   extract(epoch FROM created_at - occurred_at)) AS consumed,
+               percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY
+                   extract(epoch FROM finished_at - created_at)) AS delivered
+               FROM deliveries WHERE body -> 'data' ->> 'cause' = 'bench'"""
         )
     finally:
         await conn.close()
-    return {"states": dict(list(r) for r in states), "errors": [tuple(r) for r in errors]}
+    assert row is not None
+    consumed, delivered = ([round(x * 1000) for x in row[k]] for k in ("consumed", "delivered"))
+    return (
+        f"event -> delivery row (consumer) p50/p99 {consumed[0]}/{consumed[1]} ms;"
+        f" row -> delivered (worker) p50/p99 {delivered[0]}/{delivered[1]} ms"
+    )
 
 
-async def cleanup() -> None:
-    worker_task, webhooks, pool = globals()["_cleanup"]
-    worker_task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await worker_task
-    await webhooks.aclose()
-    await pool.close()
+def start_notify(pg: EmbeddedPostgres, broker: EmbeddedBroker, logs: Path) -> ServiceGroup:
+    name = f"bench_notify_{uuid.uuid4().hex[:8]}"
+    asyncio.run(ensure_database(pg.uri(), name))
+    env = {
+        "DATABASE_URL": database_uri(pg.uri(), name),
+        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "KAFKA_CONSUMER_GROUP": name,
+        "REELPOLICY_SECRET_KEY": MASTER_KEY,
+        "NOTIFY_ALLOW_PRIVATE_TARGETS": "true",
+        "LOG_LEVEL": "WARNING",
+    }
+    run("notify", "migrate", env=env)
+    group = ServiceGroup()
+    group.start("notify", port=free_port(), env=env, log_dir=logs)
+    group.wait_healthy(timeout=60)
+    os.environ["BENCH_NOTIFY_DSN"] = env["DATABASE_URL"]
+    return group
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--companies", type=int, default=5_000)
-    parser.add_argument("--rate", type=float, default=1200.0, help="events offered per second")
-    parser.add_argument("--partitions", type=int, default=12, help="concurrent handler lanes")
-    parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument("--rate", type=float, default=1000.0, help="events offered per second")
+    parser.add_argument("--warmup", type=int, default=200)
     args = parser.parse_args()
 
     ctx = mp.get_context("spawn")
     port_in, port_out = ctx.Pipe(duplex=False)
     done_in, done_out = ctx.Pipe(duplex=False)
+    warm_in, warm_out = ctx.Pipe(duplex=False)
     receiver = ctx.Process(
-        target=receiver_main, args=(port_out, done_out, args.events), daemon=True
+        target=receiver_main,
+        args=(port_out, done_out, warm_out, args.warmup, args.events),
+        daemon=True,
     )
     receiver.start()
     port = port_in.recv()
     with tempfile.TemporaryDirectory() as tmp:
-        server = EmbeddedPostgres.start(Path(tmp) / "pg")
+        pg = EmbeddedPostgres.start(Path(tmp) / "pg")
+        broker = EmbeddedBroker.start()
+        group = None
         try:
-            print("postgres started", file=sys.stderr)
-            name = f"bench_{uuid.uuid4().hex[:8]}"
-            asyncio.run(ensure_database(server.uri(), name))
-            dsn = database_uri(server.uri(), name)
-
-            async def whole() -> tuple[float, list[float], float]:
-                start = await run(args, dsn, port)
-                print(f"fed {args.events} events in {time.time() - start:.1f}s", file=sys.stderr)
-                loop = asyncio.get_running_loop()
-                while not await loop.run_in_executor(None, done_in.poll, 10.0):
-                    print("waiting:", await delivery_report(dsn), file=sys.stderr)
-                latencies, last = done_in.recv()
-                await cleanup()
-                return start, latencies, last
-
-            start, latencies, last = asyncio.run(whole())
+            asyncio.run(ensure_topics(bootstrap_servers=broker.bootstrap_servers))
+            group = start_notify(pg, broker, Path(tmp) / "logs")
+            dsn = os.environ["BENCH_NOTIFY_DSN"]
+            ids = asyncio.run(seed(dsn, companies=args.companies, url=f"http://127.0.0.1:{port}/h"))
+            print(f"notify up; {len(ids)} subscriptions", file=sys.stderr)
+            asyncio.run(
+                publish(broker.bootstrap_servers, ids, events=args.warmup, rate=500, cause="warmup")
+            )
+            if not warm_in.poll(120):
+                raise TimeoutError("warm-up deliveries did not arrive")
+            print(f"warm-up: {args.warmup} delivered", file=sys.stderr)
+            start = asyncio.run(
+                publish(
+                    broker.bootstrap_servers, ids, events=args.events, rate=args.rate, cause="bench"
+                )
+            )
+            print(f"offered {args.events} events in {time.time() - start:.1f}s", file=sys.stderr)
+            if not done_in.poll(600):
+                raise TimeoutError("deliveries did not all arrive within 600 s")
+            latencies, last = done_in.recv()
+            print(asyncio.run(stages(dsn)))
         finally:
-            server.stop()
+            if group is not None:
+                group.stop()
+            broker.stop()
+            pg.stop()
     receiver.join(timeout=5)
+    window = max(len(latencies) // 10, 1)
+    windows = [sorted(latencies[i : i + window]) for i in range(0, len(latencies), window)]
+    print(
+        "p99 per tenth of the run (ms):",
+        " ".join(f"{w[max(int(len(w) * 0.99) - 1, 0)] * 1000:.0f}" for w in windows),
+    )
     latencies.sort()
     elapsed = last - start
     p50 = statistics.median(latencies) * 1000
