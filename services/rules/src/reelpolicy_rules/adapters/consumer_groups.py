@@ -1,0 +1,119 @@
+"""Moving the rules consumer groups to given offsets (``reelpolicy-rules rebuild``).
+
+**Moving the groups.** First as a standalone commit (generation -1, no membership):
+Apache Kafka accepts it for an empty group, as does Tansu for a group nobody has
+joined yet. Tansu refuses it (``UNKNOWN_MEMBER_ID``) for a group that has had a
+member (still a minute after it left), so then the rebuild joins the group, waits until it alone holds every
+partition and commits in its generation (on Tansu the join waits out the previous
+members' sessions: about 18 s after a service that used the default session timeout).
+If it never holds them all, another member is alive (the service is still running)
+and the rebuild fails after ``join_timeout`` seconds. The database is committed
+first: if moving a group fails, the restarted service re-reads those events, which
+changes nothing (snapshots apply only if newer; only real differences are emitted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError
+
+from reelpolicy_rules.config import Settings
+
+log = logging.getLogger(__name__)
+JOIN_TIMEOUT_SECONDS = 180.0
+"""How long the rebuild waits to become a consumer group's only member."""
+_COORDINATOR_LOG = "aiokafka.consumer.group_coordinator"
+
+
+class _WithoutRefusals(logging.Filter):
+    """Drops aiokafka's error line per partition when ``group`` refuses a standalone
+    commit: the refusal is expected (the rebuild then joins the group)."""
+
+    def __init__(self, group: str) -> None:
+        super().__init__()
+        self._prefix = f"OffsetCommit failed for group {group} "
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self._prefix)
+
+
+@contextlib.contextmanager
+def _filtered(logger: logging.Logger, flt: logging.Filter) -> Iterator[None]:
+    logger.addFilter(flt)
+    try:
+        yield
+    finally:
+        logger.removeFilter(flt)
+
+
+async def _move_group(
+    settings: Settings, group: str, offsets: dict[TopicPartition, int], *, join_timeout: float
+) -> str:
+    """Commit ``offsets`` for ``group``; returns how ("standalone" or "joined")."""
+    common = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "group_id": group,
+        "enable_auto_commit": False,
+    }
+    consumer = AIOKafkaConsumer(**common)
+    await consumer.start()
+    try:
+        consumer.assign(list(offsets))
+        with _filtered(logging.getLogger(_COORDINATOR_LOG), _WithoutRefusals(group)):
+            await consumer.commit(offsets)
+        return "standalone"
+    except CommitFailedError:
+        log.info("group %s refuses a standalone commit; joining it to commit", group)
+    finally:
+        await consumer.stop()
+    alone = asyncio.Event()
+
+    class _Alone(ConsumerRebalanceListener):  # type: ignore[misc]
+        async def on_partitions_revoked(self, revoked: object) -> None:
+            alone.clear()
+
+        async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+            if set(assigned) == set(offsets):
+                alone.set()
+
+    member = AIOKafkaConsumer(**common)
+    await member.start()
+    try:
+        member.subscribe(sorted({tp.topic for tp in offsets}), listener=_Alone())
+        try:
+            async with asyncio.timeout(join_timeout):
+                await alone.wait()
+        except TimeoutError:
+            held = sorted(tp.partition for tp in member.assignment())
+            raise RuntimeError(
+                f"did not become the only member of group {group} within {join_timeout:.0f}s"
+                f" (holding partitions {held}): is the rules service still running? The"
+                " projection is rebuilt; the group's offsets were not moved."
+            ) from None
+        await member.commit(offsets)
+        return "joined"
+    finally:
+        await member.stop()
+
+
+async def move_groups(
+    settings: Settings,
+    groups: dict[str, str],
+    ends: dict[TopicPartition, int],
+    *,
+    join_timeout: float,
+) -> dict[str, str]:
+    """Commit ``ends`` for the group of each topic (``groups``: topic -> group id)."""
+    moves = {
+        group: {tp: off for tp, off in ends.items() if tp.topic == topic}
+        for topic, group in groups.items()
+    }
+    how = await asyncio.gather(
+        *(_move_group(settings, g, o, join_timeout=join_timeout) for g, o in moves.items())
+    )
+    return dict(zip(moves, how, strict=True))

@@ -1,0 +1,339 @@
+"""``reelpolicy-rules rebuild`` on the real embedded PostgreSQL and broker.
+
+Each test gets a broker of its own: rebuild replays the whole policy and registry
+topics, so exact assertions on what it rebuilt and emitted need topics that hold only
+this test's events (the module's shared broker would also hold the other test's).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from rules_helpers import (
+    Collector,
+    collecting,
+    enterprise_event,
+    enterprise_policy,
+    policy_event,
+    production_event,
+    production_policy,
+    revoke_event,
+    uid,
+)
+
+from reelpolicy_common import topics
+from reelpolicy_common.events import Envelope, EventType
+from reelpolicy_common.kafka import ensure_topics
+from reelpolicy_devstack.servers import EmbeddedBroker
+from reelpolicy_rules.bootstrap import bootstrap
+from reelpolicy_rules.config import Settings
+from reelpolicy_rules.entrypoints.consumers import group_ids
+from reelpolicy_rules.main import create_app
+from reelpolicy_rules.rebuild import REBUILD_CAUSE, rebuild
+from support import eventually, migrate_service, settings_for
+
+pytestmark = pytest.mark.servers
+CHANGED = EventType.eligibility_changed
+Rows = dict[Any, tuple[Any, ...]]
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[str]:
+    server = EmbeddedBroker.start(log_file=tmp_path / "tansu.log")
+    try:
+        yield server.bootstrap_servers
+    finally:
+        server.stop()
+
+
+async def send(bootstrap: str, topic: str, *records: Envelope | bytes) -> list[Any]:
+    """Produce ``records`` (an ``Envelope`` keyed by its key) in record batches of several
+    records where they share a partition, as the outbox relay does; their metadata.
+
+    (Tansu answers ``ListOffsets`` with the last batch's base offset + 1: with one record
+    per batch it would look right.)
+    """
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=100)
+    await producer.start()
+    try:
+        sent = []
+        for r in records:
+            value, key = (r.to_bytes(), r.key.encode()) if isinstance(r, Envelope) else (r, b"x")
+            sent.append(await producer.send(topic, value, key=key))
+        return [await f for f in sent]
+    finally:
+        await producer.stop()
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[None]:
+    """The rules service in this process (consumers, outbox relay, scheduler)."""
+    app = create_app(rules=bootstrap(settings))
+    async with app.router.lifespan_context(app):
+        yield
+
+
+async def query(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return list(await conn.fetch(sql, *args))
+    finally:
+        await conn.close()
+
+
+async def projection(dsn: str) -> dict[str, Rows]:
+    """The projection tables, without their change seqs (rebuild renumbers those)."""
+    policies = await query(dsn, "SELECT policy_id, version, revoked, document FROM policies")
+    enterprises = await query(
+        dsn, "SELECT enterprise_id, version, deleted, attributes FROM enterprises"
+    )
+    productions = await query(
+        dsn, "SELECT production_id, enterprise_id, version, deleted, attributes FROM productions"
+    )
+    return {
+        "policies": {
+            r["policy_id"]: (r["version"], r["revoked"], json.loads(r["document"]))
+            for r in policies
+        },
+        "enterprises": {
+            r["enterprise_id"]: (r["version"], r["deleted"], json.loads(r["attributes"]))
+            for r in enterprises
+        },
+        "productions": {
+            r["production_id"]: (r["enterprise_id"], r["version"], r["deleted"],
+                                 json.loads(r["attributes"]))
+            for r in productions
+        },
+    }  # fmt: skip
+
+
+async def results(dsn: str) -> Rows:
+    """Stored results; ``updated_at`` shows whether a row was rewritten."""
+    rows = await query(
+        dsn,
+        "SELECT subject_id, policy_id, subject_type, enterprise_id, policy_version, status,"
+        " amount_cny, missing_fields, updated_at FROM results",
+    )
+    return {
+        (r["subject_id"], r["policy_id"]): (
+            r["subject_type"], r["enterprise_id"], r["policy_version"], r["status"],
+            r["amount_cny"], tuple(r["missing_fields"]), r["updated_at"],
+        )
+        for r in rows
+    }  # fmt: skip
+
+
+async def outbox_after(dsn: str, seq: int) -> list[tuple[str, dict[str, Any]]]:
+    rows = await query(dsn, "SELECT topic, value FROM outbox WHERE seq > $1 ORDER BY seq", seq)
+    return [(r["topic"], json.loads(bytes(r["value"]))) for r in rows]
+
+
+async def processed(dsn: str, events: list[Envelope]) -> set[str]:
+    """Which of ``events`` the service recorded as processed (by event id)."""
+    rows = await query(
+        dsn,
+        "SELECT event_id FROM processed_events WHERE event_id = ANY($1::uuid[])",
+        [e.event_id for e in events],
+    )
+    return {str(r["event_id"]) for r in rows}
+
+
+async def all_processed(dsn: str, events: list[Envelope]) -> bool:
+    return len(await processed(dsn, events)) == len({e.event_id for e in events})
+
+
+async def history(dsn: str) -> set[tuple[Any, ...]]:
+    """Every emitted change: (subject, policy, version, previous, status, amount, cause, event id)."""
+    rows = await query(
+        dsn,
+        "SELECT subject_id, policy_id, policy_version, previous_status, status, amount_cny,"
+        " cause, event_id::text FROM result_history",
+    )
+    return {tuple(r.values()) for r in rows}
+
+
+def published(seen: Collector) -> set[str]:
+    return {str(e.event_id) for e in seen.of(CHANGED)}
+
+
+async def test_rebuild_restores_the_projection_keeps_results_and_moves_the_groups(
+    fresh_database: str, broker: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dsn = fresh_database
+    await ensure_topics(bootstrap_servers=broker)
+    await migrate_service(dsn, "reelpolicy_rules.migrations", "rules")
+    settings = settings_for(Settings, database_url=dsn, bootstrap_servers=broker)
+    p_ent, p_prod, p_old, p_missed = uid("rb-e"), uid("rb-p"), uid("rb-o"), uid("rb-m")
+    e1, e2, prod1 = uid("e"), uid("e"), uid("p")
+
+    # 1. The service builds its projection and results from these events, then stops.
+    policy_events = [
+        policy_event(enterprise_policy(p_ent), 1),
+        policy_event(production_policy(p_prod), 1),
+        policy_event(enterprise_policy(p_old), 1),
+        policy_event(enterprise_policy(p_missed), 1),
+        policy_event(enterprise_policy(p_ent, title="Edited"), 2),
+        revoke_event(p_old, 1),
+    ]
+    registry_events = [
+        enterprise_event(e1, 1, employees=20),
+        enterprise_event(e2, 1, employees=5),
+        production_event(prod1, e1, 1),
+        enterprise_event(e1, 2, employees=30),
+    ]
+    async with collecting(broker) as seen:
+        async with serving(settings):
+            await send(broker, topics.POLICY, *policy_events)
+            await send(broker, topics.REGISTRY, *registry_events)
+            everything = policy_events + registry_events
+            await eventually(lambda: all_processed(dsn, everything), timeout=60, interval=0.2)
+        before, kept, emitted = await projection(dsn), await results(dsn), await history(dsn)
+        assert {k: v[3:5] for k, v in kept.items()} == {
+            (e1, p_ent): ("eligible", 100000),
+            (e1, p_missed): ("eligible", 100000),
+            (prod1, p_prod): ("eligible", 100000),
+        }
+        assert before["policies"][p_ent][0] == 2
+        assert before["policies"][p_old][1] is True
+        assert before["enterprises"][e1][0] == 2
+        assert len(before["productions"]) == 1
+        seq = (await query(dsn, "SELECT coalesce(max(seq), 0) AS s FROM outbox"))[0]["s"]
+
+        # 2. While it is stopped: an update and a revocation it never sees, and a
+        # projection gone wrong (rows changed, deleted, invented).
+        e2_update = enterprise_event(e2, 2, employees=50)
+        missed_revoke = revoke_event(p_missed, 1)
+        await send(broker, topics.REGISTRY, e2_update)
+        await send(broker, topics.POLICY, missed_revoke)
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(
+                "UPDATE enterprises SET version = version + 10,"
+                " attributes = jsonb_set(attributes, '{employees}', '1')"
+            )
+            await conn.execute("DELETE FROM productions")
+            await conn.execute("UPDATE policies SET revoked = NOT revoked, version = 7")
+            await conn.execute(
+                "INSERT INTO enterprises (enterprise_id, version, attributes)"
+                " VALUES ('ghost', 1, '{}')"
+            )
+        finally:
+            await conn.close()
+
+        # 3. Rebuild.
+        assert await rebuild(settings) == 0
+        out = capsys.readouterr().out
+        assert "from 12 record(s) (0 skipped); 2 result(s) differed" in out
+        assert "'joined'" in out  # Tansu refuses a standalone commit to a group that had members
+
+        # the projection is the service's, plus the two events it missed
+        expected = {table: dict(rows) for table, rows in before.items()}
+        _, deleted, attributes = expected["enterprises"][e2]
+        expected["enterprises"][e2] = (2, deleted, {**attributes, "employees": 50})
+        version, _, document = expected["policies"][p_missed]
+        expected["policies"][p_missed] = (version, True, document)
+        assert await projection(dsn) == expected
+
+        # results kept (the unchanged ones not even rewritten); only real differences
+        now = await results(dsn)
+        assert {k: v for k, v in now.items() if k != (e2, p_ent)} == {
+            k: v for k, v in kept.items() if k != (e1, p_missed)
+        }
+        assert now[(e2, p_ent)][:6] == ("enterprise", e2, 2, "eligible", 100000, ())
+        rebuilt = await history(dsn) - emitted
+        assert {r[:7] for r in rebuilt} == {
+            (e2, p_ent, 2, "ineligible", "eligible", 100000, REBUILD_CAUSE),
+            (e1, p_missed, 1, "eligible", "ineligible", None, REBUILD_CAUSE),
+        }
+        queued = await outbox_after(dsn, seq)
+        assert {(t, v["type"], v["event_id"]) for t, v in queued} == {
+            (topics.ELIGIBILITY, CHANGED.value, r[7]) for r in rebuilt
+        }
+
+        # 4. The restarted service publishes them and handles new events, but not again
+        # what rebuild read: the groups were moved past it.
+        async with serving(settings):
+            e2_again = enterprise_event(e2, 3, employees=5)  # same keys: same partitions
+            await send(broker, topics.REGISTRY, e2_again)
+            await eventually(lambda: seen.of(CHANGED, cause=str(e2_again.event_id)), timeout=60)
+            republished = policy_event(enterprise_policy(p_missed), 2)
+            await send(broker, topics.POLICY, republished)
+            await eventually(
+                lambda: seen.of(CHANGED, cause=str(republished.event_id)), timeout=60
+            )  # fmt: skip
+            assert await processed(dsn, [e2_update, missed_revoke]) == set()
+            final = await history(dsn)
+            await eventually(lambda: published(seen) == {r[7] for r in final}, timeout=30)
+
+    # every change emitted once: the first run's, rebuild's two, and the sentinels' two
+    assert {r[:7] for r in final - emitted - rebuilt} == {
+        (e2, p_ent, 2, "eligible", "ineligible", None, str(e2_again.event_id)),
+        (e1, p_missed, 2, "ineligible", "eligible", 100000, str(republished.event_id)),
+    }
+
+
+async def test_rebuild_before_the_first_start_skips_bad_records_and_commits_the_ends(
+    fresh_database: str, broker: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Groups nobody has joined yet take a standalone commit; records the consumers
+    would dead-letter are skipped; each group ends exactly at its partitions' ends."""
+    dsn = fresh_database
+    await ensure_topics(bootstrap_servers=broker)
+    await migrate_service(dsn, "reelpolicy_rules.migrations", "rules")
+    settings = settings_for(Settings, database_url=dsn, bootstrap_servers=broker)
+    pid, bad = uid("rb-n"), uid("rb-bad")
+    e1, e2, e3, prod = uid("e"), uid("e"), uid("e"), uid("p")
+    gone = Envelope(
+        type=EventType.enterprise_deleted, producer="test", key=e3,
+        payload={**enterprise_event(e3, 2).payload, "deleted": True},
+    )  # fmt: skip
+    sent = await send(
+        broker, topics.POLICY,
+        policy_event(enterprise_policy(pid), 1),
+        policy_event({**enterprise_policy(bad), "subject": "planet"}, 1),  # invalid document
+    )  # fmt: skip
+    sent += await send(
+        broker, topics.REGISTRY,
+        enterprise_event(e1, 1), enterprise_event(e2, 1, employees=5), enterprise_event(e3, 1),
+        production_event(prod, e3, 1), gone, b"not an envelope",
+    )  # fmt: skip
+
+    assert await rebuild(settings) == 0
+    out = capsys.readouterr().out
+    assert "from 6 record(s) (2 skipped); 1 result(s) differed" in out
+    assert out.count("'standalone'") == 2
+
+    got = await projection(dsn)
+    assert {k: v[:2] for k, v in got["policies"].items()} == {pid: (1, False)}
+    assert {k: v[:2] for k, v in got["enterprises"].items()} == {
+        e1: (1, False), e2: (1, False), e3: (2, True)
+    }  # fmt: skip
+    assert {k: v[:3] for k, v in got["productions"].items()} == {prod: (e3, 1, False)}
+    assert {k: v[3:5] for k, v in (await results(dsn)).items()} == {
+        (e1, pid): ("eligible", 100000)
+    }  # fmt: skip
+    assert {r[:7] for r in await history(dsn)} == {
+        (e1, pid, 1, "ineligible", "eligible", 100000, REBUILD_CAUSE)
+    }  # fmt: skip
+
+    ends: dict[TopicPartition, int] = {}
+    for meta in sent:
+        tp = TopicPartition(meta.topic, meta.partition)
+        ends[tp] = max(ends.get(tp, 0), meta.offset + 1)
+    for topic, group in group_ids(settings.consumer_group).items():
+        consumer = AIOKafkaConsumer(bootstrap_servers=broker, group_id=group)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(topic, i) for i in range(topics.partitions(topic))]
+            consumer.assign(tps)
+            committed = {tp: await consumer.committed(tp) for tp in tps}
+        finally:
+            await consumer.stop()
+        assert committed == {tp: ends.get(tp, 0) for tp in tps}
