@@ -145,6 +145,12 @@ async def publish(bootstrap: str, ids: list[str], *, events: int, rate: float, c
         await producer.stop()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def stages(dsn: str) -> str:
     """Where the time went: event -> delivery row (consumer) -> attempt done (worker)."""
     conn = await connect(dsn)
@@ -220,6 +226,7 @@ def main() -> int:
             if not warm_in.poll(120):
                 raise TimeoutError("warm-up deliveries did not arrive")
             print(f"warm-up: {args.warmup} delivered", file=sys.stderr)
+            cpu_before = cpu_seconds(group.processes[0].process.pid)
             start = asyncio.run(
                 publish(
                     broker.bootstrap_servers, ids, events=args.events, rate=args.rate, cause="bench"
@@ -229,6 +236,8 @@ def main() -> int:
             if not done_in.poll(600):
                 raise TimeoutError("deliveries did not all arrive within 600 s")
             latencies, last = done_in.recv()
+            busy = cpu_seconds(group.processes[0].process.pid) - cpu_before
+            print(f"notify process CPU: {busy:.1f} s in {last - start:.1f} s", file=sys.stderr)
             print(asyncio.run(stages(dsn)))
         finally:
             if group is not None:
