@@ -129,7 +129,7 @@ def event(enterprise_id: str, n: int, cause: str) -> Envelope:
 
 async def publish(bootstrap: str, ids: list[str], *, events: int, rate: float, cause: str) -> float:
     """Publish ``events`` paced at ``rate``/s (``occurred_at`` = when offered); start time."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1, acks=1)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
     await producer.start()
     try:
         start = time.time()
