@@ -18,7 +18,7 @@ from reelpolicy_policy import PolicyValidationError, load_policy_text, policy_js
 router = APIRouter(prefix="/v1/policies", tags=["policies"])
 
 
-def get_ingest(request: Request) -> Ingest:
+async def get_ingest(request: Request) -> Ingest:
     ingest: Ingest = request.app.state.ingest
     return ingest
 

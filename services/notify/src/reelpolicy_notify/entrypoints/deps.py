@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from reelpolicy_notify.bootstrap import Notify
 
 
-def get_notify(request: Request) -> Notify:
+async def get_notify(request: Request) -> Notify:
     notify: Notify = request.app.state.notify
     return notify
 

@@ -28,7 +28,7 @@ from reelpolicy_registry.ports import DuplicateError
 T = TypeVar("T")
 
 
-def get_registry(request: Request) -> Registry:
+async def get_registry(request: Request) -> Registry:
     registry: Registry = request.app.state.registry
     return registry
 

@@ -19,7 +19,7 @@ from reelpolicy_rules.handlers.per_subject import build_subjects, evaluate_subje
 router = APIRouter(prefix="/v1", tags=["eligibility"])
 
 
-def get_rules(request: Request) -> Rules:
+async def get_rules(request: Request) -> Rules:
     rules: Rules = request.app.state.rules
     return rules
 
