@@ -24,6 +24,7 @@ async def test_applies_each_file_once_and_records_it(fresh_database: str) -> Non
             "common/001_outbox",
             "common/002_processed_events",
             "common/003_api_keys",
+            "common/004_outbox_notify_trigger",
             "svc/001_things",
         ]
         assert await apply_migrations(conn, common_migrations() + extra) == []
@@ -32,6 +33,7 @@ async def test_applies_each_file_once_and_records_it(fresh_database: str) -> Non
             ("common", 1),
             ("common", 2),
             ("common", 3),
+            ("common", 4),
             ("svc", 1),
         ]
     finally:

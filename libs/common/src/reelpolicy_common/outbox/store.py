@@ -1,8 +1,9 @@
 """Writing to the outbox. Call these inside the transaction that changes state.
 
 The functions never open or commit a transaction themselves: the caller's
-transaction makes the state change and its events atomic. A ``NOTIFY`` in the same
-transaction wakes the relay when (and only when) it commits.
+transaction makes the state change and its events atomic. A statement trigger on
+``outbox`` (migration 004) sends ``NOTIFY reelpolicy_outbox``, which wakes the relays
+when (and only when) the transaction commits.
 """
 
 from __future__ import annotations
@@ -75,4 +76,3 @@ async def enqueue_many(
             " VALUES ($1, $2, $3, $4, $5, $6, $7)",
             rows,
         )
-    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)

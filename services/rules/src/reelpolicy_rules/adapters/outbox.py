@@ -15,7 +15,6 @@ from typing import Any, NamedTuple
 import asyncpg
 
 from reelpolicy_common.events.envelope import CURRENT_SCHEMA_VERSION
-from reelpolicy_common.outbox import NOTIFY_CHANNEL
 from reelpolicy_common.outbox.store import lane_of
 from reelpolicy_common.telemetry import current_trace_headers
 
@@ -50,7 +49,6 @@ async def enqueue_encoded(
             " VALUES ($1, $2, $3, $4, $5, $6, $7)",
             list(rows),
         )
-    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
 
 
 def _rows(topic: str, events: Iterable[EncodedEvent]) -> Iterator[tuple[Any, ...]]:
