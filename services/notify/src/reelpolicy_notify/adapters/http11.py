@@ -2,8 +2,9 @@
 
 Webhook delivery needs one thing: POST a small JSON body, read the status, a few
 headers and at most ``body_limit`` bytes of the answer, within a timeout. httpx's
-connection pool costs about a millisecond of CPU per request at high concurrency, so
-notify speaks HTTP/1.1 itself. Connections are pooled per (scheme, host, port,
+connection pool cost about a millisecond of CPU per request at high concurrency, so
+notify speaks HTTP/1.1 itself (measured while ``sniffio`` was missing, which made
+httpcore pay a failed import per request; worth measuring httpx again). Connections are pooled per (scheme, host, port,
 address), and the caller picks the address it has already checked (no second DNS
 lookup between the safety check and the connection). TLS verifies the host name.
 """
