@@ -18,7 +18,11 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from reelpolicy_common import metrics
-from reelpolicy_common.consumer.types import BatchHandler, ConsumedEvent
+from reelpolicy_common.consumer.types import (
+    BatchHandler,
+    ConsumedEvent,
+    record_span_attributes,
+)
 from reelpolicy_common.events.envelope import decode_envelope
 from reelpolicy_common.telemetry import (
     context_from_headers,
@@ -48,11 +52,7 @@ async def process_batch(
                 context=context_from_headers(headers),
                 kind=SpanKind.CONSUMER,
                 attributes={
-                    "messaging.system": "kafka",
-                    "messaging.destination.name": record.topic,
-                    "messaging.kafka.destination.partition": record.partition,
-                    "messaging.kafka.message.offset": record.offset,
-                    "messaging.consumer.group.name": consumer,
+                    **record_span_attributes(record, consumer=consumer),
                     "messaging.batch.message_count": len(records),
                 },
             )

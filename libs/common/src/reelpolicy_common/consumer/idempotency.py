@@ -14,15 +14,7 @@ async def record_processed(conn: asyncpg.Connection, *, consumer: str, event_id:
     Call it first inside the transaction that applies the event's effect: the
     effect and the record commit together, so a redelivered event changes nothing.
     """
-    if not conn.is_in_transaction():
-        raise RuntimeError("record_processed must run inside the effect's transaction")
-    inserted = await conn.fetchval(
-        "INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2)"
-        " ON CONFLICT DO NOTHING RETURNING true",
-        consumer,
-        event_id,
-    )
-    return bool(inserted)
+    return event_id in await record_processed_many(conn, consumer=consumer, event_ids=[event_id])
 
 
 async def record_processed_many(
@@ -30,7 +22,7 @@ async def record_processed_many(
 ) -> set[uuid.UUID]:
     """:func:`record_processed` for many events in one statement; returns the new ones."""
     if not conn.is_in_transaction():
-        raise RuntimeError("record_processed_many must run inside the effect's transaction")
+        raise RuntimeError("record_processed must run inside the effect's transaction")
     rows = await conn.fetch(
         "INSERT INTO processed_events (consumer, event_id) SELECT $1, unnest($2::uuid[])"
         " ON CONFLICT DO NOTHING RETURNING event_id",

@@ -34,7 +34,12 @@ from tenacity import (
 
 from reelpolicy_common import metrics, topics
 from reelpolicy_common.consumer.batch import process_batch
-from reelpolicy_common.consumer.types import BatchHandler, ConsumedEvent, EventHandler
+from reelpolicy_common.consumer.types import (
+    BatchHandler,
+    ConsumedEvent,
+    EventHandler,
+    record_span_attributes,
+)
 from reelpolicy_common.events.envelope import decode_envelope
 from reelpolicy_common.telemetry import (
     context_from_headers,
@@ -74,13 +79,7 @@ async def process_record(
         f"{record.topic} process",
         context=context_from_headers(headers),
         kind=SpanKind.CONSUMER,
-        attributes={
-            "messaging.system": "kafka",
-            "messaging.destination.name": record.topic,
-            "messaging.kafka.destination.partition": record.partition,
-            "messaging.kafka.message.offset": record.offset,
-            "messaging.consumer.group.name": consumer,
-        },
+        attributes=record_span_attributes(record, consumer=consumer),
     ) as span:
         attempts = 0
         try:

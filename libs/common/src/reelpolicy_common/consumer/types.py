@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from aiokafka.structs import ConsumerRecord
 
 from reelpolicy_common.events.envelope import Envelope
 
@@ -22,3 +25,14 @@ class ConsumedEvent:
 EventHandler = Callable[[ConsumedEvent], Awaitable[None]]
 BatchHandler = Callable[[Sequence[ConsumedEvent]], Awaitable[None]]
 """Handles a whole batch at once, all or nothing (one transaction)."""
+
+
+def record_span_attributes(record: ConsumerRecord[Any, Any], *, consumer: str) -> dict[str, Any]:
+    """OpenTelemetry messaging attributes of the CONSUMER span handling ``record``."""
+    return {
+        "messaging.system": "kafka",
+        "messaging.destination.name": record.topic,
+        "messaging.kafka.destination.partition": record.partition,
+        "messaging.kafka.message.offset": record.offset,
+        "messaging.consumer.group.name": consumer,
+    }
