@@ -67,6 +67,7 @@ class OutboxRelay:
         self._concurrency = concurrency
         self._metrics = metrics
         self._broker_suspect = False
+        self._after: dict[int, int] = {}  # lane -> last seq published (see drain)
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._listener = NotifyListener(pool, NOTIFY_CHANNEL, self._wake)
@@ -105,20 +106,36 @@ class OutboxRelay:
         await self._listener.drop()
 
     async def drain(self) -> int:
-        """Publish every pending row this relay can lock; return how many it published."""
+        """Publish every pending row this relay can lock; return how many it published.
+
+        Each lane is read from just after the last row this relay published in it
+        (``_after``): rows marked sent stay in the pending index until vacuum, and
+        reading a lane from its start would step over all of them again for every
+        batch. A row that commits late with a smaller ``seq`` is not lost: when no
+        lane has rows past its cursor, the cursors are reset and the lanes read
+        once more from the start before the drain ends.
+        """
         total = 0
+        rescanned = False
         while not self._stopping.is_set():
             async with self._pool.acquire() as conn:
-                # One index probe per lane: cheap even with a million rows waiting.
+                # One index probe per lane, from its cursor.
                 lanes = await conn.fetch(
                     "SELECT l.n AS lane FROM generate_series(0, $1 - 1) AS l(n) WHERE EXISTS"
-                    " (SELECT 1 FROM outbox o WHERE o.lane = l.n AND o.sent_at IS NULL)",
+                    " (SELECT 1 FROM outbox o WHERE o.lane = l.n AND o.sent_at IS NULL"
+                    " AND o.seq > ($2::bigint[])[l.n + 1])",
                     DEFAULT_LANES,
+                    [self._after.get(lane, 0) for lane in range(DEFAULT_LANES)],
                 )
             progressed = sum(await self._publish_lanes([row["lane"] for row in lanes]))
             total += progressed
-            if progressed == 0:
+            if progressed:
+                rescanned = False
+                continue
+            if rescanned or not self._after:
                 break
+            self._after.clear()  # once more from the start: late commits, other relays
+            rescanned = True
         await self._housekeeping(total)
         return total
 
@@ -153,10 +170,11 @@ class OutboxRelay:
                 return 0
             rows = await conn.fetch(
                 "SELECT seq, topic, key, value, headers FROM outbox"
-                " WHERE lane = $1 AND sent_at IS NULL ORDER BY seq LIMIT $2"
+                " WHERE lane = $1 AND sent_at IS NULL AND seq > $3 ORDER BY seq LIMIT $2"
                 " FOR UPDATE SKIP LOCKED",
                 lane,
                 self._batch_size,
+                self._after.get(lane, 0),
             )
             if not rows:
                 return 0
@@ -169,7 +187,8 @@ class OutboxRelay:
                 "UPDATE outbox SET sent_at = now() WHERE seq = ANY($1::bigint[])",
                 [r.seq for r in records],
             )
-            return len(records)
+        self._after[lane] = records[-1].seq  # only once committed
+        return len(records)
 
     async def _housekeeping(self, published: int) -> None:
         now = time.monotonic()
