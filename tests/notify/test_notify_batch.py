@@ -97,7 +97,9 @@ async def test_a_batch_creates_what_the_same_events_create_one_by_one(
     assert await handle_events(uow=uow, events=events) == 0
     batched = await outcome(pool)
 
-    await pool.execute("TRUNCATE deliveries, eligibility, processed_events, policies, enterprises CASCADE")
+    await pool.execute(
+        "TRUNCATE deliveries, eligibility, processed_events, policies, enterprises CASCADE"
+    )
     for envelope, traceparent in events:
         assert await handle_event(uow=uow, envelope=envelope, traceparent=traceparent)
     one_by_one = await outcome(pool)
