@@ -19,9 +19,9 @@ from reelpolicy_common.events import (
     EventType,
     ProductionChanged,
 )
+from reelpolicy_common.ids import uuid7
 from reelpolicy_common.subjects import EnterpriseAttributes, ProductionAttributes
 from reelpolicy_registry.domain import StoredEnterprise, StoredProduction
-from reelpolicy_registry.ids import uuid7
 
 PRODUCER = "registry"
 

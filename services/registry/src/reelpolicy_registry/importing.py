@@ -21,9 +21,9 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from reelpolicy_common import topics
 from reelpolicy_common.events import Envelope
+from reelpolicy_common.ids import uuid7
 from reelpolicy_registry.domain import EnterpriseInput, ProductionInput
 from reelpolicy_registry.events import raw_enterprise_event, raw_production_event
-from reelpolicy_registry.ids import uuid7
 from reelpolicy_registry.ports import UnitOfWork
 from reelpolicy_registry.rows import RawRow, RowError
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from reelpolicy_common.ids import uuid7
+
 
 class EventType(StrEnum):
     policy_published = "policy.published"
@@ -36,7 +38,9 @@ class Envelope(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    event_id: uuid.UUID = Field(default_factory=uuid.uuid4, description="Unique; the dedup key.")
+    event_id: uuid.UUID = Field(
+        default_factory=uuid7, description="Unique (UUIDv7, time-ordered); the dedup key."
+    )
     type: EventType
     schema_version: int = Field(default=CURRENT_SCHEMA_VERSION, ge=1)
     occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from reelpolicy_common.ids import uuid7
 from reelpolicy_notify.domain.filters import Filters
 
 Channel = Literal["webhook", "email"]
@@ -47,7 +48,7 @@ class NewDelivery:
     body: dict[str, Any]
     occurred_at: datetime
     traceparent: str | None = None
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    id: uuid.UUID = field(default_factory=uuid7)  # time-ordered: the index stays compact
 
 
 @dataclass(frozen=True)

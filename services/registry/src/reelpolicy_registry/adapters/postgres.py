@@ -9,11 +9,11 @@ from typing import Any
 
 import asyncpg
 
+from reelpolicy_common.ids import uuid7
 from reelpolicy_common.uow import PostgresUnitOfWork
 from reelpolicy_registry.adapters.api_keys import PostgresApiKeyRepository
 from reelpolicy_registry.adapters.bulk import PostgresBulkLoader
 from reelpolicy_registry.domain import StoredEnterprise, StoredProduction
-from reelpolicy_registry.ids import uuid7
 from reelpolicy_registry.ports import DuplicateError
 
 _ENTERPRISE_COLUMNS = (

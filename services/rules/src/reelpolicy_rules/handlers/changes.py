@@ -21,6 +21,7 @@ from pydantic_core import to_json
 from reelpolicy_common import topics
 from reelpolicy_common.events import Envelope, EventType
 from reelpolicy_common.events.envelope import CURRENT_SCHEMA_VERSION
+from reelpolicy_common.ids import uuid7
 from reelpolicy_rules.adapters.outbox import EncodedEvent, enqueue_encoded
 from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
 from reelpolicy_rules.domain.outcomes import Change
@@ -76,7 +77,7 @@ class EventEncoder:
     def encode(
         self, row: ChangeRow, *, cause: str, event_id: uuid.UUID | None = None
     ) -> EncodedEvent:
-        event_id = event_id or uuid.uuid4()
+        event_id = event_id or uuid7()
         key = row["enterprise_id"]
         value = b"".join(
             (self._head, str(event_id).encode(), self._middle, to_json(key), b',"payload":',
@@ -91,7 +92,7 @@ async def write_changes(work: RulesUnitOfWork, rows: Sequence[ChangeRow], *, cau
         return 0
     started = time.perf_counter()
     encoder = EventEncoder()
-    event_ids = [uuid.uuid4() for _ in rows]
+    event_ids = [uuid7() for _ in rows]
     upserts, deletes, history = [], [], []
     for row, event_id in zip(rows, event_ids, strict=True):
         key = (row["subject_id"], row["policy_id"])

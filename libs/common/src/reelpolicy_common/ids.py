@@ -1,7 +1,8 @@
 """Record and event ids: UUID version 7 (RFC 9562), time-ordered.
 
-Time-ordered ids keep the primary-key and outbox indexes append-mostly, which
-matters for the bulk import (a random UUID per row scatters index writes).
+Time-ordered ids keep primary-key indexes append-mostly: the registry's records, every
+service's outbox and ``processed_events`` (event ids), notify's deliveries. A random
+UUID per row scatters index writes over the whole index.
 """
 
 from __future__ import annotations
