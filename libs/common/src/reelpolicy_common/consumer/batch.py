@@ -59,8 +59,12 @@ async def process_batch(
             spans.append(span)
             envelope = decode_envelope(record.value)
             span.set_attribute("messaging.message.id", str(envelope.event_id))
-            with trace.use_span(span, end_on_exit=False):
-                traceparent = current_trace_headers().get("traceparent")
+            if span.is_recording():
+                with trace.use_span(span, end_on_exit=False):
+                    traceparent = current_trace_headers().get("traceparent")
+            else:  # not tracing here: what follows continues the producer's span
+                valid = span.get_span_context().is_valid  # the header parsed
+                traceparent = headers.get("traceparent") if valid else None
             events.append(
                 ConsumedEvent(
                     envelope, record.topic, record.partition, record.offset, headers, traceparent

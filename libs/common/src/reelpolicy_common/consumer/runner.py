@@ -160,6 +160,15 @@ def broker_dead_letter(broker: KafkaBroker, *, consumer: str) -> DeadLetterPubli
     return publish
 
 
+async def _undecoded(message: Any) -> list[ConsumerRecord[Any, Any]]:
+    """A batch's records as they came: the handlers decode envelopes themselves.
+
+    FastStream's default batch decoder parses every record into a message object and
+    JSON-decodes its value, all of which :func:`decode_envelope` would do again.
+    """
+    return list(message.raw_message)
+
+
 def subscribe_reliably(
     broker: KafkaBroker,
     *,
@@ -190,6 +199,7 @@ def subscribe_reliably(
         fetch_max_wait_ms=fetch_max_wait_ms,
         ack_policy=AckPolicy.MANUAL,
         auto_offset_reset="earliest",
+        decoder=_undecoded,
         title=f"{consumer}:{','.join(topic_names)}",
         description=description,
     )
