@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+from pydantic_core import to_json
 
 from reelpolicy_notify.domain.alerts import digest_key
 from reelpolicy_notify.domain.records import Attempt, Delivery, NewDelivery
@@ -55,7 +55,7 @@ class PostgresDeliveryRepository:
             [d.enterprise_id for d in deliveries],
             [d.alert_key for d in deliveries],
             [d.event_type for d in deliveries],
-            [json.dumps(d.body, ensure_ascii=False) for d in deliveries],
+            [to_json(d.body).decode() for d in deliveries],
             [d.occurred_at for d in deliveries],
             [d.traceparent for d in deliveries],
         )

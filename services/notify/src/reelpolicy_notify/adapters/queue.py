@@ -36,18 +36,27 @@ _NEXT_DUE = """
         UNION ALL
         SELECT min(claimed_until) FROM deliveries WHERE status = 'delivering') x"""
 
-_ATTEMPT = """
-    INSERT INTO delivery_attempts (delivery_id, attempt, status_code, latency_ms, error,
-                                   response_body)
-    VALUES ($1, $2, $3, $4, $5, $6)"""
-
-_FINISH = """
-    UPDATE deliveries SET status = $3,
-        next_attempt_at = CASE WHEN $3 = 'pending'
-            THEN now() + make_interval(secs => $4) ELSE next_attempt_at END,
-        finished_at = CASE WHEN $3 = 'pending' THEN NULL ELSE now() END,
-        claimed_until = NULL, last_error = $5
-    WHERE id = $1 AND status = 'delivering' AND total_attempts = $2"""
+# One statement records a batch of outcomes: each attempt, and each delivery's next
+# state (only if it is still this attempt's lease: a lease that expired and was taken
+# over has a newer total_attempts, and that attempt decides).
+_RECORD = """
+    WITH o AS (
+        SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], $4::int[], $5::text[],
+                             $6::text[], $7::text[], $8::float8[], $9::text[])
+            AS o(delivery_id, attempt, status_code, latency_ms, error, response_body,
+                 status, retry_in, last_error)
+    ), attempts AS (
+        INSERT INTO delivery_attempts (delivery_id, attempt, status_code, latency_ms, error,
+                                       response_body)
+        SELECT delivery_id, attempt, status_code, latency_ms, error, response_body FROM o
+    )
+    UPDATE deliveries d SET status = o.status,
+        next_attempt_at = CASE WHEN o.status = 'pending'
+            THEN now() + make_interval(secs => o.retry_in) ELSE d.next_attempt_at END,
+        finished_at = CASE WHEN o.status = 'pending' THEN NULL ELSE now() END,
+        claimed_until = NULL, last_error = o.last_error
+    FROM o
+    WHERE d.id = o.delivery_id AND d.status = 'delivering' AND d.total_attempts = o.attempt"""
 
 
 class PostgresDeliveryQueue:
@@ -108,32 +117,20 @@ class PostgresDeliveryQueue:
             return []
         disabled: list[uuid.UUID] = []
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.executemany(
-                _ATTEMPT,
+            await conn.execute(
+                _RECORD,
+                [o.delivery_id for o in outcomes],
+                [o.total_attempts for o in outcomes],
+                [o.result.status_code for o in outcomes],
+                [o.result.latency_ms for o in outcomes],
                 [
-                    (
-                        o.delivery_id,
-                        o.total_attempts,
-                        o.result.status_code,
-                        o.result.latency_ms,
-                        o.result.error or (o.error if o.status != "succeeded" else None),
-                        o.result.response_body,
-                    )
+                    o.result.error or (o.error if o.status != "succeeded" else None)
                     for o in outcomes
                 ],
-            )
-            await conn.executemany(
-                _FINISH,
-                [
-                    (
-                        o.delivery_id,
-                        o.total_attempts,
-                        o.status,
-                        o.retry_in_seconds or 0.0,
-                        None if o.status == "succeeded" else o.error,
-                    )
-                    for o in outcomes
-                ],
+                [o.result.response_body for o in outcomes],
+                [o.status for o in outcomes],
+                [o.retry_in_seconds or 0.0 for o in outcomes],
+                [None if o.status == "succeeded" else o.error for o in outcomes],
             )
             await self._update_endpoints(conn, outcomes, disabled)
         return disabled

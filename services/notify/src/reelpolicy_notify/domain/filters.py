@@ -28,7 +28,12 @@ class Filters(BaseModel):
 
     @classmethod
     def from_json(cls, raw: dict[str, Any] | None) -> Filters:
-        return cls.model_validate(raw or {})
+        if not raw:  # most subscriptions: one shared (frozen) instance, no validation
+            return _NO_FILTERS
+        return cls.model_validate(raw)
+
+
+_NO_FILTERS = Filters()
 
 
 def _regions_overlap(prefix: str, policy_prefix: str | None) -> bool:

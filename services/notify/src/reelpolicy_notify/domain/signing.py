@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -19,6 +20,12 @@ def new_secret(nbytes: int = 32) -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(nbytes)).decode()
 
 
+@functools.lru_cache(maxsize=4096)
+def _signer(secret: str) -> Webhook:
+    """One signer per secret (building it decodes the secret)."""
+    return Webhook(secret)
+
+
 def signature_headers(
     *, msg_id: str, body: str, secrets_: Sequence[str], at: datetime | None = None
 ) -> dict[str, str]:
@@ -26,7 +33,7 @@ def signature_headers(
     ``v1,`` signature per secret (several during a rotation's overlap)."""
     when = (at or datetime.now(UTC)).astimezone(UTC)
     signatures = " ".join(
-        Webhook(secret).sign(msg_id=msg_id, timestamp=when, data=body) for secret in secrets_
+        _signer(secret).sign(msg_id=msg_id, timestamp=when, data=body) for secret in secrets_
     )
     return {
         "webhook-id": msg_id,

@@ -6,7 +6,6 @@ Also: telling an endpoint's owner it was disabled (410 Gone, or failing for days
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from datetime import UTC, datetime
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from pydantic_core import to_json
 
 from reelpolicy_common.metrics import DELIVERY_ATTEMPTS
 from reelpolicy_common.telemetry import context_from_headers, current_trace_headers
@@ -38,8 +38,9 @@ class DeliveryPolicy:
     disable_after_seconds: float
 
 
-def encode_body(body: dict[str, object]) -> str:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+def encode_body(body: dict[str, object]) -> bytes:
+    """Compact UTF-8 JSON (pydantic-core's encoder: several times faster than ``json``)."""
+    return to_json(body)
 
 
 async def _send(
@@ -50,10 +51,12 @@ async def _send(
     emails: EmailSender,
 ) -> SendResult:
     if claimed.channel == "webhook" and claimed.url:
-        text = encode_body(body)
-        headers = signature_headers(msg_id=str(claimed.id), body=text, secrets_=claimed.secrets)
+        raw = encode_body(body)
+        headers = signature_headers(
+            msg_id=str(claimed.id), body=raw.decode(), secrets_=claimed.secrets
+        )
         headers.update(current_trace_headers())
-        return await webhooks.post(claimed.url, body=text.encode(), headers=headers)
+        return await webhooks.post(claimed.url, body=raw, headers=headers)
     subject, text = email_text(body)
     return await emails.send(
         claimed.email or "",
