@@ -70,6 +70,31 @@ async def test_import_is_idempotent_and_emits_one_event_per_change(
     assert all(e.payload["enterprise_id"] == eid for e in events)
 
 
+async def test_productions_may_come_before_their_enterprise(registry: RegistryClient) -> None:
+    rows = list(generate_rows(enterprises=30, productions=300, seed=5))
+    rows.reverse()  # every production now precedes its enterprise, across chunks of 150
+    missing = {
+        "type": "production",
+        "enterprise_credit_code": new_enterprise()["credit_code"],  # in no row, not stored
+        "title": "Nobody's",
+        "region_code": "310110",
+    }
+    rows.insert(10, missing)
+    first = await registry.client.post("/v1/import", content=jsonl(rows), headers=JSONL)
+    assert first.status_code == 200, first.text
+    report = first.json()
+    assert (report["accepted"], report["unchanged"], report["rejected"]) == (330, 0, 1)
+    assert report["errors"] == [
+        {"row": 11, "field": "enterprise_credit_code", "message": "no such enterprise"}
+    ]
+    assert await registry.fetchval("SELECT count(*) FROM productions") == 300
+    assert await registry.fetchval("SELECT count(*) FROM outbox") == 330
+
+    again = await registry.client.post("/v1/import", content=jsonl(rows), headers=JSONL)
+    assert (again.json()["accepted"], again.json()["unchanged"]) == (0, 330)
+    assert await registry.fetchval("SELECT count(*) FROM outbox") == 330
+
+
 async def test_import_reports_bad_rows_and_loads_the_good_ones(registry: RegistryClient) -> None:
     good = new_enterprise()
     rows = [

@@ -2,8 +2,9 @@
 
 Rows are handled in chunks (one transaction each): enterprises of the chunk first,
 then its productions, which find their enterprise by credit code (or id) among the
-stored ones, so an enterprise must come before (or in the same chunk as) its
-productions. Idempotent: enterprises by credit code, productions by
+stored ones. A production whose enterprise (by credit code) is not stored yet waits
+(in memory) until the whole file is read, so the order of rows does not matter: an
+enterprise later in the file still gets its productions. Idempotent: enterprises by credit code, productions by
 (enterprise, external_id); unchanged rows are neither written nor announced. Each
 created or changed row emits exactly one event (outbox, via COPY).
 """
@@ -116,12 +117,20 @@ async def _resolve(work: UnitOfWork, rows: list[tuple[int, ProductionRow]], seen
 
 
 def _valid_productions(
-    rows: list[tuple[int, ProductionRow]], seen: _Seen, report: ImportReport
+    rows: list[tuple[int, ProductionRow]],
+    seen: _Seen,
+    report: ImportReport,
+    waiting: list[tuple[int, ProductionRow]] | None,
 ) -> list[tuple[uuid.UUID, str, str | None, str]]:
+    """Stage the rows whose enterprise is known; reject the others, or, while the file
+    is still being read (``waiting`` given), keep those whose credit code is unknown."""
     staged: list[tuple[uuid.UUID, str, str | None, str]] = []
     for number, row in rows:
         if row.enterprise_credit_code:
             enterprise_id = seen.enterprise_by_code.get(row.enterprise_credit_code)
+            if enterprise_id is None and waiting is not None:
+                waiting.append((number, row))  # its enterprise may come later in the file
+                continue
             if enterprise_id is None or row.enterprise_id not in ("", enterprise_id):
                 report.reject([RowError(number, "enterprise_credit_code", "no such enterprise")])
                 continue
@@ -169,7 +178,11 @@ def _parse_chunk(iterator: Iterator[RawRow | RowError], size: int) -> _Parsed:
 
 
 async def _store_chunk(
-    work: UnitOfWork, parsed: _Parsed, seen: _Seen, report: ImportReport
+    work: UnitOfWork,
+    parsed: _Parsed,
+    seen: _Seen,
+    report: ImportReport,
+    waiting: list[tuple[int, ProductionRow]] | None,
 ) -> None:
     events: list[Envelope] = []
     enterprises = _valid_enterprises(parsed.enterprises, seen, report)
@@ -184,7 +197,7 @@ async def _store_chunk(
         report.unchanged += len(enterprises) - len(changed)
     if parsed.productions:
         await _resolve(work, parsed.productions, seen)
-        productions = _valid_productions(parsed.productions, seen, report)
+        productions = _valid_productions(parsed.productions, seen, report, waiting)
         json_by_key: dict[Any, str] = {}
         for candidate, enterprise_id, external_id, text in productions:
             json_by_key[(enterprise_id, external_id) if external_id else str(candidate)] = text
@@ -212,6 +225,7 @@ async def import_rows(
     """
     report = ImportReport()
     seen = _Seen()
+    waiting: list[tuple[int, ProductionRow]] = []  # productions before their enterprise
     iterator = iter(rows)
     upcoming = asyncio.create_task(asyncio.to_thread(_parse_chunk, iterator, chunk_rows))
     try:
@@ -220,12 +234,17 @@ async def import_rows(
             report.reject(parsed.errors)
             if parsed.enterprises or parsed.productions:
                 async with uow() as work:
-                    await _store_chunk(work, parsed, seen, report)
+                    await _store_chunk(work, parsed, seen, report, waiting)
                     await work.commit()
             if progress is not None:
                 progress(parsed.size)
     finally:
         if not upcoming.done():
             await asyncio.wait([upcoming])
+    for start in range(0, len(waiting), chunk_rows):  # now every enterprise is stored
+        late = _Parsed(0, productions=waiting[start : start + chunk_rows])
+        async with uow() as work:
+            await _store_chunk(work, late, seen, report, None)
+            await work.commit()
     report.errors.sort(key=lambda e: e.row)
     return report
