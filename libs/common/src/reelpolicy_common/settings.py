@@ -55,7 +55,11 @@ class ServiceSettings(BaseSettings):
     consumer_retry_max_seconds: float = Field(default=10.0, ge=0)
     outbox_batch_size: int = Field(default=1000, ge=1)
     outbox_concurrency: int = Field(
-        default=4, ge=1, description="Outbox lanes published at once (one connection each)."
+        default=1,
+        ge=1,
+        description="Outbox lanes published at once (one connection each). 1 on the"
+        " embedded broker: after a restart it gives concurrent batches to one partition"
+        " overlapping offsets, and consumers skip records; 4 in compose (Apache Kafka).",
     )
     shutdown_grace_seconds: float = Field(default=20.0, ge=0)
 

@@ -55,7 +55,7 @@ class OutboxRelay:
         idle_timeout: float = 30.0,
         max_backoff: float = 30.0,
         retention_seconds: float = 3600.0,
-        concurrency: int = 4,
+        concurrency: int = 1,
         metrics: OutboxMetrics | None = None,
     ) -> None:
         self._pool = pool
