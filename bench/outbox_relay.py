@@ -4,7 +4,10 @@ Starts an embedded PostgreSQL and broker, writes N events (as a service would, w
 ``enqueue_many`` in one transaction), then runs one relay and times until the last
 event is on the topic (end offsets). Prints events/s and the median of the runs.
 
-    python bench/outbox_relay.py --events 100000 --runs 3
+    python bench/outbox_relay.py --events 100000 --runs 3 [--concurrency 4]
+
+``--concurrency`` is ``OUTBOX_CONCURRENCY`` (lanes published at once; default 1, the
+services' default on the embedded broker).
 """
 
 from __future__ import annotations
@@ -48,7 +51,9 @@ async def count_until(bootstrap: str, topic: str, expected: int) -> float:
         await consumer.stop()
 
 
-async def one_run(admin_uri: str, bootstrap: str, events: int, run: int, batch: int) -> float:
+async def one_run(
+    admin_uri: str, bootstrap: str, events: int, run: int, batch: int, concurrency: int
+) -> float:
     name = f"bench_relay_{run}"
     await ensure_database(admin_uri, name, fresh=True)
     dsn = database_uri(admin_uri, name)
@@ -67,7 +72,12 @@ async def one_run(admin_uri: str, bootstrap: str, events: int, run: int, batch: 
     pool = await create_pool(dsn, max_size=10)
     producer = make_producer(bootstrap_servers=bootstrap, enable_idempotence=False)
     await producer.start()
-    relay = OutboxRelay(pool=pool, publisher=KafkaRecordPublisher(producer), batch_size=batch)
+    relay = OutboxRelay(
+        pool=pool,
+        publisher=KafkaRecordPublisher(producer),
+        batch_size=batch,
+        concurrency=concurrency,
+    )
     counter = asyncio.create_task(count_until(bootstrap, topic, events))
     await asyncio.sleep(1)  # let the counting consumer connect
     started = time.perf_counter()
@@ -85,6 +95,7 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=1)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         pg = EmbeddedPostgres.start(Path(tmp) / "pg")
@@ -93,7 +104,12 @@ async def main() -> None:
             times = []
             for run in range(args.runs):
                 elapsed = await one_run(
-                    pg.uri(), broker.bootstrap_servers, args.events, run, args.batch_size
+                    pg.uri(),
+                    broker.bootstrap_servers,
+                    args.events,
+                    run,
+                    args.batch_size,
+                    args.concurrency,
                 )
                 times.append(elapsed)
                 print(
