@@ -7,8 +7,8 @@ subscriptions, and runs the real notify service (``reelpolicy-notify serve``, it
 own process: consumer, delivery worker, HTTP API) against them. A producer in this
 process publishes eligibility events to ``reelpolicy.eligibility.v1`` paced at
 ``--rate``/s; a raw asyncio HTTP receiver (a third process) reads the signed webhooks.
-Latency is the event's ``occurred_at`` (when it was due by the schedule) -> the receiver has
-read the request; throughput is deliveries / (last receipt - first offer). First
+Latency is the event's ``occurred_at`` (when it was due by the schedule) -> the
+receiver has read the request; throughput is deliveries / (last receipt - first offer). First
 ``--warmup`` events (not counted) wait for the consumer group to form.
 """
 
@@ -143,7 +143,7 @@ def encoded(ids: list[str], *, events: int, cause: str) -> list[tuple[str, bytes
 
 
 async def publish(bootstrap: str, records: list[tuple[str, bytes]], *, rate: float) -> float:
-    """Offer ``records`` at ``rate``/s (``occurred_at`` = when offered); the start time.
+    """Offer ``records`` at ``rate``/s (``occurred_at`` = when due); the start time.
 
     Every 5 ms the records then due are stamped with their due time and published as the
     rules service's outbox relay publishes (``KafkaRecordPublisher``: one record batch

@@ -4,9 +4,10 @@ Rows are handled in chunks (one transaction each): enterprises of the chunk firs
 then its productions, which find their enterprise by credit code (or id) among the
 stored ones. A production whose enterprise (by credit code) is not stored yet waits
 (in memory) until the whole file is read, so the order of rows does not matter: an
-enterprise later in the file still gets its productions. Idempotent: enterprises by credit code, productions by
-(enterprise, external_id); unchanged rows are neither written nor announced. Each
-created or changed row emits exactly one event (outbox, via COPY).
+enterprise later in the file still gets its productions. Idempotent: enterprises by
+credit code, productions by (enterprise, external_id); unchanged rows are neither
+written nor announced. Each created or changed row emits exactly one event (outbox,
+via COPY).
 """
 
 from __future__ import annotations
