@@ -10,9 +10,14 @@ from rules_helpers import enterprise_policy
 from reelpolicy_policy import Result, parse_policy
 from reelpolicy_rules.domain.bulk_frames import apply_frame_constraints, diff_frames, impact_counts
 from reelpolicy_rules.domain.calendar import local_day, next_day_start, policies_for_new_day
-from reelpolicy_rules.domain.constraints import apply_subject_constraints, related_policies
+from reelpolicy_rules.domain.constraints import (
+    FundLedger,
+    apply_subject_constraints,
+    fund_holdings,
+    related_policies,
+)
 from reelpolicy_rules.domain.outcomes import Outcome, diff_outcomes
-from reelpolicy_rules.domain.snapshots import is_newer, policy_applies
+from reelpolicy_rules.domain.snapshots import is_newer, policy_applies, rounds
 
 
 def outcome(sid: str, status: str, amount: int | None) -> Outcome:
@@ -121,3 +126,23 @@ def test_bulk_built_eligibility_event_decodes_as_the_envelope() -> None:
         update={"event_id": encoded.event_id, "occurred_at": when}
     )
     assert encoded.value == model.to_bytes()
+
+
+def test_rounds_keep_each_keys_order_and_never_hold_a_key_twice() -> None:
+    items = ["a1", "b1", "a2", "c1", "a3", "b2"]
+    assert rounds(items, key=lambda s: s[0]) == [["a1", "b1", "c1"], ["a2", "b2"], ["a3"]]
+    assert rounds([], key=lambda s: s) == []
+
+
+def test_fund_ledger_follows_draws_made_one_after_the_other() -> None:
+    # a 250k fund of which others hold 100k and subject x held 50k
+    ledger = FundLedger(budgets={"f": 250_000}, held={"f": 150_000})
+    assert ledger.remaining_for({"f": 50_000}) == {"f": 150_000}  # x's own 50k is not "others"
+    ledger.replace(before={"f": 50_000}, after={"f": 120_000})  # x now holds 120k
+    assert ledger.remaining_for({}) == {"f": 30_000}
+    ledger.replace(before={"f": 0}, after={"f": 30_000})
+    assert ledger.remaining_for({}) == {"f": 0}  # spent: never negative
+    assert fund_holdings(
+        [("p", "eligible", 10), ("p", "unknown", 5), ("q", "eligible", 7), ("p", "eligible", None)],
+        fund_by_policy={"p": "f"},
+    ) == {"f": 10}

@@ -51,12 +51,10 @@ from reelpolicy_common import topics
 from reelpolicy_common.auth import apply_api_key_changed
 from reelpolicy_common.db.pool import create_pool
 from reelpolicy_common.events import (
-    EnterpriseChanged,
     Envelope,
     EventType,
     PolicyPublished,
     PolicyRevoked,
-    ProductionChanged,
     decode_envelope,
 )
 from reelpolicy_policy import parse_policy
@@ -66,9 +64,15 @@ from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
 from reelpolicy_rules.bootstrap import system_clock
 from reelpolicy_rules.config import Settings
 from reelpolicy_rules.domain.calendar import local_day
-from reelpolicy_rules.domain.snapshots import is_newer, policy_applies
+from reelpolicy_rules.domain.snapshots import policy_applies
 from reelpolicy_rules.entrypoints.consumers import group_ids
 from reelpolicy_rules.handlers.bulk import run_bulk
+from reelpolicy_rules.handlers.registry_events import (
+    ENTERPRISE_TYPES,
+    PRODUCTION_TYPES,
+    snapshot_of,
+    store_newer,
+)
 
 log = logging.getLogger(__name__)
 REBUILD_CAUSE = "rebuild"
@@ -100,21 +104,8 @@ async def apply_snapshot(work: RulesUnitOfWork, env: Envelope) -> None:
             and policy_applies(incoming=rev.version, stored=stored[0], revoke=True)
         ):
             await p.revoke_policy(rev.policy_id)
-    elif t in (EventType.enterprise_upserted, EventType.enterprise_deleted):
-        e = EnterpriseChanged.model_validate(env.payload)
-        if is_newer(incoming=e.version, stored=await p.enterprise_version(e.enterprise_id)):
-            await p.store_enterprise(
-                e.enterprise_id, e.version, deleted=e.deleted or t is EventType.enterprise_deleted,
-                attributes=e.attributes.model_dump(mode="json"),
-            )  # fmt: skip
-    elif t in (EventType.production_upserted, EventType.production_deleted):
-        d = ProductionChanged.model_validate(env.payload)
-        if is_newer(incoming=d.version, stored=await p.production_version(d.production_id)):
-            await p.store_production(
-                d.production_id, d.enterprise_id, d.version,
-                deleted=d.deleted or t is EventType.production_deleted,
-                attributes=d.attributes.model_dump(mode="json"),
-            )  # fmt: skip
+    elif t in ENTERPRISE_TYPES + PRODUCTION_TYPES:
+        await store_newer(p, [snapshot_of(env)])
     elif t is EventType.api_key_changed:
         await apply_api_key_changed(work.conn, env.payload)
 

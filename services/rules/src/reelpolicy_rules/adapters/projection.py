@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -19,14 +20,25 @@ class PostgresProjection:
         """Exclusive: no subject update runs (or holds an uncommitted seq) meanwhile."""
         await self._conn.execute("SELECT pg_advisory_xact_lock($1, 0)", _GLOBAL)
 
-    async def lock_enterprise(self, enterprise_id: str) -> None:
-        await self._conn.execute("SELECT pg_advisory_xact_lock_shared($1, 0)", _GLOBAL)
-        await self._conn.execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2))", _ENTERPRISE, enterprise_id
-        )
+    async def lock_enterprises(self, enterprise_ids: Sequence[str]) -> None:
+        """The shared projection lock, then each enterprise's lock in the order given.
 
-    async def lock_fund(self, fund_id: str) -> None:
-        await self._conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _FUND, fund_id)
+        Callers pass the ids sorted, so two transactions always lock in one order.
+        """
+        await self._conn.execute(
+            "SELECT pg_advisory_xact_lock_shared($1, 0)"
+            " UNION ALL SELECT pg_advisory_xact_lock($2, hashtext(e))"
+            " FROM unnest($3::text[]) AS e",
+            _GLOBAL, _ENTERPRISE, list(enterprise_ids),
+        )  # fmt: skip
+
+    async def lock_funds(self, fund_ids: Sequence[str]) -> None:
+        """Each fund's lock, in the order given (pass them sorted)."""
+        if fund_ids:
+            await self._conn.execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext(f)) FROM unnest($2::text[]) AS f",
+                _FUND, list(fund_ids),
+            )  # fmt: skip
 
     async def policy_state(self, policy_id: str) -> tuple[int, bool] | None:
         row = await self._conn.fetchrow(
@@ -60,51 +72,67 @@ class PostgresProjection:
             )
         )
 
-    async def enterprise_version(self, enterprise_id: str) -> int | None:
-        v: int | None = await self._conn.fetchval(
-            "SELECT version FROM enterprises WHERE enterprise_id = $1", enterprise_id
-        )
-        return v
+    async def versions(
+        self, *, enterprise_ids: Sequence[str], production_ids: Sequence[str]
+    ) -> dict[tuple[str, str], int]:
+        """Stored versions: ("enterprise" | "production", id) -> version (absent: none)."""
+        rows = await self._conn.fetch(
+            "SELECT 'enterprise' AS kind, enterprise_id AS id, version FROM enterprises"
+            " WHERE enterprise_id = ANY($1::text[])"
+            " UNION ALL SELECT 'production', production_id, version FROM productions"
+            " WHERE production_id = ANY($2::text[])",
+            list(enterprise_ids), list(production_ids),
+        )  # fmt: skip
+        return {(r["kind"], r["id"]): r["version"] for r in rows}
 
-    async def store_enterprise(
-        self, enterprise_id: str, version: int, *, deleted: bool, attributes: dict[str, Any]
+    async def store_enterprises(
+        self, rows: Sequence[tuple[str, int, bool, dict[str, Any]]]
     ) -> None:
-        await self._conn.execute(
-            """INSERT INTO enterprises (enterprise_id, version, deleted, attributes)
-               VALUES ($1, $2, $3, $4)
-               ON CONFLICT (enterprise_id) DO UPDATE SET version = $2, deleted = $3,
-                 attributes = $4, seq = nextval('rules_change_seq')""",
-            enterprise_id,
-            version,
-            deleted,
-            attributes,
-        )
+        """Upsert (enterprise_id, version, deleted, attributes) rows."""
+        if rows:
+            await self._conn.executemany(
+                """INSERT INTO enterprises (enterprise_id, version, deleted, attributes)
+                   VALUES ($1, $2, $3, $4)
+                   ON CONFLICT (enterprise_id) DO UPDATE SET version = $2, deleted = $3,
+                     attributes = $4, seq = nextval('rules_change_seq')""",
+                rows,
+            )
 
-    async def production_version(self, production_id: str) -> int | None:
-        v: int | None = await self._conn.fetchval(
-            "SELECT version FROM productions WHERE production_id = $1", production_id
-        )
-        return v
-
-    async def store_production(
-        self,
-        production_id: str,
-        enterprise_id: str,
-        version: int,
-        *,
-        deleted: bool,
-        attributes: dict[str, Any],
+    async def store_productions(
+        self, rows: Sequence[tuple[str, str, int, bool, dict[str, Any]]]
     ) -> None:
-        await self._conn.execute(
-            """INSERT INTO productions (production_id, enterprise_id, version, deleted, attributes)
-               VALUES ($1, $2, $3, $4, $5)
-               ON CONFLICT (production_id) DO UPDATE SET enterprise_id = $2, version = $3,
-                 deleted = $4, attributes = $5, seq = nextval('rules_change_seq')""",
-            production_id,
-            enterprise_id,
-            version,
-            deleted,
-            attributes,
+        """Upsert (production_id, enterprise_id, version, deleted, attributes) rows."""
+        if rows:
+            await self._conn.executemany(
+                """INSERT INTO productions
+                     (production_id, enterprise_id, version, deleted, attributes)
+                   VALUES ($1, $2, $3, $4, $5)
+                   ON CONFLICT (production_id) DO UPDATE SET enterprise_id = $2,
+                     version = $3, deleted = $4, attributes = $5,
+                     seq = nextval('rules_change_seq')""",
+                rows,
+            )
+
+    async def enterprises(self, enterprise_ids: Sequence[str]) -> dict[str, asyncpg.Record]:
+        rows = await self._conn.fetch(
+            "SELECT enterprise_id, deleted, attributes FROM enterprises"
+            " WHERE enterprise_id = ANY($1::text[])",
+            list(enterprise_ids),
+        )
+        return {r["enterprise_id"]: r for r in rows}
+
+    async def productions_for(
+        self, *, enterprise_ids: Sequence[str], production_ids: Sequence[str]
+    ) -> list[asyncpg.Record]:
+        """Every production of ``enterprise_ids``, and the ``production_ids`` ones."""
+        return list(
+            await self._conn.fetch(
+                "SELECT production_id, enterprise_id, deleted, attributes FROM productions"
+                " WHERE enterprise_id = ANY($1::text[]) OR production_id = ANY($2::text[])"
+                " ORDER BY production_id",
+                list(enterprise_ids),
+                list(production_ids),
+            )
         )
 
     async def enterprise(self, enterprise_id: str) -> asyncpg.Record | None:

@@ -53,14 +53,15 @@ class PostgresResults:
         )
         return {(r["subject_id"], r["policy_id"]): _outcome(r) for r in rows}
 
-    async def fund_committed(self, policy_ids: Sequence[str], *, excluding: Sequence[str]) -> int:
-        total = await self._conn.fetchval(
-            "SELECT coalesce(sum(amount_cny), 0) FROM results WHERE policy_id = ANY($1::text[])"
-            " AND status = 'eligible' AND NOT (subject_id = ANY($2::text[]))",
+    async def committed(self, policy_ids: Sequence[str]) -> dict[str, int]:
+        """policy id -> yuan its eligible results hold (policies holding nothing are absent)."""
+        rows = await self._conn.fetch(
+            "SELECT policy_id, sum(amount_cny) AS held FROM results"
+            " WHERE policy_id = ANY($1::text[]) AND status = 'eligible' AND amount_cny > 0"
+            " GROUP BY policy_id",
             list(policy_ids),
-            list(excluding),
         )
-        return int(total)
+        return {r["policy_id"]: int(r["held"]) for r in rows}
 
     async def frame_for_policies(self, policy_ids: Sequence[str]) -> pl.DataFrame:
         """Stored results of ``policy_ids`` as a frame (``COPY`` to CSV, read by polars)."""

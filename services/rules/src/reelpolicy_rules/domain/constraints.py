@@ -9,7 +9,7 @@ and says so in its explanation, so an exhausted fund is visible, never silent.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from reelpolicy_policy import Policy, Result, apply_stacking
 
@@ -75,6 +75,42 @@ def apply_subject_constraints(
         )  # fmt: skip
         out.append(r.model_copy(update={"amount_cny": give, "explanation": expl}))
     return out
+
+
+def fund_holdings(
+    amounts: Iterable[tuple[str, str, int | None]], *, fund_by_policy: Mapping[str, str]
+) -> dict[str, int]:
+    """fund id -> yuan held, from (policy id, status, amount) of stored or new results."""
+    held: dict[str, int] = {}
+    for policy_id, status, amount in amounts:
+        fid = fund_by_policy.get(policy_id)
+        if fid is not None and status == "eligible" and amount:
+            held[fid] = held.get(fid, 0) + amount
+    return held
+
+
+class FundLedger:
+    """What each fund holds while subjects are re-evaluated one after the other.
+
+    Starts from everything the stored results hold. A subject draws on the budget
+    less what *others* hold (``remaining_for`` its own holdings), then ``replace``
+    swaps its old holdings for the new ones: exactly what re-evaluating the subjects
+    in separate steps of one transaction would see, without a query per step.
+    """
+
+    def __init__(self, *, budgets: Mapping[str, int], held: Mapping[str, int]) -> None:
+        self._budgets = dict(budgets)
+        self._held = dict(held)
+
+    def remaining_for(self, own: Mapping[str, int]) -> dict[str, int]:
+        return {
+            fid: max(0, budget - (self._held.get(fid, 0) - own.get(fid, 0)))
+            for fid, budget in self._budgets.items()
+        }
+
+    def replace(self, *, before: Mapping[str, int], after: Mapping[str, int]) -> None:
+        for fid in before.keys() | after.keys():
+            self._held[fid] = self._held.get(fid, 0) - before.get(fid, 0) + after.get(fid, 0)
 
 
 def related_policies(seeds: Iterable[str], policies: Sequence[Policy]) -> set[str]:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 def is_newer(*, incoming: int, stored: int | None) -> bool:
     """Apply a snapshot only if its version is newer than the stored one."""
@@ -13,3 +18,21 @@ def policy_applies(*, incoming: int, stored: int | None, revoke: bool) -> bool:
     if stored is None:
         return not revoke
     return incoming >= stored if revoke else incoming > stored
+
+
+def rounds(items: Sequence[T], *, key: Callable[[T], Hashable]) -> list[list[T]]:
+    """Round n holds the n-th item of each key (in first-seen key order).
+
+    Each key's items keep their order and no round holds a key twice, so the rounds
+    can be applied one after the other, each as a set.
+    """
+    out: list[list[T]] = []
+    seen: dict[Hashable, int] = {}
+    for item in items:
+        k = key(item)
+        n = seen.get(k, 0)
+        seen[k] = n + 1
+        if n == len(out):
+            out.append([])
+        out[n].append(item)
+    return out

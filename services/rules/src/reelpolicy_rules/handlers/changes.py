@@ -86,15 +86,21 @@ class EventEncoder:
         return EncodedEvent(event_id, key, EventType.eligibility_changed.value, value)
 
 
-async def write_changes(work: RulesUnitOfWork, rows: Sequence[ChangeRow], *, cause: str) -> int:
-    """Store ``rows`` and queue their events; returns how many changes were written."""
+async def write_changes(
+    work: RulesUnitOfWork, rows: Sequence[ChangeRow], *, cause: str | Sequence[str]
+) -> int:
+    """Store ``rows`` and queue their events; returns how many changes were written.
+
+    ``cause`` is the event id every change cites, or one per row.
+    """
     if not rows:
         return 0
     started = time.perf_counter()
     encoder = EventEncoder()
     event_ids = [uuid7() for _ in rows]
+    causes = [cause] * len(rows) if isinstance(cause, str) else list(cause)
     upserts, deletes, history = [], [], []
-    for row, event_id in zip(rows, event_ids, strict=True):
+    for row, event_id, row_cause in zip(rows, event_ids, causes, strict=True):
         key = (row["subject_id"], row["policy_id"])
         if row["status"] == "ineligible":
             deletes.append(key)
@@ -107,12 +113,12 @@ async def write_changes(work: RulesUnitOfWork, rows: Sequence[ChangeRow], *, cau
         history.append(
             (row["subject_id"], row["policy_id"], row["enterprise_id"], row["policy_version"],
              row["previous_status"], row["status"], row["previous_amount_cny"], row["amount_cny"],
-             cause, event_id)
+             row_cause, event_id)
         )  # fmt: skip
     # encoded lazily while the outbox COPY streams, so PostgreSQL ingests as Python encodes
     events = (
-        encoder.encode(row, cause=cause, event_id=event_id)
-        for row, event_id in zip(rows, event_ids, strict=True)
+        encoder.encode(row, cause=row_cause, event_id=event_id)
+        for row, event_id, row_cause in zip(rows, event_ids, causes, strict=True)
     )
     t_rows = time.perf_counter()
     await work.results.replace(deletes, upserts)

@@ -1,15 +1,17 @@
-"""The per-subject path: re-evaluate one enterprise (and its productions) or one production.
+"""The per-subject path: re-evaluate enterprises (with their productions) or productions.
 
 Every active policy of the subject's type is evaluated with the per-subject evaluator
-(full explanation traces), then stacking caps and fund draws are applied across the
-subject's results, and the outcome is diffed against the stored results.
+(full explanation traces), then stacking caps and fund draws are applied across each
+subject's results, and the outcome is diffed against the stored results. A set of
+targets costs a fixed number of queries, however many it holds.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -20,9 +22,15 @@ from reelpolicy_common.subjects import EnterpriseAttributes, ProductionAttribute
 from reelpolicy_policy import Policy, Result, Subject, evaluate
 from reelpolicy_rules.adapters.cache import PolicyBook
 from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
-from reelpolicy_rules.domain.constraints import apply_subject_constraints, fund_budgets, fund_of
-from reelpolicy_rules.domain.outcomes import diff_outcomes, outcome_of
-from reelpolicy_rules.handlers.changes import change_row, write_changes
+from reelpolicy_rules.domain.constraints import (
+    FundLedger,
+    apply_subject_constraints,
+    fund_budgets,
+    fund_holdings,
+    fund_of,
+)
+from reelpolicy_rules.domain.outcomes import Key, Outcome, diff_outcomes, outcome_of
+from reelpolicy_rules.handlers.changes import ChangeRow, change_row, write_changes
 
 _tracer = trace.get_tracer("reelpolicy.rules")
 
@@ -59,65 +67,124 @@ def evaluate_subjects(
     return results
 
 
-async def _fund_remaining(
-    work: RulesUnitOfWork, results: Sequence[Result], policies: Sequence[Policy],
-    subject_ids: Sequence[str],
-) -> dict[str, int]:  # fmt: skip
-    by_id = {p.id: p for p in policies}
-    drawing: dict[str, set[str]] = defaultdict(set)
-    for p in policies:
-        if (f := fund_of(p)) is not None:
-            drawing[f[0]].add(p.id)
-    wanted = {
-        f[0]
-        for r in results
-        if r.status == "eligible" and r.amount_cny and (f := fund_of(by_id[r.policy_id]))
-    }
-    budgets = fund_budgets(policies)
-    remaining: dict[str, int] = {}
-    for fid in sorted(wanted):
-        await work.projection.lock_fund(fid)
-        held = await work.results.fund_committed(sorted(drawing[fid]), excluding=subject_ids)
-        remaining[fid] = max(0, budgets[fid] - held)
-    return remaining
+@dataclass(frozen=True)
+class Target:
+    """What one registry change re-evaluates: an enterprise and its productions, or one
+    production (``production_id``); ``cause`` is the event id its changes cite."""
+
+    enterprise_id: str
+    production_id: str | None
+    cause: str
 
 
-async def reevaluate_enterprise(
-    work: RulesUnitOfWork,
-    book: PolicyBook,
-    *,
-    enterprise_id: str,
-    production_id: str | None,
+@dataclass
+class _Plan:
+    target: Target
+    subjects: list[Subject]
+    results: list[Result]
+    touched: list[str]  # every subject id whose stored results this target replaces
+
+
+def _plan(
+    target: Target, *, enterprise: Any, productions: Sequence[Any], policies: Sequence[Policy],
     today: date,
-    cause: str,
-) -> int:
-    """Re-evaluate an enterprise and its productions (or just ``production_id``)."""
-    enterprise = await work.projection.enterprise(enterprise_id)
-    productions = await work.projection.productions_of(enterprise_id, only=production_id)
+) -> _Plan:  # fmt: skip
+    """Evaluate a target's subjects; ``productions`` are its enterprise's rows we read."""
+    eid, pid = target.enterprise_id, target.production_id
+    rows = [r for r in productions if pid is None or r["production_id"] == pid]
     subjects = build_subjects(
-        enterprise_id=enterprise_id, enterprise=enterprise, productions=productions,
-        include_enterprise=production_id is None,
-    )  # fmt: skip
+        enterprise_id=eid, enterprise=enterprise, productions=rows, include_enterprise=pid is None
+    )
+    touched = [pid or eid] + [r["production_id"] for r in rows if r["production_id"] != pid]
+    return _Plan(target, subjects, evaluate_subjects(subjects, policies, today=today), touched)
+
+
+async def reevaluate_targets(
+    work: RulesUnitOfWork, book: PolicyBook, *, targets: Sequence[Target], today: date
+) -> int:
+    """Re-evaluate ``targets`` (one per enterprise) as if one after the other.
+
+    Every target is evaluated with every active policy; stacking caps apply per subject
+    and fund draws in target order (a :class:`FundLedger`), so the outcome is the one
+    separate steps would reach, with a fixed number of queries for the whole set.
+    Returns how many results changed.
+    """
     policies = book.active()
-    results = evaluate_subjects(subjects, policies, today=today)
-    ids = [s.subject_id for s in subjects]
-    all_ids = ([production_id] if production_id else [enterprise_id]) + [
-        r["production_id"] for r in productions
-    ]
-    remaining = await _fund_remaining(work, results, policies, ids)
-    constrained = []
+    enterprises = await work.projection.enterprises(sorted({t.enterprise_id for t in targets}))
+    productions: dict[str, list[Any]] = defaultdict(list)
+    for row in await work.projection.productions_for(
+        enterprise_ids=[t.enterprise_id for t in targets if t.production_id is None],
+        production_ids=[t.production_id for t in targets if t.production_id is not None],
+    ):
+        productions[row["enterprise_id"]].append(row)
+    plans = [
+        _plan(t, enterprise=enterprises.get(t.enterprise_id),
+              productions=productions[t.enterprise_id], policies=policies, today=today)
+        for t in targets
+    ]  # fmt: skip
+    stored = await work.results.for_subjects(sorted({s for p in plans for s in p.touched}))
+    previous: dict[str, dict[Key, Outcome]] = defaultdict(dict)
+    for key, outcome in stored.items():
+        previous[key[0]][key] = outcome
+    ledger = await _fund_ledger(work, plans, policies)
+    fund_by_policy = {p.id: f[0] for p in policies if (f := fund_of(p)) is not None}
+    rows: list[ChangeRow] = []
+    causes: list[str] = []
+    for plan in plans:
+        live = {s.subject_id for s in plan.subjects}
+        mine = {k: o for sid in dict.fromkeys(plan.touched) for k, o in previous[sid].items()}
+        constrained = _constrain(plan, ledger, mine, live, fund_by_policy, policies, book)
+        for change in diff_outcomes(previous=mine, current=constrained):
+            rows.append(change_row(change))
+            causes.append(plan.target.cause)
+    return await write_changes(work, rows, cause=causes)
+
+
+def _holdings(outcomes: Iterable[Outcome], fund_by_policy: dict[str, str]) -> dict[str, int]:
+    return fund_holdings(
+        ((o.policy_id, o.status, o.amount_cny) for o in outcomes), fund_by_policy=fund_by_policy
+    )
+
+
+def _constrain(
+    plan: _Plan, ledger: FundLedger | None, mine: dict[Key, Outcome], live: set[str],
+    fund_by_policy: dict[str, str], policies: Sequence[Policy], book: PolicyBook,
+) -> list[Outcome]:  # fmt: skip
+    own = _holdings((o for k, o in mine.items() if k[0] in live), fund_by_policy)
+    remaining = ledger.remaining_for(own) if ledger else {}
     by_subject: dict[str, list[Result]] = defaultdict(list)
-    for r in results:
+    for r in plan.results:
         by_subject[r.subject_id].append(r)
-    for sid in ids:
+    eid = plan.target.enterprise_id
+    out = [
+        outcome_of(r, enterprise_id=eid, policy_version=book.versions[r.policy_id])
+        for s in plan.subjects
         for r in apply_subject_constraints(
-            by_subject[sid], policies=policies, fund_remaining=remaining
-        ):
-            constrained.append(
-                outcome_of(
-                    r, enterprise_id=enterprise_id, policy_version=book.versions[r.policy_id]
-                )
-            )
-    previous = await work.results.for_subjects(sorted(set(all_ids)))
-    changes = diff_outcomes(previous=previous, current=constrained)
-    return await write_changes(work, [change_row(c) for c in changes], cause=cause)
+            by_subject[s.subject_id], policies=policies, fund_remaining=remaining
+        )
+    ]
+    if ledger:
+        ledger.replace(before=_holdings(mine.values(), fund_by_policy),
+                       after=_holdings(out, fund_by_policy))  # fmt: skip
+    return out
+
+
+async def _fund_ledger(
+    work: RulesUnitOfWork, plans: Sequence[_Plan], policies: Sequence[Policy]
+) -> FundLedger | None:
+    """Lock the funds the plans' eligible results would draw on and read what they hold."""
+    by_id = {p.id: p for p in policies}
+    wanted = sorted({
+        f[0] for plan in plans for r in plan.results
+        if r.status == "eligible" and r.amount_cny and (f := fund_of(by_id[r.policy_id]))
+    })  # fmt: skip
+    if not wanted:
+        return None
+    await work.projection.lock_funds(wanted)
+    drawing = {p.id: f[0] for p in policies if (f := fund_of(p)) is not None and f[0] in wanted}
+    committed = await work.results.committed(sorted(drawing))
+    held: dict[str, int] = {}
+    for policy_id, amount in committed.items():
+        held[drawing[policy_id]] = held.get(drawing[policy_id], 0) + amount
+    budgets = {fid: b for fid, b in fund_budgets(policies).items() if fid in wanted}
+    return FundLedger(budgets=budgets, held=held)

@@ -1,21 +1,29 @@
-"""Registry events: update the subject projection, re-evaluate that subject per subject.
+"""Registry events: update the subject projection, re-evaluate those subjects per subject.
 
-The transaction takes the shared projection lock (bulk runs take it exclusively) and
-a per-enterprise lock, records the event as processed, applies the snapshot only if
-its version is newer, and writes the changed results and their events.
+A batch is applied in one transaction, in *rounds*: round n holds the n-th event of
+each enterprise, so an enterprise's events keep their order and a round never holds
+two events of one enterprise. Per round, with a fixed number of queries: take the
+shared projection lock (bulk runs take it exclusively) and the enterprises' locks
+(sorted), record the events as processed (redelivered ones drop out), apply the
+snapshots whose version is newer, re-evaluate their subjects, write the changed
+results and their events. Each change cites the event that caused it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from reelpolicy_common.auth import apply_api_key_changed
+from reelpolicy_common.consumer import record_processed_many
 from reelpolicy_common.events import EnterpriseChanged, Envelope, EventType, ProductionChanged
 from reelpolicy_rules.adapters.cache import PolicyBook
 from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
-from reelpolicy_rules.domain.snapshots import is_newer
-from reelpolicy_rules.handlers.per_subject import reevaluate_enterprise
+from reelpolicy_rules.adapters.projection import PostgresProjection
+from reelpolicy_rules.domain.snapshots import is_newer, rounds
+from reelpolicy_rules.handlers.per_subject import Target, reevaluate_targets
 
 UowFactory = Callable[[], RulesUnitOfWork]
 ENTERPRISE_TYPES = (EventType.enterprise_upserted, EventType.enterprise_deleted)
@@ -23,92 +31,128 @@ PRODUCTION_TYPES = (EventType.production_upserted, EventType.production_deleted)
 HANDLED_TYPES = (EventType.api_key_changed, *ENTERPRISE_TYPES, *PRODUCTION_TYPES)
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """A registry event's snapshot: an enterprise (``production_id`` None) or a production."""
+
+    envelope: Envelope
+    enterprise_id: str
+    production_id: str | None
+    version: int
+    deleted: bool
+    attributes: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return "enterprise" if self.production_id is None else "production"
+
+    @property
+    def subject_id(self) -> str:
+        return self.production_id or self.enterprise_id
+
+
+def snapshot_of(envelope: Envelope) -> Snapshot:
+    """Validate a registry event's payload (raises on a malformed one)."""
+    if envelope.type in ENTERPRISE_TYPES:
+        ent = EnterpriseChanged.model_validate(envelope.payload)
+        return Snapshot(
+            envelope, ent.enterprise_id, None, ent.version,
+            ent.deleted or envelope.type is EventType.enterprise_deleted,
+            ent.attributes.model_dump(mode="json"),
+        )  # fmt: skip
+    prod = ProductionChanged.model_validate(envelope.payload)
+    return Snapshot(
+        envelope, prod.enterprise_id, prod.production_id, prod.version,
+        prod.deleted or envelope.type is EventType.production_deleted,
+        prod.attributes.model_dump(mode="json"),
+    )  # fmt: skip
+
+
 async def handle_registry_event(
     *, uow: UowFactory, book: PolicyBook, envelope: Envelope, consumer: str, today: date
 ) -> int:
     """Apply one registry event in its own transaction; returns how many results changed."""
-    if envelope.type not in HANDLED_TYPES:
-        return 0
-    async with uow() as work:
-        changed = await apply_registry_event(
-            work, book=book, envelope=envelope, consumer=consumer, today=today
-        )
-        if changed is not None:
-            await work.commit()
-        return changed or 0
+    return await handle_registry_batch(
+        uow=uow, book=book, envelopes=[envelope], consumer=consumer, today=today
+    )
 
 
 async def handle_registry_batch(
     *, uow: UowFactory, book: PolicyBook, envelopes: Sequence[Envelope], consumer: str,
     today: date,
 ) -> int:  # fmt: skip
-    """Apply several registry events (in the given order) in one transaction.
+    """Apply registry events (each enterprise's in the given order) in one transaction.
 
-    Each event is recorded as processed on its own (redelivered ones are skipped), takes
-    its enterprise's lock and sees the effects of the events before it, exactly as if
-    applied one after the other; they commit (and their events are queued) together.
-    Raises (rolling everything back) if any event fails.
+    Redelivered events are skipped; the events commit (and their events are queued)
+    together. Raises (rolling everything back) if any event fails.
     """
-    total = 0
     async with uow() as work:
-        for envelope in envelopes:
-            if envelope.type in HANDLED_TYPES:
-                total += (
-                    await apply_registry_event(
-                        work, book=book, envelope=envelope, consumer=consumer, today=today
-                    )
-                    or 0
-                )
+        total = await apply_registry_events(
+            work, book=book, envelopes=envelopes, consumer=consumer, today=today
+        )
         await work.commit()
     return total
 
 
-async def apply_registry_event(
-    work: RulesUnitOfWork, *, book: PolicyBook, envelope: Envelope, consumer: str, today: date
-) -> int | None:
-    """Apply one registry event inside ``work`` (no commit).
+async def apply_registry_events(
+    work: RulesUnitOfWork, *, book: PolicyBook, envelopes: Sequence[Envelope], consumer: str,
+    today: date,
+) -> int:  # fmt: skip
+    """Apply the events inside ``work`` (no commit); returns how many results changed."""
+    keys = [e for e in envelopes if e.type is EventType.api_key_changed]
+    if keys:
+        fresh = await record_processed_many(
+            work.conn, consumer=consumer, event_ids=[e.event_id for e in keys]
+        )
+        for e in keys:
+            if e.event_id in fresh:
+                await apply_api_key_changed(work.conn, e.payload)
+    snapshots = [snapshot_of(e) for e in envelopes if e.type in ENTERPRISE_TYPES + PRODUCTION_TYPES]
+    total = 0
+    for batch in rounds(snapshots, key=lambda s: s.enterprise_id):
+        total += await _apply_round(work, book=book, snapshots=batch, consumer=consumer,
+                                    today=today)  # fmt: skip
+    return total
 
-    Returns how many results changed, or None when the event was already processed
-    (nothing was written for it).
-    """
-    kind = envelope.type
-    if kind is EventType.api_key_changed:
-        if not await work.first_time(consumer=consumer, event_id=envelope.event_id):
-            return None
-        await apply_api_key_changed(work.conn, envelope.payload)
+
+async def _apply_round(
+    work: RulesUnitOfWork, *, book: PolicyBook, snapshots: Sequence[Snapshot], consumer: str,
+    today: date,
+) -> int:  # fmt: skip
+    """Snapshots of distinct enterprises: lock, deduplicate, store the newer, re-evaluate."""
+    await work.projection.lock_enterprises(sorted(s.enterprise_id for s in snapshots))
+    fresh = await record_processed_many(
+        work.conn, consumer=consumer, event_ids=[s.envelope.event_id for s in snapshots]
+    )
+    todo = [s for s in snapshots if s.envelope.event_id in fresh]
+    if not todo:
         return 0
-    if kind not in ENTERPRISE_TYPES + PRODUCTION_TYPES:
+    newer = await store_newer(work.projection, todo)
+    if not newer:
         return 0
-    production_id = None
-    if kind in ENTERPRISE_TYPES:
-        ent = EnterpriseChanged.model_validate(envelope.payload)
-        enterprise_id = ent.enterprise_id
-        await work.projection.lock_enterprise(enterprise_id)
-        if not await work.first_time(consumer=consumer, event_id=envelope.event_id):
-            return None
-        stored = await work.projection.enterprise_version(enterprise_id)
-        if not is_newer(incoming=ent.version, stored=stored):
-            return 0
-        await work.projection.store_enterprise(
-            enterprise_id, ent.version, deleted=ent.deleted or kind is EventType.enterprise_deleted,
-            attributes=ent.attributes.model_dump(mode="json"),
-        )  # fmt: skip
-    else:
-        prod = ProductionChanged.model_validate(envelope.payload)
-        enterprise_id, production_id = prod.enterprise_id, prod.production_id
-        await work.projection.lock_enterprise(enterprise_id)
-        if not await work.first_time(consumer=consumer, event_id=envelope.event_id):
-            return None
-        stored = await work.projection.production_version(production_id)
-        if not is_newer(incoming=prod.version, stored=stored):
-            return 0
-        await work.projection.store_production(
-            production_id, enterprise_id, prod.version,
-            deleted=prod.deleted or kind is EventType.production_deleted,
-            attributes=prod.attributes.model_dump(mode="json"),
-        )  # fmt: skip
     await book.refresh(work.conn)
-    return await reevaluate_enterprise(
-        work, book, enterprise_id=enterprise_id, production_id=production_id, today=today,
-        cause=str(envelope.event_id),
+    targets = [Target(s.enterprise_id, s.production_id, str(s.envelope.event_id)) for s in newer]
+    return await reevaluate_targets(work, book, targets=targets, today=today)
+
+
+async def store_newer(
+    projection: PostgresProjection, snapshots: Sequence[Snapshot]
+) -> list[Snapshot]:
+    """Store the snapshots newer than the projection's (distinct subjects); returns them."""
+    stored = await projection.versions(
+        enterprise_ids=[s.enterprise_id for s in snapshots if s.production_id is None],
+        production_ids=[s.production_id for s in snapshots if s.production_id is not None],
+    )
+    newer = [
+        s for s in snapshots
+        if is_newer(incoming=s.version, stored=stored.get((s.kind, s.subject_id)))
+    ]  # fmt: skip
+    await projection.store_enterprises(
+        [(s.enterprise_id, s.version, s.deleted, s.attributes) for s in newer
+         if s.production_id is None]
     )  # fmt: skip
+    await projection.store_productions(
+        [(s.production_id, s.enterprise_id, s.version, s.deleted, s.attributes) for s in newer
+         if s.production_id is not None]
+    )  # fmt: skip
+    return newer
