@@ -72,6 +72,7 @@ class OutboxRelay:
         self._stopping = asyncio.Event()
         self._listener = NotifyListener(pool, NOTIFY_CHANNEL, self._wake)
         self._last_housekeeping = 0.0
+        self._unreported = 0  # published since the metrics were last told
 
     def wake(self, *_: Any) -> None:
         self._wake.set()
@@ -91,9 +92,10 @@ class OutboxRelay:
                     await self._publisher.refresh()
                     self._broker_suspect = False
                 self._wake.clear()
-                published = await self.drain()
+                _, more = await self._drain_once()
                 backoff = 0.1
-                if published == 0:
+                if not more:
+                    # returns at once if a commit notified meanwhile
                     await self._sleep(self._idle_timeout, wake_early=True)
             except asyncio.CancelledError:
                 raise
@@ -106,78 +108,78 @@ class OutboxRelay:
         await self._listener.drop()
 
     async def drain(self) -> int:
-        """Publish every pending row this relay can lock; return how many it published.
+        """Publish every pending row this relay can lock; return how many it published."""
+        total = 0
+        while not self._stopping.is_set():
+            published, more = await self._drain_once()
+            total += published
+            if not more:
+                break
+        return total
+
+    async def _drain_once(self) -> tuple[int, bool]:
+        """One pass over the lanes; returns (rows published, whether a lane had more).
 
         Each lane is read from just after the last row this relay published in it
         (``_after``): rows marked sent stay in the pending index until vacuum, and
         reading a lane from its start would step over all of them again for every
-        batch. A row that commits late with a smaller ``seq`` is not lost: when no
-        lane has rows past its cursor, the cursors are reset and the lanes read
-        once more from the start before the drain ends.
+        batch. A row that commits late with a smaller ``seq`` is not lost: its commit
+        notifies, and when a pass finds nothing past the cursors they are reset and
+        the lanes read once more from the start.
         """
-        total = 0
-        rescanned = False
-        while not self._stopping.is_set():
-            async with self._pool.acquire() as conn:
-                # One index probe per lane, from its cursor.
-                lanes = await conn.fetch(
-                    "SELECT l.n AS lane FROM generate_series(0, $1 - 1) AS l(n) WHERE EXISTS"
-                    " (SELECT 1 FROM outbox o WHERE o.lane = l.n AND o.sent_at IS NULL"
-                    " AND o.seq > ($2::bigint[])[l.n + 1])",
-                    DEFAULT_LANES,
-                    [self._after.get(lane, 0) for lane in range(DEFAULT_LANES)],
-                )
-            progressed = sum(await self._publish_lanes([row["lane"] for row in lanes]))
-            total += progressed
-            if progressed:
-                rescanned = False
-                continue
-            if rescanned or not self._after:
-                break
+        published, more = await self._publish_lanes(list(range(DEFAULT_LANES)))
+        if published == 0 and self._after:
             self._after.clear()  # once more from the start: late commits, other relays
-            rescanned = True
-        await self._housekeeping(total)
-        return total
+            published, more = await self._publish_lanes(list(range(DEFAULT_LANES)))
+        self._unreported += published
+        await self._housekeeping()
+        return published, more
 
-    async def _publish_lanes(self, lanes: list[int]) -> list[int]:
-        """Publish one batch of each lane, up to ``concurrency`` lanes at a time.
+    async def _publish_lanes(self, lanes: list[int]) -> tuple[int, bool]:
+        """Publish a batch of each lane: ``concurrency`` groups of lanes, one
+        transaction (and one publish) per group.
 
         Lanes are independent (order is only promised within a key, so within a
-        lane); publishing several at once overlaps one lane's database work with
+        lane); publishing groups at once overlaps one group's database work with
         another's wait for broker acknowledgements. A failure cancels the others:
         their transactions roll back and their rows are published again later.
         """
-        limit = asyncio.Semaphore(self._concurrency)
-
-        async def one(lane: int) -> int:
-            async with limit:
-                return await self._publish_lane(lane)
-
+        groups = [lanes[i :: self._concurrency] for i in range(min(self._concurrency, len(lanes)))]
+        if len(groups) == 1:
+            return await self._publish_group(groups[0])
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(one(lane)) for lane in lanes]
+                tasks = [group.create_task(self._publish_group(g)) for g in groups]
         except ExceptionGroup as failed:  # report the cause, not the group
             raise failed.exceptions[0] from failed
-        return [task.result() for task in tasks]
+        results = [task.result() for task in tasks]
+        return sum(n for n, _ in results), any(more for _, more in results)
 
-    async def _publish_lane(self, lane: int) -> int:
-        """Publish one batch of ``lane`` (if no other relay holds it), in order."""
+    async def _publish_group(self, lanes: list[int]) -> tuple[int, bool]:
+        """Publish up to a batch of each of ``lanes`` that no other relay holds, in order."""
         async with self._pool.acquire() as conn, conn.transaction():
+            # the lane locks first, so rows of a lane another relay holds are never
+            # row-locked here (it would skip them and publish past them)
             locked = await conn.fetchval(
-                "SELECT pg_try_advisory_xact_lock($1, $2)", _LANE_LOCK_CLASS, lane
+                "SELECT coalesce(array_agg(l), '{}') FROM unnest($2::int[]) AS l"
+                " WHERE pg_try_advisory_xact_lock($1, l)",
+                _LANE_LOCK_CLASS,
+                lanes,
             )
             if not locked:
-                return 0
+                return 0, False
             rows = await conn.fetch(
-                "SELECT seq, topic, key, value, headers FROM outbox"
-                " WHERE lane = $1 AND sent_at IS NULL AND seq > $3 ORDER BY seq LIMIT $2"
-                " FOR UPDATE SKIP LOCKED",
-                lane,
+                "SELECT o.seq, o.lane, o.topic, o.key, o.value, o.headers"
+                " FROM unnest($1::int[], $2::bigint[]) AS l(lane, after)"
+                " CROSS JOIN LATERAL (SELECT * FROM outbox o WHERE o.lane = l.lane"
+                "   AND o.sent_at IS NULL AND o.seq > l.after ORDER BY o.seq LIMIT $3"
+                "   FOR UPDATE SKIP LOCKED) o ORDER BY o.seq",
+                locked,
+                [self._after.get(lane, 0) for lane in locked],
                 self._batch_size,
-                self._after.get(lane, 0),
             )
             if not rows:
-                return 0
+                return 0, False
             records = [
                 OutboxRecord(r["seq"], r["topic"], r["key"], r["value"], r["headers"] or {})
                 for r in rows
@@ -187,14 +189,19 @@ class OutboxRelay:
                 "UPDATE outbox SET sent_at = now() WHERE seq = ANY($1::bigint[])",
                 [r.seq for r in records],
             )
-        self._after[lane] = records[-1].seq  # only once committed
-        return len(records)
+        counts: dict[int, int] = {}
+        for r in rows:  # only once committed
+            self._after[r["lane"]] = r["seq"]
+            counts[r["lane"]] = counts.get(r["lane"], 0) + 1
+        return len(rows), max(counts.values()) >= self._batch_size
 
-    async def _housekeeping(self, published: int) -> None:
+    async def _housekeeping(self) -> None:
+        """At most every 5 s: delete rows sent long ago, report what was published."""
         now = time.monotonic()
-        if published == 0 and now - self._last_housekeeping < 5.0:
+        if now - self._last_housekeeping < 5.0:
             return
         self._last_housekeeping = now
+        published, self._unreported = self._unreported, 0
         async with self._pool.acquire() as conn:
             await conn.execute(
                 "DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => $1)",
