@@ -43,6 +43,10 @@ class ServiceRuntime:
             enable_idempotence=settings.kafka_enable_idempotence,
             graceful_timeout=settings.shutdown_grace_seconds,
             client_id=f"reelpolicy-{settings.service_name}",
+            # FastStream's own default logs every message, in colour, on stdout; this
+            # one goes through the service's JSON handler (and level) instead
+            logger=logging.getLogger("faststream.access.kafka"),
+            apply_types=False,  # handlers take the message as it is (see consumer.runner)
             middlewares=[KafkaPrometheusMiddleware(registry=REGISTRY)],
         )
         self._pool: asyncpg.Pool | None = None

@@ -21,7 +21,7 @@ from typing import Any
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.message import KafkaMessage
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from pydantic import ValidationError
@@ -160,13 +160,15 @@ def broker_dead_letter(broker: KafkaBroker, *, consumer: str) -> DeadLetterPubli
     return publish
 
 
-async def _undecoded(message: Any) -> list[ConsumerRecord[Any, Any]]:
-    """A batch's records as they came: the handlers decode envelopes themselves.
+async def _undecoded(message: KafkaMessage) -> KafkaMessage:
+    """The batch message itself as the handler's body: the handlers decode envelopes.
 
     FastStream's default batch decoder parses every record into a message object and
-    JSON-decodes its value, all of which :func:`decode_envelope` would do again.
+    JSON-decodes its value, all of which :func:`decode_envelope` would do again. And
+    with the message as the body, the handler needs no dependency injection for it
+    (FastStream resolves a ``Context`` parameter in a worker thread, per batch).
     """
-    return list(message.raw_message)
+    return message
 
 
 def subscribe_reliably(
@@ -205,7 +207,8 @@ def subscribe_reliably(
     )
 
     @subscriber
-    async def consume(body: list[Any], message: KafkaMessage) -> None:
+    async def consume(body: Any) -> None:
+        message: KafkaMessage = body
         records: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message
         step = batch_size if batch_handler is not None else max(len(records), 1)
         for i in range(0, len(records), step):
