@@ -25,8 +25,10 @@ def test_uuid7_carries_the_unix_milliseconds_and_sorts_by_time() -> None:
     assert first < second
 
 
-def test_uuid7_values_are_unique() -> None:
-    assert len({uuid7() for _ in range(10_000)}) == 10_000
+def test_uuid7_values_are_unique_and_in_order_within_a_millisecond() -> None:
+    ids = [uuid7() for _ in range(10_000)]
+    assert len(set(ids)) == 10_000
+    assert ids == sorted(ids)
 
 
 def test_envelopes_get_time_ordered_event_ids() -> None:
