@@ -37,11 +37,12 @@ class ServiceSettings(BaseSettings):
     )
     kafka_max_poll_records: int = Field(default=500, ge=1)
     consumer_fetch_max_wait_ms: int = Field(
-        default=10,
+        default=30,
         ge=0,
-        description="How long a fetch may wait for records. The embedded broker holds a"
-        " fetch for this long even when records arrive sooner, so it bounds latency there;"
-        " Apache Kafka answers as soon as records arrive, so it only paces idle polling.",
+        description="How long a fetch may wait for records; it paces polling. On the embedded"
+        " broker (2 cores, 2026-12-02) 30 ms beat 10 ms: notify at 1,000 events/s p99 101 ms"
+        " against 240-320 ms (fewer, larger batches per fetch), rules at 200/s unchanged"
+        " (p99 80 ms against 77 ms). Apache Kafka answers as soon as records arrive.",
     )
     http_host: str = "127.0.0.1"
     http_port: int = Field(ge=1, le=65535)
