@@ -1,0 +1,195 @@
+"""The registry's HTTP path for ``bench/registry_latency.py`` (its default mode).
+
+Registry and rules run as their own processes; updates go in through
+``PATCH /v1/productions/{id}`` and latency runs from the HTTP response to the
+``zz-yellow-river`` eligibility event of that production on the topic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from policy_change import SECRET, eligibility_consumer, prepare, running, servers
+from policy_change import start_service as start_rules
+from policy_change import wait_healthy as wait_rules
+from reelpolicy_common import topics
+from reelpolicy_devstack.servers import database_uri, ensure_database, free_port
+from reelpolicy_devstack.services import ServiceGroup, run
+from reelpolicy_registry.generate import _Regions, credit_code, enterprise_row, generate_rows
+from registry_import import operator_key
+from registry_latency import publish_catalog
+
+POLICY = "zz-yellow-river"
+
+
+def import_lines(a: argparse.Namespace) -> tuple[bytes, int]:
+    """JSON Lines: generated rows, then the Zhengzhou targets (``T<n>`` external ids)."""
+    rows: list[dict[str, Any]] = list(
+        generate_rows(enterprises=max(1, a.productions // 10), productions=a.productions, seed=3)
+    )
+    rng, regions = random.Random(11), _Regions()
+    owners = []
+    for n in range(40):
+        ent = {**enterprise_row(rng, regions, 10**6 + n), "region_code": "410102"}
+        ent["credit_code"] = credit_code(rng, "410102")
+        owners.append(ent)
+    targets = [
+        {"type": "production", "enterprise_credit_code": owners[i % 40]["credit_code"],
+         "external_id": f"T{i}", "title": f"黄河{i}", "region_code": "410102",
+         "themes": ["local_ip"], "platforms": ["douyin"], "content_status": "approved"}
+        for i in range(a.rate * 2)
+    ]  # fmt: skip
+    rows += owners + targets
+    body = "\n".join(json.dumps(r, ensure_ascii=False) for r in rows).encode()
+    return body, sum(1 for r in rows if r["type"] == "production")
+
+
+async def wait_for_projection(dsn: str, productions: int, timeout: float = 300) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        deadline = time.monotonic() + timeout
+        while await conn.fetchval("SELECT count(*) FROM productions") < productions:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the rules projection did not receive every production")
+            await asyncio.sleep(0.5)
+    finally:
+        await conn.close()
+
+
+async def topic_end_consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=5)
+    await consumer.start()
+    tps = [TopicPartition(topic, i) for i in range(topics.partitions(topic))]
+    consumer.assign(tps)
+    await consumer.seek_to_end(*tps)
+    return consumer
+
+
+async def measure(
+    client: httpx.AsyncClient, bootstrap: str, targets: list[str], rate: int, seconds: int
+) -> list[float]:
+    consumer = await eligibility_consumer(bootstrap, fetch_max_wait_ms=5)
+    snapshots = await topic_end_consumer(bootstrap, topics.REGISTRY)
+    hop: list[float] = []  # HTTP response -> the registry's snapshot on the topic
+    answered: dict[str, float] = {}
+    early: dict[str, float] = {}  # events read before this script saw the HTTP response
+    latencies: list[float] = []
+    http: list[float] = []
+    total = rate * seconds
+
+    async def receive() -> None:
+        while len(latencies) < total:
+            for records in (await consumer.getmany(timeout_ms=50)).values():
+                now = time.perf_counter()
+                for r in records:
+                    payload = json.loads(r.value)["payload"]
+                    if payload["policy_id"] != POLICY:
+                        continue
+                    if (sent := answered.pop(payload["subject_id"], None)) is not None:
+                        latencies.append(now - sent)
+                    else:
+                        early[payload["subject_id"]] = now
+
+    async def watch_registry() -> None:
+        while True:
+            for records in (await snapshots.getmany(timeout_ms=50)).values():
+                now = time.perf_counter()
+                for r in records:
+                    pid = json.loads(r.value)["payload"].get("production_id")
+                    if pid in answered:
+                        hop.append(now - answered[pid])
+
+    receiver = asyncio.create_task(receive())
+    watcher = asyncio.create_task(watch_registry())
+    t0 = time.perf_counter() + 0.5
+    schedule = iter(range(total))
+
+    async def sender() -> None:
+        for i in schedule:
+            due = t0 + i / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            pid = targets[i % len(targets)]
+            themes = ["yellow_river_culture"] if (i // len(targets)) % 2 == 0 else ["local_ip"]
+            response = await client.patch(f"/v1/productions/{pid}", json={"themes": themes})
+            response.raise_for_status()
+            now = time.perf_counter()
+            if early.pop(pid, None) is not None:
+                latencies.append(0.0)  # the event beat this script to the response
+            else:
+                answered[pid] = now
+            http.append(now - due)  # from when it was due: a late sender shows here
+
+    await asyncio.gather(*(sender() for _ in range(16)))
+    try:
+        await asyncio.wait_for(receiver, timeout=30)
+    except TimeoutError:
+        print(f"warning: {len(answered)} update(s) without an eligibility event")
+    watcher.cancel()
+    await consumer.stop()
+    await snapshots.stop()
+    hop.sort()
+    if hop:
+        print(f"HTTP response -> registry snapshot on the topic: p50 {hop[len(hop) // 2] * 1000:.1f}"
+              f" ms, p99 {hop[int(len(hop) * 0.99) - 1] * 1000:.1f} ms ({len(hop):,} seen)")  # fmt: skip
+    http.sort()
+    print(f"PATCH (due -> response): p50 {http[len(http) // 2] * 1000:.1f} ms,"
+          f" p99 {http[int(len(http) * 0.99) - 1] * 1000:.1f} ms")  # fmt: skip
+    return latencies
+
+
+async def through_registry(a: argparse.Namespace) -> list[float]:
+    with servers() as (pg, broker):
+        rules_dsn = await prepare(pg, broker)
+        await ensure_database(pg.uri(), "registry")
+        registry_dsn = database_uri(pg.uri(), "registry")
+        env = {"DATABASE_URL": registry_dsn, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+               "REELPOLICY_SECRET_KEY": SECRET, "LOG_LEVEL": "WARNING"}  # fmt: skip
+        run("registry", "migrate", env=env)
+        key = await operator_key(registry_dsn)
+        proc, rules_port = start_rules(rules_dsn, broker.bootstrap_servers)
+        group = ServiceGroup()
+        registry = group.start(
+            "registry", port=free_port(), env=env,
+            log_dir=Path(tempfile.mkdtemp(prefix="registry-bench-")),
+        )  # fmt: skip
+        try:
+            async with running(proc):
+                await wait_rules(rules_port)
+                await asyncio.to_thread(group.wait_healthy, timeout=60)
+                await publish_catalog(broker.bootstrap_servers)
+                body, productions = import_lines(a)
+                async with httpx.AsyncClient(
+                    base_url=registry.url, timeout=120,
+                    headers={"Authorization": f"Bearer {key}"},
+                    limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+                ) as client:  # fmt: skip
+                    imported = await client.post(
+                        "/v1/import", content=body,
+                        headers={"Content-Type": "application/x-ndjson"},
+                    )  # fmt: skip
+                    report = imported.json()
+                    print(f"imported: {report['accepted']:,} rows, {report['rejected']} rejected")
+                    await wait_for_projection(rules_dsn, productions - report["rejected"])
+                    await asyncio.sleep(a.settle)  # the catalog's bulk runs, group joins
+                    conn = await asyncpg.connect(registry_dsn)
+                    rows = await conn.fetch(
+                        "SELECT id FROM productions WHERE external_id LIKE 'T%' ORDER BY id"
+                    )
+                    await conn.close()
+                    targets = [str(r["id"]) for r in rows]
+                    return await measure(
+                        client, broker.bootstrap_servers, targets, a.rate, a.seconds
+                    )
+        finally:
+            group.stop()
