@@ -7,8 +7,8 @@ Starts ``reelpolicy-registry serve`` and ``reelpolicy-rules serve`` (their own
 databases, one broker), publishes every policy of the catalog, imports ``--productions``
 generated productions plus ``2 × --rate`` Zhengzhou productions through
 ``POST /v1/import`` and waits until the rules projection holds them all. Then it sends
-``PATCH /v1/productions/{id}`` at ``--rate`` per second (httpx, a schedule spread over
-16 connections), each toggling the Yellow River theme of one Zhengzhou production, so
+``PATCH /v1/productions/{id}`` at ``--rate`` per second (pre-encoded requests on 16
+keep-alive connections, following one schedule), each toggling the Yellow River theme of one Zhengzhou production, so
 each one changes its ``zz-yellow-river`` result. Latency runs from the registry's HTTP
 response to the arrival of the eligibility event on the topic (the PATCH latency, from
 when each request was due, is printed too). Reports p50 / p99.
