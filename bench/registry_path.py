@@ -196,6 +196,21 @@ async def measure(
     return latencies
 
 
+async def report_history(dsn: str, targets: list[str], sent: int) -> None:
+    """Every update should have left one change in the rules history: count them."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        changes = await conn.fetchval(
+            "SELECT count(*) FROM result_history WHERE policy_id = $1"
+            " AND subject_id = ANY($2::text[])",
+            POLICY,
+            targets,
+        )
+    finally:
+        await conn.close()
+    print(f"rules history: {changes:,} {POLICY} change(s) for the {sent:,} updates sent")
+
+
 async def through_registry(a: argparse.Namespace) -> list[float]:
     with servers() as (pg, broker):
         rules_dsn = await prepare(pg, broker)
@@ -231,8 +246,10 @@ async def through_registry(a: argparse.Namespace) -> list[float]:
                 rows = await conn.fetch("SELECT id FROM productions WHERE external_id LIKE 'T%'")
                 await conn.close()
                 targets = sorted(str(r["id"]) for r in rows)
-                return await measure(
+                latencies = await measure(
                     registry.url, key, broker.bootstrap_servers, targets, a.rate, a.seconds
                 )
+                await report_history(rules_dsn, targets, a.rate * a.seconds)
+                return latencies
         finally:
             group.stop()

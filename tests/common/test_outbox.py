@@ -270,3 +270,35 @@ async def test_a_row_committed_late_behind_published_ones_is_still_published(
         await producer.stop()
     seen = await read_all(bootstrap_servers, topic, 3)
     assert sorted(e.payload["n"] for e in seen) == [0, 1, 2]
+
+
+async def test_under_steady_traffic_a_late_row_waits_at_most_the_rescan_interval(
+    pool: asyncpg.Pool, bootstrap_servers: str
+) -> None:
+    """Every pass publishing something never triggers the "nothing new" rescan, so the
+    relay also reads the lanes from the start every ``rescan_seconds``."""
+    topic = unique_topic()
+    await ensure_topics(bootstrap_servers=bootstrap_servers, names=[topic])
+    producer = make_producer(bootstrap_servers=bootstrap_servers, enable_idempotence=False)
+    await producer.start()
+    relay = OutboxRelay(pool=pool, publisher=KafkaRecordPublisher(producer), rescan_seconds=0.5)
+    late = await pool.acquire()
+    try:
+        tx = late.transaction()
+        await tx.start()
+        await enqueue_many(late, topic=topic, envelopes=[event("k", 0)])  # smaller seq
+        await write(pool, topic, [event("k", 1)])
+        assert await relay.drain() == 1
+        await tx.commit()
+        published = []
+        for n in range(2, 12):  # steady traffic: something new for every pass
+            await write(pool, topic, [event("k", n)])
+            published.append(await relay.drain())
+            await asyncio.sleep(0.1)
+        assert published[:3] == [1, 1, 1]  # row 0 waits behind the cursor at first ...
+        assert sum(published) == 11  # ... and is found within the rescan interval
+    finally:
+        await pool.release(late)
+        await producer.stop()
+    seen = await read_all(bootstrap_servers, topic, 12)
+    assert sorted(e.payload["n"] for e in seen) == list(range(12))

@@ -56,6 +56,7 @@ class OutboxRelay:
         max_backoff: float = 30.0,
         retention_seconds: float = 3600.0,
         concurrency: int = 1,
+        rescan_seconds: float = 1.0,
         metrics: OutboxMetrics | None = None,
     ) -> None:
         self._pool = pool
@@ -65,6 +66,8 @@ class OutboxRelay:
         self._max_backoff = max_backoff
         self._retention_seconds = retention_seconds
         self._concurrency = concurrency
+        self._rescan_seconds = rescan_seconds
+        self._last_rescan = time.monotonic()
         self._metrics = metrics
         self._broker_suspect = False
         self._after: dict[int, int] = {}  # lane -> last seq published (see drain)
@@ -123,13 +126,19 @@ class OutboxRelay:
         Each lane is read from just after the last row this relay published in it
         (``_after``): rows marked sent stay in the pending index until vacuum, and
         reading a lane from its start would step over all of them again for every
-        batch. A row that commits late with a smaller ``seq`` is not lost: its commit
-        notifies, and when a pass finds nothing past the cursors they are reset and
-        the lanes read once more from the start.
+        batch. A row that commits late with a smaller ``seq`` is not lost: the lanes
+        are read from the start again when a pass finds nothing past the cursors,
+        and at least every ``rescan_seconds`` (under steady traffic every pass finds
+        something, so without that a late row would wait until the traffic stops).
         """
+        now = time.monotonic()
+        if self._after and now - self._last_rescan >= self._rescan_seconds:
+            self._after.clear()  # from the start: rows committed late behind the cursors
+            self._last_rescan = now
         published, more = await self._publish_lanes(list(range(DEFAULT_LANES)))
         if published == 0 and self._after:
             self._after.clear()  # once more from the start: late commits, other relays
+            self._last_rescan = now
             published, more = await self._publish_lanes(list(range(DEFAULT_LANES)))
         self._unreported += published
         await self._housekeeping()
