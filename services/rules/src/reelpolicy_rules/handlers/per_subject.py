@@ -126,8 +126,8 @@ async def reevaluate_targets(
     previous: dict[str, dict[Key, Outcome]] = defaultdict(dict)
     for key, outcome in stored.items():
         previous[key[0]][key] = outcome
-    ledger = await _fund_ledger(work, plans, policies)
     fund_by_policy = {p.id: f[0] for p in policies if (f := fund_of(p)) is not None}
+    ledger = await _fund_ledger(work, plans, policies, fund_by_policy)
     rows: list[ChangeRow] = []
     causes: list[str] = []
     for plan in plans:
@@ -170,21 +170,23 @@ def _constrain(
 
 
 async def _fund_ledger(
-    work: RulesUnitOfWork, plans: Sequence[_Plan], policies: Sequence[Policy]
-) -> FundLedger | None:
+    work: RulesUnitOfWork, plans: Sequence[_Plan], policies: Sequence[Policy],
+    fund_by_policy: dict[str, str],
+) -> FundLedger | None:  # fmt: skip
     """Lock the funds the plans' eligible results would draw on and read what they hold."""
-    by_id = {p.id: p for p in policies}
-    wanted = sorted({
-        f[0] for plan in plans for r in plan.results
-        if r.status == "eligible" and r.amount_cny and (f := fund_of(by_id[r.policy_id]))
-    })  # fmt: skip
+    wanted = sorted(
+        fund_holdings(
+            ((r.policy_id, r.status, r.amount_cny) for plan in plans for r in plan.results),
+            fund_by_policy=fund_by_policy,
+        )
+    )
     if not wanted:
         return None
     await work.projection.lock_funds(wanted)
-    drawing = {p.id: f[0] for p in policies if (f := fund_of(p)) is not None and f[0] in wanted}
+    drawing = {pid: fid for pid, fid in fund_by_policy.items() if fid in wanted}
     committed = await work.results.committed(sorted(drawing))
-    held: dict[str, int] = {}
-    for policy_id, amount in committed.items():
-        held[drawing[policy_id]] = held.get(drawing[policy_id], 0) + amount
+    held = fund_holdings(
+        ((pid, "eligible", amount) for pid, amount in committed.items()), fund_by_policy=drawing
+    )
     budgets = {fid: b for fid, b in fund_budgets(policies).items() if fid in wanted}
     return FundLedger(budgets=budgets, held=held)
