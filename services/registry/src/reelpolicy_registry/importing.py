@@ -23,6 +23,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from reelpolicy_common import topics
 from reelpolicy_common.events import Envelope
+from reelpolicy_common.gc_pause import gc_paused
 from reelpolicy_common.ids import uuid7
 from reelpolicy_registry.domain import EnterpriseInput, ProductionInput
 from reelpolicy_registry.events import raw_enterprise_event, raw_production_event
@@ -222,8 +223,20 @@ async def import_rows(
 ) -> ImportReport:
     """Import ``rows`` (from :mod:`reelpolicy_registry.rows`); returns the per-row report.
 
-    While one chunk is being stored, the next is read and validated in a thread.
+    While one chunk is being stored, the next is read and validated in a thread; the
+    cyclic garbage collector is paused meanwhile (:mod:`reelpolicy_common.gc_pause`).
     """
+    with gc_paused():
+        return await _import(uow=uow, rows=rows, chunk_rows=chunk_rows, progress=progress)
+
+
+async def _import(
+    *,
+    uow: UowFactory,
+    rows: Iterable[RawRow | RowError],
+    chunk_rows: int,
+    progress: Callable[[int], None] | None,
+) -> ImportReport:
     report = ImportReport()
     seen = _Seen()
     waiting: list[tuple[int, ProductionRow]] = []  # productions before their enterprise

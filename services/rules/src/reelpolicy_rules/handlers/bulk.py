@@ -19,6 +19,7 @@ import polars as pl
 from opentelemetry import trace
 
 from reelpolicy_common.events import Envelope, EventType, PolicyImpact
+from reelpolicy_common.gc_pause import gc_paused
 from reelpolicy_common.metrics import EVALUATION_SECONDS
 from reelpolicy_policy import Policy, evaluate_bulk
 from reelpolicy_rules.adapters.cache import PolicyBook, SubjectCache
@@ -152,7 +153,27 @@ async def run_bulk(
     cause: str,
     trace_limit: int,
 ) -> BulkPlan:
-    """Re-evaluate ``seeds`` (and related policies) and write the changes."""
+    """Re-evaluate ``seeds`` (and related policies) and write the changes.
+
+    The cyclic garbage collector is paused meanwhile (:mod:`reelpolicy_common.gc_pause`).
+    """
+    with gc_paused():
+        return await _run_bulk(
+            work, cache=cache, book=book, seeds=seeds, today=today, cause=cause,
+            trace_limit=trace_limit,
+        )  # fmt: skip
+
+
+async def _run_bulk(
+    work: RulesUnitOfWork,
+    *,
+    cache: SubjectCache,
+    book: PolicyBook,
+    seeds: Sequence[str],
+    today: date,
+    cause: str,
+    trace_limit: int,
+) -> BulkPlan:
     started = time.perf_counter()
     plan = await plan_bulk(work, cache=cache, active=book.active(), seeds=seeds, today=today)
     planned = time.perf_counter()

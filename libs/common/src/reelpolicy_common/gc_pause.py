@@ -1,0 +1,39 @@
+"""Pausing Python's cyclic garbage collector around bulk work.
+
+The bulk paths (the registry import, the rules bulk evaluation and its writes)
+allocate hundreds of thousands of small container objects (validated rows, change
+dicts, tuples for ``COPY``) that all stay alive until the batch is written. Each of
+them counts towards the collector's thresholds, so it runs over and over, and every
+older-generation pass walks every object still alive: measured on 2 cores, that was
+about 20% of an import and 30% of a 100,000-change policy change. These objects hold
+no reference cycles, so reference counting frees them anyway; pausing the collector
+for the batch loses nothing, and it resumes (with its usual thresholds) afterwards.
+
+Pauses may overlap (two imports at once): the collector resumes when the last one
+ends, and only if it was enabled when the first began.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+_active = 0
+_resume = False
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Disable the cyclic collector for the ``with`` block (reference counting goes on)."""
+    global _active, _resume
+    if _active == 0:
+        _resume = gc.isenabled()
+        gc.disable()
+    _active += 1
+    try:
+        yield
+    finally:
+        _active -= 1
+        if _active == 0 and _resume:
+            gc.enable()
