@@ -239,13 +239,18 @@ async def through_registry(a: argparse.Namespace) -> list[float]:
                                  "Authorization": f"Bearer {key}"},
                     )  # fmt: skip
                 report = imported.json()
-                print(f"imported: {report['accepted']:,} rows, {report['rejected']} rejected")
+                print(
+                    f"imported: {report['accepted']:,} rows, {report['rejected']} rejected",
+                    flush=True,
+                )
                 await wait_for_projection(rules_dsn, productions - report["rejected"])
                 await asyncio.sleep(a.settle)  # the catalog's bulk runs, group joins
                 conn = await asyncpg.connect(registry_dsn)
                 rows = await conn.fetch("SELECT id FROM productions WHERE external_id LIKE 'T%'")
                 await conn.close()
                 targets = sorted(str(r["id"]) for r in rows)
+                print(f"measuring: {a.rate}/s for {a.seconds}s over {len(targets):,} productions",
+                      flush=True)  # fmt: skip
                 latencies = await measure(
                     registry.url, key, broker.bootstrap_servers, targets, a.rate, a.seconds
                 )

@@ -22,6 +22,7 @@ from prometheus_client import REGISTRY
 
 from reelpolicy_common.consumer.runner import RetryPolicy
 from reelpolicy_common.db.pool import create_pool
+from reelpolicy_common.gc_control import freeze_startup_objects
 from reelpolicy_common.kafka import KafkaRecordPublisher, make_producer
 from reelpolicy_common.metrics import PrometheusOutboxMetrics
 from reelpolicy_common.outbox.relay import OutboxRelay
@@ -102,6 +103,7 @@ class ServiceRuntime:
                 await hook(self._pool)
             await self.broker.start()
             tasks = [asyncio.create_task(task()) for task in self._background]
+            freeze_startup_objects()
             log.info("%s started", s.service_name)
             yield
         finally:

