@@ -266,3 +266,37 @@ async def test_bad_input_corpus_changes_nothing(registry: RegistryClient) -> Non
         if field:
             assert field in {d.get("field") for d in detail}, (field, detail)
     assert await registry.snapshot() == before
+
+
+async def test_productions_without_external_id_are_not_imported_twice(
+    registry: RegistryClient,
+) -> None:
+    owner = new_enterprise()
+    plain = {"type": "production", "enterprise_credit_code": owner["credit_code"],
+             "region_code": "410100", "budget_cny": 500_000}  # fmt: skip
+    rows = [
+        {"type": "enterprise", **owner},
+        {**plain, "title": "No key A"},
+        {**plain, "title": "No key B"},
+        {**plain, "title": "No key A"},  # the same row again, in the same file
+    ]
+    first = await registry.client.post("/v1/import", content=jsonl(rows), headers=JSONL)
+    assert first.status_code == 200, first.text
+    assert first.json() == {
+        "accepted": 3, "unchanged": 0, "rejected": 1,
+        "errors": [{"row": 4, "field": "row", "message": "repeats row 2"}],
+    }  # fmt: skip
+    assert await registry.fetchval("SELECT count(*) FROM productions") == 2
+
+    again = await registry.client.post("/v1/import", content=jsonl(rows[:3]), headers=JSONL)
+    assert again.json() == {"accepted": 0, "unchanged": 3, "rejected": 0, "errors": []}
+    assert await registry.fetchval("SELECT count(*) FROM productions") == 2
+    assert await registry.fetchval("SELECT count(*) FROM outbox") == 3
+
+    rows[2]["title"] = "No key B, retitled"  # without a key this is another production
+    third = await registry.client.post("/v1/import", content=jsonl(rows[:3]), headers=JSONL)
+    assert (third.json()["accepted"], third.json()["unchanged"]) == (1, 2)
+    titles = await registry.fetchval(
+        "SELECT array_agg(attributes->>'title' ORDER BY attributes->>'title') FROM productions"
+    )
+    assert titles == ["No key A", "No key B", "No key B, retitled"]

@@ -5,14 +5,16 @@ then its productions, which find their enterprise by credit code (or id) among t
 stored ones. A production whose enterprise (by credit code) is not stored yet waits
 (in memory) until the whole file is read, so the order of rows does not matter: an
 enterprise later in the file still gets its productions. Idempotent: enterprises by
-credit code, productions by (enterprise, external_id); unchanged rows are neither
-written nor announced. Each created or changed row emits exactly one event (outbox,
+credit code, productions by (enterprise, external_id) or, without an external_id, by
+a fingerprint of the row (:func:`fingerprint`); unchanged rows are neither written
+nor announced. Each created or changed row emits exactly one event (outbox,
 via COPY).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -27,7 +29,7 @@ from reelpolicy_common.gc_control import gc_paused
 from reelpolicy_common.ids import uuid7
 from reelpolicy_registry.domain import EnterpriseInput, ProductionInput
 from reelpolicy_registry.events import raw_enterprise_event, raw_production_event
-from reelpolicy_registry.ports import UnitOfWork
+from reelpolicy_registry.ports import ProductionStage, UnitOfWork
 from reelpolicy_registry.rows import RawRow, RowError
 
 UowFactory = Callable[[], UnitOfWork]
@@ -67,7 +69,7 @@ class _Seen:
     """What earlier chunks established: keys already imported, enterprises found."""
 
     credit_codes: dict[str, int] = field(default_factory=dict)
-    productions: dict[tuple[str, str], int] = field(default_factory=dict)
+    productions: dict[tuple[str, str, str], int] = field(default_factory=dict)
     enterprise_by_code: dict[str, str] = field(default_factory=dict)
     live_ids: set[str] = field(default_factory=set)
 
@@ -123,10 +125,13 @@ def _valid_productions(
     seen: _Seen,
     report: ImportReport,
     waiting: list[tuple[int, ProductionRow]] | None,
-) -> list[tuple[uuid.UUID, str, str | None, str]]:
+) -> list[ProductionStage]:
     """Stage the rows whose enterprise is known; reject the others, or, while the file
-    is still being read (``waiting`` given), keep those whose credit code is unknown."""
-    staged: list[tuple[uuid.UUID, str, str | None, str]] = []
+    is still being read (``waiting`` given), keep those whose credit code is unknown.
+
+    A row repeating an earlier row of the file (the same ``external_id``, or, without
+    one, the same attributes) is rejected."""
+    staged: list[ProductionStage] = []
     for number, row in rows:
         if row.enterprise_credit_code:
             enterprise_id = seen.enterprise_by_code.get(row.enterprise_credit_code)
@@ -140,14 +145,22 @@ def _valid_productions(
         elif row.enterprise_id not in seen.live_ids:
             report.reject([RowError(number, "enterprise_id", "no such enterprise")])
             continue
-        if row.external_id is not None:
-            first = seen.productions.setdefault((row.enterprise_id, row.external_id), number)
-            if first != number:
-                report.reject([RowError(number, "external_id", f"repeats row {first}")])
-                continue
         text = row.model_dump_json(exclude=_NOT_ATTRIBUTES)
-        staged.append((uuid7(), row.enterprise_id, row.external_id, text))
+        import_key = None if row.external_id is not None else fingerprint(text)
+        key = (row.enterprise_id, row.external_id or "", import_key or "")
+        first = seen.productions.setdefault(key, number)
+        if first != number:
+            field_name = "external_id" if import_key is None else "row"
+            report.reject([RowError(number, field_name, f"repeats row {first}")])
+            continue
+        staged.append((uuid7(), row.enterprise_id, row.external_id, import_key, text))
     return staged
+
+
+def fingerprint(attributes_json: str) -> str:
+    """The import key of a production without an ``external_id``: a digest of its
+    attributes (its enterprise among them), so the same row imported again is found."""
+    return hashlib.blake2b(attributes_json.encode(), digest_size=16).hexdigest()
 
 
 @dataclass
@@ -201,7 +214,7 @@ async def _store_chunk(
         await _resolve(work, parsed.productions, seen)
         productions = _valid_productions(parsed.productions, seen, report, waiting)
         json_by_key: dict[Any, str] = {}
-        for candidate, enterprise_id, external_id, text in productions:
+        for candidate, enterprise_id, external_id, _, text in productions:
             json_by_key[(enterprise_id, external_id) if external_id else str(candidate)] = text
         changed = await work.bulk.upsert_productions(productions) if productions else []
         for r in changed:

@@ -85,14 +85,17 @@ class ApiKeyRepository(Protocol):
     async def find(self) -> list[ApiKeyRecord]: ...
 
 
+ProductionStage = tuple[uuid.UUID, str, str | None, str | None, str]
+"""A production row for the bulk upsert: candidate id, enterprise id, external id,
+import key (the row's fingerprint, when it has no external id), attributes JSON."""
+
+
 class BulkLoader(Protocol):
     """COPY-based upserts; each returns only the rows that were created or changed."""
 
     async def upsert_enterprises(self, rows: list[tuple[uuid.UUID, str, str]]) -> list[Any]: ...
 
-    async def upsert_productions(
-        self, rows: list[tuple[uuid.UUID, str, str | None, str]]
-    ) -> list[Any]: ...
+    async def upsert_productions(self, rows: list[ProductionStage]) -> list[Any]: ...
 
     async def enterprise_ids(
         self, *, credit_codes: list[str], ids: list[str]

@@ -11,6 +11,8 @@ from typing import Any
 
 import asyncpg
 
+from reelpolicy_registry.ports import ProductionStage
+
 _STAGE_ENTERPRISES = """
 CREATE TEMP TABLE IF NOT EXISTS stage_enterprises
     (id uuid, credit_code text, attributes text) ON COMMIT DELETE ROWS"""
@@ -26,15 +28,33 @@ RETURNING e.id::text AS id, e.credit_code, e.version"""
 
 _STAGE_PRODUCTIONS = """
 CREATE TEMP TABLE IF NOT EXISTS stage_productions
-    (id uuid, enterprise_id uuid, external_id text, attributes text) ON COMMIT DELETE ROWS"""
-_UPSERT_PRODUCTIONS = """
+    (id uuid, enterprise_id uuid, external_id text, import_key text, attributes text)
+    ON COMMIT DELETE ROWS"""
+_RETURNING = (
+    " RETURNING p.id::text AS id, p.enterprise_id::text AS enterprise_id, p.external_id,"
+    " p.version"
+)
+# by (enterprise, external_id): a changed row is updated
+_UPSERT_PRODUCTIONS = (
+    """
 INSERT INTO productions AS p (id, enterprise_id, external_id, attributes)
 SELECT id, enterprise_id, external_id, attributes::jsonb
-FROM stage_productions
+FROM stage_productions WHERE external_id IS NOT NULL
 ON CONFLICT (enterprise_id, external_id) WHERE deleted_at IS NULL
 DO UPDATE SET attributes = EXCLUDED.attributes, version = p.version + 1, updated_at = now()
-WHERE p.attributes IS DISTINCT FROM EXCLUDED.attributes
-RETURNING p.id::text AS id, p.enterprise_id::text AS enterprise_id, p.external_id, p.version"""
+WHERE p.attributes IS DISTINCT FROM EXCLUDED.attributes"""
+    + _RETURNING
+)
+# no external_id: the row's fingerprint; a row seen before is left alone
+_INSERT_FINGERPRINTED = (
+    """
+INSERT INTO productions AS p (id, enterprise_id, import_key, attributes)
+SELECT id, enterprise_id, import_key, attributes::jsonb
+FROM stage_productions WHERE external_id IS NULL
+ON CONFLICT (enterprise_id, import_key) WHERE deleted_at IS NULL AND import_key IS NOT NULL
+DO NOTHING"""
+    + _RETURNING
+)
 
 
 async def upsert_enterprises(
@@ -49,18 +69,18 @@ async def upsert_enterprises(
     return list(await conn.fetch(_UPSERT_ENTERPRISES))
 
 
-async def upsert_productions(
-    conn: asyncpg.Connection, rows: list[tuple[uuid.UUID, str, str | None, str]]
-) -> list[Any]:
-    """Rows are (candidate id, enterprise id, external id, attributes JSON)."""
+async def upsert_productions(conn: asyncpg.Connection, rows: list[ProductionStage]) -> list[Any]:
+    """Rows are (candidate id, enterprise id, external id, import key, attributes JSON),
+    with an import key exactly when there is no external id."""
     await conn.execute(_STAGE_PRODUCTIONS)
     await conn.execute("TRUNCATE stage_productions")
     await conn.copy_records_to_table(
         "stage_productions",
         records=rows,
-        columns=["id", "enterprise_id", "external_id", "attributes"],
+        columns=["id", "enterprise_id", "external_id", "import_key", "attributes"],
     )
-    return list(await conn.fetch(_UPSERT_PRODUCTIONS))
+    keyed = await conn.fetch(_UPSERT_PRODUCTIONS)
+    return [*keyed, *await conn.fetch(_INSERT_FINGERPRINTED)]
 
 
 async def enterprise_ids(
@@ -101,9 +121,7 @@ class PostgresBulkLoader:
     async def upsert_enterprises(self, rows: list[tuple[uuid.UUID, str, str]]) -> list[Any]:
         return await upsert_enterprises(self._conn, rows)
 
-    async def upsert_productions(
-        self, rows: list[tuple[uuid.UUID, str, str | None, str]]
-    ) -> list[Any]:
+    async def upsert_productions(self, rows: list[ProductionStage]) -> list[Any]:
         return await upsert_productions(self._conn, rows)
 
     async def enterprise_ids(
