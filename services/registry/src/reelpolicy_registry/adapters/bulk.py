@@ -31,8 +31,7 @@ CREATE TEMP TABLE IF NOT EXISTS stage_productions
     (id uuid, enterprise_id uuid, external_id text, import_key text, attributes text)
     ON COMMIT DELETE ROWS"""
 _RETURNING = (
-    " RETURNING p.id::text AS id, p.enterprise_id::text AS enterprise_id, p.external_id,"
-    " p.version"
+    " RETURNING p.id::text AS id, p.enterprise_id::text AS enterprise_id, p.external_id, p.version"
 )
 # by (enterprise, external_id): a changed row is updated
 _UPSERT_PRODUCTIONS = (
