@@ -22,6 +22,7 @@ import asyncpg
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from reelpolicy_common.auth_cache import PrincipalCache, api_keys_changed, key_generation
 from reelpolicy_common.http.errors import ApiError
 
 Role = Literal["operator", "company"]
@@ -64,7 +65,10 @@ async def upsert_api_key(
     label: str | None,
     revoked: bool,
 ) -> None:
-    """Store (or revoke) a key; the caller owns the transaction."""
+    """Store (or revoke) a key; the caller owns the transaction.
+
+    Empties this process's principal caches (:mod:`reelpolicy_common.auth_cache`).
+    """
     await conn.execute(
         """INSERT INTO api_keys (key_id, key_hash, role, enterprise_id, label, revoked_at)
            VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 THEN now() END)
@@ -77,17 +81,28 @@ async def upsert_api_key(
         label,
         revoked,
     )
+    api_keys_changed()
 
 
-async def find_principal(pool: asyncpg.Pool, *, key: str, secret_key: str) -> Principal | None:
+async def find_principal(
+    pool: asyncpg.Pool, *, key: str, secret_key: str, cache: PrincipalCache | None = None
+) -> Principal | None:
+    """The live key's principal (from ``cache`` when it holds it), or ``None``."""
+    key_hash = hash_api_key(key, secret_key=secret_key)
+    if cache is not None and (cached := cache.get(key_hash)) is not None:
+        return cached
+    generation = key_generation()
     row = await pool.fetchrow(
         "SELECT key_id, role, enterprise_id FROM api_keys"
         " WHERE key_hash = $1 AND revoked_at IS NULL",
-        hash_api_key(key, secret_key=secret_key),
+        key_hash,
     )
     if row is None:
         return None
-    return Principal(row["key_id"], row["role"], row["enterprise_id"])
+    principal = Principal(row["key_id"], row["role"], row["enterprise_id"])
+    if cache is not None:
+        cache.put(key_hash, principal, generation=generation)
+    return principal
 
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer rp_...`")
@@ -105,6 +120,7 @@ async def current_principal(
         runtime.pool,
         key=credentials.credentials,
         secret_key=runtime.settings.reelpolicy_secret_key.get_secret_value(),
+        cache=runtime.principals,
     )
     if principal is None:
         raise ApiError(401, "unknown or revoked API key", field="Authorization")
