@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import random
 from datetime import UTC, date, datetime
-from itertools import islice
 
 import pytest
 from pydantic import ValidationError
 from stdnum.cn import uscc
 
-from reelpolicy_common.events import decode_envelope
 from reelpolicy_registry.domain import (
     InvalidRecordError,
     StoredEnterprise,
@@ -21,7 +19,6 @@ from reelpolicy_registry.domain import (
     validate_enterprise,
     validate_production,
 )
-from reelpolicy_registry.events import raw_production_event
 from reelpolicy_registry.generate import credit_code, generate_rows
 from reelpolicy_registry.importing import EnterpriseRow, row_errors
 from reelpolicy_registry.importing import validate_row as row_model
@@ -214,18 +211,3 @@ def test_generator_is_deterministic_valid_and_realistic() -> None:
     )
     assert sum(bool(p.get("awards")) for p in productions) < len(productions) * 0.05
     assert any(p.get("grants") for p in productions)
-
-
-def test_raw_production_event_decodes_as_the_typed_payload() -> None:
-    row = next(islice(generate_rows(enterprises=1, productions=1, seed=1), 1, None))
-    attributes = validate_production(
-        {k: v for k, v in row.items() if k not in ("type", "enterprise_credit_code")}
-        | {"enterprise_id": "e-1"}
-    )
-    envelope = raw_production_event("p-1", "e-1", 2, attributes.model_dump_json())
-    decoded = decode_envelope(envelope.to_bytes())
-    assert decoded.key == "e-1"
-    assert decoded.type.value == "production.upserted"
-    assert decoded.payload["attributes"] == json.loads(attributes.model_dump_json())
-    assert decoded.payload["version"] == 2
-    assert decoded.payload["production_id"] == "p-1"

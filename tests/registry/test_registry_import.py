@@ -9,7 +9,11 @@ import pytest
 from registry_helpers import RegistryClient, new_enterprise, running_registry
 
 from reelpolicy_common import topics
-from reelpolicy_common.events import EventType
+from reelpolicy_common.db.pool import connect
+from reelpolicy_common.events import EventType, decode_envelope
+from reelpolicy_common.outbox.store import lane_of
+from reelpolicy_registry.adapters.postgres import PostgresProductionRepository
+from reelpolicy_registry.events import production_event
 from reelpolicy_registry.generate import generate_rows
 from support import topic_events
 
@@ -300,3 +304,42 @@ async def test_productions_without_external_id_are_not_imported_twice(
         "SELECT array_agg(attributes->>'title' ORDER BY attributes->>'title') FROM productions"
     )
     assert titles == ["No key A", "No key B", "No key B, retitled"]
+
+
+async def test_imported_production_events_are_the_api_paths_events(
+    registry: RegistryClient,
+) -> None:
+    """The database builds the import's production events: each decodes to exactly the
+    event the API path would emit for the stored production, in its key's lane, after
+    its enterprise's event."""
+    rows = list(generate_rows(enterprises=3, productions=30, seed=8))
+    unkeyed = {k: v for k, v in rows[-1].items() if k != "external_id"} | {"title": "No key"}
+    rows.append(unkeyed)
+    first = await registry.client.post("/v1/import", content=jsonl(rows), headers=JSONL)
+    assert first.json()["accepted"] == 34, first.text
+    conn = await connect(registry.dsn)
+    try:
+        outbox = await conn.fetch("SELECT * FROM outbox ORDER BY seq")
+        repository = PostgresProductionRepository(conn)
+        seen_enterprises: set[str] = set()
+        productions = 0
+        for row in outbox:
+            event = decode_envelope(row["value"])
+            assert row["lane"] == lane_of(event.key)
+            assert row["headers"]["event-type"] == row["event_type"] == event.type.value
+            if event.type is EventType.enterprise_upserted:
+                seen_enterprises.add(event.key)
+                continue
+            stored = await repository.get(event.payload["production_id"])
+            assert stored is not None
+            expected = production_event(stored)
+            assert event.key in seen_enterprises  # its enterprise's event came first
+            assert (event.type, event.key, event.producer, event.schema_version) == (
+                expected.type, expected.key, expected.producer, expected.schema_version,
+            )  # fmt: skip
+            assert event.payload == expected.payload
+            assert row["event_id"] == event.event_id
+            productions += 1
+        assert productions == 31
+    finally:
+        await conn.close()

@@ -1,9 +1,10 @@
 """The registry's events: full snapshots keyed by enterprise id (via the outbox).
 
 An enterprise and its productions share the Kafka key (the enterprise id), so their
-events stay in order. :func:`raw_production_event` and :func:`raw_enterprise_event`
-build the same JSON by string assembly for the bulk import, where a pydantic object
-per row would dominate the cost; tests check the result decodes as the typed payload.
+events stay in order. For the bulk import, where a pydantic object per row would
+dominate the cost, :func:`raw_enterprise_event` builds the same JSON by string
+assembly and the database builds production events around
+:func:`production_upserted_head`; tests check both decode as the typed payload.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from reelpolicy_common import topics
 from reelpolicy_common.events import (
     ApiKeyChanged,
     EnterpriseChanged,
@@ -19,9 +21,12 @@ from reelpolicy_common.events import (
     EventType,
     ProductionChanged,
 )
+from reelpolicy_common.events.envelope import CURRENT_SCHEMA_VERSION
 from reelpolicy_common.ids import uuid7
 from reelpolicy_common.subjects import EnterpriseAttributes, ProductionAttributes
+from reelpolicy_common.telemetry import current_trace_headers
 from reelpolicy_registry.domain import StoredEnterprise, StoredProduction
+from reelpolicy_registry.ports import EventHead
 
 PRODUCER = "registry"
 
@@ -122,12 +127,18 @@ def raw_enterprise_event(enterprise_id: str, version: int, attributes_json: str)
     return _prepared(EventType.enterprise_upserted, enterprise_id, head, attributes_json)
 
 
-def raw_production_event(
-    production_id: str, enterprise_id: str, version: int, attributes_json: str
-) -> Envelope:
-    """``production.upserted`` from already-validated attributes JSON."""
-    head = (
-        f'"production_id":"{production_id}","enterprise_id":"{enterprise_id}",'
-        f'"version":{version},"deleted":false'
-    )
-    return _prepared(EventType.production_upserted, enterprise_id, head, attributes_json)
+def production_upserted_head() -> EventHead:
+    """The shared fields of the bulk import's ``production.upserted`` events (the
+    database builds each envelope around them: ``adapters.bulk``)."""
+    kind = EventType.production_upserted
+    return EventHead(
+        topic=topics.REGISTRY,
+        event_type=kind.value,
+        schema_version=CURRENT_SCHEMA_VERSION,
+        occurred_at=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        producer=PRODUCER,
+        headers={
+            **current_trace_headers(), "event-type": kind.value,
+            "schema-version": str(CURRENT_SCHEMA_VERSION),
+        },
+    )  # fmt: skip

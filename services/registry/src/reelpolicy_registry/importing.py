@@ -19,16 +19,16 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError
 
 from reelpolicy_common import topics
-from reelpolicy_common.events import Envelope
 from reelpolicy_common.gc_control import gc_paused
 from reelpolicy_common.ids import uuid7
+from reelpolicy_common.outbox.store import lane_of
 from reelpolicy_registry.domain import EnterpriseInput, ProductionInput
-from reelpolicy_registry.events import raw_enterprise_event, raw_production_event
+from reelpolicy_registry.events import production_upserted_head, raw_enterprise_event
 from reelpolicy_registry.ports import ProductionStage, UnitOfWork
 from reelpolicy_registry.rows import RawRow, RowError
 
@@ -132,6 +132,7 @@ def _valid_productions(
     A row repeating an earlier row of the file (the same ``external_id``, or, without
     one, the same attributes) is rejected."""
     staged: list[ProductionStage] = []
+    lanes: dict[str, int] = {}  # the outbox lane of each event's key (the enterprise id)
     for number, row in rows:
         if row.enterprise_credit_code:
             enterprise_id = seen.enterprise_by_code.get(row.enterprise_credit_code)
@@ -153,7 +154,12 @@ def _valid_productions(
             field_name = "external_id" if import_key is None else "row"
             report.reject([RowError(number, field_name, f"repeats row {first}")])
             continue
-        staged.append((uuid7(), row.enterprise_id, row.external_id, import_key, text))
+        lane = lanes.get(row.enterprise_id)
+        if lane is None:
+            lane = lanes[row.enterprise_id] = lane_of(row.enterprise_id)
+        staged.append(
+            (uuid7(), row.enterprise_id, row.external_id, import_key, text, uuid7(), lane)
+        )
     return staged
 
 
@@ -199,32 +205,26 @@ async def _store_chunk(
     report: ImportReport,
     waiting: list[tuple[int, ProductionRow]] | None,
 ) -> None:
-    events: list[Envelope] = []
     enterprises = _valid_enterprises(parsed.enterprises, seen, report)
     if enterprises:
         json_by_code = {code: text for _, code, text in enterprises}
         changed = await work.bulk.upsert_enterprises(enterprises)
-        events += [
+        events = [
             raw_enterprise_event(r["id"], r["version"], json_by_code[r["credit_code"]])
             for r in changed
         ]
+        # before the productions' events: a consumer meets an enterprise first
+        await work.publish_many(topics.REGISTRY, events)
         report.accepted += len(changed)
         report.unchanged += len(enterprises) - len(changed)
     if parsed.productions:
         await _resolve(work, parsed.productions, seen)
         productions = _valid_productions(parsed.productions, seen, report, waiting)
-        json_by_key: dict[Any, str] = {}
-        for candidate, enterprise_id, external_id, _, text in productions:
-            json_by_key[(enterprise_id, external_id) if external_id else str(candidate)] = text
-        changed = await work.bulk.upsert_productions(productions) if productions else []
-        for r in changed:
-            key = (r["enterprise_id"], r["external_id"]) if r["external_id"] else r["id"]
-            events.append(
-                raw_production_event(r["id"], r["enterprise_id"], r["version"], json_by_key[key])
-            )
-        report.accepted += len(changed)
-        report.unchanged += len(productions) - len(changed)
-    await work.publish_many(topics.REGISTRY, events)
+        if productions:
+            head = production_upserted_head()
+            changed_count = await work.bulk.upsert_productions(productions, events=head)
+            report.accepted += changed_count
+            report.unchanged += len(productions) - changed_count
 
 
 async def import_rows(

@@ -85,9 +85,23 @@ class ApiKeyRepository(Protocol):
     async def find(self) -> list[ApiKeyRecord]: ...
 
 
-ProductionStage = tuple[uuid.UUID, str, str | None, str | None, str]
+ProductionStage = tuple[uuid.UUID, str, str | None, str | None, str, uuid.UUID, int]
 """A production row for the bulk upsert: candidate id, enterprise id, external id,
-import key (the row's fingerprint, when it has no external id), attributes JSON."""
+import key (the row's fingerprint, when it has no external id), attributes JSON, and
+the event id and outbox lane its event gets if it is new or changed."""
+
+
+@dataclass(frozen=True)
+class EventHead:
+    """What the events of one bulk upsert share: the envelope's fields but its id, key
+    and payload, and the outbox row's topic and headers."""
+
+    topic: str
+    event_type: str
+    schema_version: int
+    occurred_at: str
+    producer: str
+    headers: dict[str, str]
 
 
 class BulkLoader(Protocol):
@@ -95,7 +109,9 @@ class BulkLoader(Protocol):
 
     async def upsert_enterprises(self, rows: list[tuple[uuid.UUID, str, str]]) -> list[Any]: ...
 
-    async def upsert_productions(self, rows: list[ProductionStage]) -> list[Any]: ...
+    async def upsert_productions(self, rows: list[ProductionStage], *, events: EventHead) -> int:
+        """Store new and changed rows, queue their events; returns how many."""
+        ...
 
     async def enterprise_ids(
         self, *, credit_codes: list[str], ids: list[str]

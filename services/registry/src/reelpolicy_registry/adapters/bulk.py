@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from reelpolicy_registry.ports import ProductionStage
+from reelpolicy_registry.ports import EventHead, ProductionStage
 
 _STAGE_ENTERPRISES = """
 CREATE TEMP TABLE IF NOT EXISTS stage_enterprises
@@ -28,13 +28,12 @@ RETURNING e.id::text AS id, e.credit_code, e.version"""
 
 _STAGE_PRODUCTIONS = """
 CREATE TEMP TABLE IF NOT EXISTS stage_productions
-    (id uuid, enterprise_id uuid, external_id text, import_key text, attributes text)
+    (id uuid, enterprise_id uuid, external_id text, import_key text, attributes text,
+     event_id uuid, lane integer)
     ON COMMIT DELETE ROWS"""
-_RETURNING = (
-    " RETURNING p.id::text AS id, p.enterprise_id::text AS enterprise_id, p.external_id, p.version"
-)
+_CHANGED = " RETURNING p.id, p.enterprise_id, p.external_id, p.version"
 # by (enterprise, external_id): a changed row is updated
-_UPSERT_PRODUCTIONS = (
+_UPSERT_KEYED = (
     """
 INSERT INTO productions AS p (id, enterprise_id, external_id, attributes)
 SELECT id, enterprise_id, external_id, attributes::jsonb
@@ -42,7 +41,7 @@ FROM stage_productions WHERE external_id IS NOT NULL
 ON CONFLICT (enterprise_id, external_id) WHERE deleted_at IS NULL
 DO UPDATE SET attributes = EXCLUDED.attributes, version = p.version + 1, updated_at = now()
 WHERE p.attributes IS DISTINCT FROM EXCLUDED.attributes"""
-    + _RETURNING
+    + _CHANGED
 )
 # no external_id: the row's fingerprint; a row seen before is left alone
 _INSERT_FINGERPRINTED = (
@@ -52,8 +51,33 @@ SELECT id, enterprise_id, import_key, attributes::jsonb
 FROM stage_productions WHERE external_id IS NULL
 ON CONFLICT (enterprise_id, import_key) WHERE deleted_at IS NULL AND import_key IS NOT NULL
 DO NOTHING"""
-    + _RETURNING
+    + _CHANGED
 )
+# One event per changed row, built here: the staged attributes text is the payload's
+# ``attributes`` as it is (json, not jsonb: no re-encoding), the envelope's fields in
+# the contract's order; ``tests/registry`` decode them against ``production_event``.
+_QUEUE_EVENTS = f"""
+WITH keyed AS ({_UPSERT_KEYED}), fingerprinted AS ({_INSERT_FINGERPRINTED}),
+changed AS (
+    SELECT c.*, s.event_id, s.lane, s.attributes FROM keyed c JOIN stage_productions s
+        ON s.enterprise_id = c.enterprise_id AND s.external_id = c.external_id
+    UNION ALL
+    SELECT c.*, s.event_id, s.lane, s.attributes FROM fingerprinted c
+        JOIN stage_productions s ON s.id = c.id
+),
+queued AS (
+    INSERT INTO outbox (event_id, topic, key, lane, event_type, value, headers)
+    SELECT event_id, $1, enterprise_id::text, lane, $2, convert_to(json_build_object(
+        'event_id', event_id, 'type', $2::text, 'schema_version', $3::int,
+        'occurred_at', $4::text, 'producer', $5::text, 'key', enterprise_id::text,
+        'payload', json_build_object(
+            'production_id', id::text, 'enterprise_id', enterprise_id::text,
+            'version', version, 'deleted', false, 'attributes', attributes::json)
+    )::text, 'UTF8'), $6::jsonb
+    FROM changed ORDER BY enterprise_id, id
+    RETURNING 1
+)
+SELECT count(*) FROM queued"""
 
 
 async def upsert_enterprises(
@@ -68,18 +92,25 @@ async def upsert_enterprises(
     return list(await conn.fetch(_UPSERT_ENTERPRISES))
 
 
-async def upsert_productions(conn: asyncpg.Connection, rows: list[ProductionStage]) -> list[Any]:
-    """Rows are (candidate id, enterprise id, external id, import key, attributes JSON),
-    with an import key exactly when there is no external id."""
+async def upsert_productions(
+    conn: asyncpg.Connection, rows: list[ProductionStage], *, events: EventHead
+) -> int:
+    """Store new and changed rows and queue one outbox event for each (same statement);
+    returns how many there were. Rows: see :data:`ProductionStage`."""
     await conn.execute(_STAGE_PRODUCTIONS)
     await conn.execute("TRUNCATE stage_productions")
     await conn.copy_records_to_table(
         "stage_productions",
         records=rows,
-        columns=["id", "enterprise_id", "external_id", "import_key", "attributes"],
-    )
-    keyed = await conn.fetch(_UPSERT_PRODUCTIONS)
-    return [*keyed, *await conn.fetch(_INSERT_FINGERPRINTED)]
+        columns=[
+            "id", "enterprise_id", "external_id", "import_key", "attributes", "event_id", "lane"
+        ],
+    )  # fmt: skip
+    changed: int = await conn.fetchval(
+        _QUEUE_EVENTS, events.topic, events.event_type, events.schema_version,
+        events.occurred_at, events.producer, events.headers,
+    )  # fmt: skip
+    return changed
 
 
 async def enterprise_ids(
@@ -120,8 +151,8 @@ class PostgresBulkLoader:
     async def upsert_enterprises(self, rows: list[tuple[uuid.UUID, str, str]]) -> list[Any]:
         return await upsert_enterprises(self._conn, rows)
 
-    async def upsert_productions(self, rows: list[ProductionStage]) -> list[Any]:
-        return await upsert_productions(self._conn, rows)
+    async def upsert_productions(self, rows: list[ProductionStage], *, events: EventHead) -> int:
+        return await upsert_productions(self._conn, rows, events=events)
 
     async def enterprise_ids(
         self, *, credit_codes: list[str], ids: list[str]
