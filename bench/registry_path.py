@@ -20,6 +20,7 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from http_load import Connection
 from policy_change import SECRET, eligibility_consumer, prepare, running, servers
 from policy_change import start_service as start_rules
 from policy_change import wait_healthy as wait_rules
@@ -65,40 +66,6 @@ async def wait_for_projection(dsn: str, productions: int, timeout: float = 300) 
             await asyncio.sleep(0.5)
     finally:
         await conn.close()
-
-
-class Connection:
-    """One keep-alive HTTP/1.1 connection for the load: requests go out pre-encoded.
-
-    httpx costs about 1 ms of CPU a request here, a third of a core at 200/s on the
-    same 2 cores as the platform; this costs a fraction of that.
-    """
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    @classmethod
-    async def open(cls, url: str) -> Connection:
-        host, port = url.removeprefix("http://").split(":")
-        return cls(*await asyncio.open_connection(host, int(port)))
-
-    async def request(self, head: bytes, body: bytes) -> int:
-        """Send ``head`` (the request line and headers, without Content-Length) and
-        ``body``; returns the status code once the whole response is read."""
-        self.writer.write(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
-        status = int((await self.reader.readline()).split()[1])
-        length = 0
-        while (line := await self.reader.readline()) not in (b"\r\n", b""):
-            name, _, value = line.partition(b":")
-            if name.lower() == b"content-length":
-                length = int(value)
-            elif name.lower() == b"transfer-encoding":
-                raise RuntimeError("chunked responses are not expected here")
-        await self.reader.readexactly(length)
-        return status
-
-    def close(self) -> None:
-        self.writer.close()
 
 
 async def topic_end_consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
