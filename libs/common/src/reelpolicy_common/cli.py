@@ -41,8 +41,12 @@ def serve(settings: ServiceSettings, app_factory: Callable[[], Any]) -> None:
     and the pure-Python event loop and HTTP parser were a large part of it)."""
     import uvicorn
 
+    from reelpolicy_common.gc_control import freeze_startup_objects
+
+    app = app_factory()
+    freeze_startup_objects()  # the process's long-lived objects: see gc_control
     config = uvicorn.Config(
-        app_factory(),
+        app,
         host=settings.http_host,
         port=settings.http_port,
         loop="uvloop",

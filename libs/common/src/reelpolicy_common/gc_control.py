@@ -12,12 +12,13 @@ for the batch loses nothing, and it resumes (with its usual thresholds) afterwar
 Pauses may overlap (two imports at once): the collector resumes when the last one
 ends, and only if it was enabled when the first began.
 
-A started service holds about 100,000 long-lived objects (modules, FastAPI routes,
-pydantic schemas, OpenTelemetry and Prometheus registries); each full collection walks
-them all, about 60 ms measured, and every request in flight waits for it.
-:func:`freeze_startup_objects` moves them out of the collector's sight (``gc.freeze``,
-as CPython's documentation suggests for long-running servers); objects made later are
-collected as usual.
+A service process holds about 100,000 long-lived objects once its app is built
+(modules, FastAPI routes, pydantic schemas, OpenTelemetry and Prometheus registries);
+each full collection walks them all, about 60 ms measured, and every request in flight
+waits for it. :func:`freeze_startup_objects` moves them out of the collector's sight
+(``gc.freeze``, as CPython's documentation suggests for long-running servers); objects
+made later are collected as usual. ``reelpolicy-<service> serve`` calls it once the app
+is built: it is a decision for the whole process, so not made where tests build apps.
 """
 
 from __future__ import annotations

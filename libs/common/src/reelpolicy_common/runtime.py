@@ -23,7 +23,6 @@ from prometheus_client import REGISTRY
 from reelpolicy_common.auth_cache import PrincipalCache
 from reelpolicy_common.consumer.runner import RetryPolicy
 from reelpolicy_common.db.pool import create_pool
-from reelpolicy_common.gc_control import freeze_startup_objects
 from reelpolicy_common.kafka import KafkaRecordPublisher, make_producer
 from reelpolicy_common.metrics import PrometheusOutboxMetrics
 from reelpolicy_common.outbox.relay import OutboxRelay
@@ -105,7 +104,6 @@ class ServiceRuntime:
                 await hook(self._pool)
             await self.broker.start()
             tasks = [asyncio.create_task(task()) for task in self._background]
-            freeze_startup_objects()
             log.info("%s started", s.service_name)
             yield
         finally:

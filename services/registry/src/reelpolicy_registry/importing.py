@@ -240,38 +240,30 @@ async def import_rows(
     cyclic garbage collector is paused meanwhile (:mod:`reelpolicy_common.gc_control`).
     """
     with gc_paused():
-        return await _import(uow=uow, rows=rows, chunk_rows=chunk_rows, progress=progress)
-
-
-async def _import(
-    *,
-    uow: UowFactory,
-    rows: Iterable[RawRow | RowError],
-    chunk_rows: int,
-    progress: Callable[[int], None] | None,
-) -> ImportReport:
-    report = ImportReport()
-    seen = _Seen()
-    waiting: list[tuple[int, ProductionRow]] = []  # productions before their enterprise
-    iterator = iter(rows)
-    upcoming = asyncio.create_task(asyncio.to_thread(_parse_chunk, iterator, chunk_rows))
-    try:
-        while (parsed := await upcoming).size:
-            upcoming = asyncio.create_task(asyncio.to_thread(_parse_chunk, iterator, chunk_rows))
-            report.reject(parsed.errors)
-            if parsed.enterprises or parsed.productions:
-                async with uow() as work:
-                    await _store_chunk(work, parsed, seen, report, waiting)
-                    await work.commit()
-            if progress is not None:
-                progress(parsed.size)
-    finally:
-        if not upcoming.done():
-            await asyncio.wait([upcoming])
-    for start in range(0, len(waiting), chunk_rows):  # now every enterprise is stored
-        late = _Parsed(0, productions=waiting[start : start + chunk_rows])
-        async with uow() as work:
-            await _store_chunk(work, late, seen, report, None)
-            await work.commit()
+        report = ImportReport()
+        seen = _Seen()
+        waiting: list[tuple[int, ProductionRow]] = []  # productions before their enterprise
+        iterator = iter(rows)
+        upcoming = asyncio.create_task(asyncio.to_thread(_parse_chunk, iterator, chunk_rows))
+        try:
+            while (parsed := await upcoming).size:
+                upcoming = asyncio.create_task(
+                    asyncio.to_thread(_parse_chunk, iterator, chunk_rows)
+                )
+                report.reject(parsed.errors)
+                if parsed.enterprises or parsed.productions:
+                    async with uow() as work:
+                        await _store_chunk(work, parsed, seen, report, waiting)
+                        await work.commit()
+                if progress is not None:
+                    progress(parsed.size)
+        finally:
+            if not upcoming.done():
+                await asyncio.wait([upcoming])
+        for start in range(0, len(waiting), chunk_rows):  # now every enterprise is stored
+            late = _Parsed(0, productions=waiting[start : start + chunk_rows])
+            async with uow() as work:
+                await _store_chunk(work, late, seen, report, None)
+                await work.commit()
     report.errors.sort(key=lambda e: e.row)
     return report

@@ -158,37 +158,21 @@ async def run_bulk(
     The cyclic garbage collector is paused meanwhile (:mod:`reelpolicy_common.gc_control`).
     """
     with gc_paused():
-        return await _run_bulk(
-            work, cache=cache, book=book, seeds=seeds, today=today, cause=cause,
-            trace_limit=trace_limit,
+        started = time.perf_counter()
+        plan = await plan_bulk(work, cache=cache, active=book.active(), seeds=seeds, today=today)
+        planned = time.perf_counter()
+        out = change_rows(plan.changes, versions=book.versions)
+        explanations = explain_rows(
+            plan.changes.select([c for c in _EXPLAIN_COLUMNS if c in plan.changes.columns]).to_dicts(),
+            cache=cache, policies=plan.policies,
+            versions=book.versions, funds=plan.funds, today=today, limit=trace_limit,
         )  # fmt: skip
-
-
-async def _run_bulk(
-    work: RulesUnitOfWork,
-    *,
-    cache: SubjectCache,
-    book: PolicyBook,
-    seeds: Sequence[str],
-    today: date,
-    cause: str,
-    trace_limit: int,
-) -> BulkPlan:
-    started = time.perf_counter()
-    plan = await plan_bulk(work, cache=cache, active=book.active(), seeds=seeds, today=today)
-    planned = time.perf_counter()
-    out = change_rows(plan.changes, versions=book.versions)
-    explanations = explain_rows(
-        plan.changes.select([c for c in _EXPLAIN_COLUMNS if c in plan.changes.columns]).to_dicts(),
-        cache=cache, policies=plan.policies,
-        versions=book.versions, funds=plan.funds, today=today, limit=trace_limit,
-    )  # fmt: skip
-    for row, expl in zip(out, explanations, strict=True):
-        row["explanation"] = expl
-    prepared = time.perf_counter()
-    await write_changes(work, out, cause=cause)
-    log.info(
-        "bulk %s: %d change(s); plan %.2fs, rows %.2fs, write %.2fs", list(seeds), len(out),
-        planned - started, prepared - planned, time.perf_counter() - prepared,
-    )  # fmt: skip
-    return plan
+        for row, expl in zip(out, explanations, strict=True):
+            row["explanation"] = expl
+        prepared = time.perf_counter()
+        await write_changes(work, out, cause=cause)
+        log.info(
+            "bulk %s: %d change(s); plan %.2fs, rows %.2fs, write %.2fs", list(seeds), len(out),
+            planned - started, prepared - planned, time.perf_counter() - prepared,
+        )  # fmt: skip
+        return plan
