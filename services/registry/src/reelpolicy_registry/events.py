@@ -23,6 +23,7 @@ from reelpolicy_common.events import (
 )
 from reelpolicy_common.events.envelope import CURRENT_SCHEMA_VERSION
 from reelpolicy_common.ids import uuid7
+from reelpolicy_common.outbox.store import outbox_headers
 from reelpolicy_common.subjects import EnterpriseAttributes, ProductionAttributes
 from reelpolicy_common.telemetry import current_trace_headers
 from reelpolicy_registry.domain import StoredEnterprise, StoredProduction
@@ -110,9 +111,14 @@ class PreparedEvent:
         return Envelope.model_validate_json(self._raw)
 
 
+def _utc_now_text() -> str:
+    """Now as the envelope's ``occurred_at`` serializes (ISO 8601, ``Z``)."""
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _prepared(kind: EventType, key: str, payload_head: str, attributes_json: str) -> Envelope:
     event_id = uuid7()
-    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    now = _utc_now_text()
     raw = (
         f'{{"event_id":"{event_id}","type":"{kind.value}","schema_version":1,'
         f'"occurred_at":"{now}","producer":"{PRODUCER}",'
@@ -135,10 +141,9 @@ def production_upserted_head() -> EventHead:
         topic=topics.REGISTRY,
         event_type=kind.value,
         schema_version=CURRENT_SCHEMA_VERSION,
-        occurred_at=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        occurred_at=_utc_now_text(),
         producer=PRODUCER,
-        headers={
-            **current_trace_headers(), "event-type": kind.value,
-            "schema-version": str(CURRENT_SCHEMA_VERSION),
-        },
-    )  # fmt: skip
+        headers=outbox_headers(
+            current_trace_headers(), event_type=kind.value, schema_version=CURRENT_SCHEMA_VERSION
+        ),
+    )

@@ -132,7 +132,6 @@ def _valid_productions(
     A row repeating an earlier row of the file (the same ``external_id``, or, without
     one, the same attributes) is rejected."""
     staged: list[ProductionStage] = []
-    lanes: dict[str, int] = {}  # the outbox lane of each event's key (the enterprise id)
     for number, row in rows:
         if row.enterprise_credit_code:
             enterprise_id = seen.enterprise_by_code.get(row.enterprise_credit_code)
@@ -154,11 +153,9 @@ def _valid_productions(
             field_name = "external_id" if import_key is None else "row"
             report.reject([RowError(number, field_name, f"repeats row {first}")])
             continue
-        lane = lanes.get(row.enterprise_id)
-        if lane is None:
-            lane = lanes[row.enterprise_id] = lane_of(row.enterprise_id)
+        event_lane = lane_of(row.enterprise_id)  # the event's key is the enterprise id
         staged.append(
-            (uuid7(), row.enterprise_id, row.external_id, import_key, text, uuid7(), lane)
+            (uuid7(), row.enterprise_id, row.external_id, import_key, text, uuid7(), event_lane)
         )
     return staged
 

@@ -9,7 +9,7 @@ when (and only when) the transaction commits.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -35,6 +35,14 @@ class OutboxRecord:
 def lane_of(key: str, lanes: int = DEFAULT_LANES) -> int:
     """The ordering lane of a key: one relay at a time publishes a lane, in order."""
     return zlib.crc32(key.encode()) % lanes
+
+
+def outbox_headers(
+    trace: Mapping[str, str], *, event_type: str, schema_version: int
+) -> dict[str, str]:
+    """The Kafka headers of an outbox row: the writer's trace context, then the event's
+    type and schema version (what every writer of the outbox stores)."""
+    return {**trace, "event-type": event_type, "schema-version": str(schema_version)}
 
 
 def _require_transaction(conn: asyncpg.Connection) -> None:
@@ -63,7 +71,7 @@ async def enqueue_many(
             lane_of(e.key),
             e.type.value,
             e.to_bytes(),
-            {**headers, "event-type": e.type.value, "schema-version": str(e.schema_version)},
+            outbox_headers(headers, event_type=e.type.value, schema_version=e.schema_version),
         )
         for e in envelopes
     ]

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import asyncpg
 
 from reelpolicy_common.events.envelope import CURRENT_SCHEMA_VERSION
-from reelpolicy_common.outbox.store import lane_of
+from reelpolicy_common.outbox.store import lane_of, outbox_headers
 from reelpolicy_common.telemetry import current_trace_headers
 
 COLUMNS = ["event_id", "topic", "key", "lane", "event_type", "value", "headers"]
@@ -61,8 +61,7 @@ def _rows(topic: str, events: Iterable[EncodedEvent]) -> Iterator[tuple[Any, ...
             lane = lanes[e.key] = lane_of(e.key)
         headers = headers_of.get(e.event_type)
         if headers is None:
-            headers = headers_of[e.event_type] = {
-                **trace_headers, "event-type": e.event_type,
-                "schema-version": str(CURRENT_SCHEMA_VERSION),
-            }  # fmt: skip
+            headers = headers_of[e.event_type] = outbox_headers(
+                trace_headers, event_type=e.event_type, schema_version=CURRENT_SCHEMA_VERSION
+            )
         yield (e.event_id, topic, e.key, lane, e.event_type, e.value, headers)
