@@ -84,6 +84,11 @@ async def measure(
     snapshots = await topic_end_consumer(bootstrap, topics.REGISTRY)
     hop: list[float] = []  # HTTP response -> the registry's snapshot on the topic
     answered: dict[str, float] = {}
+    # where the time goes, from the records' own (producer) timestamps, wall clock:
+    # response -> snapshot produced -> eligibility produced -> eligibility read here
+    answered_wall: dict[str, float] = {}
+    produced: dict[str, float] = {}  # production id -> its latest snapshot's timestamp
+    stages: dict[str, list[float]] = {"registry": [], "rules": [], "delivery": []}
     early: dict[str, float] = {}  # events read before this script saw the HTTP response
     latencies: list[float] = []
     http: list[float] = []
@@ -99,6 +104,7 @@ async def measure(
                         continue
                     if (sent := answered.pop(payload["subject_id"], None)) is not None:
                         latencies.append(now - sent)
+                        stage(payload["subject_id"], r.timestamp / 1000)
                     else:
                         early[payload["subject_id"]] = now
 
@@ -110,6 +116,14 @@ async def measure(
                     pid = json.loads(r.value)["payload"].get("production_id")
                     if pid in answered:
                         hop.append(now - answered[pid])
+                        produced[pid] = r.timestamp / 1000
+
+    def stage(pid: str, eligibility_at: float) -> None:
+        wall, snapshot_at = answered_wall.pop(pid, None), produced.pop(pid, None)
+        if wall is not None and snapshot_at is not None:
+            stages["registry"].append(snapshot_at - wall)
+            stages["rules"].append(eligibility_at - snapshot_at)
+            stages["delivery"].append(time.time() - eligibility_at)
 
     receiver = asyncio.create_task(receive())
     watcher = asyncio.create_task(watch_registry())
@@ -143,6 +157,7 @@ async def measure(
             latencies.append(0.0)  # the event beat this script to the response
         else:
             answered[pid] = now
+            answered_wall[pid] = time.time()
         http.append(now - due)  # from when it was due: a late sender shows here
 
     await asyncio.gather(*(sender() for _ in range(16)))
@@ -157,6 +172,11 @@ async def measure(
     if hop:
         print(f"HTTP response -> registry snapshot on the topic: p50 {hop[len(hop) // 2] * 1000:.1f}"
               f" ms, p99 {hop[int(len(hop) * 0.99) - 1] * 1000:.1f} ms ({len(hop):,} seen)")  # fmt: skip
+    for name, values in stages.items():
+        values.sort()
+        if values:
+            print(f"  stage {name}: p50 {values[len(values) // 2] * 1000:.1f} ms,"
+                  f" p99 {values[int(len(values) * 0.99) - 1] * 1000:.1f} ms")  # fmt: skip
     http.sort()
     print(f"PATCH (due -> response): p50 {http[len(http) // 2] * 1000:.1f} ms,"
           f" p99 {http[int(len(http) * 0.99) - 1] * 1000:.1f} ms")  # fmt: skip

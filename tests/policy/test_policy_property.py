@@ -16,7 +16,9 @@ from reelpolicy_policy import (
     evaluate,
     evaluate_bulk,
     flatten_subject,
+    may_apply,
     parse_policy,
+    subject_values,
     subjects_to_frame,
     to_cel,
 )
@@ -53,6 +55,9 @@ def test_scalar_and_bulk_agree(case: tuple[list[dict[str, Any]], list[Subject]])
                 one.amount_cny,
                 one.missing_fields,
             ), one.explanation
+            # the trace-free pre-check the per-subject path skips pairs with
+            values = subject_values(s, TODAY)
+            assert may_apply(p, values, today=TODAY) == (one.status != "ineligible")
 
 
 def _sum(xs: list[int]) -> int:

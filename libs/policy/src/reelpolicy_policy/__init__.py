@@ -5,7 +5,8 @@ Entry points for services:
 * ``parse_policy(data)`` / ``load_policy_text(text, content_type)`` -> :class:`Policy`
   (raise :class:`PolicyValidationError` with ``errors = [{path, message}]``)
 * ``policy_document_dict(policy)``: canonical JSON form; ``policy_json_schema()``
-* ``evaluate(policy, subject, *, today)`` -> :class:`Result`
+* ``evaluate(policy, subject, *, today)`` -> :class:`Result`; ``may_apply(policy, values,
+  *, today)``: whether it could be anything but ineligible (no trace, cheap)
 * ``subjects_to_frame(subjects)`` + ``evaluate_bulk(policies, frame, *, today)``
 * ``apply_stacking(results, *, policies)``, ``allocate_fund(results, *, policies)``
 * ``load_catalog(path)``; ``to_cel(policy)`` (CEL translation)
@@ -21,7 +22,13 @@ from reelpolicy_policy.constraints import (
     apply_stacking,
     apply_stacking_frame,
 )
-from reelpolicy_policy.evaluate import Result, evaluate, evaluate_values, subject_values
+from reelpolicy_policy.evaluate import (
+    Result,
+    evaluate,
+    evaluate_values,
+    may_apply,
+    subject_values,
+)
 from reelpolicy_policy.fields import FIELDS, FieldSpec, FieldType, Subject, flatten_subject
 from reelpolicy_policy.frame import frame_schema, subjects_to_frame
 from reelpolicy_policy.model import Policy, PolicyScope, PolicyValidationError
@@ -52,6 +59,7 @@ __all__ = [
     "frame_schema",
     "load_catalog",
     "load_policy_text",
+    "may_apply",
     "parse_policy",
     "policy_document_dict",
     "policy_json_schema",

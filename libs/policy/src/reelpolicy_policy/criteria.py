@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from typing import Any
 
 from reelpolicy_policy.fields import OPERATORS, FieldSpec, FieldType, SubjectType, fields_for
@@ -40,6 +41,11 @@ class Pred:
     field: str
     op: str
     value: Any = None  # normalised: scalar, tuple of scalars, or (lo, hi); dates as date
+
+    @cached_property
+    def value_json(self) -> Any:
+        """``value`` in JSON form, as explanation traces show it (computed once)."""
+        return _json(self.value)
 
 
 Node = All | AnyOf | Not | Pred

@@ -112,7 +112,7 @@ def eval_node(node: Node, values: dict[str, Any]) -> tuple[Tri, dict[str, Any]]:
         return r, {
             "field": node.field,
             "op": node.op,
-            "expected": _jsonable(node.value),
+            "expected": node.value_json,
             "actual": _jsonable(actual),
             "result": _word(r),
         }
@@ -129,6 +129,29 @@ def eval_node(node: Node, values: dict[str, Any]) -> tuple[Tri, dict[str, Any]]:
         assert isinstance(node, AnyOf)
         out = True if True in rs else (None if None in rs else False)
     return out, {key: [t for _, t in results], "result": _word(out)}
+
+
+def criteria_value(node: Node, values: dict[str, Any]) -> Tri:
+    """The Kleene value :func:`eval_node` gives ``node``, without building its trace."""
+    if isinstance(node, Pred):
+        return pred_value(node, values.get(node.field))
+    if isinstance(node, Not):
+        r = criteria_value(node.child, values)
+        return None if r is None else not r
+    decisive = isinstance(node, AnyOf)  # the child value that decides the node
+    unknown = False
+    for child in node.children:
+        r = criteria_value(child, values)
+        if r is decisive:
+            return decisive
+        unknown = unknown or r is None
+    return None if unknown else not decisive
+
+
+def may_apply(policy: Policy, values: dict[str, Any], *, today: date) -> bool:
+    """False exactly when :func:`evaluate_values` would answer ``ineligible``: the policy
+    is not in force, or its criteria are false. Cheap: no trace, no result."""
+    return in_force(policy, today) and criteria_value(policy.criteria, values) is not False
 
 
 def _or_minus_one(v: int | None) -> int:

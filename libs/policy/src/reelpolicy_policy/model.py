@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -153,8 +154,9 @@ class Policy:
     def benefits(self) -> list[Benefit]:
         return self.document.benefits
 
-    @property
+    @cached_property
     def constraints(self) -> Constraints:
+        """The document's constraints, or none (an empty set, built once per policy)."""
         return self.document.constraints or Constraints()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -19,7 +19,14 @@ from opentelemetry import trace
 
 from reelpolicy_common.metrics import EVALUATION_SECONDS
 from reelpolicy_common.subjects import EnterpriseAttributes, ProductionAttributes
-from reelpolicy_policy import Policy, Result, Subject, evaluate
+from reelpolicy_policy import (
+    Policy,
+    Result,
+    Subject,
+    evaluate_values,
+    may_apply,
+    subject_values,
+)
 from reelpolicy_rules.adapters.cache import PolicyBook
 from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
 from reelpolicy_rules.domain.constraints import (
@@ -55,14 +62,31 @@ def build_subjects(
 
 
 def evaluate_subjects(
-    subjects: Sequence[Subject], policies: Sequence[Policy], *, today: date
-) -> list[Result]:
-    """Every (subject, policy of its type) result, ineligible ones included."""
+    subjects: Sequence[Subject], policies: Sequence[Policy], *, today: date,
+    stored: Container[Key] | None = None,
+) -> list[Result]:  # fmt: skip
+    """Every (subject, policy of its type) result, ineligible ones included.
+
+    With ``stored`` (the (subject, policy) keys that have a stored result), a pair
+    outside it that :func:`~reelpolicy_policy.may_apply` rules out is left out: it is
+    ineligible now and was before (absent), so it cannot be a change, and its trace
+    would never be read. A subject's attributes are flattened once for all policies.
+    """
     started = time.perf_counter()
     with _tracer.start_as_current_span("rules.evaluate", attributes={"rules.mode": "subject"}):
-        results = [
-            evaluate(p, s, today=today) for s in subjects for p in policies if p.subject == s.type
-        ]
+        results: list[Result] = []
+        for s in subjects:
+            values = subject_values(s, today)
+            results.extend(
+                evaluate_values(p, values, subject_id=s.subject_id, today=today)
+                for p in policies
+                if p.subject == s.type
+                and (
+                    stored is None
+                    or (s.subject_id, p.id) in stored
+                    or may_apply(p, values, today=today)
+                )
+            )
     EVALUATION_SECONDS.labels("subject").observe(time.perf_counter() - started)
     return results
 
@@ -85,18 +109,16 @@ class _Plan:
     touched: list[str]  # every subject id whose stored results this target replaces
 
 
-def _plan(
-    target: Target, *, enterprise: Any, productions: Sequence[Any], policies: Sequence[Policy],
-    today: date,
-) -> _Plan:  # fmt: skip
-    """Evaluate a target's subjects; ``productions`` are its enterprise's rows we read."""
+def _plan(target: Target, *, enterprise: Any, productions: Sequence[Any]) -> _Plan:
+    """A target's subjects (``productions``: its enterprise's rows we read), not yet
+    evaluated: that waits for the stored results it replaces."""
     eid, pid = target.enterprise_id, target.production_id
     rows = [r for r in productions if pid is None or r["production_id"] == pid]
     subjects = build_subjects(
         enterprise_id=eid, enterprise=enterprise, productions=rows, include_enterprise=pid is None
     )
     touched = [pid or eid] + [r["production_id"] for r in rows if r["production_id"] != pid]
-    return _Plan(target, subjects, evaluate_subjects(subjects, policies, today=today), touched)
+    return _Plan(target, subjects, [], touched)
 
 
 async def reevaluate_targets(
@@ -119,10 +141,12 @@ async def reevaluate_targets(
         productions[row["enterprise_id"]].append(row)
     plans = [
         _plan(t, enterprise=enterprises.get(t.enterprise_id),
-              productions=productions[t.enterprise_id], policies=policies, today=today)
+              productions=productions[t.enterprise_id])
         for t in targets
     ]  # fmt: skip
     stored = await work.results.for_subjects(sorted({s for p in plans for s in p.touched}))
+    for plan in plans:
+        plan.results = evaluate_subjects(plan.subjects, policies, today=today, stored=stored)
     previous: dict[str, dict[Key, Outcome]] = defaultdict(dict)
     for key, outcome in stored.items():
         previous[key[0]][key] = outcome
