@@ -37,6 +37,12 @@ def configure_tracing(*, service: str, otlp_endpoint: str | None) -> TracerProvi
     return provider
 
 
+def tracing_enabled(*, otlp_endpoint: str | None) -> bool:
+    """Whether spans are recorded: an exporter is configured, or a recording provider is
+    installed already (tests install their own before building apps)."""
+    return bool(otlp_endpoint) or isinstance(trace.get_tracer_provider(), TracerProvider)
+
+
 def current_trace_headers() -> dict[str, str]:
     """The current context as W3C headers (``traceparent``, ``tracestate``)."""
     carrier: dict[str, str] = {}

@@ -11,7 +11,9 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_fastapi_instrumentator import Instrumentator
 
 from reelpolicy_common.http.errors import install_error_handlers
+from reelpolicy_common.http.trace_context import TraceContextMiddleware
 from reelpolicy_common.runtime import ServiceRuntime
+from reelpolicy_common.telemetry import tracing_enabled
 
 PUBLIC_PATHS = frozenset(
     {"/healthz", "/metrics", "/docs", "/redoc", "/openapi.json", "/asyncapi", "/asyncapi.json"}
@@ -57,7 +59,10 @@ def create_service_app(
             get_asyncapi_html(AsyncAPI(runtime.broker, title=title).to_specification())
         )
 
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,metrics")
+    if tracing_enabled(otlp_endpoint=runtime.settings.otel_exporter_otlp_endpoint):
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,metrics")
+    else:  # no spans to record: only carry the caller's trace context (see the module)
+        app.add_middleware(TraceContextMiddleware)
     Instrumentator(excluded_handlers=["/metrics", "/healthz"]).instrument(app).expose(
         app, include_in_schema=False
     )
