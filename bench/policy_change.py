@@ -177,6 +177,15 @@ def catalog_doc(amount: int) -> dict[str, Any]:
     return doc
 
 
+# How long the latency benchmarks' own consumers let a fetch wait: the services' default
+# (CONSUMER_FETCH_MAX_WAIT_MS). The embedded broker answers a fetch when it polls, not
+# when records arrive, so a short wait makes it poll more: two idle consumers of 16
+# partitions cost it 34% of a core at 5 ms against 10.8% at 30 ms (2 cores, 2026-12-03),
+# load the measured system would not otherwise carry. A record then reaches this script
+# in about 6 ms (p50; at most ~18 ms) after it is on the topic, against ~3 ms at 5 ms.
+MEASURING_FETCH_WAIT_MS = 30
+
+
 async def eligibility_consumer(bootstrap: str, *, fetch_max_wait_ms: int) -> AIOKafkaConsumer:
     """A started consumer of every eligibility partition, positioned at the reported end.
 

@@ -10,8 +10,9 @@ generated productions plus ``2 × --rate`` Zhengzhou productions through
 ``PATCH /v1/productions/{id}`` at ``--rate`` per second (pre-encoded requests on 16
 keep-alive connections, following one schedule), each toggling the Yellow River theme of one Zhengzhou production, so
 each one changes its ``zz-yellow-river`` result. Latency runs from the registry's HTTP
-response to the arrival of the eligibility event on the topic (the PATCH latency, from
-when each request was due, is printed too). Reports p50 / p99.
+response to the arrival of the eligibility event on the topic, at a consumer fetching
+as the services do (``MEASURING_FETCH_WAIT_MS``); the PATCH latency, from when each
+request was due, and where the time goes (from the records' timestamps) are printed too. Reports p50 / p99.
 
 ``--direct`` leaves the registry out: the projection is loaded with COPY and the
 ``production.upserted`` snapshots are produced to the registry topic by this script;
@@ -32,6 +33,7 @@ import yaml
 from aiokafka import AIOKafkaProducer
 
 from policy_change import (
+    MEASURING_FETCH_WAIT_MS,
     ROOT,
     eligibility_consumer,
     load_projection,
@@ -76,7 +78,7 @@ def update(pid: str, eid: str, version: int, yellow: bool) -> Envelope:
 
 
 async def measure(bootstrap: str, targets: list[tuple[str, str]], rate: int, seconds: int) -> list[float]:  # fmt: skip
-    consumer = await eligibility_consumer(bootstrap, fetch_max_wait_ms=5)
+    consumer = await eligibility_consumer(bootstrap, fetch_max_wait_ms=MEASURING_FETCH_WAIT_MS)
     sent: dict[str, float] = {}
     latencies: list[float] = []
     total = rate * seconds

@@ -21,7 +21,14 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from http_load import Connection
-from policy_change import SECRET, eligibility_consumer, prepare, running, servers
+from policy_change import (
+    MEASURING_FETCH_WAIT_MS,
+    SECRET,
+    eligibility_consumer,
+    prepare,
+    running,
+    servers,
+)
 from policy_change import start_service as start_rules
 from policy_change import wait_healthy as wait_rules
 from reelpolicy_common import topics
@@ -69,7 +76,9 @@ async def wait_for_projection(dsn: str, productions: int, timeout: float = 300) 
 
 
 async def topic_end_consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=5)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, fetch_max_wait_ms=MEASURING_FETCH_WAIT_MS
+    )
     await consumer.start()
     tps = [TopicPartition(topic, i) for i in range(topics.partitions(topic))]
     consumer.assign(tps)
@@ -80,7 +89,7 @@ async def topic_end_consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
 async def measure(
     url: str, key: str, bootstrap: str, targets: list[str], rate: int, seconds: int
 ) -> list[float]:
-    consumer = await eligibility_consumer(bootstrap, fetch_max_wait_ms=5)
+    consumer = await eligibility_consumer(bootstrap, fetch_max_wait_ms=MEASURING_FETCH_WAIT_MS)
     snapshots = await topic_end_consumer(bootstrap, topics.REGISTRY)
     hop: list[float] = []  # HTTP response -> the registry's snapshot on the topic
     answered: dict[str, float] = {}
