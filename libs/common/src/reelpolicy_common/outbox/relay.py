@@ -6,7 +6,8 @@ replicas) never publish the same lane at once, and within a lane rows go out in
 ``seq`` order. Rows are claimed with ``FOR UPDATE SKIP LOCKED`` inside that
 transaction and marked sent in it, so a relay that dies mid-batch leaves the rows
 unsent and re-claimable (a row may then be published twice; consumers dedupe by
-event id). A broker outage rolls the batch back and the relay retries with
+event id); for the same reason the marks are committed without waiting for the WAL
+flush (``synchronous_commit = off``, for this transaction only). A broker outage rolls the batch back and the relay retries with
 exponential backoff: events wait, then flow, none lost, none reordered per key.
 
 The relay sleeps on ``LISTEN reelpolicy_outbox`` (sent by the writers' commits);
@@ -167,6 +168,10 @@ class OutboxRelay:
     async def _publish_group(self, lanes: list[int]) -> tuple[int, bool]:
         """Publish up to a batch of each of ``lanes`` that no other relay holds, in order."""
         async with self._pool.acquire() as conn, conn.transaction():
+            # Marking rows sent need not wait for the WAL flush: if the database loses
+            # this commit, the rows are published again, which consumers already
+            # tolerate (they dedupe by event id). It saves a flush wait per batch.
+            await conn.execute("SET LOCAL synchronous_commit TO off")
             # the lane locks first, so rows of a lane another relay holds are never
             # row-locked here (it would skip them and publish past them)
             locked = await conn.fetchval(
