@@ -196,3 +196,16 @@ def test_scope_hint() -> None:
     p = policy(KNOWN_T, issuer={"name": "Shanghai", "level": "municipal", "region_code": "310000"})
     assert (p.scope.subject, p.scope.region_prefixes) == ("production", ("31",))
     assert p.fields == ("production.region_code",)
+
+
+@pytest.mark.parametrize("op", ["contains_all", "contains_any"])
+def test_a_value_listed_twice_counts_once_in_both_evaluators(op: str) -> None:
+    from reelpolicy_policy import evaluate_bulk, subjects_to_frame
+
+    twice = {"field": "production.themes", "op": op,
+             "value": ["yellow_river_culture", "yellow_river_culture"]}  # fmt: skip
+    p = policy(twice)
+    s = prod_subject(region_code="310110", themes=["yellow_river_culture"])
+    bulk = evaluate_bulk([p], subjects_to_frame([s]), today=TODAY).long()
+    assert evaluate(p, s, today=TODAY).status == "eligible"
+    assert bulk.row(0, named=True)["status"] == "eligible"

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import reduce
+from operator import or_
 
 import polars as pl
 
@@ -68,7 +69,7 @@ def pred_expr(p: Pred) -> pl.Expr:
         inner = c.list.eval(_within(pl.element(), v)).list.any()
         return pl.when(c.is_null()).then(pl.lit(None, pl.Boolean)).otherwise(inner)
     vocab = FIELDS[p.field].vocabulary
-    mask = sum(1 << vocab.index(x) for x in v)
+    mask = reduce(or_, (1 << vocab.index(x) for x in v), 0)  # a value listed twice: one bit
     if op == "contains_any":
         return (c & mask) != 0
     if op == "contains_all":
