@@ -7,8 +7,9 @@ replicas) never publish the same lane at once, and within a lane rows go out in
 transaction and marked sent in it, so a relay that dies mid-batch leaves the rows
 unsent and re-claimable (a row may then be published twice; consumers dedupe by
 event id); for the same reason the marks are committed without waiting for the WAL
-flush (``synchronous_commit = off``, for this transaction only). A broker outage rolls the batch back and the relay retries with
-exponential backoff: events wait, then flow, none lost, none reordered per key.
+flush (``synchronous_commit = off``, for this transaction only). A broker outage
+rolls the batch back and the relay retries with exponential backoff: events wait,
+then flow, none lost, none reordered per key.
 
 The relay sleeps on ``LISTEN reelpolicy_outbox`` (sent by the writers' commits);
 a long safety timeout covers a lost notification or a dropped listen connection.
