@@ -192,6 +192,19 @@ async def measure(
     return latencies
 
 
+async def report_versions(dsn: str, targets: list[str], sent: int) -> None:
+    """How many of the updates changed a production (a PATCH that changes nothing keeps
+    the version and emits nothing): the rules history can hold only that many."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        written = await conn.fetchval(
+            "SELECT sum(version - 1) FROM productions WHERE id = ANY($1::uuid[])", targets
+        )
+    finally:
+        await conn.close()
+    print(f"registry: {written:,} new versions for the {sent:,} updates sent")
+
+
 async def report_history(dsn: str, targets: list[str], sent: int) -> None:
     """Every update should have left one change in the rules history: count them."""
     conn = await asyncpg.connect(dsn)
@@ -250,6 +263,7 @@ async def through_registry(a: argparse.Namespace) -> list[float]:
                 latencies = await measure(
                     registry.url, key, broker.bootstrap_servers, targets, a.rate, a.seconds
                 )
+                await report_versions(registry_dsn, targets, a.rate * a.seconds)
                 await report_history(rules_dsn, targets, a.rate * a.seconds)
                 return latencies
         finally:
