@@ -169,10 +169,6 @@ class OutboxRelay:
     async def _publish_group(self, lanes: list[int]) -> tuple[int, bool]:
         """Publish up to a batch of each of ``lanes`` that no other relay holds, in order."""
         async with self._pool.acquire() as conn, conn.transaction():
-            # Marking rows sent need not wait for the WAL flush: if the database loses
-            # this commit, the rows are published again, which consumers already
-            # tolerate (they dedupe by event id). It saves a flush wait per batch.
-            await conn.execute("SET LOCAL synchronous_commit TO off")
             # the lane locks first, so rows of a lane another relay holds are never
             # row-locked here (it would skip them and publish past them)
             locked = await conn.fetchval(
@@ -200,6 +196,11 @@ class OutboxRelay:
                 for r in rows
             ]
             await self._publisher.publish_batch(records)
+            # Marking rows sent need not wait for the WAL flush: if the database loses
+            # this commit, the rows are published again, which consumers already
+            # tolerate (they dedupe by event id). It saves a flush wait per batch; set
+            # only here, so a pass that finds nothing costs no extra round trip.
+            await conn.execute("SET LOCAL synchronous_commit TO off")
             await conn.execute(
                 "UPDATE outbox SET sent_at = now() WHERE seq = ANY($1::bigint[])",
                 [r.seq for r in records],
