@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry import propagate
+
+from reelpolicy_common.telemetry import context_from_headers
 
 _HEADERS = (b"traceparent", b"tracestate", b"baggage")
 
@@ -34,7 +35,7 @@ class TraceContextMiddleware:
         if scope["type"] != "http" or not carrier:
             await self.app(scope, receive, send)
             return
-        token = otel_context.attach(propagate.extract(carrier))
+        token = otel_context.attach(context_from_headers(carrier))
         try:
             await self.app(scope, receive, send)
         finally:
