@@ -101,7 +101,7 @@ class PreparedEvent:
         self.event_id = event_id
         self.type = kind
         self.key = key
-        self.schema_version = 1
+        self.schema_version = CURRENT_SCHEMA_VERSION
         self._raw = raw
 
     def to_bytes(self) -> bytes:
@@ -120,7 +120,7 @@ def _prepared(kind: EventType, key: str, payload_head: str, attributes_json: str
     event_id = uuid7()
     now = _utc_now_text()
     raw = (
-        f'{{"event_id":"{event_id}","type":"{kind.value}","schema_version":1,'
+        f'{{"event_id":"{event_id}","type":"{kind.value}","schema_version":{CURRENT_SCHEMA_VERSION},'
         f'"occurred_at":"{now}","producer":"{PRODUCER}",'
         f'"key":"{key}","payload":{{{payload_head},"attributes":{attributes_json}}}}}'
     )
