@@ -16,6 +16,7 @@ from reelpolicy_common.db.pool import create_pool
 from reelpolicy_common.events import Envelope, EventType
 from reelpolicy_common.kafka import KafkaRecordPublisher, ensure_topics, make_producer
 from reelpolicy_common.outbox import OutboxRecord, OutboxRelay, enqueue_many
+from reelpolicy_common.outbox.relay import MARK_SENT
 from reelpolicy_devstack.servers import EmbeddedBroker
 from support import eventually, unique_topic
 
@@ -111,6 +112,20 @@ async def test_a_rolled_back_change_leaves_no_event(pool: asyncpg.Pool) -> None:
             await enqueue_many(conn, topic="x", envelopes=[event("k", 1)])
             raise ZeroDivisionError
     assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_marking_rows_sent_relaxes_the_flush_of_that_transaction_only(
+    pool: asyncpg.Pool,
+) -> None:
+    await write(pool, "x", [event("k", 1), event("k", 2)])
+    async with pool.acquire() as conn:
+        seqs = [r["seq"] for r in await conn.fetch("SELECT seq FROM outbox ORDER BY seq")]
+        async with conn.transaction():
+            assert await conn.fetchval("SHOW synchronous_commit") == "on"
+            assert await conn.execute(MARK_SENT, seqs[:1]) == "UPDATE 1"
+            assert await conn.fetchval("SHOW synchronous_commit") == "off"
+        assert await conn.fetchval("SHOW synchronous_commit") == "on"
+    assert await pending(pool) == 1
 
 
 async def test_relay_wakes_on_notify_and_publishes_in_order(

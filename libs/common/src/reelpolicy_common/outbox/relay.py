@@ -33,6 +33,12 @@ log = logging.getLogger(__name__)
 
 _LANE_LOCK_CLASS = 0x5EE1
 
+MARK_SENT = (
+    "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true))"
+    " UPDATE outbox SET sent_at = now() FROM relaxed WHERE seq = ANY($1::bigint[])"
+)
+"""Mark rows sent, and let this transaction commit without waiting for the WAL flush."""
+
 
 class RecordPublisher(Protocol):
     """Publishes records in the given order and returns only when all are acknowledged."""
@@ -198,13 +204,10 @@ class OutboxRelay:
             await self._publisher.publish_batch(records)
             # Marking rows sent need not wait for the WAL flush: if the database loses
             # this commit, the rows are published again, which consumers already
-            # tolerate (they dedupe by event id). It saves a flush wait per batch; set
-            # only here, so a pass that finds nothing costs no extra round trip.
-            await conn.execute("SET LOCAL synchronous_commit TO off")
-            await conn.execute(
-                "UPDATE outbox SET sent_at = now() WHERE seq = ANY($1::bigint[])",
-                [r.seq for r in records],
-            )
+            # tolerate (they dedupe by event id). It saves a flush wait per batch. The
+            # setting (transaction-local, like SET LOCAL) rides on the UPDATE itself, so
+            # it costs no round trip of its own, and a pass that finds nothing none.
+            await conn.execute(MARK_SENT, [r.seq for r in records])
         counts: dict[int, int] = {}
         for r in rows:  # only once committed
             self._after[r["lane"]] = r["seq"]
