@@ -6,7 +6,8 @@ with exponential backoff and jitter (tenacity) up to ``max_attempts``; then the
 original record (value, key, headers) plus the error goes to ``<topic>.dlq`` and
 the partition moves on. A record that is not a valid envelope, or a handler that
 raises :class:`PermanentError`, is dead-lettered at once. Offsets are committed
-only after every record of the batch is handled or dead-lettered, so a crash
+only after every record of the batch is handled or dead-lettered (in the
+background, see :mod:`~reelpolicy_common.consumer.commits`), so a crash
 redelivers and the idempotent handlers skip what they already did.
 """
 
@@ -18,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -34,6 +36,7 @@ from tenacity import (
 
 from reelpolicy_common import metrics, topics
 from reelpolicy_common.consumer.batch import process_batch
+from reelpolicy_common.consumer.commits import OffsetCommitter
 from reelpolicy_common.consumer.types import (
     BatchHandler,
     ConsumedEvent,
@@ -193,6 +196,7 @@ def subscribe_reliably(
     costs only itself.
     """
     dead_letter = broker_dead_letter(broker, consumer=consumer)
+    commits = OffsetCommitter()
     subscriber = broker.subscriber(
         *topic_names,
         group_id=group_id,
@@ -224,7 +228,12 @@ def subscribe_reliably(
                         retry=retry,
                         dead_letter=dead_letter,
                     )
-        await message.ack()
+        if isinstance(message.consumer, AIOKafkaConsumer):
+            commits.handled(message.consumer, records)
+            if not subscriber.running:  # stopping: commit before the consumer closes
+                await commits.flush()
+        else:  # TestKafkaBroker's in-memory consumer
+            await message.ack()
         _observe_lag(message.consumer, records, consumer=consumer)
 
 
