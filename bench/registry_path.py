@@ -87,10 +87,13 @@ async def topic_end_consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
 
 
 async def measure(
-    url: str, key: str, bootstrap: str, targets: list[str], rate: int, seconds: int
-) -> list[float]:
+    url: str, key: str, bootstrap: str, targets: list[str], rate: int, seconds: int,
+    *, stages_too: bool,
+) -> list[float]:  # fmt: skip
+    """Latencies; with ``stages_too``, also where the time goes (a second consumer, of
+    the registry topic: it costs the broker and this process CPU the services share)."""
     consumer = await eligibility_consumer(bootstrap, fetch_max_wait_ms=MEASURING_FETCH_WAIT_MS)
-    snapshots = await topic_end_consumer(bootstrap, topics.REGISTRY)
+    snapshots = await topic_end_consumer(bootstrap, topics.REGISTRY) if stages_too else None
     hop: list[float] = []  # HTTP response -> the registry's snapshot on the topic
     answered: dict[str, float] = {}
     # where the time goes, from the records' own (producer) timestamps, wall clock:
@@ -118,6 +121,7 @@ async def measure(
                         early[payload["subject_id"]] = now
 
     async def watch_registry() -> None:
+        assert snapshots is not None
         while True:
             for records in (await snapshots.getmany(timeout_ms=50)).values():
                 now = time.perf_counter()
@@ -135,7 +139,7 @@ async def measure(
             stages["delivery"].append(time.time() - eligibility_at)
 
     receiver = asyncio.create_task(receive())
-    watcher = asyncio.create_task(watch_registry())
+    watcher = asyncio.create_task(watch_registry()) if snapshots is not None else None
     t0 = time.perf_counter() + 0.5
     schedule = iter(range(total))
 
@@ -174,9 +178,10 @@ async def measure(
         await asyncio.wait_for(receiver, timeout=30)
     except TimeoutError:
         print(f"warning: {len(answered)} update(s) without an eligibility event")
-    watcher.cancel()
     await consumer.stop()
-    await snapshots.stop()
+    if watcher is not None and snapshots is not None:
+        watcher.cancel()
+        await snapshots.stop()
     hop.sort()
     if hop:
         print(f"HTTP response -> registry snapshot on the topic: p50 {hop[len(hop) // 2] * 1000:.1f}"
@@ -260,8 +265,9 @@ async def through_registry(a: argparse.Namespace) -> list[float]:
                 targets = sorted(str(r["id"]) for r in rows)
                 print(f"measuring: {a.rate}/s for {a.seconds}s over {len(targets):,} productions",
                       flush=True)  # fmt: skip
+                url, bootstrap = registry.url, broker.bootstrap_servers
                 latencies = await measure(
-                    registry.url, key, broker.bootstrap_servers, targets, a.rate, a.seconds
+                    url, key, bootstrap, targets, a.rate, a.seconds, stages_too=a.stages
                 )
                 await report_versions(registry_dsn, targets, a.rate * a.seconds)
                 await report_history(rules_dsn, targets, a.rate * a.seconds)
