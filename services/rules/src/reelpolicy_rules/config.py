@@ -22,3 +22,11 @@ class Settings(SecretKeySettings):
         default=100, ge=1,
         description="Registry events applied per transaction (1 = one transaction each).",
     )  # fmt: skip
+    policy_fetch_max_wait_ms: int = Field(
+        default=500, ge=0,
+        description="How long a fetch of the policy topic may wait for records: policies"
+        " change rarely and a bulk run takes seconds, so this consumer polls less than the"
+        " registry one (CONSUMER_FETCH_MAX_WAIT_MS). On the embedded broker an idle"
+        " consumer's fetches at 30 ms cost it 2-5% of a core, at 500 ms 0.2-0.6%, and a"
+        " record waited a median 55 ms at 500 ms (2026-12-03).",
+    )  # fmt: skip

@@ -31,7 +31,7 @@ def group_ids(base: str) -> dict[str, str]:
 
 
 def _subscribe(
-    rules: Rules, *, topic: str, consumer: str, handler: EventHandler,
+    rules: Rules, *, topic: str, consumer: str, handler: EventHandler, fetch_max_wait_ms: int,
     batch: BatchHandler | None = None,
 ) -> None:  # fmt: skip
     subscribe_reliably(
@@ -42,7 +42,7 @@ def _subscribe(
         handler=handler,
         retry=rules.runtime.retry_policy,
         max_records=rules.settings.kafka_max_poll_records,
-        fetch_max_wait_ms=rules.settings.consumer_fetch_max_wait_ms,
+        fetch_max_wait_ms=fetch_max_wait_ms,
         batch_handler=batch,
         batch_size=rules.settings.registry_batch_size,
     )
@@ -62,7 +62,10 @@ def register_consumers(rules: Rules) -> None:
             consumer=REGISTRY_CONSUMER, today=rules.today(),
         )  # fmt: skip
 
-    _subscribe(rules, topic=topics.POLICY, consumer=POLICY_CONSUMER, handler=on_policy)
+    _subscribe(
+        rules, topic=topics.POLICY, consumer=POLICY_CONSUMER, handler=on_policy,
+        fetch_max_wait_ms=rules.settings.policy_fetch_max_wait_ms,
+    )  # fmt: skip
 
     async def on_registry_batch(events: Sequence[ConsumedEvent]) -> None:
         # Keys in sorted order (a stable lock order); each key's events keep their order.
@@ -75,5 +78,5 @@ def register_consumers(rules: Rules) -> None:
     batch = on_registry_batch if rules.settings.registry_batch_size > 1 else None
     _subscribe(
         rules, topic=topics.REGISTRY, consumer=REGISTRY_CONSUMER, handler=on_registry,
-        batch=batch,
+        fetch_max_wait_ms=rules.settings.consumer_fetch_max_wait_ms, batch=batch,
     )  # fmt: skip
