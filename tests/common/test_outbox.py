@@ -16,7 +16,7 @@ from reelpolicy_common.db.pool import create_pool
 from reelpolicy_common.events import Envelope, EventType
 from reelpolicy_common.kafka import KafkaRecordPublisher, ensure_topics, make_producer
 from reelpolicy_common.outbox import OutboxRecord, OutboxRelay, enqueue_many
-from reelpolicy_common.outbox.relay import MARK_SENT
+from reelpolicy_common.outbox.relay import DELETE_SENT, MARK_SENT
 from reelpolicy_devstack.servers import EmbeddedBroker
 from support import eventually, unique_topic
 
@@ -64,7 +64,12 @@ async def read_all(
 
 @contextlib.asynccontextmanager
 async def running_relay(
-    pool: asyncpg.Pool, bootstrap: str, *, idle_timeout: float = 60.0, batch_size: int = 100
+    pool: asyncpg.Pool,
+    bootstrap: str,
+    *,
+    idle_timeout: float = 60.0,
+    batch_size: int = 100,
+    retention_seconds: float = 3600.0,
 ) -> AsyncIterator[OutboxRelay]:
     producer = make_producer(bootstrap_servers=bootstrap, enable_idempotence=False)
     await producer.start()
@@ -74,6 +79,7 @@ async def running_relay(
         batch_size=batch_size,
         idle_timeout=idle_timeout,
         max_backoff=0.5,
+        retention_seconds=retention_seconds,
     )
     task = asyncio.create_task(relay.run())
     try:
@@ -128,13 +134,35 @@ async def test_marking_rows_sent_relaxes_the_flush_of_that_transaction_only(
     assert await pending(pool) == 1
 
 
+async def test_without_retention_published_rows_are_deleted_with_the_same_relaxed_flush(
+    pool: asyncpg.Pool,
+) -> None:
+    await write(pool, "x", [event("k", 1), event("k", 2)])
+    async with pool.acquire() as conn:
+        seqs = [r["seq"] for r in await conn.fetch("SELECT seq FROM outbox ORDER BY seq")]
+        async with conn.transaction():
+            assert await conn.execute(DELETE_SENT, seqs[:1]) == "DELETE 1"
+            assert await conn.fetchval("SHOW synchronous_commit") == "off"
+        assert await conn.fetchval("SHOW synchronous_commit") == "on"
+        assert [r["seq"] for r in await conn.fetch("SELECT seq FROM outbox")] == seqs[1:]
+
+
+# both ways of recording a published row: kept (marked sent) for an hour, or deleted
+RETENTIONS = pytest.mark.parametrize("retention", [3600.0, 0.0], ids=["kept", "deleted"])
+
+
+async def stored_rows(pool: asyncpg.Pool) -> int:
+    return int(await pool.fetchval("SELECT count(*) FROM outbox"))
+
+
+@RETENTIONS
 async def test_relay_wakes_on_notify_and_publishes_in_order(
-    pool: asyncpg.Pool, bootstrap_servers: str
+    pool: asyncpg.Pool, bootstrap_servers: str, retention: float
 ) -> None:
     topic = unique_topic()
     await ensure_topics(bootstrap_servers=bootstrap_servers, names=[topic])
     # A one-minute idle timeout: delivery within seconds proves LISTEN/NOTIFY woke it.
-    async with running_relay(pool, bootstrap_servers, idle_timeout=60):
+    async with running_relay(pool, bootstrap_servers, idle_timeout=60, retention_seconds=retention):
         await asyncio.sleep(0.3)
         events = [event(f"k{i % 7}", i) for i in range(300)]  # COPY path
         await write(pool, topic, events)
@@ -143,19 +171,21 @@ async def test_relay_wakes_on_notify_and_publishes_in_order(
     assert {e.event_id for e in events} <= {e.event_id for e in seen}
     assert len({e.event_id for e in seen}) == 301
     assert_ordered_per_key(seen)
-    assert await pending(pool) == 0
+    await eventually(lambda: all_sent(pool))
+    assert await stored_rows(pool) == (301 if retention else 0)
 
 
+@RETENTIONS
 async def test_two_relays_share_the_lanes_without_reordering(
-    pool: asyncpg.Pool, bootstrap_servers: str
+    pool: asyncpg.Pool, bootstrap_servers: str, retention: float
 ) -> None:
     topic = unique_topic()
     await ensure_topics(bootstrap_servers=bootstrap_servers, names=[topic])
     events = [event(f"k{i % 11}", i) for i in range(2000)]
     await write(pool, topic, events)
     async with (
-        running_relay(pool, bootstrap_servers, batch_size=50),
-        running_relay(pool, bootstrap_servers, batch_size=50),
+        running_relay(pool, bootstrap_servers, batch_size=50, retention_seconds=retention),
+        running_relay(pool, bootstrap_servers, batch_size=50, retention_seconds=retention),
     ):
         seen = await read_all(bootstrap_servers, topic, 2000)
         await eventually(lambda: all_sent(pool))
@@ -185,8 +215,9 @@ class DiesMidBatch:
         await self.inner.refresh()
 
 
+@RETENTIONS
 async def test_a_batch_interrupted_midway_is_published_again_whole(
-    pool: asyncpg.Pool, bootstrap_servers: str
+    pool: asyncpg.Pool, bootstrap_servers: str, retention: float
 ) -> None:
     topic = unique_topic()
     await ensure_topics(bootstrap_servers=bootstrap_servers, names=[topic])
@@ -195,11 +226,16 @@ async def test_a_batch_interrupted_midway_is_published_again_whole(
     producer = make_producer(bootstrap_servers=bootstrap_servers, enable_idempotence=False)
     await producer.start()
     try:
-        relay = OutboxRelay(pool=pool, publisher=DiesMidBatch(KafkaRecordPublisher(producer)))
+        relay = OutboxRelay(
+            pool=pool,
+            publisher=DiesMidBatch(KafkaRecordPublisher(producer)),
+            retention_seconds=retention,
+        )
         with pytest.raises(ConnectionError):
             await relay.drain()
-        assert await pending(pool) == 40  # nothing marked sent
+        assert await pending(pool) == 40  # nothing marked sent (or deleted)
         assert await relay.drain() == 40
+        assert await stored_rows(pool) == (40 if retention else 0)
     finally:
         await producer.stop()
     seen = await read_all(bootstrap_servers, topic, 60)

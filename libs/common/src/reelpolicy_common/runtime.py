@@ -97,6 +97,7 @@ class ServiceRuntime:
                 publisher=KafkaRecordPublisher(producer),
                 batch_size=s.outbox_batch_size,
                 concurrency=s.outbox_concurrency,
+                retention_seconds=s.outbox_retention_seconds,
                 metrics=PrometheusOutboxMetrics(),
             )
             relay_task = asyncio.create_task(self._relay.run(), name="outbox-relay")

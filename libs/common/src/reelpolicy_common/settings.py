@@ -62,6 +62,13 @@ class ServiceSettings(BaseSettings):
     consumer_retry_initial_seconds: float = Field(default=0.2, ge=0)
     consumer_retry_max_seconds: float = Field(default=10.0, ge=0)
     outbox_batch_size: int = Field(default=1000, ge=1)
+    outbox_retention_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="How long published outbox rows are kept (the dev stack re-queues the"
+        " last hour into a fresh in-memory broker). 0 deletes a row as it is published,"
+        " the cheapest mark: for a broker that keeps its topics (compose).",
+    )
     outbox_concurrency: int = Field(
         default=1,
         ge=1,
