@@ -219,6 +219,8 @@ async def one_run(
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     cause = str(env.event_id)
+    ours = b'"cause":"' + cause.encode() + b'"'  # in an eligibility.changed payload
+    impact_type = b'"type":"' + EventType.policy_impact.value.encode() + b'"'
     t0 = time.perf_counter()
     await producer.send_and_wait(topics.POLICY, env.to_bytes(), key=env.key.encode())
     await producer.stop()
@@ -229,16 +231,21 @@ async def one_run(
             got = False
             for records in (await consumer.getmany(timeout_ms=100, max_records=10000)).values():
                 for r in records:
-                    if cause.encode() not in r.value and doc["id"].encode() not in r.value:
-                        continue
-                    e = Envelope.model_validate_json(r.value)
-                    if e.type is EventType.policy_impact and e.payload["policy_version"] == version:
-                        impact = got = True
-                    elif e.payload.get("cause") == cause:
+                    # matched as bytes, not decoded: decoding 100,000 envelopes cost this
+                    # process 1.4 s of CPU a run, taken from the measured services
+                    if ours in r.value:
+                        if not count:  # the first match, decoded: it is what we count
+                            e = Envelope.model_validate_json(r.value)
+                            assert e.type is EventType.eligibility_changed, e.type
+                            assert e.payload["cause"] == cause, e.payload
                         count += 1
                         last = time.perf_counter()
                         first = first or last
                         got = True
+                    elif impact_type in r.value and doc["id"].encode() in r.value:
+                        e = Envelope.model_validate_json(r.value)
+                        if e.payload["policy_version"] == version:
+                            impact = got = True
             if got:
                 idle_since = time.perf_counter()
             if time.perf_counter() - t0 > 300:

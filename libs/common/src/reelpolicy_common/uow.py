@@ -3,7 +3,10 @@
 Handlers open it, use the service's repositories on ``uow.conn``, add events with
 :meth:`publish` (they go to the outbox in the same transaction), and call
 ``await uow.commit()`` themselves. Leaving the block without committing rolls
-back, so a failure leaves neither the state change nor its events.
+back, so a failure leaves neither the state change nor its events. A long piece of
+work may commit in steps: :meth:`begin` opens the next transaction on the same
+connection, and :meth:`lock_across_commits` takes a lock that the steps share (it is
+released when the block is left).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class PostgresUnitOfWork:
         self._conn: Any = None
         self._tx: Any = None
         self._events: list[tuple[str, Envelope]] = []
+        self._session_locks = False
 
     @property
     def conn(self) -> asyncpg.Connection:
@@ -67,13 +71,34 @@ class PostgresUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        conn, self._conn = self._conn, None
         try:
             if self._tx is not None:
                 await self._tx.rollback()
+            if self._session_locks:
+                await conn.execute("SELECT pg_advisory_unlock_all()")
+        except BaseException:
+            if self._session_locks:
+                conn.terminate()  # a lock it may still hold goes with the session
+            raise
         finally:
             self._tx = None
-            conn, self._conn = self._conn, None
+            self._session_locks = False
             await self._pool.release(conn)
+
+    async def begin(self) -> None:
+        """Open the next transaction on the same connection, after :meth:`commit`."""
+        if self._tx is not None:
+            raise RuntimeError("a transaction is already open")
+        self._tx = self.conn.transaction()
+        await self._tx.start()
+
+    async def lock_across_commits(self, lock_class: int, key: int) -> None:
+        """Wait for the exclusive advisory lock ``(lock_class, key)`` and hold it until
+        the unit of work closes, across :meth:`commit` and :meth:`begin` (a session
+        lock: it conflicts with transaction-scoped advisory locks of the same key)."""
+        self._session_locks = True
+        await self.conn.execute("SELECT pg_advisory_lock($1, $2)", lock_class, key)
 
     def publish(self, topic: str, *envelopes: Envelope) -> None:
         """Queue events; they are written to the outbox at commit, in order."""

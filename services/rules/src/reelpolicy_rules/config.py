@@ -17,6 +17,12 @@ class Settings(SecretKeySettings):
     bulk_trace_limit: int = Field(
         default=1000, ge=0, description="Bulk changes up to this many carry full traces."
     )
+    bulk_commit_rows: int = Field(
+        default=20_000, ge=0,
+        description="A policy change's results are committed this many changes at a time"
+        " (0: all in one transaction), so its first events are published while the rest"
+        " are written; the projection stays locked throughout.",
+    )  # fmt: skip
     simulate_sample_size: int = Field(default=20, ge=0, le=500)
     registry_batch_size: int = Field(
         default=100, ge=1,

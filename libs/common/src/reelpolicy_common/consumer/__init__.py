@@ -1,6 +1,10 @@
 """Reliable consumers: idempotency, bounded retries with backoff, dead letters."""
 
-from reelpolicy_common.consumer.idempotency import record_processed, record_processed_many
+from reelpolicy_common.consumer.idempotency import (
+    record_processed,
+    record_processed_many,
+    was_processed,
+)
 from reelpolicy_common.consumer.runner import (
     PermanentError,
     RetryPolicy,
@@ -19,4 +23,5 @@ __all__ = [
     "record_processed",
     "record_processed_many",
     "subscribe_reliably",
+    "was_processed",
 ]

@@ -17,6 +17,15 @@ async def record_processed(conn: asyncpg.Connection, *, consumer: str, event_id:
     return event_id in await record_processed_many(conn, consumer=consumer, event_ids=[event_id])
 
 
+async def was_processed(conn: asyncpg.Connection, *, consumer: str, event_id: uuid.UUID) -> bool:
+    """Whether ``consumer`` recorded ``event_id`` (a check that records nothing: for a
+    handler that commits its effect in steps and records the event with the last)."""
+    found = await conn.fetchval(
+        "SELECT 1 FROM processed_events WHERE consumer = $1 AND event_id = $2", consumer, event_id
+    )
+    return found is not None
+
+
 async def record_processed_many(
     conn: asyncpg.Connection, *, consumer: str, event_ids: Sequence[uuid.UUID]
 ) -> set[uuid.UUID]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-_GLOBAL = 0x5EE2  # advisory lock class: bulk runs (exclusive) vs subject updates (shared)
+PROJECTION_LOCK = 0x5EE2  # advisory lock class: bulk runs (exclusive) vs subject updates (shared)
 _ENTERPRISE = 0x5EE3
 _FUND = 0x5EE4
 
@@ -18,7 +18,7 @@ class PostgresProjection:
 
     async def lock_all(self) -> None:
         """Exclusive: no subject update runs (or holds an uncommitted seq) meanwhile."""
-        await self._conn.execute("SELECT pg_advisory_xact_lock($1, 0)", _GLOBAL)
+        await self._conn.execute("SELECT pg_advisory_xact_lock($1, 0)", PROJECTION_LOCK)
 
     async def lock_enterprises(self, enterprise_ids: Sequence[str]) -> None:
         """The shared projection lock, then each enterprise's lock in the order given.
@@ -29,7 +29,7 @@ class PostgresProjection:
             "SELECT pg_advisory_xact_lock_shared($1, 0)"
             " UNION ALL SELECT pg_advisory_xact_lock($2, hashtext(e))"
             " FROM unnest($3::text[]) AS e",
-            _GLOBAL, _ENTERPRISE, list(enterprise_ids),
+            PROJECTION_LOCK, _ENTERPRISE, list(enterprise_ids),
         )  # fmt: skip
 
     async def lock_funds(self, fund_ids: Sequence[str]) -> None:

@@ -54,6 +54,7 @@ def register_consumers(rules: Rules) -> None:
             uow=rules.uow, cache=rules.cache, book=rules.book, envelope=event.envelope,
             consumer=POLICY_CONSUMER, today=rules.today(),
             trace_limit=rules.settings.bulk_trace_limit,
+            commit_rows=rules.settings.bulk_commit_rows,
         )  # fmt: skip
 
     async def on_registry(event: ConsumedEvent) -> None:

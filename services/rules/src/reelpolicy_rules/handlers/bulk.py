@@ -143,6 +143,35 @@ def change_rows(changes: pl.DataFrame, *, versions: dict[str, int]) -> list[dict
     return frame.to_dicts()
 
 
+async def prepare_changes(
+    work: RulesUnitOfWork,
+    *,
+    cache: SubjectCache,
+    book: PolicyBook,
+    seeds: Sequence[str],
+    today: date,
+    trace_limit: int,
+) -> tuple[BulkPlan, list[dict[str, Any]]]:
+    """Re-evaluate ``seeds`` (and related policies): the plan and its change rows, each
+    with its explanation, ready for ``write_changes`` (nothing is written)."""
+    started = time.perf_counter()
+    plan = await plan_bulk(work, cache=cache, active=book.active(), seeds=seeds, today=today)
+    planned = time.perf_counter()
+    out = change_rows(plan.changes, versions=book.versions)
+    explanations = explain_rows(
+        plan.changes.select([c for c in _EXPLAIN_COLUMNS if c in plan.changes.columns]).to_dicts(),
+        cache=cache, policies=plan.policies,
+        versions=book.versions, funds=plan.funds, today=today, limit=trace_limit,
+    )  # fmt: skip
+    for row, expl in zip(out, explanations, strict=True):
+        row["explanation"] = expl
+    log.info(
+        "bulk %s: %d change(s); plan %.2fs, rows %.2fs", list(seeds), len(out),
+        planned - started, time.perf_counter() - planned,
+    )  # fmt: skip
+    return plan, out
+
+
 async def run_bulk(
     work: RulesUnitOfWork,
     *,
@@ -153,26 +182,14 @@ async def run_bulk(
     cause: str,
     trace_limit: int,
 ) -> BulkPlan:
-    """Re-evaluate ``seeds`` (and related policies) and write the changes.
+    """Re-evaluate ``seeds`` (and related policies) and write the changes, in the
+    caller's transaction.
 
     The cyclic garbage collector is paused meanwhile (:mod:`reelpolicy_common.gc_control`).
     """
     with gc_paused():
-        started = time.perf_counter()
-        plan = await plan_bulk(work, cache=cache, active=book.active(), seeds=seeds, today=today)
-        planned = time.perf_counter()
-        out = change_rows(plan.changes, versions=book.versions)
-        explanations = explain_rows(
-            plan.changes.select([c for c in _EXPLAIN_COLUMNS if c in plan.changes.columns]).to_dicts(),
-            cache=cache, policies=plan.policies,
-            versions=book.versions, funds=plan.funds, today=today, limit=trace_limit,
-        )  # fmt: skip
-        for row, expl in zip(out, explanations, strict=True):
-            row["explanation"] = expl
-        prepared = time.perf_counter()
+        plan, out = await prepare_changes(
+            work, cache=cache, book=book, seeds=seeds, today=today, trace_limit=trace_limit
+        )
         await write_changes(work, out, cause=cause)
-        log.info(
-            "bulk %s: %d change(s); plan %.2fs, rows %.2fs, write %.2fs", list(seeds), len(out),
-            planned - started, prepared - planned, time.perf_counter() - prepared,
-        )  # fmt: skip
         return plan

@@ -1,26 +1,47 @@
 """Policy events: update the policy projection, then re-evaluate in bulk.
 
-One transaction holds the exclusive projection lock (so no subject update interleaves
-with the bulk diff), records the event as processed, applies the snapshot only if it
-is newer, writes the changed results, their events and one ``policy.impact`` summary
-per new policy version (revocations emit changes only).
+The exclusive projection lock is held from the first read to the last write (so no
+subject update interleaves with the bulk diff). The first transaction applies the
+snapshot only if it is newer, records that the event's work has started, writes the
+first ``commit_rows`` changes and one ``policy.impact`` summary per new policy
+version (revocations emit changes only); further transactions write the rest of the
+changes, ``commit_rows`` each, so the outbox relay publishes the first while the
+next are written; the last one records the event as processed.
+
+A run that dies between two commits is finished when the event comes again: the
+policy is already stored, the started record says so, and the bulk diff against the
+stored results yields only the changes not yet written (the summary was sent with
+the first commit and is not sent again).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
+from typing import Any
 
 from reelpolicy_common import topics
 from reelpolicy_common.consumer import PermanentError
 from reelpolicy_common.events import Envelope, EventType, PolicyPublished, PolicyRevoked
+from reelpolicy_common.gc_control import gc_paused
 from reelpolicy_policy import PolicyValidationError, parse_policy
 from reelpolicy_rules.adapters.cache import PolicyBook, SubjectCache
 from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
 from reelpolicy_rules.domain.snapshots import policy_applies
-from reelpolicy_rules.handlers.bulk import impact_event, run_bulk
+from reelpolicy_rules.handlers.bulk import impact_event, prepare_changes
+from reelpolicy_rules.handlers.changes import write_changes
 
 UowFactory = Callable[[], RulesUnitOfWork]
+STARTED = ".started"
+"""Suffix of the consumer name under which a policy event's first commit is recorded."""
+
+
+def commit_steps(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    """``rows`` in slices of ``size`` (0: all at once); at least one, maybe empty."""
+    step = size if size > 0 else max(len(rows), 1)
+    yield rows[:step]
+    for start in range(step, len(rows), step):
+        yield rows[start : start + step]
 
 
 async def handle_policy_event(
@@ -32,13 +53,15 @@ async def handle_policy_event(
     consumer: str,
     today: date,
     trace_limit: int,
+    commit_rows: int = 0,
 ) -> int:
-    """Apply one policy event; returns how many results changed."""
+    """Apply one policy event; returns how many results changed (in this delivery)."""
     if envelope.type not in (EventType.policy_published, EventType.policy_revoked):
         return 0
+    event_id = envelope.event_id
     async with uow() as work:
-        await work.projection.lock_all()
-        if not await work.first_time(consumer=consumer, event_id=envelope.event_id):
+        await work.hold_projection()
+        if await work.processed(consumer=consumer, event_id=event_id):
             return 0
         revoke = envelope.type is EventType.policy_revoked
         if revoke:
@@ -47,30 +70,41 @@ async def handle_policy_event(
         else:
             published = PolicyPublished.model_validate(envelope.payload)
             policy_id, version = published.policy_id, published.version
-        state = await work.projection.policy_state(policy_id)
-        stored = None if state is None else state[0]
-        if not policy_applies(incoming=version, stored=stored, revoke=revoke) or (
-            revoke and state is not None and state[1]
-        ):
-            await work.commit()
-            return 0
-        if revoke:
-            await work.projection.revoke_policy(policy_id)
-        else:
-            document = {**published.document, "version": version}
-            try:
-                parse_policy(document)
-            except PolicyValidationError as exc:
-                raise PermanentError(str(exc)) from None
-            await work.projection.store_policy(policy_id, version, document)
+        resumed = not await work.first_time(consumer=consumer + STARTED, event_id=event_id)
+        if not resumed:
+            state = await work.projection.policy_state(policy_id)
+            stored = None if state is None else state[0]
+            if not policy_applies(incoming=version, stored=stored, revoke=revoke) or (
+                revoke and state is not None and state[1]
+            ):
+                await work.first_time(consumer=consumer, event_id=event_id)
+                await work.commit()
+                return 0
+            if revoke:
+                await work.projection.revoke_policy(policy_id)
+            else:
+                document = {**published.document, "version": version}
+                try:
+                    parse_policy(document)
+                except PolicyValidationError as exc:
+                    raise PermanentError(str(exc)) from None
+                await work.projection.store_policy(policy_id, version, document)
         await book.refresh(work.conn)
-        plan = await run_bulk(
-            work, cache=cache, book=book, seeds=[policy_id], today=today,
-            cause=str(envelope.event_id), trace_limit=trace_limit,
-        )  # fmt: skip
-        if not revoke:
-            work.publish(
-                topics.ELIGIBILITY, impact_event(plan, policy_id=policy_id, version=version)
-            )
-        await work.commit()
+        with gc_paused():
+            plan, rows = await prepare_changes(
+                work, cache=cache, book=book, seeds=[policy_id], today=today,
+                trace_limit=trace_limit,
+            )  # fmt: skip
+            if not revoke and not resumed:
+                work.publish(
+                    topics.ELIGIBILITY, impact_event(plan, policy_id=policy_id, version=version)
+                )
+            steps = list(commit_steps(rows, commit_rows))
+            for n, step in enumerate(steps):
+                if n > 0:
+                    await work.begin()
+                await write_changes(work, step, cause=str(event_id))
+                if n == len(steps) - 1:
+                    await work.first_time(consumer=consumer, event_id=event_id)
+                await work.commit()
         return plan.changes.height
