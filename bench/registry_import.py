@@ -51,6 +51,8 @@ from reelpolicy_registry.rows import jsonl_rows
 
 SECRET = "bench-secret-key-0123456789abcdef"
 CONNECTIONS = 16  # keep-alive connections of the POST load
+# OUTBOX_RETENTION_SECONDS of the relays, as in compose (0: rows deleted as published)
+RELAY_RETENTION_SECONDS = float(os.environ.get("OUTBOX_RETENTION_SECONDS", "0"))
 
 
 def write_data(path: Path, enterprises: int, productions: int, seed: int) -> int:
@@ -106,7 +108,10 @@ async def import_and_relay(dsn: str, bootstrap: str, data: Path, chunk_rows: int
         events = int(await pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
         producer = make_producer(bootstrap_servers=bootstrap, enable_idempotence=False)
         await producer.start()
-        relay = OutboxRelay(pool=pool, publisher=KafkaRecordPublisher(producer), batch_size=5000)
+        relay = OutboxRelay(  # as compose runs it: published rows deleted
+            pool=pool, publisher=KafkaRecordPublisher(producer), batch_size=5000,
+            retention_seconds=RELAY_RETENTION_SECONDS,
+        )  # fmt: skip
         relay_started = time.perf_counter()
         published = await relay.drain()  # returns once every row is acknowledged by the broker
         drained = time.perf_counter() - relay_started
@@ -152,6 +157,7 @@ async def post_latency(
 
     port = free_port()
     env = {
+        "OUTBOX_RETENTION_SECONDS": str(RELAY_RETENTION_SECONDS),
         **os.environ,
         "DATABASE_URL": dsn,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,

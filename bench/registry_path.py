@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import tempfile
 import time
@@ -230,7 +231,9 @@ async def through_registry(a: argparse.Namespace) -> list[float]:
         rules_dsn = await prepare(pg, broker)
         await ensure_database(pg.uri(), "registry")
         registry_dsn = database_uri(pg.uri(), "registry")
-        env = {"DATABASE_URL": registry_dsn, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        # both relays as compose runs them (published rows deleted), as start_rules does
+        env = {"OUTBOX_RETENTION_SECONDS": "0", **os.environ,
+               "DATABASE_URL": registry_dsn, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
                "REELPOLICY_SECRET_KEY": SECRET, "LOG_LEVEL": "WARNING"}  # fmt: skip
         run("registry", "migrate", env=env)
         key = await operator_key(registry_dsn)

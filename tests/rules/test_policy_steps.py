@@ -35,12 +35,12 @@ SUBJECTS = 7  # enterprises that qualify, one change each
 
 
 def test_commit_steps_cover_every_row_once_and_at_least_one_step() -> None:
-    rows: list[dict[str, Any]] = [{"n": i} for i in range(5)]
-    assert [len(s) for s in commit_steps(rows, 2)] == [2, 2, 1]
-    assert [len(s) for s in commit_steps(rows, 0)] == [5]
-    assert [len(s) for s in commit_steps(rows, 5)] == [5]
-    assert list(commit_steps([], 3)) == [[]]
-    assert [r for s in commit_steps(rows, 2) for r in s] == rows
+    assert commit_steps(5, 2) == [(0, 2), (2, 4), (4, 5)]
+    assert commit_steps(5, 0) == [(0, 5)]
+    assert commit_steps(5, 5) == [(0, 5)]
+    assert commit_steps(4, 2) == [(0, 2), (2, 4)]
+    assert commit_steps(0, 3) == [(0, 0)]
+    assert commit_steps(0, 0) == [(0, 0)]
 
 
 class Rules:
@@ -50,10 +50,10 @@ class Rules:
     def uow(self) -> RulesUnitOfWork:
         return RulesUnitOfWork(self.pool)
 
-    async def apply(self, envelope: Envelope, *, commit_rows: int) -> int:
+    async def apply(self, envelope: Envelope, *, commit_rows: int, trace_limit: int = 1000) -> int:
         return await handle_policy_event(
             uow=self.uow, cache=self.cache, book=self.book, envelope=envelope,
-            consumer=CONSUMER, today=TODAY, trace_limit=1000, commit_rows=commit_rows,
+            consumer=CONSUMER, today=TODAY, trace_limit=trace_limit, commit_rows=commit_rows,
         )  # fmt: skip
 
     async def state(self) -> dict[str, Any]:
@@ -99,16 +99,22 @@ async def pair(embedded_postgres: EmbeddedPostgres) -> AsyncIterator[tuple[Rules
     await whole.pool.close()
 
 
-async def test_steps_reach_what_one_transaction_reaches(pair: tuple[Rules, Rules]) -> None:
+# full traces (7 changes <= 1000), compact ones (7 > 5, though each step holds 2)
+@pytest.mark.parametrize("trace_limit", [1000, 5])
+async def test_steps_reach_what_one_transaction_reaches(
+    pair: tuple[Rules, Rules], trace_limit: int
+) -> None:
     stepped, whole = pair
     doc = enterprise_policy(f"pol-{uuid.uuid4().hex[:6]}")
     for version, employees in ((1, 10), (2, 30), (3, 10)):  # all, none, all again
         event = policy_event({**doc, "criteria": {"all": [
             {"field": "enterprise.employees", "op": "gte", "value": employees}]}}, version)  # fmt: skip
-        assert await stepped.apply(event, commit_rows=2) == SUBJECTS
-        assert await whole.apply(event, commit_rows=0) == SUBJECTS
+        assert await stepped.apply(event, commit_rows=2, trace_limit=trace_limit) == SUBJECTS
+        assert await whole.apply(event, commit_rows=0, trace_limit=trace_limit) == SUBJECTS
         assert await stepped.apply(event, commit_rows=2) == 0  # redelivered: nothing
         assert await stepped.state() == await whole.state()
+    compact = {r[4].get("mode") == "bulk" for r in (await stepped.state())["results"]}
+    assert compact == {trace_limit == 5}
     types = [t for t, _, _ in (await stepped.state())["events"]]
     assert types.count("policy.impact") == 3
     assert types.count("eligibility.changed") == 3 * SUBJECTS

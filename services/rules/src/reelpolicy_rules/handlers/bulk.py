@@ -86,12 +86,15 @@ async def plan_bulk(
     today: date,
 ) -> BulkPlan:
     """Evaluate and diff (no writes). Call with the projection locked (``lock_all``)."""
+    started = time.perf_counter()
     await cache.refresh(work.conn)
     ids = related_policies(seeds, active)
     running = [p for p in active if p.id in ids]
     current, funds = evaluate_policies(cache, running, today=today)
     previous = await work.results.frame_for_policies(sorted(ids))
     changes = diff_frames(previous, current)
+    log.info("bulk %s: %d change(s) planned in %.2fs", list(seeds), changes.height,
+             time.perf_counter() - started)  # fmt: skip
     return BulkPlan(sorted(ids), {p.id: p for p in running}, current, changes, funds)
 
 
@@ -143,33 +146,29 @@ def change_rows(changes: pl.DataFrame, *, versions: dict[str, int]) -> list[dict
     return frame.to_dicts()
 
 
-async def prepare_changes(
-    work: RulesUnitOfWork,
+def explained_rows(
+    plan: BulkPlan,
     *,
     cache: SubjectCache,
     book: PolicyBook,
-    seeds: Sequence[str],
     today: date,
     trace_limit: int,
-) -> tuple[BulkPlan, list[dict[str, Any]]]:
-    """Re-evaluate ``seeds`` (and related policies): the plan and its change rows, each
-    with its explanation, ready for ``write_changes`` (nothing is written)."""
-    started = time.perf_counter()
-    plan = await plan_bulk(work, cache=cache, active=book.active(), seeds=seeds, today=today)
-    planned = time.perf_counter()
-    out = change_rows(plan.changes, versions=book.versions)
+    start: int = 0,
+    stop: int | None = None,
+) -> list[dict[str, Any]]:
+    """The plan's change rows ``start:stop`` (all by default), each with its explanation,
+    ready for ``write_changes``. They carry full traces only if the whole plan has at
+    most ``trace_limit`` changes, however it is sliced."""
+    changes = plan.changes.slice(start, None if stop is None else stop - start)
+    out = change_rows(changes, versions=book.versions)
     explanations = explain_rows(
-        plan.changes.select([c for c in _EXPLAIN_COLUMNS if c in plan.changes.columns]).to_dicts(),
-        cache=cache, policies=plan.policies,
-        versions=book.versions, funds=plan.funds, today=today, limit=trace_limit,
+        changes.select([c for c in _EXPLAIN_COLUMNS if c in changes.columns]).to_dicts(),
+        cache=cache, policies=plan.policies, versions=book.versions, funds=plan.funds,
+        today=today, limit=trace_limit if plan.changes.height <= trace_limit else -1,
     )  # fmt: skip
     for row, expl in zip(out, explanations, strict=True):
         row["explanation"] = expl
-    log.info(
-        "bulk %s: %d change(s); plan %.2fs, rows %.2fs", list(seeds), len(out),
-        planned - started, time.perf_counter() - planned,
-    )  # fmt: skip
-    return plan, out
+    return out
 
 
 async def run_bulk(
@@ -188,8 +187,7 @@ async def run_bulk(
     The cyclic garbage collector is paused meanwhile (:mod:`reelpolicy_common.gc_control`).
     """
     with gc_paused():
-        plan, out = await prepare_changes(
-            work, cache=cache, book=book, seeds=seeds, today=today, trace_limit=trace_limit
-        )
+        plan = await plan_bulk(work, cache=cache, active=book.active(), seeds=seeds, today=today)
+        out = explained_rows(plan, cache=cache, book=book, today=today, trace_limit=trace_limit)
         await write_changes(work, out, cause=cause)
         return plan

@@ -16,9 +16,8 @@ the first commit and is not sent again).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date
-from typing import Any
 
 from reelpolicy_common import topics
 from reelpolicy_common.consumer import PermanentError
@@ -28,7 +27,7 @@ from reelpolicy_policy import PolicyValidationError, parse_policy
 from reelpolicy_rules.adapters.cache import PolicyBook, SubjectCache
 from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
 from reelpolicy_rules.domain.snapshots import policy_applies
-from reelpolicy_rules.handlers.bulk import impact_event, prepare_changes
+from reelpolicy_rules.handlers.bulk import explained_rows, impact_event, plan_bulk
 from reelpolicy_rules.handlers.changes import write_changes
 
 UowFactory = Callable[[], RulesUnitOfWork]
@@ -36,12 +35,11 @@ STARTED = ".started"
 """Suffix of the consumer name under which a policy event's first commit is recorded."""
 
 
-def commit_steps(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    """``rows`` in slices of ``size`` (0: all at once); at least one, maybe empty."""
-    step = size if size > 0 else max(len(rows), 1)
-    yield rows[:step]
-    for start in range(step, len(rows), step):
-        yield rows[start : start + step]
+def commit_steps(total: int, size: int) -> list[tuple[int, int]]:
+    """``range(total)`` as (start, stop) slices of ``size`` (0: all at once); at least
+    one, maybe empty."""
+    step = size if size > 0 else max(total, 1)
+    return [(start, min(start + step, total)) for start in range(0, max(total, 1), step)]
 
 
 async def handle_policy_event(
@@ -91,19 +89,23 @@ async def handle_policy_event(
                 await work.projection.store_policy(policy_id, version, document)
         await book.refresh(work.conn)
         with gc_paused():
-            plan, rows = await prepare_changes(
-                work, cache=cache, book=book, seeds=[policy_id], today=today,
-                trace_limit=trace_limit,
-            )  # fmt: skip
+            plan = await plan_bulk(
+                work, cache=cache, active=book.active(), seeds=[policy_id], today=today
+            )
             if not revoke and not resumed:
                 work.publish(
                     topics.ELIGIBILITY, impact_event(plan, policy_id=policy_id, version=version)
                 )
-            steps = list(commit_steps(rows, commit_rows))
-            for n, step in enumerate(steps):
+            steps = commit_steps(plan.changes.height, commit_rows)
+            for n, (start, stop) in enumerate(steps):
                 if n > 0:
                     await work.begin()
-                await write_changes(work, step, cause=str(event_id))
+                # built step by step, so the first step commits (and is relayed) sooner
+                rows = explained_rows(
+                    plan, cache=cache, book=book, today=today, trace_limit=trace_limit,
+                    start=start, stop=stop,
+                )  # fmt: skip
+                await write_changes(work, rows, cause=str(event_id))
                 if n == len(steps) - 1:
                     await work.first_time(consumer=consumer, event_id=event_id)
                 await work.commit()
