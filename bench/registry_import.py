@@ -91,14 +91,17 @@ async def records_on_topic(bootstrap: str, topic: str) -> int:
         await consumer.stop()
 
 
-async def import_and_relay(dsn: str, bootstrap: str, data: Path, chunk_rows: int) -> None:
-    pool = await create_pool(dsn, max_size=4)
+async def import_and_relay(
+    dsn: str, bootstrap: str, data: Path, chunk_rows: int, writers: int
+) -> None:
+    pool = await create_pool(dsn, max_size=writers + 2)
     try:
         with data.open(encoding="utf-8") as f:
             started = time.perf_counter()
             report = await import_rows(
-                uow=lambda: RegistryUnitOfWork(pool), rows=jsonl_rows(f), chunk_rows=chunk_rows
-            )
+                uow=lambda: RegistryUnitOfWork(pool), rows=jsonl_rows(f), chunk_rows=chunk_rows,
+                writers=writers,
+            )  # fmt: skip
             elapsed = time.perf_counter() - started
         stored = report.accepted
         print(
@@ -269,7 +272,9 @@ async def main(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         rows = write_data(data, args.enterprises, args.productions, args.seed)
         print(f"generate: {rows:,} rows in {time.perf_counter() - started:.1f} s")
-        await import_and_relay(dsn, broker.bootstrap_servers, data, args.chunk_rows)
+        await import_and_relay(
+            dsn, broker.bootstrap_servers, data, args.chunk_rows, args.import_writers
+        )
         if args.rate > 0:
             await post_latency(
                 dsn,
@@ -292,6 +297,9 @@ if __name__ == "__main__":
     parser.add_argument("--productions", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--chunk-rows", type=int, default=20_000)
+    parser.add_argument(
+        "--import-writers", type=int, default=2, help="chunks written at once (IMPORT_WRITERS)"
+    )
     parser.add_argument("--rate", type=float, default=200, help="POST req/s (0: skip)")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")

@@ -343,3 +343,34 @@ async def test_imported_production_events_are_the_api_paths_events(
         assert productions == 31
     finally:
         await conn.close()
+
+
+async def test_chunks_written_at_once_store_each_row_once_after_its_enterprise(
+    fresh_database: str, bootstrap_servers: str
+) -> None:
+    """Chunks of 20 rows, up to three written at once, on the real database: every row
+    is stored and announced once, and each enterprise's event precedes its productions'
+    (the enterprises' chunks commit before any chunk that needs them is read)."""
+    rows = list(generate_rows(enterprises=25, productions=600, seed=12))
+    mixed = rows[:10] + rows[25:325] + rows[10:25] + rows[325:]  # enterprises mid-file
+    async with running_registry(
+        fresh_database, bootstrap_servers, import_chunk_rows=20, import_writers=3
+    ) as registry:
+        first = await registry.client.post("/v1/import", content=jsonl(mixed), headers=JSONL)
+        assert first.json() == {"accepted": 625, "unchanged": 0, "rejected": 0, "errors": []}
+        again = await registry.client.post("/v1/import", content=jsonl(mixed), headers=JSONL)
+        assert again.json() == {"accepted": 0, "unchanged": 625, "rejected": 0, "errors": []}
+        assert await registry.fetchval("SELECT count(*) FROM productions") == 600
+    conn = await connect(fresh_database)
+    try:
+        outbox = await conn.fetch("SELECT key, event_type FROM outbox ORDER BY seq")
+    finally:
+        await conn.close()
+    assert len(outbox) == 625
+    announced: set[str] = set()
+    for row in outbox:  # in seq order: the relay's order within a key
+        if row["event_type"] == EventType.enterprise_upserted.value:
+            announced.add(row["key"])
+        else:
+            assert row["key"] in announced, row
+    assert len(announced) == 25

@@ -86,6 +86,7 @@ def _import(args: argparse.Namespace) -> int:
                         uow=uow,
                         rows=rows,
                         chunk_rows=settings.import_chunk_rows,
+                        writers=settings.import_writers,
                         progress=bar.update,
                     ),
                 )

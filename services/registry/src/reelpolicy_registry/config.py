@@ -19,3 +19,9 @@ class Settings(SecretKeySettings):
     import_chunk_rows: int = Field(
         default=20_000, ge=1, description="Rows validated, copied and committed together."
     )
+    import_writers: int = Field(
+        default=2,
+        ge=1,
+        description="Chunks of productions an import writes at once, each on a connection"
+        " of the pool (which it needs one more of, to look up enterprises meanwhile).",
+    )

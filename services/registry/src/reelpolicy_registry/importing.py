@@ -9,6 +9,13 @@ credit code, productions by (enterprise, external_id) or, without an external_id
 a fingerprint of the row (:func:`fingerprint`); unchanged rows are neither written
 nor announced. Each created or changed row emits exactly one event (outbox,
 via COPY).
+
+Chunks overlap (:class:`_ChunkWrites`): while chunks of productions are written, up to
+``writers`` at once on as many connections, the next chunk is parsed and staged, so
+Python's work and the database's share the machine. A chunk holding enterprises is
+written alone, once every chunk before it has committed, and commits before the next
+chunk is staged: a production always finds an enterprise stored before it, and its
+enterprise's event is before its own in the outbox.
 """
 
 from __future__ import annotations
@@ -109,11 +116,15 @@ def _valid_enterprises(
     return staged
 
 
-async def _resolve(work: UnitOfWork, rows: list[tuple[int, ProductionRow]], seen: _Seen) -> None:
+def _unresolved(rows: list[tuple[int, ProductionRow]], seen: _Seen) -> tuple[set[str], set[str]]:
+    """The credit codes and enterprise ids of ``rows`` not looked up yet."""
     codes = {r.enterprise_credit_code for _, r in rows if r.enterprise_credit_code}
     ids = {r.enterprise_id for _, r in rows if r.enterprise_id and not r.enterprise_credit_code}
-    codes -= seen.enterprise_by_code.keys()
-    ids -= seen.live_ids
+    return codes - seen.enterprise_by_code.keys(), ids - seen.live_ids
+
+
+async def _resolve(work: UnitOfWork, rows: list[tuple[int, ProductionRow]], seen: _Seen) -> None:
+    codes, ids = _unresolved(rows, seen)
     if codes or ids:
         by_code, live = await work.bulk.enterprise_ids(credit_codes=list(codes), ids=list(ids))
         seen.enterprise_by_code.update(by_code)
@@ -217,11 +228,83 @@ async def _store_chunk(
     if parsed.productions:
         await _resolve(work, parsed.productions, seen)
         productions = _valid_productions(parsed.productions, seen, report, waiting)
-        if productions:
-            head = production_upserted_head()
-            changed_count = await work.bulk.upsert_productions(productions, events=head)
-            report.accepted += changed_count
-            report.unchanged += len(productions) - changed_count
+        await _store_productions(work, productions, report)
+
+
+async def _store_productions(
+    work: UnitOfWork, productions: list[ProductionStage], report: ImportReport
+) -> None:
+    if productions:
+        head = production_upserted_head()
+        changed_count = await work.bulk.upsert_productions(productions, events=head)
+        report.accepted += changed_count
+        report.unchanged += len(productions) - changed_count
+
+
+class _ChunkWrites:
+    """The chunk transactions. A chunk holding enterprises is written alone, after
+    every chunk before it has committed. Chunks of productions only are written as
+    tasks, up to ``writers`` at once (on as many connections), while the next chunk is
+    prepared; they may commit in any order, as they touch different productions and
+    their enterprises are committed already (the relay publishes rows that commit
+    behind others too)."""
+
+    def __init__(self, uow: UowFactory, report: ImportReport, *, writers: int) -> None:
+        self._uow = uow
+        self._report = report
+        self._writers = writers
+        self._in_flight: list[asyncio.Task[None]] = []
+
+    async def wait(self) -> None:
+        """Return once every chunk handed over is committed (or raise an error of one)."""
+        while self._in_flight:
+            await self._in_flight.pop(0)
+
+    async def store_chunk(
+        self, parsed: _Parsed, seen: _Seen, waiting: list[tuple[int, ProductionRow]] | None
+    ) -> None:
+        """Store a chunk that may hold enterprises, after the writes before it."""
+        await self.wait()
+        async with self._uow() as work:
+            await _store_chunk(work, parsed, seen, self._report, waiting)
+            await work.commit()
+
+    async def prepare_productions(
+        self,
+        rows: list[tuple[int, ProductionRow]],
+        seen: _Seen,
+        waiting: list[tuple[int, ProductionRow]],
+    ) -> list[ProductionStage]:
+        """Stage a chunk of productions while earlier chunks are written: their
+        enterprises are looked up among the committed ones (each earlier chunk holding
+        enterprises has committed: :meth:`store_chunk`)."""
+        if any(_unresolved(rows, seen)):
+            async with self._uow() as lookup:
+                await _resolve(lookup, rows, seen)
+        # in a thread, so the event loop keeps feeding the chunks in flight to the database
+        return await asyncio.to_thread(_valid_productions, rows, seen, self._report, waiting)
+
+    async def start_productions(self, productions: list[ProductionStage]) -> None:
+        """Hand over a prepared chunk, once fewer than ``writers`` are in flight."""
+        if not productions:
+            return
+        while len(self._in_flight) >= self._writers:
+            await self._in_flight.pop(0)
+        self._in_flight.append(asyncio.create_task(self._write(productions)))
+
+    async def _write(self, productions: list[ProductionStage]) -> None:
+        async with self._uow() as work:
+            await _store_productions(work, productions, self._report)
+            await work.commit()
+
+    async def abandon(self) -> None:
+        """After an error: let the chunks in flight end (committed or not), quietly."""
+        if self._in_flight:
+            await asyncio.wait(self._in_flight)
+            for task in self._in_flight:  # their errors, if any, give way to the first one
+                if not task.cancelled():
+                    task.exception()
+            self._in_flight = []
 
 
 async def import_rows(
@@ -229,17 +312,20 @@ async def import_rows(
     uow: UowFactory,
     rows: Iterable[RawRow | RowError],
     chunk_rows: int = 20_000,
+    writers: int = 2,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Import ``rows`` (from :mod:`reelpolicy_registry.rows`); returns the per-row report.
 
-    While one chunk is being stored, the next is read and validated in a thread; the
-    cyclic garbage collector is paused meanwhile (:mod:`reelpolicy_common.gc_control`).
+    While chunks are being stored (up to ``writers`` at once), the next is read and
+    validated in a thread; the cyclic garbage collector is paused meanwhile
+    (:mod:`reelpolicy_common.gc_control`). ``progress`` counts the rows handed over.
     """
     with gc_paused():
         report = ImportReport()
         seen = _Seen()
         waiting: list[tuple[int, ProductionRow]] = []  # productions before their enterprise
+        writes = _ChunkWrites(uow, report, writers=writers)
         iterator = iter(rows)
         upcoming = asyncio.create_task(asyncio.to_thread(_parse_chunk, iterator, chunk_rows))
         try:
@@ -248,19 +334,20 @@ async def import_rows(
                     asyncio.to_thread(_parse_chunk, iterator, chunk_rows)
                 )
                 report.reject(parsed.errors)
-                if parsed.enterprises or parsed.productions:
-                    async with uow() as work:
-                        await _store_chunk(work, parsed, seen, report, waiting)
-                        await work.commit()
+                if parsed.enterprises:
+                    await writes.store_chunk(parsed, seen, waiting)
+                elif parsed.productions:
+                    staged = await writes.prepare_productions(parsed.productions, seen, waiting)
+                    await writes.start_productions(staged)
                 if progress is not None:
                     progress(parsed.size)
+            await writes.wait()
         finally:
+            await writes.abandon()
             if not upcoming.done():
                 await asyncio.wait([upcoming])
         for start in range(0, len(waiting), chunk_rows):  # now every enterprise is stored
             late = _Parsed(0, productions=waiting[start : start + chunk_rows])
-            async with uow() as work:
-                await _store_chunk(work, late, seen, report, None)
-                await work.commit()
+            await writes.store_chunk(late, seen, None)
     report.errors.sort(key=lambda e: e.row)
     return report

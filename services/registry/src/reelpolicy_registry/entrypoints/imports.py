@@ -74,7 +74,10 @@ async def import_file(request: Request, registry: RegistryDep, _: OperatorPrinci
     try:
         rows = jsonl_rows(lines) if content_type in JSONL_TYPES else csv_rows(lines)
         report = await import_rows(
-            uow=registry.uow, rows=rows, chunk_rows=registry.settings.import_chunk_rows
+            uow=registry.uow,
+            rows=rows,
+            chunk_rows=registry.settings.import_chunk_rows,
+            writers=registry.settings.import_writers,
         )
     except MalformedFileError as exc:
         raise ApiError(400, exc.message, field=exc.field) from None
