@@ -120,31 +120,25 @@ async def test_a_rolled_back_change_leaves_no_event(pool: asyncpg.Pool) -> None:
     assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
 
 
-async def test_marking_rows_sent_relaxes_the_flush_of_that_transaction_only(
-    pool: asyncpg.Pool,
+@pytest.mark.parametrize(
+    ("statement", "tag", "left"),
+    [(MARK_SENT, "UPDATE 1", 2), (DELETE_SENT, "DELETE 1", 1)],
+    ids=["marked-sent", "deleted"],
+)
+async def test_recording_rows_published_relaxes_the_flush_of_that_transaction_only(
+    pool: asyncpg.Pool, statement: str, tag: str, left: int
 ) -> None:
+    """Both ways (``OUTBOX_RETENTION_SECONDS`` > 0: marked sent; 0: deleted)."""
     await write(pool, "x", [event("k", 1), event("k", 2)])
     async with pool.acquire() as conn:
         seqs = [r["seq"] for r in await conn.fetch("SELECT seq FROM outbox ORDER BY seq")]
         async with conn.transaction():
             assert await conn.fetchval("SHOW synchronous_commit") == "on"
-            assert await conn.execute(MARK_SENT, seqs[:1]) == "UPDATE 1"
+            assert await conn.execute(statement, seqs[:1]) == tag
             assert await conn.fetchval("SHOW synchronous_commit") == "off"
         assert await conn.fetchval("SHOW synchronous_commit") == "on"
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == left
     assert await pending(pool) == 1
-
-
-async def test_without_retention_published_rows_are_deleted_with_the_same_relaxed_flush(
-    pool: asyncpg.Pool,
-) -> None:
-    await write(pool, "x", [event("k", 1), event("k", 2)])
-    async with pool.acquire() as conn:
-        seqs = [r["seq"] for r in await conn.fetch("SELECT seq FROM outbox ORDER BY seq")]
-        async with conn.transaction():
-            assert await conn.execute(DELETE_SENT, seqs[:1]) == "DELETE 1"
-            assert await conn.fetchval("SHOW synchronous_commit") == "off"
-        assert await conn.fetchval("SHOW synchronous_commit") == "on"
-        assert [r["seq"] for r in await conn.fetch("SELECT seq FROM outbox")] == seqs[1:]
 
 
 # both ways of recording a published row: kept (marked sent) for an hour, or deleted

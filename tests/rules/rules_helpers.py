@@ -7,12 +7,18 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from reelpolicy_common import topics
+from reelpolicy_common.db.pool import create_pool
 from reelpolicy_common.events import Envelope, EventType
+from reelpolicy_devstack.servers import EmbeddedPostgres, database_uri, ensure_database
+from reelpolicy_rules.adapters.cache import PolicyBook
+from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
+from support import migrate_service
 
 
 class FakeClock:
@@ -137,3 +143,25 @@ async def collecting(bootstrap: str, topic: str = topics.ELIGIBILITY) -> AsyncIt
 
 def at(day: str) -> datetime:
     return datetime.fromisoformat(f"{day}T04:00:00").replace(tzinfo=UTC)
+
+
+class RulesDatabase:
+    """A fresh, migrated rules database, its pool and a policy book, for tests that call
+    the handlers directly."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool, self.book = pool, PolicyBook()
+
+    @classmethod
+    async def create(cls, postgres: EmbeddedPostgres, *, max_size: int) -> Self:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        await ensure_database(postgres.uri(), name)
+        dsn = database_uri(postgres.uri(), name)
+        await migrate_service(dsn, "reelpolicy_rules.migrations", "rules")
+        return cls(await create_pool(dsn, max_size=max_size))
+
+    def uow(self) -> RulesUnitOfWork:
+        return RulesUnitOfWork(self.pool)
+
+    async def rows(self, sql: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in await self.pool.fetch(sql)]

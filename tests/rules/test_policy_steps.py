@@ -16,17 +16,21 @@ from typing import Any, ClassVar
 
 import asyncpg
 import pytest
-from rules_helpers import enterprise_event, enterprise_policy, policy_event, production_event
+from rules_helpers import (
+    RulesDatabase,
+    enterprise_event,
+    enterprise_policy,
+    policy_event,
+    production_event,
+)
 
-from reelpolicy_common.db.pool import create_pool
 from reelpolicy_common.events import Envelope
-from reelpolicy_devstack.servers import EmbeddedPostgres, database_uri, ensure_database
-from reelpolicy_rules.adapters.cache import PolicyBook, SubjectCache
+from reelpolicy_devstack.servers import EmbeddedPostgres
+from reelpolicy_rules.adapters.cache import SubjectCache
 from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
 from reelpolicy_rules.adapters.projection import PROJECTION_LOCK
 from reelpolicy_rules.handlers.policy_events import commit_steps, handle_policy_event
 from reelpolicy_rules.handlers.registry_events import handle_registry_event
-from support import migrate_service
 
 pytestmark = pytest.mark.servers
 TODAY = date(2026, 3, 1)
@@ -43,12 +47,10 @@ def test_commit_steps_cover_every_row_once_and_at_least_one_step() -> None:
     assert commit_steps(0, 0) == [(0, 0)]
 
 
-class Rules:
+class Rules(RulesDatabase):
     def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool, self.book, self.cache = pool, PolicyBook(), SubjectCache()
-
-    def uow(self) -> RulesUnitOfWork:
-        return RulesUnitOfWork(self.pool)
+        super().__init__(pool)
+        self.cache = SubjectCache()
 
     async def apply(self, envelope: Envelope, *, commit_rows: int, trace_limit: int = 1000) -> int:
         return await handle_policy_event(
@@ -58,29 +60,23 @@ class Rules:
 
     async def state(self) -> dict[str, Any]:
         """Results, history (as a set) and queued events (payloads, sorted), less ids."""
-        async with self.pool.acquire() as conn:
-            results = [tuple(r) for r in await conn.fetch(
-                "SELECT subject_id, policy_id, status, amount_cny, explanation FROM results"
-                " ORDER BY subject_id, policy_id"
-            )]  # fmt: skip
-            history = sorted(tuple(r) for r in await conn.fetch(
-                "SELECT subject_id, policy_id, previous_status, status, amount_cny, cause"
-                " FROM result_history"
-            ))  # fmt: skip
-            values = await conn.fetch("SELECT key, value FROM outbox ORDER BY seq")
+        results = [tuple(r.values()) for r in await self.rows(
+            "SELECT subject_id, policy_id, status, amount_cny, explanation FROM results"
+            " ORDER BY subject_id, policy_id"
+        )]  # fmt: skip
+        history = sorted(tuple(r.values()) for r in await self.rows(
+            "SELECT subject_id, policy_id, previous_status, status, amount_cny, cause"
+            " FROM result_history"
+        ))  # fmt: skip
+        values = [json.loads(r["value"]) for r in await self.rows("SELECT key, value FROM outbox")]
         events = sorted(
-            (json.loads(r["value"])["type"], r["key"], json.dumps(json.loads(r["value"])["payload"], sort_keys=True))
-            for r in values
-        )  # fmt: skip
+            (v["type"], v["key"], json.dumps(v["payload"], sort_keys=True)) for v in values
+        )
         return {"results": results, "history": history, "events": events}
 
 
 async def _rules(postgres: EmbeddedPostgres) -> Rules:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    await ensure_database(postgres.uri(), name)
-    dsn = database_uri(postgres.uri(), name)
-    await migrate_service(dsn, "reelpolicy_rules.migrations", "rules")
-    rules = Rules(await create_pool(dsn, max_size=3))
+    rules = await Rules.create(postgres, max_size=3)
     for i in range(SUBJECTS):
         for event in (enterprise_event(f"e{i}", 1), production_event(f"p{i}", f"e{i}", 1)):
             await handle_registry_event(

@@ -9,30 +9,25 @@ runs out part-way through a round and a deleted enterprise giving its draw back.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import date
 from typing import Any
 
-import asyncpg
 import pytest
 from rules_helpers import (
+    RulesDatabase,
     enterprise_event,
     enterprise_policy,
     production_event,
     production_policy,
 )
 
-from reelpolicy_common.db.pool import create_pool
 from reelpolicy_common.events import Envelope, EventType
-from reelpolicy_devstack.servers import EmbeddedPostgres, database_uri, ensure_database
-from reelpolicy_rules.adapters.cache import PolicyBook
-from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
+from reelpolicy_devstack.servers import EmbeddedPostgres
 from reelpolicy_rules.handlers.registry_events import (
     handle_registry_batch,
     handle_registry_event,
 )
-from support import migrate_service
 
 pytestmark = pytest.mark.servers
 TODAY = date(2026, 3, 1)
@@ -44,35 +39,24 @@ def fund_policy(pid: str, budget: int) -> dict[str, Any]:
     return {**production_policy(pid), "constraints": {"fund": {"id": "f1", "budget_cny": budget}}}
 
 
-class Rules:
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool, self.book = pool, PolicyBook()
-
-    def uow(self) -> RulesUnitOfWork:
-        return RulesUnitOfWork(self.pool)
-
+class Rules(RulesDatabase):
     async def state(self) -> dict[str, Any]:
         """Results, history and queued events, less ids and times."""
-        async with self.pool.acquire() as conn:
-            results = [dict(r) for r in await conn.fetch(
-                "SELECT subject_id, policy_id, enterprise_id, status, amount_cny,"
-                " missing_fields, explanation FROM results ORDER BY subject_id, policy_id"
-            )]  # fmt: skip
-            history = [dict(r) for r in await conn.fetch(
-                "SELECT subject_id, policy_id, previous_status, status, previous_amount_cny,"
-                " amount_cny, cause FROM result_history ORDER BY id"
-            )]  # fmt: skip
-            values = await conn.fetch("SELECT key, value FROM outbox ORDER BY seq")
+        results = await self.rows(
+            "SELECT subject_id, policy_id, enterprise_id, status, amount_cny,"
+            " missing_fields, explanation FROM results ORDER BY subject_id, policy_id"
+        )
+        history = await self.rows(
+            "SELECT subject_id, policy_id, previous_status, status, previous_amount_cny,"
+            " amount_cny, cause FROM result_history ORDER BY id"
+        )
+        values = await self.rows("SELECT key, value FROM outbox ORDER BY seq")
         events = [(r["key"], json.loads(r["value"])["payload"]) for r in values]
         return {"results": results, "history": history, "events": events}
 
 
 async def _rules(postgres: EmbeddedPostgres, docs: Sequence[dict[str, Any]]) -> Rules:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    await ensure_database(postgres.uri(), name)
-    dsn = database_uri(postgres.uri(), name)
-    await migrate_service(dsn, "reelpolicy_rules.migrations", "rules")
-    rules = Rules(await create_pool(dsn, max_size=2))
+    rules = await Rules.create(postgres, max_size=2)
     async with rules.uow() as work:
         for doc in docs:
             await work.projection.store_policy(doc["id"], 1, {**doc, "version": 1})
