@@ -43,6 +43,9 @@ async def test_import_is_idempotent_and_emits_one_event_per_change(
     assert first.json() == {"accepted": 440, "unchanged": 0, "rejected": 0, "errors": []}
     assert await registry.fetchval("SELECT count(*) FROM productions") == 400
     assert await registry.fetchval("SELECT count(*) FROM outbox") == 440
+    row_fields = "attributes ?| array['type', 'enterprise_credit_code']"  # the file's, not stored
+    assert await registry.fetchval(f"SELECT count(*) FROM enterprises WHERE {row_fields}") == 0
+    assert await registry.fetchval(f"SELECT count(*) FROM productions WHERE {row_fields}") == 0
 
     again = await registry.client.post("/v1/import", content=jsonl(rows), headers=JSONL)
     assert again.json() == {"accepted": 0, "unchanged": 440, "rejected": 0, "errors": []}
