@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/registry_import.py                      # 100k + 1M rows
     .venv/bin/python bench/registry_import.py --enterprises 10000 --productions 100000
+    .venv/bin/python bench/registry_import.py --import-writers 3 --rate 0  # import only
 
 Starts an embedded PostgreSQL and broker, migrates, generates synthetic JSON Lines
 (``reelpolicy_registry.generate``), imports them through the same handler the
