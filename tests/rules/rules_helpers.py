@@ -1,4 +1,5 @@
-"""Helpers for the rules tests: documents, snapshots, a topic collector, a fake clock."""
+"""Helpers for the rules tests: documents, snapshots, a topic collector, a fake clock,
+a fresh rules database."""
 
 from __future__ import annotations
 
