@@ -164,7 +164,7 @@ def explained_rows(
     explanations = explain_rows(
         changes.select([c for c in _EXPLAIN_COLUMNS if c in changes.columns]).to_dicts(),
         cache=cache, policies=plan.policies, versions=book.versions, funds=plan.funds,
-        today=today, limit=trace_limit if plan.changes.height <= trace_limit else -1,
+        today=today, full_traces=plan.changes.height <= trace_limit,
     )  # fmt: skip
     for row, expl in zip(out, explanations, strict=True):
         row["explanation"] = expl

@@ -56,10 +56,11 @@ def explain_rows(
     versions: Mapping[str, int],
     funds: Mapping[str, FundState],
     today: date,
-    limit: int,
+    full_traces: bool,
 ) -> list[dict[str, Any]]:
-    """One explanation per change row (same order)."""
-    values = _values(cache, {r["subject_id"] for r in rows}, today) if len(rows) <= limit else {}
+    """One explanation per change row (same order): the evaluation's full trace, or,
+    without ``full_traces``, the compact form (no subject is evaluated again)."""
+    values = _values(cache, {r["subject_id"] for r in rows}, today) if full_traces else {}
     out = []
     for row in rows:
         pid, sid = row["policy_id"], row["subject_id"]
