@@ -127,12 +127,17 @@ def _unresolved(rows: list[tuple[int, ProductionRow]], seen: _Seen) -> tuple[set
     return codes - seen.enterprise_by_code.keys(), ids - seen.live_ids
 
 
+async def _look_up(work: UnitOfWork, codes: set[str], ids: set[str], seen: _Seen) -> None:
+    """Record which of ``codes`` and ``ids`` name live enterprises, and their ids."""
+    by_code, live = await work.bulk.enterprise_ids(credit_codes=list(codes), ids=list(ids))
+    seen.enterprise_by_code.update(by_code)
+    seen.live_ids.update(live)
+
+
 async def _resolve(work: UnitOfWork, rows: list[tuple[int, ProductionRow]], seen: _Seen) -> None:
     codes, ids = _unresolved(rows, seen)
     if codes or ids:
-        by_code, live = await work.bulk.enterprise_ids(credit_codes=list(codes), ids=list(ids))
-        seen.enterprise_by_code.update(by_code)
-        seen.live_ids.update(live)
+        await _look_up(work, codes, ids, seen)
 
 
 def _valid_productions(
@@ -282,9 +287,10 @@ class _ChunkWrites:
         """Stage a chunk of productions while earlier chunks are written: their
         enterprises are looked up among the committed ones (each earlier chunk holding
         enterprises has committed: :meth:`store_chunk`)."""
-        if any(_unresolved(rows, seen)):
+        codes, ids = _unresolved(rows, seen)
+        if codes or ids:
             async with self._uow() as lookup:
-                await _resolve(lookup, rows, seen)
+                await _look_up(lookup, codes, ids, seen)
         # in a thread, so the event loop keeps feeding the chunks in flight to the database
         return await asyncio.to_thread(_valid_productions, rows, seen, self._report, waiting)
 
