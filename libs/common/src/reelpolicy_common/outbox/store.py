@@ -8,13 +8,16 @@ when (and only when) the transaction commits.
 
 from __future__ import annotations
 
+import uuid
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import asyncpg
+from pydantic_core import to_json
 
-from reelpolicy_common.events.envelope import Envelope
+from reelpolicy_common.events.envelope import CURRENT_SCHEMA_VERSION, Envelope
 from reelpolicy_common.telemetry import current_trace_headers
 
 NOTIFY_CHANNEL = "reelpolicy_outbox"
@@ -55,32 +58,67 @@ async def enqueue(conn: asyncpg.Connection, *, topic: str, envelope: Envelope) -
     await enqueue_many(conn, topic=topic, envelopes=[envelope])
 
 
+class EncodedEvent(NamedTuple):
+    """An event whose envelope is encoded already (the wire bytes of an :class:`Envelope`),
+    for bulk writers that assemble the JSON themselves."""
+
+    event_id: uuid.UUID | str
+    key: str
+    event_type: str
+    value: bytes
+    schema_version: int = CURRENT_SCHEMA_VERSION
+
+
 async def enqueue_many(
     conn: asyncpg.Connection, *, topic: str, envelopes: Sequence[Envelope]
 ) -> None:
     """Add events in order; large batches go through ``COPY``."""
-    if not envelopes:
+    encoded = (
+        EncodedEvent(e.event_id, e.key, e.type.value, e.to_bytes(), e.schema_version)
+        for e in envelopes
+    )
+    await enqueue_encoded(conn, topic=topic, events=encoded, count=len(envelopes))
+
+
+async def enqueue_encoded(
+    conn: asyncpg.Connection, *, topic: str, events: Iterable[EncodedEvent], count: int
+) -> None:
+    """Add ``count`` encoded events in order: the same rows as :func:`enqueue_many`.
+
+    ``events`` may be a lazy iterable: with ``COPY`` (64 or more) it is consumed while
+    the rows stream to the server.
+    """
+    if count <= 0:
         return
     _require_transaction(conn)
-    headers = current_trace_headers()
-    rows = [
-        (
-            e.event_id,
-            topic,
-            e.key,
-            lane_of(e.key),
-            e.type.value,
-            e.to_bytes(),
-            outbox_headers(headers, event_type=e.type.value, schema_version=e.schema_version),
-        )
-        for e in envelopes
-    ]
-    columns = ["event_id", "topic", "key", "lane", "event_type", "value", "headers"]
-    if len(rows) >= 64:
-        await conn.copy_records_to_table("outbox", records=rows, columns=columns)
+    rows = _rows(topic, events)
+    if count >= 64:
+        await conn.copy_records_to_table("outbox", records=rows, columns=_COLUMNS)
     else:
         await conn.executemany(
             "INSERT INTO outbox (event_id, topic, key, lane, event_type, value, headers)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            rows,
+            list(rows),
         )
+
+
+_COLUMNS = ["event_id", "topic", "key", "lane", "event_type", "value", "headers"]
+
+
+def _rows(topic: str, events: Iterable[EncodedEvent]) -> Iterator[tuple[object, ...]]:
+    """Outbox rows; lanes and headers (encoded: bytes are JSON to the jsonb codec) are
+    computed once per key and per event type, not per row."""
+    trace = current_trace_headers()
+    lanes: dict[str, int] = {}
+    headers_of: dict[tuple[str, int], bytes] = {}
+    for e in events:
+        lane = lanes.get(e.key)
+        if lane is None:
+            lane = lanes[e.key] = lane_of(e.key)
+        kind = (e.event_type, e.schema_version)
+        headers = headers_of.get(kind)
+        if headers is None:
+            headers = headers_of[kind] = to_json(
+                outbox_headers(trace, event_type=kind[0], schema_version=kind[1])
+            )
+        yield (e.event_id, topic, e.key, lane, e.event_type, e.value, headers)

@@ -22,7 +22,7 @@ from reelpolicy_common import topics
 from reelpolicy_common.events import Envelope, EventType
 from reelpolicy_common.events.envelope import CURRENT_SCHEMA_VERSION
 from reelpolicy_common.ids import uuid7
-from reelpolicy_rules.adapters.outbox import EncodedEvent, enqueue_encoded
+from reelpolicy_common.outbox.store import EncodedEvent, enqueue_encoded
 from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
 from reelpolicy_rules.domain.outcomes import Change
 
