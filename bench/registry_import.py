@@ -3,6 +3,7 @@
     .venv/bin/python bench/registry_import.py                      # 100k + 1M rows
     .venv/bin/python bench/registry_import.py --enterprises 10000 --productions 100000
     .venv/bin/python bench/registry_import.py --import-writers 3 --rate 0  # import only
+    .venv/bin/python bench/registry_import.py --validate-processes 1 --rate 0
 
 Starts an embedded PostgreSQL and broker, migrates, generates synthetic JSON Lines
 (``reelpolicy_registry.generate``), imports them through the same handler the
@@ -26,6 +27,8 @@ import resource
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -47,6 +50,7 @@ from reelpolicy_devstack.servers import (
 )
 from reelpolicy_registry.adapters.postgres import RegistryUnitOfWork
 from reelpolicy_registry.generate import generate_rows
+from reelpolicy_registry.import_validation import validate_chunk
 from reelpolicy_registry.importing import import_rows
 from reelpolicy_registry.rows import jsonl_rows
 
@@ -93,17 +97,23 @@ async def records_on_topic(bootstrap: str, topic: str) -> int:
 
 
 async def import_and_relay(
-    dsn: str, bootstrap: str, data: Path, chunk_rows: int, writers: int
+    dsn: str, bootstrap: str, data: Path, chunk_rows: int, writers: int, processes: int
 ) -> None:
     pool = await create_pool(dsn, max_size=writers + 2)
+    validators = None
+    if processes:  # started before the clock, as a service would keep them
+        validators = ProcessPoolExecutor(processes, mp_context=get_context("spawn"))
+        await asyncio.get_running_loop().run_in_executor(validators, validate_chunk, [])
     try:
         with data.open(encoding="utf-8") as f:
             started = time.perf_counter()
             report = await import_rows(
                 uow=lambda: RegistryUnitOfWork(pool), rows=jsonl_rows(f), chunk_rows=chunk_rows,
-                writers=writers,
+                writers=writers, validators=validators, validate_ahead=max(1, processes),
             )  # fmt: skip
             elapsed = time.perf_counter() - started
+        if validators is not None:
+            validators.shutdown()
         stored = report.accepted
         print(
             f"import: {stored:,} rows stored, {report.rejected} rejected in {elapsed:.1f} s"
@@ -274,8 +284,9 @@ async def main(args: argparse.Namespace) -> None:
         rows = write_data(data, args.enterprises, args.productions, args.seed)
         print(f"generate: {rows:,} rows in {time.perf_counter() - started:.1f} s")
         await import_and_relay(
-            dsn, broker.bootstrap_servers, data, args.chunk_rows, args.import_writers
-        )
+            dsn, broker.bootstrap_servers, data, args.chunk_rows, args.import_writers,
+            args.validate_processes,
+        )  # fmt: skip
         if args.rate > 0:
             await post_latency(
                 dsn,
@@ -287,6 +298,9 @@ async def main(args: argparse.Namespace) -> None:
             )
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak memory (this process): {peak:,.0f} MiB")
+        if args.validate_processes:
+            worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            print(f"peak memory (largest child process, servers included): {worker:,.0f} MiB")
     finally:
         broker.stop()
         postgres.stop()
@@ -301,6 +315,10 @@ if __name__ == "__main__":
     parser.add_argument(
         "--import-writers", type=int, default=2, help="chunks written at once (IMPORT_WRITERS)"
     )
+    parser.add_argument(
+        "--validate-processes", type=int, default=0,
+        help="validate in this many worker processes (0: in a thread, as the service does)",
+    )  # fmt: skip
     parser.add_argument("--rate", type=float, default=200, help="POST req/s (0: skip)")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")

@@ -56,6 +56,13 @@ class RegistryClient:
         finally:
             await conn.close()
 
+    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            return list(await conn.fetch(sql, *args))
+        finally:
+            await conn.close()
+
     async def snapshot(self) -> tuple[Any, ...]:
         """Everything stored: both tables' rows and the outbox (for 'nothing changed')."""
         conn = await asyncpg.connect(self.dsn)

@@ -20,8 +20,7 @@ from reelpolicy_registry.domain import (
     validate_production,
 )
 from reelpolicy_registry.generate import credit_code, generate_rows
-from reelpolicy_registry.importing import EnterpriseRow, row_errors
-from reelpolicy_registry.importing import validate_row as row_model
+from reelpolicy_registry.import_validation import EnterpriseRow, row_errors, validate_row
 from reelpolicy_registry.regions import is_known_region, region_name, region_table
 from reelpolicy_registry.rows import MalformedFileError, RawRow, csv_rows, jsonl_rows
 
@@ -151,11 +150,11 @@ def test_rows_are_validated_in_one_step_with_per_field_errors() -> None:
              '{"type":"production","title":"T","budget_cny":-1}']  # fmt: skip
     rows = list(jsonl_rows(lines))
     assert [r.row for r in rows] == [1, 3, 4, 5, 6]
-    assert isinstance(row_model(rows[0]), EnterpriseRow)
+    assert isinstance(validate_row(rows[0].data), EnterpriseRow)
     problems = []
     for raw in rows[1:]:
         with pytest.raises(ValidationError) as caught:
-            row_model(raw)
+            validate_row(raw.data)
         problems += [(e.row, e.field) for e in row_errors(raw.row, caught.value)]
     assert problems == [(3, "row"), (4, "type"), (5, "row"), (6, "budget_cny")]
 

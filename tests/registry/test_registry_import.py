@@ -9,12 +9,16 @@ import pytest
 from registry_helpers import RegistryClient, new_enterprise, running_registry
 
 from reelpolicy_common import topics
-from reelpolicy_common.db.pool import connect
+from reelpolicy_common.db.pool import connect, create_pool
 from reelpolicy_common.events import EventType, decode_envelope
 from reelpolicy_common.outbox.store import lane_of
-from reelpolicy_registry.adapters.postgres import PostgresProductionRepository
+from reelpolicy_registry.adapters.bulk import PostgresBulkLoader
+from reelpolicy_registry.adapters.postgres import PostgresProductionRepository, RegistryUnitOfWork
 from reelpolicy_registry.events import production_event
 from reelpolicy_registry.generate import generate_rows
+from reelpolicy_registry.importing import import_rows
+from reelpolicy_registry.ports import ProductionStage
+from reelpolicy_registry.rows import jsonl_rows
 from support import topic_events
 
 pytestmark = pytest.mark.servers
@@ -309,18 +313,11 @@ async def test_productions_without_external_id_are_not_imported_twice(
     assert titles == ["No key A", "No key B", "No key B, retitled"]
 
 
-async def test_imported_production_events_are_the_api_paths_events(
-    registry: RegistryClient,
-) -> None:
-    """The database builds the import's production events: each decodes to exactly the
+async def assert_events_are_the_api_paths_events(dsn: str, *, after_seq: int = 0) -> int:
+    """Each production event in the outbox after ``after_seq`` decodes to exactly the
     event the API path would emit for the stored production, in its key's lane, after
-    its enterprise's event."""
-    rows = list(generate_rows(enterprises=3, productions=30, seed=8))
-    unkeyed = {k: v for k, v in rows[-1].items() if k != "external_id"} | {"title": "No key"}
-    rows.append(unkeyed)
-    first = await registry.client.post("/v1/import", content=jsonl(rows), headers=JSONL)
-    assert first.json()["accepted"] == 34, first.text
-    conn = await connect(registry.dsn)
+    its enterprise's event; returns how many there were."""
+    conn = await connect(dsn)
     try:
         outbox = await conn.fetch("SELECT * FROM outbox ORDER BY seq")
         repository = PostgresProductionRepository(conn)
@@ -332,6 +329,7 @@ async def test_imported_production_events_are_the_api_paths_events(
             assert row["headers"]["event-type"] == row["event_type"] == event.type.value
             if event.type is EventType.enterprise_upserted:
                 seen_enterprises.add(event.key)
+            if event.type is EventType.enterprise_upserted or row["seq"] <= after_seq:
                 continue
             stored = await repository.get(event.payload["production_id"])
             assert stored is not None
@@ -343,9 +341,33 @@ async def test_imported_production_events_are_the_api_paths_events(
             assert event.payload == expected.payload
             assert row["event_id"] == event.event_id
             productions += 1
-        assert productions == 31
+        return productions
     finally:
         await conn.close()
+
+
+async def test_imported_production_events_are_the_api_paths_events(
+    registry: RegistryClient,
+) -> None:
+    """Both ways the import writes productions announce them as the API would: those of
+    enterprises it creates (events assembled by the import, ``events``) and the others
+    (upserted, events built by the database, ``adapters.bulk``)."""
+    rows = list(generate_rows(enterprises=3, productions=30, seed=8))
+    unkeyed = {k: v for k, v in rows[-1].items() if k != "external_id"} | {"title": "No key"}
+    rows.append(unkeyed)
+    first = await registry.client.post("/v1/import", content=jsonl(rows), headers=JSONL)
+    assert first.json()["accepted"] == 34, first.text
+    assert await assert_events_are_the_api_paths_events(registry.dsn) == 31
+    last_seq = await registry.fetchval("SELECT max(seq) FROM outbox")
+
+    rows[5]["title"] = "Renamed"  # a production of a stored enterprise: upserted
+    added = {**rows[4], "external_id": "added-1", "title": "Added"}
+    added_unkeyed = {**unkeyed, "title": "Added, no key"}
+    rows += [added, added_unkeyed]
+    second = await registry.client.post("/v1/import", content=jsonl(rows), headers=JSONL)
+    assert (second.json()["accepted"], second.json()["unchanged"]) == (3, 33), second.text
+    assert await assert_events_are_the_api_paths_events(registry.dsn, after_seq=last_seq) == 3
+    assert await registry.fetchval("SELECT count(*) FROM productions WHERE version = 2") == 1
 
 
 async def test_chunks_written_at_once_store_each_row_once_after_its_enterprise(
@@ -377,3 +399,55 @@ async def test_chunks_written_at_once_store_each_row_once_after_its_enterprise(
         else:
             assert row["key"] in announced, row
     assert len(announced) == 25
+
+
+async def test_a_production_created_meanwhile_sends_its_chunk_to_the_upsert(
+    fresh_database: str, bootstrap_servers: str
+) -> None:
+    """Productions of an enterprise the import created are copied in as new. If one of
+    them was created meanwhile through the API (same external id), that chunk is upserted
+    instead: nothing is duplicated, and each change is announced once."""
+    enterprise, *productions = generate_rows(enterprises=1, productions=4, seed=4)
+    raced = productions[1]
+    raced_ids: list[str] = []
+
+    class RacingLoader(PostgresBulkLoader):
+        async def insert_new_productions(self, rows: list[ProductionStage]) -> bool:
+            if rows[0][2] == raced["external_id"]:  # the API is quicker than the COPY
+                raced_ids.append(
+                    (await registry.production(rows[0][1], external_id=raced["external_id"]))["id"]
+                )
+            return await super().insert_new_productions(rows)
+
+    class RacingUnitOfWork(RegistryUnitOfWork):
+        async def __aenter__(self) -> RacingUnitOfWork:
+            await super().__aenter__()
+            self.bulk = RacingLoader(self.conn)
+            return self
+
+    async with running_registry(fresh_database, bootstrap_servers) as registry:
+        pool = await create_pool(fresh_database)
+        try:
+            report = await import_rows(
+                uow=lambda: RacingUnitOfWork(pool),
+                rows=jsonl_rows(jsonl([enterprise, *productions]).splitlines()),
+                chunk_rows=1,
+            )
+        finally:
+            await pool.close()
+        assert (report.accepted, report.unchanged, report.rejected) == (5, 0, 0)
+        stored = await registry.fetch(
+            "SELECT id::text, version, attributes->>'title' AS title FROM productions"
+            " WHERE external_id = $1",
+            raced["external_id"],
+        )
+        assert [tuple(r) for r in stored] == [(raced_ids[0], 2, raced["title"])]
+        assert await registry.fetchval("SELECT count(*) FROM productions") == 4
+        versions = await registry.fetch(
+            "SELECT value FROM outbox WHERE event_type = 'production.upserted'"
+        )
+    by_production = sorted(
+        (e.payload["production_id"] == raced_ids[0], e.payload["version"])
+        for e in (decode_envelope(v["value"]) for v in versions)
+    )
+    assert by_production == [(False, 1), (False, 1), (False, 1), (True, 1), (True, 2)]

@@ -2,14 +2,16 @@
 
 An enterprise and its productions share the Kafka key (the enterprise id), so their
 events stay in order. For the bulk import, where a pydantic object per row would
-dominate the cost, :func:`raw_enterprise_event` builds the same JSON by string
-assembly and the database builds production events around
-:func:`production_upserted_head`; tests check both decode as the typed payload.
+dominate the cost, :func:`raw_enterprise_event` and :func:`new_production_events`
+build the same JSON by string assembly, and the database builds the events of upserted
+productions around :func:`production_upserted_head`; tests check all three decode as
+the typed payload.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -22,12 +24,12 @@ from reelpolicy_common.events import (
     ProductionChanged,
 )
 from reelpolicy_common.events.envelope import CURRENT_SCHEMA_VERSION
-from reelpolicy_common.ids import uuid7
-from reelpolicy_common.outbox.store import outbox_headers
+from reelpolicy_common.ids import uuid7_text
+from reelpolicy_common.outbox.store import EncodedEvent, outbox_headers
 from reelpolicy_common.subjects import EnterpriseAttributes, ProductionAttributes
 from reelpolicy_common.telemetry import current_trace_headers
 from reelpolicy_registry.domain import StoredEnterprise, StoredProduction
-from reelpolicy_registry.ports import EventHead
+from reelpolicy_registry.ports import EventHead, ProductionStage
 
 PRODUCER = "registry"
 
@@ -97,7 +99,7 @@ class PreparedEvent:
 
     __slots__ = ("_raw", "event_id", "key", "schema_version", "type")
 
-    def __init__(self, event_id: uuid.UUID, kind: EventType, key: str, raw: bytes) -> None:
+    def __init__(self, event_id: uuid.UUID | str, kind: EventType, key: str, raw: bytes) -> None:
         self.event_id = event_id
         self.type = kind
         self.key = key
@@ -116,21 +118,45 @@ def _utc_now_text() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _prepared(kind: EventType, key: str, payload_head: str, attributes_json: str) -> Envelope:
-    event_id = uuid7()
-    now = _utc_now_text()
-    raw = (
-        f'{{"event_id":"{event_id}","type":"{kind.value}","schema_version":{CURRENT_SCHEMA_VERSION},'
-        f'"occurred_at":"{now}","producer":"{PRODUCER}",'
-        f'"key":"{key}","payload":{{{payload_head},"attributes":{attributes_json}}}}}'
+def _envelope_head(kind: EventType) -> str:
+    """The envelope's fields after ``event_id`` and before ``key``, as JSON members."""
+    return (
+        f'"type":"{kind.value}","schema_version":{CURRENT_SCHEMA_VERSION},'
+        f'"occurred_at":"{_utc_now_text()}","producer":"{PRODUCER}"'
     )
-    return cast(Envelope, PreparedEvent(event_id, kind, key, raw.encode()))
+
+
+def _assembled(event_id: str, head: str, key: str, payload_head: str, attributes: bytes) -> bytes:
+    text = (
+        f'{{"event_id":"{event_id}",{head},"key":"{key}","payload":{{{payload_head},"attributes":'
+    )
+    return text.encode() + attributes + b"}}"
 
 
 def raw_enterprise_event(enterprise_id: str, version: int, attributes_json: str) -> Envelope:
     """``enterprise.upserted`` from already-validated attributes JSON."""
+    kind = EventType.enterprise_upserted
+    event_id = uuid7_text()
     head = f'"enterprise_id":"{enterprise_id}","version":{version},"deleted":false'
-    return _prepared(EventType.enterprise_upserted, enterprise_id, head, attributes_json)
+    raw = _assembled(event_id, _envelope_head(kind), enterprise_id, head, attributes_json.encode())
+    return cast(Envelope, PreparedEvent(event_id, kind, enterprise_id, raw))
+
+
+def new_production_events(rows: Iterable[ProductionStage]) -> list[EncodedEvent]:
+    """``production.upserted`` at version 1 for rows the import has just created, from
+    their validated attributes JSON (one ``occurred_at`` for them all)."""
+    kind = EventType.production_upserted
+    head, event_type = _envelope_head(kind), kind.value
+    events = []
+    for production_id, enterprise_id, _, _, attributes in rows:
+        event_id = uuid7_text()
+        payload_head = (
+            f'"production_id":"{production_id}","enterprise_id":"{enterprise_id}",'
+            '"version":1,"deleted":false'
+        )
+        raw = _assembled(event_id, head, enterprise_id, payload_head, attributes)
+        events.append(EncodedEvent(event_id, enterprise_id, event_type, raw))
+    return events
 
 
 def production_upserted_head() -> EventHead:

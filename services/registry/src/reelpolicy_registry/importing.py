@@ -23,43 +23,32 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Annotated, Literal
-
-from pydantic import Field, TypeAdapter, ValidationError
 
 from reelpolicy_common import topics
 from reelpolicy_common.gc_control import gc_paused
-from reelpolicy_common.ids import uuid7
-from reelpolicy_common.outbox.store import lane_of
-from reelpolicy_registry.domain import EnterpriseInput, ProductionInput
-from reelpolicy_registry.events import production_upserted_head, raw_enterprise_event
+from reelpolicy_common.ids import uuid7, uuid7_text
+from reelpolicy_common.switch_interval import short_switch_interval
+from reelpolicy_registry.events import (
+    new_production_events,
+    production_upserted_head,
+    raw_enterprise_event,
+)
+from reelpolicy_registry.import_validation import (
+    ValidatedChunk,
+    ValidEnterprise,
+    ValidProduction,
+    validate_chunk,
+    with_enterprise_id,
+)
 from reelpolicy_registry.ports import ProductionStage, UnitOfWork
 from reelpolicy_registry.rows import RawRow, RowError
 
 UowFactory = Callable[[], UnitOfWork]
-
-
-class EnterpriseRow(EnterpriseInput):
-    type: Literal["enterprise"]
-
-
-class ProductionRow(ProductionInput):
-    type: Literal["production"]
-    enterprise_credit_code: str | None = None
-    enterprise_id: str = ""
-
-
-ROW = TypeAdapter[EnterpriseRow | ProductionRow](
-    Annotated[EnterpriseRow | ProductionRow, Field(discriminator="type")]
-)
-# A row's attributes, as stored: serialized as the parent model, so the row's own
-# fields (``type``, ``enterprise_credit_code``) are left out (a third faster than
-# ``model_dump_json(exclude=...)``).
-ENTERPRISE_ATTRIBUTES = TypeAdapter(EnterpriseInput)
-PRODUCTION_ATTRIBUTES = TypeAdapter(ProductionInput)
 
 
 @dataclass
@@ -83,47 +72,39 @@ class _Seen:
     productions: dict[tuple[str, str, str], int] = field(default_factory=dict)
     enterprise_by_code: dict[str, str] = field(default_factory=dict)
     live_ids: set[str] = field(default_factory=set)
+    created: set[str] = field(default_factory=set)  # ids of enterprises this import created
 
 
-def row_errors(row: int, exc: ValidationError) -> list[RowError]:
-    """Per-field errors of one row (the union's tag is dropped from the location)."""
-    errors = []
-    for e in exc.errors():
-        loc = [str(p) for p in e["loc"]]
-        if loc and loc[0] in ("enterprise", "production"):
-            loc = loc[1:]
-        if e["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            loc, message = ["type"], "type must be 'enterprise' or 'production'"
-        else:
-            message = e["msg"]
-        errors.append(RowError(row, ".".join(loc) or "row", message))
-    return errors
+@dataclass
+class _StagedProductions:
+    """A chunk's valid productions: of enterprises this import created (new for sure),
+    and of the others (upserted)."""
 
+    new: list[ProductionStage] = field(default_factory=list)
+    upserted: list[ProductionStage] = field(default_factory=list)
 
-def validate_row(raw: RawRow) -> EnterpriseRow | ProductionRow:
-    if isinstance(raw.data, str):
-        return ROW.validate_json(raw.data)
-    return ROW.validate_python(raw.data)
+    @property
+    def empty(self) -> bool:
+        return not (self.new or self.upserted)
 
 
 def _valid_enterprises(
-    rows: list[tuple[int, EnterpriseRow]], seen: _Seen, report: ImportReport
+    rows: list[ValidEnterprise], seen: _Seen, report: ImportReport
 ) -> list[tuple[uuid.UUID, str, str]]:
     staged = []
-    for number, row in rows:
-        first = seen.credit_codes.setdefault(row.credit_code, number)
+    for number, credit_code, text in rows:
+        first = seen.credit_codes.setdefault(credit_code, number)
         if first != number:
             report.reject([RowError(number, "credit_code", f"repeats row {first}")])
             continue
-        text = ENTERPRISE_ATTRIBUTES.dump_json(row).decode()
-        staged.append((uuid7(), row.credit_code, text))
+        staged.append((uuid7(), credit_code, text))
     return staged
 
 
-def _unresolved(rows: list[tuple[int, ProductionRow]], seen: _Seen) -> tuple[set[str], set[str]]:
+def _unresolved(rows: list[ValidProduction], seen: _Seen) -> tuple[set[str], set[str]]:
     """The credit codes and enterprise ids of ``rows`` not looked up yet."""
-    codes = {r.enterprise_credit_code for _, r in rows if r.enterprise_credit_code}
-    ids = {r.enterprise_id for _, r in rows if r.enterprise_id and not r.enterprise_credit_code}
+    codes = {code for _, code, _, _, _ in rows if code}
+    ids = {given for _, code, given, _, _ in rows if given and not code}
     return codes - seen.enterprise_by_code.keys(), ids - seen.live_ids
 
 
@@ -134,85 +115,100 @@ async def _look_up(work: UnitOfWork, codes: set[str], ids: set[str], seen: _Seen
     seen.live_ids.update(live)
 
 
-async def _resolve(work: UnitOfWork, rows: list[tuple[int, ProductionRow]], seen: _Seen) -> None:
+async def _resolve(work: UnitOfWork, rows: list[ValidProduction], seen: _Seen) -> None:
     codes, ids = _unresolved(rows, seen)
     if codes or ids:
         await _look_up(work, codes, ids, seen)
 
 
 def _valid_productions(
-    rows: list[tuple[int, ProductionRow]],
+    rows: list[ValidProduction],
     seen: _Seen,
     report: ImportReport,
-    waiting: list[tuple[int, ProductionRow]] | None,
-) -> list[ProductionStage]:
+    waiting: list[ValidProduction] | None,
+) -> _StagedProductions:
     """Stage the rows whose enterprise is known; reject the others, or, while the file
     is still being read (``waiting`` given), keep those whose credit code is unknown.
 
     A row repeating an earlier row of the file (the same ``external_id``, or, without
     one, the same attributes) is rejected."""
-    staged: list[ProductionStage] = []
-    for number, row in rows:
-        if row.enterprise_credit_code:
-            enterprise_id = seen.enterprise_by_code.get(row.enterprise_credit_code)
-            if enterprise_id is None and waiting is not None:
-                waiting.append((number, row))  # its enterprise may come later in the file
+    staged = _StagedProductions()
+    for row in rows:
+        number, credit_code, enterprise_id, external_id, attributes = row
+        if credit_code:
+            given, enterprise_id = enterprise_id, seen.enterprise_by_code.get(credit_code, "")
+            if not enterprise_id and waiting is not None:
+                waiting.append(row)  # its enterprise may come later in the file
                 continue
-            if enterprise_id is None or row.enterprise_id not in ("", enterprise_id):
+            if not enterprise_id or given not in ("", enterprise_id):
                 report.reject([RowError(number, "enterprise_credit_code", "no such enterprise")])
                 continue
-            row.enterprise_id = enterprise_id
-        elif row.enterprise_id not in seen.live_ids:
+        elif enterprise_id not in seen.live_ids:
             report.reject([RowError(number, "enterprise_id", "no such enterprise")])
             continue
-        text = PRODUCTION_ATTRIBUTES.dump_json(row).decode()
-        import_key = None if row.external_id is not None else fingerprint(text)
-        key = (row.enterprise_id, row.external_id or "", import_key or "")
+        attributes = with_enterprise_id(attributes, enterprise_id)
+        import_key = None if external_id is not None else fingerprint(attributes)
+        key = (enterprise_id, external_id or "", import_key or "")
         first = seen.productions.setdefault(key, number)
         if first != number:
             field_name = "external_id" if import_key is None else "row"
             report.reject([RowError(number, field_name, f"repeats row {first}")])
             continue
-        event_lane = lane_of(row.enterprise_id)  # the event's key is the enterprise id
-        staged.append(
-            (uuid7(), row.enterprise_id, row.external_id, import_key, text, uuid7(), event_lane)
-        )
+        stage = (uuid7_text(), enterprise_id, external_id, import_key, attributes)
+        (staged.new if enterprise_id in seen.created else staged.upserted).append(stage)
     return staged
 
 
-def fingerprint(attributes_json: str) -> str:
+def fingerprint(attributes_json: bytes) -> str:
     """The import key of a production without an ``external_id``: a digest of its
     attributes (its enterprise among them), so the same row imported again is found."""
-    return hashlib.blake2b(attributes_json.encode(), digest_size=16).hexdigest()
+    return hashlib.blake2b(attributes_json, digest_size=16).hexdigest()
 
 
 @dataclass
 class _Parsed:
-    """One chunk after validation (done in a worker thread, overlapping the database)."""
+    """One chunk: its size (rows handed over) and what validation made of it."""
 
     size: int
     errors: list[RowError] = field(default_factory=list)
-    enterprises: list[tuple[int, EnterpriseRow]] = field(default_factory=list)
-    productions: list[tuple[int, ProductionRow]] = field(default_factory=list)
+    enterprises: list[ValidEnterprise] = field(default_factory=list)
+    productions: list[ValidProduction] = field(default_factory=list)
 
 
-def _parse_chunk(iterator: Iterator[RawRow | RowError], size: int) -> _Parsed:
-    batch = list(islice(iterator, size))
-    parsed = _Parsed(len(batch))
-    for raw in batch:
-        if isinstance(raw, RowError):
-            parsed.errors.append(raw)
-            continue
-        try:
-            row = validate_row(raw)
-        except ValidationError as exc:
-            parsed.errors.extend(row_errors(raw.row, exc))
-            continue
-        if isinstance(row, EnterpriseRow):
-            parsed.enterprises.append((raw.row, row))
-        else:
-            parsed.productions.append((raw.row, row))
-    return parsed
+class _Validation:
+    """Chunks read from the rows and validated ahead, up to ``ahead`` at once, in
+    ``validators`` (a process pool; None: a thread of the event loop's default pool)."""
+
+    def __init__(
+        self, rows: Iterable[RawRow | RowError], size: int, validators: Executor | None, ahead: int
+    ) -> None:
+        self._rows = iter(rows)
+        self._size = size
+        self._validators = validators
+        self._pending: deque[tuple[int, list[RowError], asyncio.Future[ValidatedChunk]]] = deque()
+        for _ in range(ahead):
+            self._submit()
+
+    def _submit(self) -> None:
+        batch = list(islice(self._rows, self._size))
+        records = [(r.row, r.data) for r in batch if isinstance(r, RawRow)]
+        unreadable = [r for r in batch if isinstance(r, RowError)]
+        future = asyncio.get_running_loop().run_in_executor(
+            self._validators, validate_chunk, records
+        )
+        self._pending.append((len(batch), unreadable, future))
+
+    async def next(self) -> _Parsed:
+        """The next chunk (size 0 once the rows are exhausted)."""
+        size, unreadable, future = self._pending.popleft()
+        self._submit()
+        chunk = await future
+        return _Parsed(size, unreadable + chunk.errors, chunk.enterprises, chunk.productions)
+
+    async def close(self) -> None:
+        """Wait for the validations still running (their results are dropped)."""
+        await asyncio.wait([future for _, _, future in self._pending])
+        self._pending.clear()
 
 
 async def _store_chunk(
@@ -220,12 +216,16 @@ async def _store_chunk(
     parsed: _Parsed,
     seen: _Seen,
     report: ImportReport,
-    waiting: list[tuple[int, ProductionRow]] | None,
+    waiting: list[ValidProduction] | None,
 ) -> None:
     enterprises = _valid_enterprises(parsed.enterprises, seen, report)
     if enterprises:
         json_by_code = {code: text for _, code, text in enterprises}
         changed = await work.bulk.upsert_enterprises(enterprises)
+        for r in changed:  # their productions need no look-up
+            seen.enterprise_by_code[r["credit_code"]] = r["id"]
+            if r["version"] == 1:  # inserted (an update raises the version)
+                seen.created.add(r["id"])
         events = [
             raw_enterprise_event(r["id"], r["version"], json_by_code[r["credit_code"]])
             for r in changed
@@ -241,13 +241,20 @@ async def _store_chunk(
 
 
 async def _store_productions(
-    work: UnitOfWork, productions: list[ProductionStage], report: ImportReport
+    work: UnitOfWork, productions: _StagedProductions, report: ImportReport
 ) -> None:
-    if productions:
+    upserted = productions.upserted
+    if productions.new:
+        if await work.bulk.insert_new_productions(productions.new):
+            await work.publish_encoded(topics.REGISTRY, new_production_events(productions.new))
+            report.accepted += len(productions.new)
+        else:  # one was created meanwhile (through the API): upsert them all
+            upserted = upserted + productions.new
+    if upserted:
         head = production_upserted_head()
-        changed_count = await work.bulk.upsert_productions(productions, events=head)
+        changed_count = await work.bulk.upsert_productions(upserted, events=head)
         report.accepted += changed_count
-        report.unchanged += len(productions) - changed_count
+        report.unchanged += len(upserted) - changed_count
 
 
 class _ChunkWrites:
@@ -270,7 +277,7 @@ class _ChunkWrites:
             await self._in_flight.pop(0)
 
     async def store_chunk(
-        self, parsed: _Parsed, seen: _Seen, waiting: list[tuple[int, ProductionRow]] | None
+        self, parsed: _Parsed, seen: _Seen, waiting: list[ValidProduction] | None
     ) -> None:
         """Store a chunk that may hold enterprises, after the writes before it."""
         await self.wait()
@@ -280,10 +287,10 @@ class _ChunkWrites:
 
     async def prepare_productions(
         self,
-        rows: list[tuple[int, ProductionRow]],
+        rows: list[ValidProduction],
         seen: _Seen,
-        waiting: list[tuple[int, ProductionRow]],
-    ) -> list[ProductionStage]:
+        waiting: list[ValidProduction],
+    ) -> _StagedProductions:
         """Stage a chunk of productions while earlier chunks are written: their
         enterprises are looked up among the committed ones (each earlier chunk holding
         enterprises has committed: :meth:`store_chunk`)."""
@@ -294,15 +301,15 @@ class _ChunkWrites:
         # in a thread, so the event loop keeps feeding the chunks in flight to the database
         return await asyncio.to_thread(_valid_productions, rows, seen, self._report, waiting)
 
-    async def start_productions(self, productions: list[ProductionStage]) -> None:
+    async def start_productions(self, productions: _StagedProductions) -> None:
         """Hand over a prepared chunk, once fewer than ``writers`` are in flight."""
-        if not productions:
+        if productions.empty:
             return
         while len(self._in_flight) >= self._writers:
             await self._in_flight.pop(0)
         self._in_flight.append(asyncio.create_task(self._write(productions)))
 
-    async def _write(self, productions: list[ProductionStage]) -> None:
+    async def _write(self, productions: _StagedProductions) -> None:
         async with self._uow() as work:
             await _store_productions(work, productions, self._report)
             await work.commit()
@@ -323,26 +330,27 @@ async def import_rows(
     rows: Iterable[RawRow | RowError],
     chunk_rows: int = 20_000,
     writers: int = 2,
+    validators: Executor | None = None,
+    validate_ahead: int = 1,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Import ``rows`` (from :mod:`reelpolicy_registry.rows`); returns the per-row report.
 
-    While chunks are being stored (up to ``writers`` at once), the next is read and
-    validated in a thread; the cyclic garbage collector is paused meanwhile
-    (:mod:`reelpolicy_common.gc_control`). ``progress`` counts the rows handed over.
+    While chunks are being stored (up to ``writers`` at once), the next ones
+    (``validate_ahead``) are read and validated in ``validators``, a process pool, or by
+    default in a thread (:mod:`reelpolicy_registry.import_validation`). The cyclic
+    garbage collector is paused meanwhile (:mod:`reelpolicy_common.gc_control`) and
+    threads switch more often (:mod:`reelpolicy_common.switch_interval`). ``progress``
+    counts the rows handed over.
     """
-    with gc_paused():
+    with gc_paused(), short_switch_interval():
         report = ImportReport()
         seen = _Seen()
-        waiting: list[tuple[int, ProductionRow]] = []  # productions before their enterprise
+        waiting: list[ValidProduction] = []  # productions before their enterprise
         writes = _ChunkWrites(uow, report, writers=writers)
-        iterator = iter(rows)
-        upcoming = asyncio.create_task(asyncio.to_thread(_parse_chunk, iterator, chunk_rows))
+        validation = _Validation(rows, chunk_rows, validators, validate_ahead)
         try:
-            while (parsed := await upcoming).size:
-                upcoming = asyncio.create_task(
-                    asyncio.to_thread(_parse_chunk, iterator, chunk_rows)
-                )
+            while (parsed := await validation.next()).size:
                 report.reject(parsed.errors)
                 if parsed.enterprises:
                     await writes.store_chunk(parsed, seen, waiting)
@@ -354,8 +362,7 @@ async def import_rows(
             await writes.wait()
         finally:
             await writes.abandon()
-            if not upcoming.done():
-                await asyncio.wait([upcoming])
+            await validation.close()
         for start in range(0, len(waiting), chunk_rows):  # now every enterprise is stored
             late = _Parsed(0, productions=waiting[start : start + chunk_rows])
             await writes.store_chunk(late, seen, None)

@@ -85,10 +85,9 @@ class ApiKeyRepository(Protocol):
     async def find(self) -> list[ApiKeyRecord]: ...
 
 
-ProductionStage = tuple[uuid.UUID, str, str | None, str | None, str, uuid.UUID, int]
-"""A production row for the bulk upsert: candidate id, enterprise id, external id,
-import key (the row's fingerprint, when it has no external id), attributes JSON, and
-the event id and outbox lane its event gets if it is new or changed."""
+ProductionStage = tuple[str, str, str | None, str | None, bytes]
+"""A production row for the bulk import: candidate id, enterprise id, external id,
+import key (the row's fingerprint, when it has no external id) and attributes JSON."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +110,11 @@ class BulkLoader(Protocol):
 
     async def upsert_productions(self, rows: list[ProductionStage], *, events: EventHead) -> int:
         """Store new and changed rows, queue their events; returns how many."""
+        ...
+
+    async def insert_new_productions(self, rows: list[ProductionStage]) -> bool:
+        """Store rows that cannot exist yet (their enterprise was created by this
+        import) as they are, or, if one exists after all, none of them: False."""
         ...
 
     async def enterprise_ids(
