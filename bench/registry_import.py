@@ -3,7 +3,7 @@
     .venv/bin/python bench/registry_import.py                      # 100k + 1M rows
     .venv/bin/python bench/registry_import.py --enterprises 10000 --productions 100000
     .venv/bin/python bench/registry_import.py --import-writers 3 --rate 0  # import only
-    .venv/bin/python bench/registry_import.py --validate-processes 1 --rate 0
+    .venv/bin/python bench/registry_import.py --validate-processes 0 --rate 0  # in a thread
 
 Starts an embedded PostgreSQL and broker, migrates, generates synthetic JSON Lines
 (``reelpolicy_registry.generate``), imports them through the same handler the
@@ -27,8 +27,6 @@ import resource
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -50,7 +48,7 @@ from reelpolicy_devstack.servers import (
 )
 from reelpolicy_registry.adapters.postgres import RegistryUnitOfWork
 from reelpolicy_registry.generate import generate_rows
-from reelpolicy_registry.import_validation import validate_chunk
+from reelpolicy_registry.import_validation import validate_chunk, validation_processes
 from reelpolicy_registry.importing import import_rows
 from reelpolicy_registry.rows import jsonl_rows
 
@@ -100,9 +98,8 @@ async def import_and_relay(
     dsn: str, bootstrap: str, data: Path, chunk_rows: int, writers: int, processes: int
 ) -> None:
     pool = await create_pool(dsn, max_size=writers + 2)
-    validators = None
-    if processes:  # started before the clock, as a service would keep them
-        validators = ProcessPoolExecutor(processes, mp_context=get_context("spawn"))
+    validators = validation_processes(processes)
+    if validators is not None:  # started before the clock, as the service keeps them
         await asyncio.get_running_loop().run_in_executor(validators, validate_chunk, [])
     try:
         with data.open(encoding="utf-8") as f:
@@ -316,8 +313,8 @@ if __name__ == "__main__":
         "--import-writers", type=int, default=2, help="chunks written at once (IMPORT_WRITERS)"
     )
     parser.add_argument(
-        "--validate-processes", type=int, default=0,
-        help="validate in this many worker processes (0: in a thread, as the service does)",
+        "--validate-processes", type=int, default=1,
+        help="worker processes validating rows (IMPORT_PROCESSES; 0: a thread)",
     )  # fmt: skip
     parser.add_argument("--rate", type=float, default=200, help="POST req/s (0: skip)")
     parser.add_argument("--seconds", type=float, default=20)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 from registry_helpers import RegistryClient, new_enterprise, running_registry
@@ -451,3 +453,20 @@ async def test_a_production_created_meanwhile_sends_its_chunk_to_the_upsert(
         for e in (decode_envelope(v["value"]) for v in versions)
     )
     assert by_production == [(False, 1), (False, 1), (False, 1), (True, 1), (True, 2)]
+
+
+async def test_the_service_validates_in_its_worker_process_and_stops_it(
+    fresh_database: str, bootstrap_servers: str
+) -> None:
+    """With IMPORT_PROCESSES=1 (the default) the service's imports are validated in one
+    worker process, which it stops with the service."""
+    rows = list(generate_rows(enterprises=2, productions=20, seed=6))
+    async with running_registry(fresh_database, bootstrap_servers, import_chunk_rows=5) as svc:
+        validators = svc.app.state.registry.import_validators
+        assert isinstance(validators, ProcessPoolExecutor)
+        first = await svc.client.post("/v1/import", content=jsonl(rows), headers=JSONL)
+        assert first.json()["accepted"] == 22, first.text
+        worker_pids = {p.pid for p in multiprocessing.active_children()}
+        assert len(worker_pids & set(validators._processes)) == 1
+    with pytest.raises(RuntimeError, match="shutdown"):
+        validators.submit(len, [])

@@ -55,6 +55,7 @@ class ServiceRuntime:
         self._relay: OutboxRelay | None = None
         self._background: list[BackgroundTask] = []
         self._started_hooks: list[Callable[[asyncpg.Pool], Awaitable[None]]] = []
+        self._stopped_hooks: list[Callable[[], None]] = []
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -76,6 +77,11 @@ class ServiceRuntime:
     def on_started(self, hook: Callable[[asyncpg.Pool], Awaitable[None]]) -> None:
         """Run ``hook`` once the pool is open, before consumers start."""
         self._started_hooks.append(hook)
+
+    def on_stopped(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` once everything else has stopped (to release what the service
+        made besides the runtime's resources, e.g. worker processes)."""
+        self._stopped_hooks.append(hook)
 
     @asynccontextmanager
     async def lifespan(self, _app: Any = None) -> AsyncIterator[None]:
@@ -122,6 +128,8 @@ class ServiceRuntime:
             await producer.stop()
             await self._pool.close()
             self._pool = None
+            for stopped in self._stopped_hooks:
+                stopped()
 
     async def check_health(self) -> dict[str, str]:
         """Problems with the database or the broker, by name; empty when healthy."""

@@ -6,6 +6,7 @@ the registry topic, through its outbox.
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from reelpolicy_common import topics
@@ -13,6 +14,7 @@ from reelpolicy_common.events import Envelope
 from reelpolicy_common.runtime import ServiceRuntime
 from reelpolicy_registry.adapters.postgres import RegistryUnitOfWork
 from reelpolicy_registry.config import Settings
+from reelpolicy_registry.import_validation import validation_processes
 
 
 @dataclass
@@ -21,6 +23,7 @@ class Registry:
 
     settings: Settings
     runtime: ServiceRuntime
+    import_validators: Executor | None = None  # IMPORT_PROCESSES worker processes
 
     def uow(self) -> RegistryUnitOfWork:
         return RegistryUnitOfWork(self.runtime.pool)
@@ -39,4 +42,7 @@ def bootstrap(settings: Settings | None = None) -> Registry:
         ),
         schema=Envelope,
     )
-    return Registry(settings, runtime)
+    validators = validation_processes(settings.import_processes)
+    if validators is not None:
+        runtime.on_stopped(lambda: validators.shutdown(wait=False, cancel_futures=True))
+    return Registry(settings, runtime, validators)

@@ -17,6 +17,7 @@ from reelpolicy_registry.adapters.postgres import RegistryUnitOfWork
 from reelpolicy_registry.config import Settings
 from reelpolicy_registry.domain import InvalidRecordError
 from reelpolicy_registry.generate import generate_rows
+from reelpolicy_registry.import_validation import validation_processes
 from reelpolicy_registry.importing import import_rows
 from reelpolicy_registry.main import create_app
 from reelpolicy_registry.rows import MalformedFileError, csv_rows, jsonl_rows
@@ -75,6 +76,7 @@ def _import(args: argparse.Namespace) -> int:
     with path.open(encoding="utf-8-sig", newline="") as f:
         total = sum(1 for _ in f)
     settings = Settings()
+    validators = validation_processes(settings.import_processes)
     with path.open(encoding="utf-8-sig", newline="") as f, tqdm(total=total, unit="row") as bar:
         is_csv = path.suffix.lower() == ".csv" or args.format == "csv"
         rows = csv_rows(f) if is_csv else jsonl_rows(f)
@@ -87,6 +89,8 @@ def _import(args: argparse.Namespace) -> int:
                         rows=rows,
                         chunk_rows=settings.import_chunk_rows,
                         writers=settings.import_writers,
+                        validators=validators,
+                        validate_ahead=max(1, settings.import_processes),
                         progress=bar.update,
                     ),
                 )
@@ -94,6 +98,9 @@ def _import(args: argparse.Namespace) -> int:
         except MalformedFileError as exc:
             print(f"error: {exc.field}: {exc.message}", file=sys.stderr)
             return 1
+        finally:
+            if validators is not None:
+                validators.shutdown(cancel_futures=True)
     for error in report.errors:
         print(f"row {error.row}: {error.field}: {error.message}", file=sys.stderr)
     print(f"accepted {report.accepted}, unchanged {report.unchanged}, rejected {report.rejected}")

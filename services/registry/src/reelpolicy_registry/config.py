@@ -25,3 +25,9 @@ class Settings(SecretKeySettings):
         description="Chunks of productions an import writes at once, each on a connection"
         " of the pool (which it needs one more of, to look up enterprises meanwhile).",
     )
+    import_processes: int = Field(
+        default=1,
+        ge=0,
+        description="Worker processes that validate import rows beside the database writes"
+        " (started on the first import, then kept); 0 validates in a thread instead.",
+    )

@@ -13,6 +13,7 @@ the resolved row.
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -100,6 +101,18 @@ def validate_chunk(records: list[Record]) -> ValidatedChunk:
             (number, row.enterprise_credit_code, given, row.external_id, attributes)
         )
     return chunk
+
+
+def validation_processes(count: int) -> Executor | None:
+    """A pool of ``count`` worker processes for :func:`validate_chunk` (None for 0: the
+    import then validates in a thread). They start fresh (``spawn``: nothing of the
+    parent's threads or sockets is inherited) when the first chunk is submitted."""
+    if count == 0:
+        return None
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    return ProcessPoolExecutor(count, mp_context=get_context("spawn"))
 
 
 def with_enterprise_id(attributes: bytes, enterprise_id: str) -> bytes:

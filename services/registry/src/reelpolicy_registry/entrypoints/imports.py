@@ -78,6 +78,8 @@ async def import_file(request: Request, registry: RegistryDep, _: OperatorPrinci
             rows=rows,
             chunk_rows=registry.settings.import_chunk_rows,
             writers=registry.settings.import_writers,
+            validators=registry.import_validators,
+            validate_ahead=max(1, registry.settings.import_processes),
         )
     except MalformedFileError as exc:
         raise ApiError(400, exc.message, field=exc.field) from None
