@@ -10,8 +10,8 @@ Starts an embedded PostgreSQL and broker, migrates, generates synthetic JSON Lin
 ``POST /v1/import`` endpoint uses, prints rows/s stored, then runs the outbox
 relay and prints the time until the broker has acknowledged the last event (then checks
 the topic's record count from fetch high watermarks). Finally it runs the registry
-under uvicorn (a subprocess) and sends single ``POST /v1/enterprises`` at a fixed
-rate, printing p50/p99 latency; and peak RSS.
+as compose does (``reelpolicy-registry serve``, a subprocess) and sends single
+``POST /v1/enterprises`` at a fixed rate, printing p50/p99 latency; and peak RSS.
 Targets: >= 50,000 rows/s stored; every event published within 60 s after the
 import returns; p99 reported at 200 req/s.
 """
@@ -177,21 +177,17 @@ async def post_latency(
         "LOG_LEVEL": "WARNING",
     }
     server_log = open(log_path, "wb")  # noqa: ASYNC230, SIM115 (closed in finally)
+    # one worker: as compose runs it (``reelpolicy-registry serve``: uvloop, httptools,
+    # start-up objects frozen); more: uvicorn's process manager
+    command = ["-m", "reelpolicy_registry.cli", "serve"]
+    if server_workers > 1:
+        command = ["-m", "uvicorn", "--factory", "reelpolicy_registry.main:create_app",
+                   "--host", "127.0.0.1", "--port", str(port), "--workers", str(server_workers),
+                   "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+                   "--log-level", "warning"]  # fmt: skip
     server = await asyncio.create_subprocess_exec(
         sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "reelpolicy_registry.main:create_app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(server_workers),
-        "--no-access-log",
-        "--log-level",
-        "warning",
+        *command,
         env=env,
         stdout=server_log,
         stderr=server_log,
