@@ -60,18 +60,7 @@ class FakeUnitOfWork:
         self._enterprises.update({code: str(ident) for ident, code, _ in rows})
         return [{"id": str(i), "version": 1, "credit_code": code} for i, code, _ in rows]
 
-    async def publish_encoded(self, topic: str, events: list[Any]) -> None:
-        self._events += len(events)
-
     async def upsert_productions(self, rows: list[Any], *, events: object) -> int:
-        return await self._write_productions(rows)
-
-    async def insert_new_productions(self, rows: list[Any]) -> bool:
-        await self._write_productions(rows)
-        self._events -= len(rows)  # their events come through publish_many
-        return True
-
-    async def _write_productions(self, rows: list[Any]) -> int:
         self._writing = True
         self.db.open_writes += 1
         self.db.most_open_writes = max(self.db.most_open_writes, self.db.open_writes)

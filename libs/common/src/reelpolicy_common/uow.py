@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from reelpolicy_common.events.envelope import Envelope
-from reelpolicy_common.outbox.store import EncodedEvent, enqueue_encoded, enqueue_many
+from reelpolicy_common.outbox.store import enqueue_many
 
 
 class UnitOfWorkPort(Protocol):
@@ -41,8 +41,6 @@ class PublishingUnitOfWorkPort(UnitOfWorkPort, Protocol):
     def publish(self, topic: str, *envelopes: Envelope) -> None: ...
 
     async def publish_many(self, topic: str, envelopes: Sequence[Envelope]) -> None: ...
-
-    async def publish_encoded(self, topic: str, events: Sequence[EncodedEvent]) -> None: ...
 
 
 class PostgresUnitOfWork:
@@ -109,10 +107,6 @@ class PostgresUnitOfWork:
     async def publish_many(self, topic: str, envelopes: Sequence[Envelope]) -> None:
         """Write many events to the outbox now (``COPY``), inside this transaction."""
         await enqueue_many(self.conn, topic=topic, envelopes=envelopes)
-
-    async def publish_encoded(self, topic: str, events: Sequence[EncodedEvent]) -> None:
-        """Like :meth:`publish_many`, for events whose envelopes are encoded already."""
-        await enqueue_encoded(self.conn, topic=topic, events=events, count=len(events))
 
     async def commit(self) -> None:
         by_topic: list[tuple[str, list[Envelope]]] = []

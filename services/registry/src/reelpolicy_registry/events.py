@@ -2,16 +2,14 @@
 
 An enterprise and its productions share the Kafka key (the enterprise id), so their
 events stay in order. For the bulk import, where a pydantic object per row would
-dominate the cost, :func:`raw_enterprise_event` and :func:`new_production_events`
-build the same JSON by string assembly, and the database builds the events of upserted
-productions around :func:`production_upserted_head`; tests check all three decode as
-the typed payload.
+dominate the cost, :func:`raw_enterprise_event` builds the same JSON by string
+assembly and the database builds production events around
+:func:`production_upserted_head`; tests check both decode as the typed payload.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -25,11 +23,11 @@ from reelpolicy_common.events import (
 )
 from reelpolicy_common.events.envelope import CURRENT_SCHEMA_VERSION
 from reelpolicy_common.ids import uuid7_text
-from reelpolicy_common.outbox.store import EncodedEvent, outbox_headers
+from reelpolicy_common.outbox.store import outbox_headers
 from reelpolicy_common.subjects import EnterpriseAttributes, ProductionAttributes
 from reelpolicy_common.telemetry import current_trace_headers
 from reelpolicy_registry.domain import StoredEnterprise, StoredProduction
-from reelpolicy_registry.ports import EventHead, ProductionStage
+from reelpolicy_registry.ports import EventHead
 
 PRODUCER = "registry"
 
@@ -140,23 +138,6 @@ def raw_enterprise_event(enterprise_id: str, version: int, attributes_json: str)
     head = f'"enterprise_id":"{enterprise_id}","version":{version},"deleted":false'
     raw = _assembled(event_id, _envelope_head(kind), enterprise_id, head, attributes_json.encode())
     return cast(Envelope, PreparedEvent(event_id, kind, enterprise_id, raw))
-
-
-def new_production_events(rows: Iterable[ProductionStage]) -> list[EncodedEvent]:
-    """``production.upserted`` at version 1 for rows the import has just created, from
-    their validated attributes JSON (one ``occurred_at`` for them all)."""
-    kind = EventType.production_upserted
-    head, event_type = _envelope_head(kind), kind.value
-    events = []
-    for production_id, enterprise_id, _, _, attributes in rows:
-        event_id = uuid7_text()
-        payload_head = (
-            f'"production_id":"{production_id}","enterprise_id":"{enterprise_id}",'
-            '"version":1,"deleted":false'
-        )
-        raw = _assembled(event_id, head, enterprise_id, payload_head, attributes)
-        events.append(EncodedEvent(event_id, enterprise_id, event_type, raw))
-    return events
 
 
 def production_upserted_head() -> EventHead:

@@ -33,11 +33,7 @@ from reelpolicy_common import topics
 from reelpolicy_common.gc_control import gc_paused
 from reelpolicy_common.ids import uuid7, uuid7_text
 from reelpolicy_common.switch_interval import short_switch_interval
-from reelpolicy_registry.events import (
-    new_production_events,
-    production_upserted_head,
-    raw_enterprise_event,
-)
+from reelpolicy_registry.events import production_upserted_head, raw_enterprise_event
 from reelpolicy_registry.import_validation import (
     ValidatedChunk,
     ValidEnterprise,
@@ -72,20 +68,6 @@ class _Seen:
     productions: dict[tuple[str, str, str], int] = field(default_factory=dict)
     enterprise_by_code: dict[str, str] = field(default_factory=dict)
     live_ids: set[str] = field(default_factory=set)
-    created: set[str] = field(default_factory=set)  # ids of enterprises this import created
-
-
-@dataclass
-class _StagedProductions:
-    """A chunk's valid productions: of enterprises this import created (new for sure),
-    and of the others (upserted)."""
-
-    new: list[ProductionStage] = field(default_factory=list)
-    upserted: list[ProductionStage] = field(default_factory=list)
-
-    @property
-    def empty(self) -> bool:
-        return not (self.new or self.upserted)
 
 
 def _valid_enterprises(
@@ -126,13 +108,13 @@ def _valid_productions(
     seen: _Seen,
     report: ImportReport,
     waiting: list[ValidProduction] | None,
-) -> _StagedProductions:
+) -> list[ProductionStage]:
     """Stage the rows whose enterprise is known; reject the others, or, while the file
     is still being read (``waiting`` given), keep those whose credit code is unknown.
 
     A row repeating an earlier row of the file (the same ``external_id``, or, without
     one, the same attributes) is rejected."""
-    staged = _StagedProductions()
+    staged: list[ProductionStage] = []
     for row in rows:
         number, credit_code, enterprise_id, external_id, attributes = row
         if credit_code:
@@ -154,8 +136,7 @@ def _valid_productions(
             field_name = "external_id" if import_key is None else "row"
             report.reject([RowError(number, field_name, f"repeats row {first}")])
             continue
-        stage = (uuid7_text(), enterprise_id, external_id, import_key, attributes)
-        (staged.new if enterprise_id in seen.created else staged.upserted).append(stage)
+        staged.append((uuid7_text(), enterprise_id, external_id, import_key, attributes))
     return staged
 
 
@@ -224,8 +205,6 @@ async def _store_chunk(
         changed = await work.bulk.upsert_enterprises(enterprises)
         for r in changed:  # their productions need no look-up
             seen.enterprise_by_code[r["credit_code"]] = r["id"]
-            if r["version"] == 1:  # inserted (an update raises the version)
-                seen.created.add(r["id"])
         events = [
             raw_enterprise_event(r["id"], r["version"], json_by_code[r["credit_code"]])
             for r in changed
@@ -241,20 +220,13 @@ async def _store_chunk(
 
 
 async def _store_productions(
-    work: UnitOfWork, productions: _StagedProductions, report: ImportReport
+    work: UnitOfWork, productions: list[ProductionStage], report: ImportReport
 ) -> None:
-    upserted = productions.upserted
-    if productions.new:
-        if await work.bulk.insert_new_productions(productions.new):
-            await work.publish_encoded(topics.REGISTRY, new_production_events(productions.new))
-            report.accepted += len(productions.new)
-        else:  # one was created meanwhile (through the API): upsert them all
-            upserted = upserted + productions.new
-    if upserted:
+    if productions:
         head = production_upserted_head()
-        changed_count = await work.bulk.upsert_productions(upserted, events=head)
+        changed_count = await work.bulk.upsert_productions(productions, events=head)
         report.accepted += changed_count
-        report.unchanged += len(upserted) - changed_count
+        report.unchanged += len(productions) - changed_count
 
 
 class _ChunkWrites:
@@ -290,7 +262,7 @@ class _ChunkWrites:
         rows: list[ValidProduction],
         seen: _Seen,
         waiting: list[ValidProduction],
-    ) -> _StagedProductions:
+    ) -> list[ProductionStage]:
         """Stage a chunk of productions while earlier chunks are written: their
         enterprises are looked up among the committed ones (each earlier chunk holding
         enterprises has committed: :meth:`store_chunk`)."""
@@ -301,15 +273,15 @@ class _ChunkWrites:
         # in a thread, so the event loop keeps feeding the chunks in flight to the database
         return await asyncio.to_thread(_valid_productions, rows, seen, self._report, waiting)
 
-    async def start_productions(self, productions: _StagedProductions) -> None:
+    async def start_productions(self, productions: list[ProductionStage]) -> None:
         """Hand over a prepared chunk, once fewer than ``writers`` are in flight."""
-        if productions.empty:
+        if not productions:
             return
         while len(self._in_flight) >= self._writers:
             await self._in_flight.pop(0)
         self._in_flight.append(asyncio.create_task(self._write(productions)))
 
-    async def _write(self, productions: _StagedProductions) -> None:
+    async def _write(self, productions: list[ProductionStage]) -> None:
         async with self._uow() as work:
             await _store_productions(work, productions, self._report)
             await work.commit()
