@@ -22,7 +22,7 @@ from reelpolicy_common.events import (
     ProductionChanged,
 )
 from reelpolicy_common.events.envelope import CURRENT_SCHEMA_VERSION
-from reelpolicy_common.ids import uuid7_text
+from reelpolicy_common.ids import uuid7
 from reelpolicy_common.outbox.store import outbox_headers
 from reelpolicy_common.subjects import EnterpriseAttributes, ProductionAttributes
 from reelpolicy_common.telemetry import current_trace_headers
@@ -97,7 +97,7 @@ class PreparedEvent:
 
     __slots__ = ("_raw", "event_id", "key", "schema_version", "type")
 
-    def __init__(self, event_id: uuid.UUID | str, kind: EventType, key: str, raw: bytes) -> None:
+    def __init__(self, event_id: uuid.UUID, kind: EventType, key: str, raw: bytes) -> None:
         self.event_id = event_id
         self.type = kind
         self.key = key
@@ -116,28 +116,21 @@ def _utc_now_text() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _envelope_head(kind: EventType) -> str:
-    """The envelope's fields after ``event_id`` and before ``key``, as JSON members."""
-    return (
-        f'"type":"{kind.value}","schema_version":{CURRENT_SCHEMA_VERSION},'
-        f'"occurred_at":"{_utc_now_text()}","producer":"{PRODUCER}"'
+def _prepared(kind: EventType, key: str, payload_head: str, attributes_json: str) -> Envelope:
+    event_id = uuid7()
+    now = _utc_now_text()
+    raw = (
+        f'{{"event_id":"{event_id}","type":"{kind.value}","schema_version":{CURRENT_SCHEMA_VERSION},'
+        f'"occurred_at":"{now}","producer":"{PRODUCER}",'
+        f'"key":"{key}","payload":{{{payload_head},"attributes":{attributes_json}}}}}'
     )
-
-
-def _assembled(event_id: str, head: str, key: str, payload_head: str, attributes: bytes) -> bytes:
-    text = (
-        f'{{"event_id":"{event_id}",{head},"key":"{key}","payload":{{{payload_head},"attributes":'
-    )
-    return text.encode() + attributes + b"}}"
+    return cast(Envelope, PreparedEvent(event_id, kind, key, raw.encode()))
 
 
 def raw_enterprise_event(enterprise_id: str, version: int, attributes_json: str) -> Envelope:
     """``enterprise.upserted`` from already-validated attributes JSON."""
-    kind = EventType.enterprise_upserted
-    event_id = uuid7_text()
     head = f'"enterprise_id":"{enterprise_id}","version":{version},"deleted":false'
-    raw = _assembled(event_id, _envelope_head(kind), enterprise_id, head, attributes_json.encode())
-    return cast(Envelope, PreparedEvent(event_id, kind, enterprise_id, raw))
+    return _prepared(EventType.enterprise_upserted, enterprise_id, head, attributes_json)
 
 
 def production_upserted_head() -> EventHead:
