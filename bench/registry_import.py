@@ -7,7 +7,8 @@
 
 Starts an embedded PostgreSQL and broker, migrates, generates synthetic JSON Lines
 (``reelpolicy_registry.generate``), imports them through the same handler the
-``POST /v1/import`` endpoint uses, prints rows/s stored, then runs the outbox
+``POST /v1/import`` endpoint uses, prints rows/s stored and where the CPU went (per row:
+this process, the validation workers, PostgreSQL), then runs the outbox
 relay and prints the time until the broker has acknowledged the last event (then checks
 the topic's record count from fetch high watermarks). Finally it runs the registry
 as compose does (``reelpolicy-registry serve``, a subprocess) and sends single
@@ -27,6 +28,7 @@ import resource
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -56,6 +58,70 @@ SECRET = "bench-secret-key-0123456789abcdef"
 CONNECTIONS = 16  # keep-alive connections of the POST load
 # OUTBOX_RETENTION_SECONDS of the relays, as in compose (0: rows deleted as published)
 RELAY_RETENTION_SECONDS = float(os.environ.get("OUTBOX_RETENTION_SECONDS", "0"))
+
+
+def _stat_fields(pid: int | str) -> list[str]:
+    """``/proc/<pid>/stat`` after the command name: [state, ppid, ...]; utime and stime
+    (clock ticks) are at 11 and 12, the reaped children's at 13 and 14."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def process_cpu_seconds(pids: Iterable[int]) -> float:
+    """CPU time (user + system) the live processes ``pids`` have used so far."""
+    ticks = sum(int(f[11]) + int(f[12]) for f in map(_stat_fields, pids))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds(data_dir: Path) -> float:
+    """CPU time (user + system) of the PostgreSQL server in ``data_dir`` so far: the
+    postmaster, its live processes (backends, WAL writer, checkpointer...) and those it
+    has reaped (``/proc``, Linux)."""
+    postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = _stat_fields(entry.name)
+        except OSError:  # ended meanwhile
+            continue
+        pid, ppid = int(entry.name), int(fields[1])
+        if pid == postmaster:
+            total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+        elif ppid == postmaster:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+class CpuSplit:
+    """Where the CPU of a stretch of work went: this process, the validation workers
+    (``workers``: live now, reaped as children by the time of :meth:`report`) and the
+    PostgreSQL server."""
+
+    def __init__(self, pg_data: Path, workers: Iterable[int]) -> None:
+        self._pg_data = pg_data
+        own, children, postgres = self._now()
+        # what the workers used before (starting up) is not the import's
+        self._start = (own, children + process_cpu_seconds(workers), postgres)
+
+    def _now(self) -> tuple[float, float, float]:
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return (
+            own.ru_utime + own.ru_stime,
+            children.ru_utime + children.ru_stime,
+            postgres_cpu_seconds(self._pg_data),
+        )
+
+    def report(self, rows: int, elapsed: float) -> str:
+        own, children, postgres = (b - a for a, b in zip(self._start, self._now(), strict=True))
+        total = own + children + postgres
+        return (
+            f"CPU per row stored: this process {own / rows * 1e6:.1f} µs, validation workers"
+            f" {children / rows * 1e6:.1f} µs, PostgreSQL {postgres / rows * 1e6:.1f} µs;"
+            f" total {total / rows * 1e6:.1f} µs ({total / elapsed:.2f} of {os.cpu_count()}"
+            " cores busy)"
+        )
 
 
 def write_data(path: Path, enterprises: int, productions: int, seed: int) -> int:
@@ -95,7 +161,13 @@ async def records_on_topic(bootstrap: str, topic: str) -> int:
 
 
 async def import_and_relay(
-    dsn: str, bootstrap: str, data: Path, chunk_rows: int, writers: int, processes: int
+    dsn: str,
+    bootstrap: str,
+    data: Path,
+    chunk_rows: int,
+    writers: int,
+    processes: int,
+    pg_data: Path,
 ) -> None:
     pool = await create_pool(dsn, max_size=writers + 2)
     validators = validation_processes(processes)
@@ -103,6 +175,9 @@ async def import_and_relay(
         await asyncio.get_running_loop().run_in_executor(validators, validate_chunk, [])
     try:
         with data.open(encoding="utf-8") as f:
+            # the pool's pid -> process map (private, but there since Python 3.2)
+            workers = getattr(validators, "_processes", None) or {}
+            cpu = CpuSplit(pg_data, workers=workers)
             started = time.perf_counter()
             report = await import_rows(
                 uow=lambda: RegistryUnitOfWork(pool), rows=jsonl_rows(f), chunk_rows=chunk_rows,
@@ -110,12 +185,13 @@ async def import_and_relay(
             )  # fmt: skip
             elapsed = time.perf_counter() - started
         if validators is not None:
-            validators.shutdown()
+            validators.shutdown()  # reaped: their CPU time counts as this process's children's
         stored = report.accepted
         print(
             f"import: {stored:,} rows stored, {report.rejected} rejected in {elapsed:.1f} s"
             f" = {stored / elapsed:,.0f} rows/s"
         )
+        print(f"import: {cpu.report(stored, elapsed)}")
         events = int(await pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
         producer = make_producer(bootstrap_servers=bootstrap, enable_idempotence=False)
         await producer.start()
@@ -300,7 +376,7 @@ async def main(args: argparse.Namespace) -> None:
         print(f"generate: {rows:,} rows in {time.perf_counter() - started:.1f} s")
         await import_and_relay(
             dsn, broker.bootstrap_servers, data, args.chunk_rows, args.import_writers,
-            args.validate_processes,
+            args.validate_processes, work / "pg",
         )  # fmt: skip
         if args.rate > 0:
             for settled in (False, True):
