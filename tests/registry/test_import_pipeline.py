@@ -61,6 +61,13 @@ class FakeUnitOfWork:
         return [{"id": str(i), "version": 1, "credit_code": code} for i, code, _ in rows]
 
     async def upsert_productions(self, rows: list[Any], *, events: object) -> int:
+        return await self._write_productions(rows)
+
+    async def insert_new_productions(self, rows: list[Any], *, events: object) -> bool:
+        await self._write_productions(rows)
+        return True
+
+    async def _write_productions(self, rows: list[Any]) -> int:
         self._writing = True
         self.db.open_writes += 1
         self.db.most_open_writes = max(self.db.most_open_writes, self.db.open_writes)

@@ -11,12 +11,16 @@ import pytest
 from registry_helpers import RegistryClient, new_enterprise, running_registry
 
 from reelpolicy_common import topics
-from reelpolicy_common.db.pool import connect
+from reelpolicy_common.db.pool import connect, create_pool
 from reelpolicy_common.events import EventType, decode_envelope
 from reelpolicy_common.outbox.store import lane_of
-from reelpolicy_registry.adapters.postgres import PostgresProductionRepository
+from reelpolicy_registry.adapters.bulk import PostgresBulkLoader
+from reelpolicy_registry.adapters.postgres import PostgresProductionRepository, RegistryUnitOfWork
 from reelpolicy_registry.events import production_event
 from reelpolicy_registry.generate import generate_rows
+from reelpolicy_registry.importing import import_rows
+from reelpolicy_registry.ports import EventHead, ProductionStage
+from reelpolicy_registry.rows import jsonl_rows
 from support import topic_events
 
 pytestmark = pytest.mark.servers
@@ -347,9 +351,9 @@ async def assert_events_are_the_api_paths_events(dsn: str, *, after_seq: int = 0
 async def test_imported_production_events_are_the_api_paths_events(
     registry: RegistryClient,
 ) -> None:
-    """The database builds the import's production events (``adapters.bulk``): new and
-    changed productions, of new and of stored enterprises, are announced as the API
-    would announce them."""
+    """Both ways the import writes productions announce them as the API would, the
+    database building the events (``adapters.bulk``): those of enterprises it creates
+    (inserted as new) and the others (upserted)."""
     rows = list(generate_rows(enterprises=3, productions=30, seed=8))
     unkeyed = {k: v for k, v in rows[-1].items() if k != "external_id"} | {"title": "No key"}
     rows.append(unkeyed)
@@ -397,6 +401,60 @@ async def test_chunks_written_at_once_store_each_row_once_after_its_enterprise(
         else:
             assert row["key"] in announced, row
     assert len(announced) == 25
+
+
+async def test_a_production_created_meanwhile_sends_its_chunk_to_the_upsert(
+    fresh_database: str, bootstrap_servers: str
+) -> None:
+    """Productions of an enterprise the import created are inserted as new. If one of
+    them was created meanwhile through the API (same external id), that chunk is upserted
+    instead: nothing is duplicated, and each change is announced once."""
+    enterprise, *productions = generate_rows(enterprises=1, productions=4, seed=4)
+    raced = productions[1]
+    raced_ids: list[str] = []
+
+    class RacingLoader(PostgresBulkLoader):
+        async def insert_new_productions(
+            self, rows: list[ProductionStage], *, events: EventHead
+        ) -> bool:
+            if rows[0][2] == raced["external_id"]:  # the API is quicker than the import
+                raced_ids.append(
+                    (await registry.production(rows[0][1], external_id=raced["external_id"]))["id"]
+                )
+            return await super().insert_new_productions(rows, events=events)
+
+    class RacingUnitOfWork(RegistryUnitOfWork):
+        async def __aenter__(self) -> RacingUnitOfWork:
+            await super().__aenter__()
+            self.bulk = RacingLoader(self.conn)
+            return self
+
+    async with running_registry(fresh_database, bootstrap_servers) as registry:
+        pool = await create_pool(fresh_database)
+        try:
+            report = await import_rows(
+                uow=lambda: RacingUnitOfWork(pool),
+                rows=jsonl_rows(jsonl([enterprise, *productions]).splitlines()),
+                chunk_rows=1,
+            )
+        finally:
+            await pool.close()
+        assert (report.accepted, report.unchanged, report.rejected) == (5, 0, 0)
+        stored = await registry.fetch(
+            "SELECT id::text, version, attributes->>'title' AS title FROM productions"
+            " WHERE external_id = $1",
+            raced["external_id"],
+        )
+        assert [tuple(r) for r in stored] == [(raced_ids[0], 2, raced["title"])]
+        assert await registry.fetchval("SELECT count(*) FROM productions") == 4
+        versions = await registry.fetch(
+            "SELECT value FROM outbox WHERE event_type = 'production.upserted'"
+        )
+    by_production = sorted(
+        (e.payload["production_id"] == raced_ids[0], e.payload["version"])
+        for e in (decode_envelope(v["value"]) for v in versions)
+    )
+    assert by_production == [(False, 1), (False, 1), (False, 1), (True, 1), (True, 2)]
 
 
 async def test_the_service_validates_in_its_worker_process_and_stops_it(

@@ -7,8 +7,9 @@ stored ones. A production whose enterprise (by credit code) is not stored yet wa
 enterprise later in the file still gets its productions. Idempotent: enterprises by
 credit code, productions by (enterprise, external_id) or, without an external_id, by
 a fingerprint of the row (:func:`fingerprint`); unchanged rows are neither written
-nor announced. Each created or changed row emits exactly one event (outbox,
-via COPY).
+nor announced. Each created or changed row emits exactly one event (outbox).
+Productions of enterprises this import created cannot exist yet and are inserted
+without conflict handling (:func:`_store_productions`); the others are upserted.
 
 Chunks overlap (:class:`_ChunkWrites`): while chunks of productions are written, up to
 ``writers`` at once on as many connections, the next chunk is parsed and staged, so
@@ -68,6 +69,20 @@ class _Seen:
     productions: dict[tuple[str, str, str], int] = field(default_factory=dict)
     enterprise_by_code: dict[str, str] = field(default_factory=dict)
     live_ids: set[str] = field(default_factory=set)
+    created: set[str] = field(default_factory=set)  # ids of enterprises this import created
+
+
+@dataclass
+class _StagedProductions:
+    """A chunk's valid productions: of enterprises this import created (new for sure),
+    and of the others (upserted)."""
+
+    new: list[ProductionStage] = field(default_factory=list)
+    upserted: list[ProductionStage] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.new or self.upserted)
 
 
 def _valid_enterprises(
@@ -108,13 +123,13 @@ def _valid_productions(
     seen: _Seen,
     report: ImportReport,
     waiting: list[ValidProduction] | None,
-) -> list[ProductionStage]:
+) -> _StagedProductions:
     """Stage the rows whose enterprise is known; reject the others, or, while the file
     is still being read (``waiting`` given), keep those whose credit code is unknown.
 
     A row repeating an earlier row of the file (the same ``external_id``, or, without
     one, the same attributes) is rejected."""
-    staged: list[ProductionStage] = []
+    staged = _StagedProductions()
     for row in rows:
         number, credit_code, enterprise_id, external_id, attributes = row
         if credit_code:
@@ -136,7 +151,8 @@ def _valid_productions(
             field_name = "external_id" if import_key is None else "row"
             report.reject([RowError(number, field_name, f"repeats row {first}")])
             continue
-        staged.append((uuid7_text(), enterprise_id, external_id, import_key, attributes))
+        stage = (uuid7_text(), enterprise_id, external_id, import_key, attributes)
+        (staged.new if enterprise_id in seen.created else staged.upserted).append(stage)
     return staged
 
 
@@ -205,6 +221,8 @@ async def _store_chunk(
         changed = await work.bulk.upsert_enterprises(enterprises)
         for r in changed:  # their productions need no look-up
             seen.enterprise_by_code[r["credit_code"]] = r["id"]
+            if r["version"] == 1:  # inserted (an update raises the version)
+                seen.created.add(r["id"])
         events = [
             raw_enterprise_event(r["id"], r["version"], json_by_code[r["credit_code"]])
             for r in changed
@@ -220,13 +238,19 @@ async def _store_chunk(
 
 
 async def _store_productions(
-    work: UnitOfWork, productions: list[ProductionStage], report: ImportReport
+    work: UnitOfWork, productions: _StagedProductions, report: ImportReport
 ) -> None:
-    if productions:
-        head = production_upserted_head()
-        changed_count = await work.bulk.upsert_productions(productions, events=head)
+    head = production_upserted_head()
+    upserted = productions.upserted
+    if productions.new:
+        if await work.bulk.insert_new_productions(productions.new, events=head):
+            report.accepted += len(productions.new)
+        else:  # one was created meanwhile (through the API): upsert them all
+            upserted = upserted + productions.new
+    if upserted:
+        changed_count = await work.bulk.upsert_productions(upserted, events=head)
         report.accepted += changed_count
-        report.unchanged += len(productions) - changed_count
+        report.unchanged += len(upserted) - changed_count
 
 
 class _ChunkWrites:
@@ -262,7 +286,7 @@ class _ChunkWrites:
         rows: list[ValidProduction],
         seen: _Seen,
         waiting: list[ValidProduction],
-    ) -> list[ProductionStage]:
+    ) -> _StagedProductions:
         """Stage a chunk of productions while earlier chunks are written: their
         enterprises are looked up among the committed ones (each earlier chunk holding
         enterprises has committed: :meth:`store_chunk`)."""
@@ -273,15 +297,15 @@ class _ChunkWrites:
         # in a thread, so the event loop keeps feeding the chunks in flight to the database
         return await asyncio.to_thread(_valid_productions, rows, seen, self._report, waiting)
 
-    async def start_productions(self, productions: list[ProductionStage]) -> None:
+    async def start_productions(self, productions: _StagedProductions) -> None:
         """Hand over a prepared chunk, once fewer than ``writers`` are in flight."""
-        if not productions:
+        if productions.empty:
             return
         while len(self._in_flight) >= self._writers:
             await self._in_flight.pop(0)
         self._in_flight.append(asyncio.create_task(self._write(productions)))
 
-    async def _write(self, productions: list[ProductionStage]) -> None:
+    async def _write(self, productions: _StagedProductions) -> None:
         async with self._uow() as work:
             await _store_productions(work, productions, self._report)
             await work.commit()

@@ -112,6 +112,13 @@ class BulkLoader(Protocol):
         """Store new and changed rows, queue their events; returns how many."""
         ...
 
+    async def insert_new_productions(
+        self, rows: list[ProductionStage], *, events: EventHead
+    ) -> bool:
+        """Store rows that cannot exist yet (their enterprise was created by this
+        import) and queue their events; if one exists after all, none of them: False."""
+        ...
+
     async def enterprise_ids(
         self, *, credit_codes: list[str], ids: list[str]
     ) -> tuple[dict[str, str], set[str]]: ...
