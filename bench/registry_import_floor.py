@@ -26,6 +26,7 @@ import asyncio
 import json
 import os
 import resource
+import shutil
 import statistics
 import tempfile
 import time
@@ -155,7 +156,8 @@ async def main(args: argparse.Namespace) -> None:
         )
     finally:
         postgres.stop()
-    print(f"(work dir {work}; {time.strftime('%Y-%m-%d %H:%M')})")
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"({time.strftime('%Y-%m-%d %H:%M')})")
 
 
 if __name__ == "__main__":
