@@ -32,6 +32,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from http_load import Connection
@@ -59,6 +60,20 @@ SECRET = "bench-secret-key-0123456789abcdef"
 CONNECTIONS = 16  # keep-alive connections of the POST load
 # OUTBOX_RETENTION_SECONDS of the relays, as in compose (0: rows deleted as published)
 RELAY_RETENTION_SECONDS = float(os.environ.get("OUTBOX_RETENTION_SECONDS", "0"))
+
+
+async def migrate_registry(conn: asyncpg.Connection) -> None:
+    """The registry's schema: the shared migrations and its own."""
+    await apply_migrations(
+        conn,
+        common_migrations() + discover("reelpolicy_registry.migrations", namespace="registry"),
+    )
+
+
+def own_cpu_seconds() -> float:
+    """CPU time (user + system) this process has used so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _stat_fields(pid: int | str) -> list[str]:
@@ -104,9 +119,8 @@ class CpuSplit:
         self._start = self._now()
 
     def _now(self) -> tuple[float, float, float]:
-        own = resource.getrusage(resource.RUSAGE_SELF)
         return (
-            own.ru_utime + own.ru_stime,
+            own_cpu_seconds(),
             process_cpu_seconds(self._workers),
             postgres_cpu_seconds(self._pg_data),
         )
@@ -362,11 +376,7 @@ async def main(args: argparse.Namespace) -> None:
         dsn = database_uri(postgres.uri(), "bench")
         conn = await connect(dsn)
         try:
-            await apply_migrations(
-                conn,
-                common_migrations()
-                + discover("reelpolicy_registry.migrations", namespace="registry"),
-            )
+            await migrate_registry(conn)
         finally:
             await conn.close()
         await ensure_topics(bootstrap_servers=broker.bootstrap_servers, names=[topics.REGISTRY])

@@ -4,13 +4,13 @@
 
 ``bench/registry_import.py`` measures the whole import (and prints its CPU per row by
 process). This one runs the import's pieces one at a time, nothing else running, on
-generated productions of stored enterprises, through the same functions the import
-uses, so their sum is the least CPU a row can cost with this design:
+generated productions of stored enterprises, with the import's own validation and
+outbox writer, so their sum is the least CPU a row can cost with this design:
 
 - validating and serializing a row (``import_validation.validate_chunk``, pydantic);
 - PostgreSQL storing the row: a plain ``COPY`` into ``productions`` (heap, indexes,
   the foreign key check, ``jsonb`` parsing, WAL), the cheapest way in (the import
-  itself stages rows and upserts them, which costs PostgreSQL more);
+  itself stages rows, then inserts or upserts them, which costs PostgreSQL more);
 - PostgreSQL storing the row's event (``production_event``, encoded beforehand): its
   outbox row, by ``COPY`` (``outbox.store.enqueue_encoded``);
 - this process encoding both ``COPY`` streams.
@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import shutil
 import statistics
 import tempfile
@@ -38,7 +37,6 @@ from pathlib import Path
 import asyncpg
 
 from reelpolicy_common import topics
-from reelpolicy_common.db.migrations import apply_migrations, common_migrations, discover
 from reelpolicy_common.db.pool import create_pool
 from reelpolicy_common.ids import uuid7_text
 from reelpolicy_common.outbox.store import EncodedEvent, enqueue_encoded
@@ -49,12 +47,7 @@ from reelpolicy_registry.events import production_event
 from reelpolicy_registry.generate import generate_rows
 from reelpolicy_registry.import_validation import validate_chunk, with_enterprise_id
 from reelpolicy_registry.ports import ProductionStage
-from registry_import import process_cpu_seconds
-
-
-def own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+from registry_import import migrate_registry, own_cpu_seconds, process_cpu_seconds
 
 
 async def measured(backend: int, work: Awaitable[object]) -> tuple[float, float]:
@@ -92,11 +85,7 @@ async def main(args: argparse.Namespace) -> None:
         await ensure_database(postgres.uri(), "floor", fresh=True)
         pool = await create_pool(database_uri(postgres.uri(), "floor"), max_size=1)
         async with pool.acquire() as conn:
-            await apply_migrations(
-                conn,
-                common_migrations()
-                + discover("reelpolicy_registry.migrations", namespace="registry"),
-            )
+            await migrate_registry(conn)
             total = args.chunks * args.chunk_rows
             rows = list(generate_rows(enterprises=total // 10, productions=total, seed=5))
             texts = {
