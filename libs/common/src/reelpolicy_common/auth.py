@@ -64,22 +64,36 @@ async def upsert_api_key(
     enterprise_id: str | None,
     label: str | None,
     revoked: bool,
+    version: int | None = None,
 ) -> None:
-    """Store (or revoke) a key; the caller owns the transaction.
+    """Store a key's state: the registry's own write or an ``api_key.changed`` event.
 
-    Empties this process's principal caches (:mod:`reelpolicy_common.auth_cache`).
+    A stored key only moves forward, whatever order events arrive in (replays,
+    republishes): it takes the fields of a newer ``version`` only, and nothing ever
+    clears ``revoked_at`` because revocation is final and key ids are never reused.
+    A revocation applies whatever its version. ``None`` is an event from before keys
+    had versions (stored as 0): it adds an unknown key or revokes one, nothing else.
+    The caller owns the transaction. Empties this process's principal caches
+    (:mod:`reelpolicy_common.auth_cache`).
     """
     await conn.execute(
-        """INSERT INTO api_keys (key_id, key_hash, role, enterprise_id, label, revoked_at)
-           VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 THEN now() END)
+        """INSERT INTO api_keys
+             (key_id, key_hash, role, enterprise_id, label, revoked_at, version)
+           VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 THEN now() END, coalesce($7, 0))
            ON CONFLICT (key_id) DO UPDATE SET
-             revoked_at = CASE WHEN $6 THEN coalesce(api_keys.revoked_at, now()) END""",
+             label = CASE WHEN excluded.version > api_keys.version
+                          THEN excluded.label ELSE api_keys.label END,
+             version = greatest(api_keys.version, excluded.version),
+             revoked_at = coalesce(api_keys.revoked_at, excluded.revoked_at)
+           WHERE excluded.version > api_keys.version
+              OR (api_keys.revoked_at IS NULL AND excluded.revoked_at IS NOT NULL)""",
         key_id,
         key_hash,
         role,
         enterprise_id,
         label,
         revoked,
+        version,
     )
     api_keys_changed()
 
@@ -158,6 +172,7 @@ async def apply_api_key_changed(conn: asyncpg.Connection, payload: dict[str, obj
         enterprise_id=change.enterprise_id,
         label=change.label,
         revoked=change.revoked,
+        version=change.version,
     )
 
 

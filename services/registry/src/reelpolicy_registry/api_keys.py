@@ -2,7 +2,9 @@
 
 Each issue or revoke is stored in the registry's own ``api_keys`` table and emits
 ``api_key.changed`` (only the key's hash travels) on the registry topic, keyed by
-the enterprise id (or ``"operator"``), in one transaction.
+the enterprise id (or ``"operator"``), in one transaction. The event carries the
+key's version (1 when issued, one more per change) so that every service applies
+only newer states; a revoked key stays revoked (its id is never issued again).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from reelpolicy_registry.handlers import NotFoundError
 from reelpolicy_registry.ports import ApiKeyRecord, UnitOfWork
 
 UowFactory = Callable[[], UnitOfWork]
+
+ISSUED_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ async def issue_api_key(
             enterprise_id=enterprise_id,
             label=label,
             revoked=False,
+            version=ISSUED_VERSION,
         )
         work.publish(
             topics.REGISTRY,
@@ -81,6 +86,7 @@ async def issue_api_key(
                 enterprise_id=enterprise_id,
                 label=label,
                 revoked=False,
+                version=ISSUED_VERSION,
             ),
         )
         await work.commit()
@@ -95,6 +101,7 @@ async def revoke_api_key(*, uow: UowFactory, key_id: str) -> ApiKeyRecord:
             raise NotFoundError("api key", key_id)
         if existing.revoked:
             return existing
+        version = (existing.version or 0) + 1
         await work.api_keys.store(
             key_id=key_id,
             key_hash=existing.key_hash,
@@ -102,6 +109,7 @@ async def revoke_api_key(*, uow: UowFactory, key_id: str) -> ApiKeyRecord:
             enterprise_id=existing.enterprise_id,
             label=existing.label,
             revoked=True,
+            version=version,
         )
         work.publish(
             topics.REGISTRY,
@@ -112,6 +120,7 @@ async def revoke_api_key(*, uow: UowFactory, key_id: str) -> ApiKeyRecord:
                 enterprise_id=existing.enterprise_id,
                 label=existing.label,
                 revoked=True,
+                version=version,
             ),
         )
         await work.commit()
@@ -123,4 +132,5 @@ async def revoke_api_key(*, uow: UowFactory, key_id: str) -> ApiKeyRecord:
         existing.label,
         existing.created_at,
         True,
+        version,
     )

@@ -70,6 +70,7 @@ def api_key_event(
     enterprise_id: str | None,
     label: str | None,
     revoked: bool,
+    version: int | None,
 ) -> Envelope:
     payload = ApiKeyChanged(
         key_id=key_id,
@@ -78,6 +79,7 @@ def api_key_event(
         enterprise_id=enterprise_id,
         label=label,
         revoked=revoked,
+        version=version,
     )
     return Envelope(
         type=EventType.api_key_changed,

@@ -194,6 +194,7 @@ async def republish_all(*, uow: UowFactory, page_size: int = 2000) -> int:
                     enterprise_id=k.enterprise_id,
                     label=k.label,
                     revoked=k.revoked,
+                    version=k.version,
                 )
                 for k in keys
             ),

@@ -30,6 +30,8 @@ class ApiKeyRecord:
     label: str | None
     created_at: datetime
     revoked: bool
+    version: int | None = None
+    """1 when issued, one more per change; ``None`` for a key stored without one."""
 
 
 class EnterpriseRepository(Protocol):
@@ -76,6 +78,7 @@ class ApiKeyRepository(Protocol):
         enterprise_id: str | None,
         label: str | None,
         revoked: bool,
+        version: int,
     ) -> None: ...
 
     async def get(self, key_id: str) -> ApiKeyRecord | None: ...

@@ -81,7 +81,12 @@ class PolicyImpact(_Payload):
 
 
 class ApiKeyChanged(_Payload):
-    """An API key issued or revoked by the registry (only its hash travels)."""
+    """An API key issued or revoked by the registry (only its hash travels).
+
+    Revocation is final and key ids are never reused, so a projection applies an
+    event only when its ``version`` is newer than the one it holds, and no event
+    ever clears a revocation (see :func:`reelpolicy_common.auth.upsert_api_key`).
+    """
 
     key_id: str
     key_hash: str
@@ -89,3 +94,13 @@ class ApiKeyChanged(_Payload):
     enterprise_id: str | None = None
     label: str | None = None
     revoked: bool = False
+    version: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "The key's version in the registry: 1 when issued, one more per change"
+            " (revoking makes it 2). Absent in events published before keys carried"
+            " versions: such an event may add an unknown key or revoke one, and"
+            " changes nothing else."
+        ),
+    )

@@ -21,6 +21,7 @@ class PostgresApiKeyRepository:
         enterprise_id: str | None,
         label: str | None,
         revoked: bool,
+        version: int,
     ) -> None:
         await upsert_api_key(
             self._conn,
@@ -30,6 +31,7 @@ class PostgresApiKeyRepository:
             enterprise_id=enterprise_id,
             label=label,
             revoked=revoked,
+            version=version,
         )
 
     async def get(self, key_id: str) -> ApiKeyRecord | None:
@@ -46,5 +48,5 @@ class PostgresApiKeyRepository:
 
 _KEYS = (
     "SELECT key_id, key_hash, role, enterprise_id, label, created_at,"
-    " revoked_at IS NOT NULL AS revoked FROM api_keys"
+    " revoked_at IS NOT NULL AS revoked, nullif(version, 0) AS version FROM api_keys"
 )
