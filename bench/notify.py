@@ -41,10 +41,11 @@ from reelpolicy_devstack.servers import (
     free_port,
 )
 from reelpolicy_devstack.services import ServiceGroup, run
-from reelpolicy_notify.adapters.secret_box import SecretBox
+from reelpolicy_notify.adapters.secret_box import SecretBox, parse_key_ring
 from reelpolicy_notify.domain.signing import new_secret
 
 MASTER_KEY = "bench-secret-key-0123456789abcdef"
+SEALING_KEYS = "bench:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"
 
 
 # --- receiver (its own process) ----------------------------------------------------------
@@ -95,7 +96,7 @@ async def seed(dsn: str, *, companies: int, url: str) -> list[str]:
     conn = await connect(dsn)
     try:
         ids = [f"ent-{i:05d}" for i in range(companies)]
-        sealed = SecretBox(MASTER_KEY).seal(new_secret())
+        sealed = SecretBox(parse_key_ring(SEALING_KEYS)).seal(new_secret())
         await conn.copy_records_to_table(
             "subscriptions",
             columns=["id", "enterprise_id", "channel", "url", "events", "secret_sealed"],
@@ -212,6 +213,7 @@ def start_notify(pg: EmbeddedPostgres, broker: EmbeddedBroker, logs: Path) -> Se
         "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
         "KAFKA_CONSUMER_GROUP": name,
         "REELPOLICY_SECRET_KEY": MASTER_KEY,
+        "NOTIFY_SEALING_KEYS": SEALING_KEYS,
         "NOTIFY_ALLOW_PRIVATE_TARGETS": "true",
         "LOG_LEVEL": "WARNING",
     }

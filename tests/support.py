@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 SECRET_KEY = "test-secret-key-0123456789abcdef"
+SEALING_KEYS = "test:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"  # notify's ring: bytes 0..31
 
 
 async def add_api_key(dsn: str, *, role: str = "operator", enterprise_id: str | None = None) -> str:
@@ -69,6 +70,7 @@ def service_env(
         "DATABASE_URL": database_url,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
         "REELPOLICY_SECRET_KEY": SECRET_KEY,
+        "NOTIFY_SEALING_KEYS": SEALING_KEYS,
         "HTTP_PORT": str(port or 1),
         "LOG_JSON": "false",
         "CONSUMER_MAX_ATTEMPTS": "3",
@@ -109,6 +111,7 @@ def settings_for(
         "database_url": database_url,
         "kafka_bootstrap_servers": bootstrap_servers,
         "reelpolicy_secret_key": SECRET_KEY,
+        "notify_sealing_keys": SEALING_KEYS,
         "log_json": False,
         "consumer_max_attempts": 3,
         "consumer_retry_initial_seconds": 0.01,

@@ -26,7 +26,7 @@ COMPOSE_SPEC = ROOT.parent / "shared" / "compose-spec.json"
 
 APP_SERVICES = ("registry", "ingest", "rules", "notify")
 SCALABLE = ("rules", "notify")
-SECRET_VARS = ("REELPOLICY_SECRET_KEY", "POSTGRES_PASSWORD")
+SECRET_VARS = ("REELPOLICY_SECRET_KEY", "POSTGRES_PASSWORD", "NOTIFY_SEALING_KEYS")
 COMPLETED = "service_completed_successfully"
 HEALTHY = "service_healthy"
 CONDITIONS = {HEALTHY, COMPLETED, "service_started"}
@@ -335,7 +335,7 @@ def test_secrets_come_from_the_environment_without_defaults(compose: dict[str, A
     assert seen == set(SECRET_VARS)
     for name, service in compose["services"].items():
         for key, value in environment(service).items():
-            if re.search(r"SECRET|PASSWORD|TOKEN", key):
+            if re.search(r"SECRET|PASSWORD|TOKEN|SEALING_KEYS", key):
                 assert re.fullmatch(r"\$\{[A-Z0-9_]+:\?[^}]+\}", value), (
                     f"{name}.{key} must come from the environment, not {value!r}"
                 )

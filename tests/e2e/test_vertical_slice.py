@@ -25,7 +25,7 @@ from reelpolicy_devstack.servers import (
     free_port,
 )
 from reelpolicy_devstack.services import SERVICES, ServiceGroup, run
-from support import SECRET_KEY, eventually
+from support import SEALING_KEYS, SECRET_KEY, eventually
 from webhook_receiver import Received, WebhookReceiver
 
 pytestmark = [pytest.mark.servers, pytest.mark.e2e]
@@ -58,6 +58,7 @@ def platform(
                 "KAFKA_BOOTSTRAP_SERVERS": embedded_broker.bootstrap_servers,
                 "KAFKA_CONSUMER_GROUP": f"e2e-{name}-{suffix}",
                 "REELPOLICY_SECRET_KEY": SECRET_KEY,
+                "NOTIFY_SEALING_KEYS": SEALING_KEYS,
                 "NOTIFY_ALLOW_PRIVATE_TARGETS": "true",
                 "NOTIFY_RETRY_SCHEDULE": "0,1,2",
                 "LOG_JSON": "true",

@@ -19,7 +19,7 @@ from reelpolicy_common.events import Envelope, EventType
 from reelpolicy_common.kafka import ensure_topics
 from reelpolicy_notify.config import Settings
 from reelpolicy_notify.main import create_app
-from support import SECRET_KEY, add_api_key, eventually, migrate_service
+from support import SEALING_KEYS, SECRET_KEY, add_api_key, eventually, migrate_service
 
 
 @dataclass
@@ -83,6 +83,7 @@ def notify_settings(dsn: str, bootstrap: str, **overrides: Any) -> Settings:
         "kafka_bootstrap_servers": bootstrap,
         "kafka_consumer_group": f"notify-{uuid.uuid4().hex[:8]}",
         "reelpolicy_secret_key": SECRET_KEY,
+        "notify_sealing_keys": SEALING_KEYS,
         "http_port": 1,
         "log_json": False,
         "consumer_max_attempts": 3,

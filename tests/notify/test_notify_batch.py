@@ -13,12 +13,12 @@ from notify_helpers import eligibility_event, enterprise_event, policy_event
 from reelpolicy_common.db.pool import create_pool
 from reelpolicy_common.events import Envelope
 from reelpolicy_notify.adapters.postgres import NotifyUnitOfWork
-from reelpolicy_notify.adapters.secret_box import SecretBox
+from reelpolicy_notify.adapters.secret_box import SecretBox, parse_key_ring
 from reelpolicy_notify.handlers.events import handle_event, handle_events
-from support import SECRET_KEY, migrate_service
+from support import SEALING_KEYS, migrate_service
 
 pytestmark = pytest.mark.servers
-BOX = SecretBox(SECRET_KEY)
+BOX = SecretBox(parse_key_ring(SEALING_KEYS))
 
 
 @pytest.fixture

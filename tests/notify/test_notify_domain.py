@@ -11,7 +11,12 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from reelpolicy_notify.adapters.secret_box import SecretBox, SecretBoxError
+from reelpolicy_notify.adapters.secret_box import (
+    SecretBox,
+    SecretBoxError,
+    new_sealing_key,
+    parse_key_ring,
+)
 from reelpolicy_notify.domain.alerts import digest_body, digest_key, eligibility_alert
 from reelpolicy_notify.domain.filters import Filters, matches
 from reelpolicy_notify.domain.outcomes import decide_outcome
@@ -81,13 +86,13 @@ def test_secrets_have_24_to_64_bytes() -> None:
 
 
 def test_secret_box_round_trips_and_detects_tampering() -> None:
-    box = SecretBox("server-secret-0123456789")
+    box = SecretBox(parse_key_ring(new_sealing_key("a")))
     sealed = box.seal("whsec_abc")
     assert "whsec" not in sealed
     assert box.open(sealed) == "whsec_abc"
     assert box.seal("whsec_abc") != sealed  # random nonce
     with pytest.raises(SecretBoxError):
-        SecretBox("another-secret-0123456789").open(sealed)
+        SecretBox(parse_key_ring(new_sealing_key("a"))).open(sealed)
 
 
 # --- retries ---------------------------------------------------------------------------

@@ -24,7 +24,7 @@ class Notify:
     box: SecretBox = field(init=False)
 
     def __post_init__(self) -> None:
-        self.box = SecretBox(self.settings.reelpolicy_secret_key.get_secret_value())
+        self.box = self.settings.secret_box()
 
     def uow(self) -> NotifyUnitOfWork:
         return NotifyUnitOfWork(self.runtime.pool, self.box)

@@ -1,15 +1,21 @@
-"""Notify settings (environment variables; see README). Every setting has a default."""
+"""Notify settings (environment variables; see README). Every setting but the secrets
+has a default."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
 
-from reelpolicy_common.settings import SecretKeySettings
+from reelpolicy_common.settings import PLACEHOLDER_SECRETS, SecretKeySettings, require_secret
+from reelpolicy_notify.adapters.secret_box import SecretBox, parse_key_ring
 
 SVIX_SCHEDULE = "0,5,300,1800,7200,18000,36000,36000"
 
 
 class Settings(SecretKeySettings):
+    # A refused NOTIFY_SEALING_KEYS must not print its key material in the error.
+    model_config = SettingsConfigDict(hide_input_in_errors=True)
+
     service_name: str = "notify"
     http_port: int = Field(default=8004, ge=1, le=65535)
     smtp_host: str = "localhost"
@@ -39,6 +45,39 @@ class Settings(SecretKeySettings):
     notify_worker_concurrency: int = Field(default=64, ge=1)
     notify_worker_max_idle_seconds: float = Field(default=30.0, gt=0)
     notify_deadline_scan_seconds: float = Field(default=3600.0, gt=0)
+    notify_sealing_keys: SecretStr = Field(
+        description="Key ring sealing webhook signing secrets at rest: comma-separated"
+        " <kid>:<base64url of 32 random bytes>; the first seals, all open. Never a default;"
+        " apart from REELPOLICY_SECRET_KEY. Rotation: deploy/runbook.md."
+    )
+    notify_legacy_secret_key: SecretStr | None = Field(
+        default=None,
+        description="The REELPOLICY_SECRET_KEY that sealed secrets before key rings (v1);"
+        " set it only until `reelpolicy-notify secrets reseal` has moved them to the ring.",
+    )
+
+    @field_validator("notify_sealing_keys")
+    @classmethod
+    def _valid_key_ring(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        if raw.strip().lower() in PLACEHOLDER_SECRETS:
+            raise ValueError(
+                "NOTIFY_SEALING_KEYS must be set to <kid>:<base64url of 32 random bytes>"
+            )
+        parse_key_ring(raw)
+        return value
+
+    @field_validator("notify_legacy_secret_key")
+    @classmethod
+    def _real_legacy_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        return None if value is None else require_secret(value, name="NOTIFY_LEGACY_SECRET_KEY")
+
+    def secret_box(self) -> SecretBox:
+        legacy = self.notify_legacy_secret_key
+        return SecretBox(
+            parse_key_ring(self.notify_sealing_keys.get_secret_value()),
+            legacy_secret=None if legacy is None else legacy.get_secret_value(),
+        )
 
     @property
     def retry_schedule(self) -> tuple[float, ...]:

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import secrets
@@ -92,6 +93,11 @@ class Stack:
             "REELPOLICY_SECRET_KEY",
             make=lambda: secrets.token_urlsafe(32),
         )
+        sealing_keys = _secret(
+            self.data_dir / "sealing_keys",
+            "NOTIFY_SEALING_KEYS",
+            make=lambda: "dev1:" + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        )
         operator_key = _secret(
             self.data_dir / "operator_key",
             "REELPOLICY_OPERATOR_KEY",
@@ -106,6 +112,7 @@ class Stack:
                 "DATABASE_URL": database_uri(admin_url, db),
                 "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                 "REELPOLICY_SECRET_KEY": secret_key,
+                "NOTIFY_SEALING_KEYS": sealing_keys,
                 "HTTP_PORT": os.environ.get(f"{name.upper()}_PORT", str(DEFAULT_PORTS[name])),
                 "SMTP_HOST": "127.0.0.1",
                 "SMTP_PORT": str(self.mail.port),
