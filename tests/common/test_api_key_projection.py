@@ -120,3 +120,23 @@ async def test_events_without_a_version_still_add_and_revoke_keys(runtime: Runti
     assert not await key_works(runtime)
     await handle(key_event(revoked=False, version=1))
     assert not await key_works(runtime)
+
+
+async def test_keys_stored_before_versions_get_the_version_of_their_state(
+    fresh_database: str,
+) -> None:
+    before, versions = [], []
+    for migration in common_migrations():
+        (versions if migration.name == "api_key_versions" else before).append(migration)
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        await apply_migrations(conn, before)
+        await conn.execute(
+            "INSERT INTO api_keys (key_id, key_hash, role, revoked_at) VALUES"
+            " ('live', 'h1', 'operator', NULL), ('gone', 'h2', 'operator', now())"
+        )
+        await apply_migrations(conn, versions)
+        rows = await conn.fetch("SELECT key_id, version FROM api_keys ORDER BY key_id")
+    finally:
+        await conn.close()
+    assert [(r["key_id"], r["version"]) for r in rows] == [("gone", 2), ("live", 1)]
