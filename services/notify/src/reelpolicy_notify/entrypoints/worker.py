@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -199,8 +200,8 @@ class DeliveryWorker:
                 log.exception("telling the owner of subscription %s failed", subscription_id)
         return True
 
-    async def _record_one_by_one(self, batch: list[Outcome]) -> list[Any]:
-        disabled: list[Any] = []
+    async def _record_one_by_one(self, batch: list[Outcome]) -> list[uuid.UUID]:
+        disabled: list[uuid.UUID] = []
         for outcome in batch:
             try:
                 disabled += await self._queue.record([outcome])
