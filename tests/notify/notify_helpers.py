@@ -38,6 +38,7 @@ class Receiver:
     statuses: list[int] = field(default_factory=list)
     default: int = 200
     delay: float = 0.0
+    body: bytes = b"ok"
     requests: list[Received] = field(default_factory=list)
     port: int = 0
     _server: asyncio.Server | None = None
@@ -69,7 +70,8 @@ class Receiver:
                 if self.delay:
                     await asyncio.sleep(self.delay)
                 status = self.statuses.pop(0) if self.statuses else self.default
-                writer.write(f"HTTP/1.1 {status} X\r\ncontent-length: 2\r\n\r\nok".encode())
+                head = f"HTTP/1.1 {status} X\r\ncontent-length: {len(self.body)}\r\n\r\n"
+                writer.write(head.encode() + self.body)
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass

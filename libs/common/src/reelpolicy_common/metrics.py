@@ -32,6 +32,19 @@ DELIVERY_ATTEMPTS = Counter(
     "Alert delivery attempts by channel and outcome.",
     ["channel", "outcome"],
 )
+TASK_HEARTBEAT = Gauge(
+    "reelpolicy_task_heartbeat_timestamp_seconds",
+    "When a background task (or consumer) last showed progress, as a Unix time.",
+    ["task"],
+)
+TASK_UP = Gauge(
+    "reelpolicy_task_up", "1 while a background task (or consumer) is running, else 0.", ["task"]
+)
+TASK_RESTARTS = Counter(
+    "reelpolicy_task_restarts_total",
+    "Background tasks (or consumer tasks) restarted after they raised.",
+    ["task"],
+)
 
 
 class PrometheusOutboxMetrics:

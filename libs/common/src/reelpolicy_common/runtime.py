@@ -4,12 +4,14 @@
 starts the outbox relay and the FastStream broker (its subscribers), and on
 shutdown (SIGTERM through uvicorn) stops the broker first, so in-flight handlers
 finish and commit within the grace period, then lets the relay finish its batch.
+
+The relay and the background tasks run supervised (:mod:`reelpolicy_common.supervisor`):
+restarted when they raise, and named by ``check_health`` when they are down or stuck,
+as is a FastStream subscriber whose consume task stopped.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -27,11 +29,26 @@ from reelpolicy_common.kafka import KafkaRecordPublisher, make_producer
 from reelpolicy_common.metrics import PrometheusOutboxMetrics
 from reelpolicy_common.outbox.relay import OutboxRelay
 from reelpolicy_common.settings import ServiceSettings
+from reelpolicy_common.supervisor import ConsumerWatch, RestartPolicy, SupervisedTask, heartbeat
 from reelpolicy_common.telemetry import configure_tracing
 
 log = logging.getLogger(__name__)
 
 BackgroundTask = Callable[[], Coroutine[Any, Any, None]]
+
+RELAY_TASK = "outbox-relay"
+RELAY_BEAT_SECONDS = 40.0
+"""The relay reports its metrics at most every 5 s after a pass, and an idle relay
+wakes every 30 s (its idle timeout): it beats from that report."""
+CONSUMER_WATCH_SECONDS = 5.0
+
+
+class HeartbeatOutboxMetrics(PrometheusOutboxMetrics):
+    """The relay's metrics sink, which also counts a report as the relay's heartbeat."""
+
+    def observe(self, *, published: int, backlog: int, oldest_age_seconds: float) -> None:
+        super().observe(published=published, backlog=backlog, oldest_age_seconds=oldest_age_seconds)
+        heartbeat(within=RELAY_BEAT_SECONDS)
 
 
 class ServiceRuntime:
@@ -53,7 +70,10 @@ class ServiceRuntime:
         self.principals = PrincipalCache(ttl_seconds=settings.auth_cache_seconds)
         self._pool: asyncpg.Pool | None = None
         self._relay: OutboxRelay | None = None
-        self._background: list[BackgroundTask] = []
+        self._background: list[tuple[str, BackgroundTask]] = []
+        self._supervised: list[SupervisedTask] = []
+        self._consumers = ConsumerWatch(self.broker)
+        self._stopping = False
         self._started_hooks: list[Callable[[asyncpg.Pool], Awaitable[None]]] = []
         self._stopped_hooks: list[Callable[[], None]] = []
 
@@ -70,9 +90,24 @@ class ServiceRuntime:
             s.consumer_max_attempts, s.consumer_retry_initial_seconds, s.consumer_retry_max_seconds
         )
 
-    def add_background(self, task: BackgroundTask) -> None:
-        """Run ``task`` for the life of the process (cancelled on shutdown)."""
-        self._background.append(task)
+    @property
+    def restart_policy(self) -> RestartPolicy:
+        s = self.settings
+        return RestartPolicy(
+            s.task_restart_initial_seconds,
+            s.task_restart_max_seconds,
+            s.task_heartbeat_grace_seconds,
+        )
+
+    def add_background(self, task: BackgroundTask, *, name: str | None = None) -> None:
+        """Run ``task`` for the life of the process (restarted when it raises, cancelled
+        on shutdown). ``name`` (default: the function's name) labels its health and
+        metrics; the task calls :func:`reelpolicy_common.supervisor.heartbeat` from its
+        loop to have a stuck loop reported."""
+        label = name or getattr(task, "__name__", "") or "background"
+        if label == "<lambda>":
+            label = f"background-{len(self._background) + 1}"
+        self._background.append((label, task))
 
     def on_started(self, hook: Callable[[asyncpg.Pool], Awaitable[None]]) -> None:
         """Run ``hook`` once the pool is open, before consumers start."""
@@ -94,8 +129,8 @@ class ServiceRuntime:
             bootstrap_servers=s.kafka_bootstrap_servers,
             enable_idempotence=s.kafka_enable_idempotence,
         )
-        tasks: list[asyncio.Task[None]] = []
-        relay_task: asyncio.Task[None] | None = None
+        relay: SupervisedTask | None = None
+        self._stopping = False
         try:
             await producer.start()
             self._relay = OutboxRelay(
@@ -104,36 +139,61 @@ class ServiceRuntime:
                 batch_size=s.outbox_batch_size,
                 concurrency=s.outbox_concurrency,
                 retention_seconds=s.outbox_retention_seconds,
-                metrics=PrometheusOutboxMetrics(),
+                metrics=HeartbeatOutboxMetrics(),
             )
-            relay_task = asyncio.create_task(self._relay.run(), name="outbox-relay")
+            relay = SupervisedTask(RELAY_TASK, self._relay.run, policy=self.restart_policy)
+            relay.start()
+            self._supervised = [relay]
             for hook in self._started_hooks:
                 await hook(self._pool)
             await self.broker.start()
-            tasks = [asyncio.create_task(task()) for task in self._background]
+            self._consumers.started()
+            background = [
+                *self._background,
+                (
+                    "consumer-watch",
+                    lambda: self._consumers.run(every_seconds=CONSUMER_WATCH_SECONDS),
+                ),
+            ]
+            for name, factory in background:
+                supervised = SupervisedTask(name, factory, policy=self.restart_policy)
+                supervised.start()
+                self._supervised.append(supervised)
             log.info("%s started", s.service_name)
             yield
         finally:
             log.info("%s stopping", s.service_name)
+            self._stopping = True
             await self.broker.stop()
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            if self._relay is not None and relay_task is not None:
+            for supervised in self._supervised:
+                if supervised is not relay:
+                    await supervised.stop()
+            if self._relay is not None and relay is not None:
                 self._relay.stop()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await asyncio.wait_for(relay_task, timeout=s.shutdown_grace_seconds)
+                await relay.stop(grace_seconds=s.shutdown_grace_seconds)
+            self._supervised = []
             await producer.stop()
             await self._pool.close()
             self._pool = None
             for stopped in self._stopped_hooks:
                 stopped()
 
+    def task_problems(self) -> dict[str, str]:
+        """Background tasks and consumers that are down or stuck, by name."""
+        if self._stopping:
+            return {}
+        problems = {
+            task.name: problem
+            for task in self._supervised
+            if (problem := task.problem()) is not None
+        }
+        problems.update(self._consumers.observe())
+        return problems
+
     async def check_health(self) -> dict[str, str]:
-        """Problems with the database or the broker, by name; empty when healthy."""
-        problems: dict[str, str] = {}
+        """Problems with the database, the broker, background tasks or consumers, by
+        name; empty when healthy."""
+        problems = self.task_problems()
         try:
             async with self.pool.acquire(timeout=2) as conn:
                 await conn.fetchval("SELECT 1", timeout=2)

@@ -77,6 +77,20 @@ class ServiceSettings(BaseSettings):
         " overlapping offsets, and consumers skip records; 4 in compose (Apache Kafka).",
     )
     shutdown_grace_seconds: float = Field(default=20.0, ge=0)
+    task_restart_initial_seconds: float = Field(
+        default=0.5, ge=0, description="Wait before restarting a background task that raised."
+    )
+    task_restart_max_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="Cap of the doubling wait between restarts of a task that keeps raising.",
+    )
+    task_heartbeat_grace_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="Slack beyond a task's own heartbeat interval before /healthz reports it"
+        " as stuck (a slow query or a long pause must not flap the health check).",
+    )
 
     @property
     def consumer_group(self) -> str:

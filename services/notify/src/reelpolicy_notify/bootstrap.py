@@ -89,6 +89,6 @@ def bootstrap(settings: Settings | None = None, *, worker: bool = True) -> Notif
     notify = Notify(settings, runtime)
     register_consumers(runtime, notify.uow)
     if worker:
-        runtime.add_background(notify.run_worker)
-        runtime.add_background(notify.run_deadline_scans)
+        runtime.add_background(notify.run_worker, name="notify-worker")
+        runtime.add_background(notify.run_deadline_scans, name="notify-deadline-scans")
     return notify

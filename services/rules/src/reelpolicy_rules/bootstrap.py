@@ -56,7 +56,7 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -
     rules = Rules(settings, runtime, clock or system_clock)
     runtime.on_started(rules.load)
     register_consumers(rules)
-    runtime.add_background(lambda: run_scheduler(rules))
+    runtime.add_background(lambda: run_scheduler(rules), name="rules-scheduler")
     runtime.broker.publisher(
         topics.ELIGIBILITY,
         title="eligibility events",

@@ -35,8 +35,15 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
 
-    @app.get("/healthz", tags=["operations"], summary="Database and broker reachable")
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        summary="Database and broker reachable, background tasks and consumers running",
+    )
     async def healthz() -> JSONResponse:
+        """503 names each problem: ``database``, ``broker``, a background task (e.g.
+        ``outbox-relay``) that is down, restarting or overdue with its heartbeat, or a
+        ``consumer:<name>`` whose consume task stopped."""
         problems = await runtime.check_health()
         if problems:
             return JSONResponse({"status": "unhealthy", "problems": problems}, status_code=503)

@@ -1,4 +1,9 @@
-"""Email over SMTP with aiosmtplib."""
+"""Email over SMTP with aiosmtplib.
+
+Header values are folded onto one line first: a subject built from a policy title
+with a line break would otherwise be refused by the mail library's header-injection
+guard (``ValueError``), and the alert never sent.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,12 @@ from email.message import EmailMessage
 import aiosmtplib
 
 from reelpolicy_notify.domain.records import SendResult
+
+
+def one_line(value: str) -> str:
+    """``value`` with its line breaks (every separator ``str.splitlines`` knows, as the
+    mail library refuses them all) folded into single spaces."""
+    return " ".join(part.strip() for part in value.splitlines() if part.strip())
 
 
 class SmtpEmailSender:
@@ -23,9 +34,9 @@ class SmtpEmailSender:
         message = EmailMessage()
         message["From"] = self._sender
         message["To"] = to
-        message["Subject"] = subject
+        message["Subject"] = one_line(subject)
         for name, value in headers.items():
-            message[name] = value
+            message[name] = one_line(value)
         message.set_content(text)
         started = time.perf_counter()
         try:

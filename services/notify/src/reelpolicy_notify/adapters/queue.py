@@ -1,4 +1,10 @@
-"""The delivery worker's queue: lease due deliveries (SKIP LOCKED), record outcomes."""
+"""The delivery worker's queue: lease due deliveries (SKIP LOCKED), record outcomes.
+
+A claimed row whose signing secret does not open (e.g. ``REELPOLICY_SECRET_KEY``
+changed) is still handed out, with the reason in ``secret_error``: the attempt then
+fails that delivery for good, where an exception would leave every row of the claim
+leased and re-claimed forever.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from typing import Any
 import asyncpg
 
 from reelpolicy_notify.adapters.secret_box import SecretBox
-from reelpolicy_notify.domain.outcomes import Outcome
+from reelpolicy_notify.domain.outcomes import Outcome, storable
 from reelpolicy_notify.domain.records import ClaimedDelivery
 
 _CLAIM = """
@@ -74,9 +80,15 @@ class PostgresDeliveryQueue:
         return secret
 
     def _claimed(self, row: Any) -> ClaimedDelivery:
-        secrets = [self._open(row["secret_sealed"])]
+        secrets: list[str] = []
+        secret_error: str | None = None
+        sealed = [row["secret_sealed"]]
         if row["previous_secret_sealed"] and row["previous_valid"]:
-            secrets.append(self._open(row["previous_secret_sealed"]))
+            sealed.append(row["previous_secret_sealed"])
+        try:
+            secrets = [self._open(s) for s in sealed]
+        except Exception as exc:  # SecretBoxError, or a sealed value that is not one at all
+            secret_error = f"{type(exc).__name__}: {exc}"[:300]
         return ClaimedDelivery(
             id=row["id"],
             subscription_id=row["subscription_id"],
@@ -93,6 +105,7 @@ class PostgresDeliveryQueue:
             secrets=tuple(secrets),
             digest_window_seconds=row["digest_window_seconds"],
             failing_since=row["failing_since"],
+            secret_error=secret_error,
         )
 
     async def claim(self, *, limit: int, lease_seconds: float) -> list[ClaimedDelivery]:
@@ -124,13 +137,13 @@ class PostgresDeliveryQueue:
                 [o.result.status_code for o in outcomes],
                 [o.result.latency_ms for o in outcomes],
                 [
-                    o.result.error or (o.error if o.status != "succeeded" else None)
+                    storable(o.result.error or (o.error if o.status != "succeeded" else None))
                     for o in outcomes
                 ],
-                [o.result.response_body for o in outcomes],
+                [storable(o.result.response_body) for o in outcomes],
                 [o.status for o in outcomes],
                 [o.retry_in_seconds or 0.0 for o in outcomes],
-                [None if o.status == "succeeded" else o.error for o in outcomes],
+                [None if o.status == "succeeded" else storable(o.error) for o in outcomes],
             )
             await self._update_endpoints(conn, outcomes, disabled)
         return disabled

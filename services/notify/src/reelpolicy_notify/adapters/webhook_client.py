@@ -4,7 +4,8 @@ The URL is checked when a subscription is created or changed and again before ev
 attempt, against every address the host resolves to (unless private targets are
 allowed); the connection then goes to an address that passed, so a DNS answer that
 changes in between cannot redirect it. Redirects are not followed. At most
-``body_limit`` bytes of the answer are read and kept.
+``body_limit`` bytes of the answer are read and kept, as text PostgreSQL stores (a
+NUL byte would make it refuse the whole batch of outcomes).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from reelpolicy_notify.adapters.http11 import Http11Client, Origin, ProtocolError
+from reelpolicy_notify.domain.outcomes import storable
 from reelpolicy_notify.domain.records import SendResult
 from reelpolicy_notify.domain.retries import parse_retry_after
 from reelpolicy_notify.domain.targets import (
@@ -99,11 +101,12 @@ class WebhookHttpSender:
         except TimeoutError:
             return SendResult(None, elapsed(), error=f"timeout after {self._timeout:g}s")
         except (OSError, asyncio.IncompleteReadError, ProtocolError, ValueError) as exc:
-            return SendResult(None, elapsed(), error=f"{type(exc).__name__}: {exc}"[:500])
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            return SendResult(None, elapsed(), error=storable(error))
         return SendResult(
             response.status,
             elapsed(),
-            response_body=response.body.decode(errors="replace"),
+            response_body=storable(response.body.decode(errors="replace")),
             retry_after_seconds=parse_retry_after(
                 response.headers.get("retry-after"), now=datetime.now(UTC)
             ),

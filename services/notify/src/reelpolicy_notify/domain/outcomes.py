@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
@@ -24,6 +24,20 @@ class Outcome:
     endpoint_ok: bool  # success clears the endpoint's failing clock
     disable_reason: str | None  # set: disable the subscription and tell its owner
     metric_outcome: str
+
+
+def storable(text: str | None) -> str | None:
+    """``text`` as PostgreSQL's ``text`` takes it: NUL (which it refuses) and lone
+    surrogates (which UTF-8 cannot encode) become replacement characters."""
+    if text is None:
+        return None
+    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+
+
+def without_details(outcome: Outcome, *, reason: str) -> Outcome:
+    """``outcome`` with nothing of its attempt's result but ``reason``: for an outcome
+    the database refused as it was, so the attempt and its decision are still stored."""
+    return replace(outcome, result=SendResult(None, 0, error=reason), error=reason)
 
 
 def decide_outcome(

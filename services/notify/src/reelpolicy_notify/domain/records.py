@@ -99,6 +99,7 @@ class ClaimedDelivery:
     secrets: tuple[str, ...]  # unsealed: the current first, then the previous in overlap
     digest_window_seconds: int | None
     failing_since: datetime | None
+    secret_error: str | None = None  # set: a signing secret did not open (fails for good)
 
 
 @dataclass(frozen=True)

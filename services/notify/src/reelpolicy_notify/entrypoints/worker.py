@@ -5,6 +5,12 @@ request's timeout, so two instances never attempt one delivery at the same time 
 crashed instance's lease expires and is taken over), sends them concurrently, and
 stores attempts in batches. It sleeps until ``LISTEN notify_deliveries`` wakes it
 (a trigger notifies on every insert) or until the next due time: no busy polling.
+
+Nothing one delivery does stops the worker: an attempt that raises is recorded as a
+failed attempt (retried on schedule), and a batch of outcomes the database refuses
+is stored row by row (a row refused alone is stored without its details). The loop
+beats (``reelpolicy_common.supervisor.heartbeat``) every tick, so a stuck worker
+shows in ``/healthz``; an unexpected error is logged and the loop goes on.
 """
 
 from __future__ import annotations
@@ -12,23 +18,46 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
 from reelpolicy_common.db.listen import NotifyListener
-from reelpolicy_notify.domain.outcomes import Outcome
+from reelpolicy_common.supervisor import heartbeat
+from reelpolicy_notify.domain.outcomes import Outcome, without_details
 from reelpolicy_notify.handlers.delivering import (
     DeliveryPolicy,
     UowFactory,
     attempt_delivery,
+    crashed_outcome,
     notify_owner_disabled,
 )
 from reelpolicy_notify.ports import DeliveryQueue, EmailSender, WebhookSender
 
 log = logging.getLogger(__name__)
 CHANNEL = "notify_deliveries"
+TICK_SLACK_SECONDS = 30.0  # a tick's own queries, beyond its idle wait
+RECORD_BATCH = 1000
+
+# Errors that say the database cannot be reached now, not that a row is bad: the
+# outcomes are kept and stored once it answers again.
+UNREACHABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+def _unreachable(exc: BaseException) -> bool:
+    # asyncpg's client-side DataError (a value it cannot encode) is an InterfaceError
+    # and a ValueError: a bad row, not a lost connection
+    return isinstance(exc, UNREACHABLE) and not isinstance(exc, ValueError)
 
 
 class DeliveryWorker:
@@ -67,11 +96,19 @@ class DeliveryWorker:
         recorder = asyncio.create_task(self._record_forever(), name="notify-recorder")
         try:
             while True:
+                heartbeat(within=self._max_idle + TICK_SLACK_SECONDS)
+                if recorder.done():  # cannot happen (it catches everything), but never silently
+                    log.error("the outcome recorder stopped (%r); starting it again", recorder)
+                    recorder = asyncio.create_task(self._record_forever(), name="notify-recorder")
                 try:
                     await listener.ensure()
                     await self._tick()
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     log.warning("delivery worker: %r; retrying in 1s", exc)
+                    await listener.drop()
+                    await asyncio.sleep(1.0)
+                except Exception:
+                    log.exception("delivery worker: unexpected error; retrying in 1s")
                     await listener.drop()
                     await asyncio.sleep(1.0)
         finally:
@@ -121,39 +158,78 @@ class DeliveryWorker:
                 emails=self._emails,
                 policy=self._policy,
             )
-        except Exception:  # the lease expires and another attempt follows
-            log.exception("delivery %s attempt crashed", delivery.id)
-            return
+        except Exception as exc:
+            log.exception("delivery %s: the attempt raised", delivery.id)
+            outcome = crashed_outcome(claimed=delivery, error=exc, policy=self._policy)
         self._outcomes.put_nowait(outcome)
 
     async def _record_forever(self) -> None:
         while True:
             first = await self._outcomes.get()
             self._outcomes.put_nowait(first)
-            await self._flush()
+            try:
+                stored = await self._flush()
+            except Exception:
+                log.exception("recording outcomes failed")
+                stored = False
+            if not stored:
+                await asyncio.sleep(1.0)
 
-    async def _flush(self) -> None:
+    async def _flush(self) -> bool:
+        """Store the queued outcomes; False if the database could not be reached (they
+        are queued again, for the next try)."""
         batch: list[Outcome] = []
-        while not self._outcomes.empty() and len(batch) < 1000:
+        while not self._outcomes.empty() and len(batch) < RECORD_BATCH:
             batch.append(self._outcomes.get_nowait())
         if not batch:
-            return
+            return True
         try:
             disabled = await self._queue.record(batch)
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.warning(
-                "recording %d outcomes failed (%r); their leases will expire", len(batch), exc
-            )
-            return
+        except Exception as exc:
+            if _unreachable(exc):
+                log.warning("recording %d outcomes: %r; trying again", len(batch), exc)
+                for outcome in batch:
+                    self._outcomes.put_nowait(outcome)
+                return False
+            log.warning("recording %d outcomes: %r; storing them one by one", len(batch), exc)
+            disabled = await self._record_one_by_one(batch)
         for subscription_id in disabled:
-            await notify_owner_disabled(uow=self._uow, subscription_id=subscription_id)
+            try:
+                await notify_owner_disabled(uow=self._uow, subscription_id=subscription_id)
+            except Exception:
+                log.exception("telling the owner of subscription %s failed", subscription_id)
+        return True
+
+    async def _record_one_by_one(self, batch: list[Outcome]) -> list[uuid.UUID]:
+        disabled: list[uuid.UUID] = []
+        for outcome in batch:
+            try:
+                disabled += await self._queue.record([outcome])
+                continue
+            except Exception as exc:
+                if _unreachable(exc):
+                    self._outcomes.put_nowait(outcome)
+                    continue
+                reason = f"the attempt's outcome could not be stored: {type(exc).__name__}"
+                log.exception("delivery %s: %s", outcome.delivery_id, reason)
+            try:
+                disabled += await self._queue.record([without_details(outcome, reason=reason)])
+            except Exception:  # its lease expires and the delivery is attempted again
+                log.exception(
+                    "delivery %s: not even its bare outcome was stored", outcome.delivery_id
+                )
+        return disabled
 
 
 async def scan_deadlines_forever(scan: Any, *, every_seconds: float) -> None:
-    """Run the deadline scan now and then every ``every_seconds``."""
+    """Run the deadline scan now and then every ``every_seconds``; a scan that fails is
+    logged and the next one follows on time."""
     while True:
+        heartbeat(within=every_seconds + TICK_SLACK_SECONDS)
         try:
             await scan()
         except (OSError, asyncpg.PostgresError) as exc:
             log.warning("deadline scan failed: %r", exc)
+        except Exception:
+            log.exception("deadline scan failed")
         await asyncio.sleep(every_seconds)

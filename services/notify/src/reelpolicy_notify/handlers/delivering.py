@@ -66,6 +66,43 @@ async def _send(
     )
 
 
+def _unsendable(claimed: ClaimedDelivery) -> SendResult | None:
+    """Why ``claimed`` cannot be sent at all (never retried), or None."""
+    if not claimed.enabled:
+        return SendResult(None, 0, error="subscription disabled", refused=True)
+    if claimed.channel == "webhook" and claimed.secret_error:
+        return SendResult(
+            None,
+            0,
+            error="the subscription's signing secret does not open with this server's key"
+            f" ({claimed.secret_error}); was REELPOLICY_SECRET_KEY changed? Rotate the"
+            " subscription's secret, then replay the delivery",
+            refused=True,
+        )
+    return None
+
+
+def crashed_outcome(
+    *, claimed: ClaimedDelivery, error: BaseException, policy: DeliveryPolicy
+) -> Outcome:
+    """The outcome of an attempt that raised: a failed attempt, retried on schedule."""
+    result = SendResult(None, 0, error=f"the attempt raised {type(error).__name__}: {error}"[:500])
+    return _decided(claimed, result, policy)
+
+
+def _decided(claimed: ClaimedDelivery, result: SendResult, policy: DeliveryPolicy) -> Outcome:
+    outcome = decide_outcome(
+        claimed=claimed,
+        result=result,
+        schedule=policy.schedule,
+        jitter=policy.jitter,
+        now=datetime.now(UTC),
+        disable_after_seconds=policy.disable_after_seconds,
+    )
+    DELIVERY_ATTEMPTS.labels(claimed.channel, outcome.metric_outcome).inc()
+    return outcome
+
+
 async def attempt_delivery(
     *,
     claimed: ClaimedDelivery,
@@ -74,7 +111,9 @@ async def attempt_delivery(
     emails: EmailSender,
     policy: DeliveryPolicy,
 ) -> Outcome:
-    """Make one attempt of a leased delivery and decide what follows (not yet stored)."""
+    """Make one attempt of a leased delivery and decide what follows (not yet stored).
+
+    An exception raised here is the caller's to record (see :func:`crashed_outcome`)."""
     body = claimed.body
     if body is None:  # a digest whose window closed: freeze its body once, for every retry
         items = await queue.digest_items(claimed.id)
@@ -96,24 +135,14 @@ async def attempt_delivery(
             "url.full": claimed.url or "",
         },
     ) as span:
-        if not claimed.enabled:
-            result = SendResult(None, 0, error="subscription disabled", refused=True)
-        else:
-            result = await _send(claimed, body, webhooks=webhooks, emails=emails)
+        result = _unsendable(claimed) or await _send(
+            claimed, body, webhooks=webhooks, emails=emails
+        )
         if result.status_code is not None:
             span.set_attribute("http.response.status_code", result.status_code)
         if result.error:
             span.set_status(Status(StatusCode.ERROR, result.error[:200]))
-    outcome = decide_outcome(
-        claimed=claimed,
-        result=result,
-        schedule=policy.schedule,
-        jitter=policy.jitter,
-        now=datetime.now(UTC),
-        disable_after_seconds=policy.disable_after_seconds,
-    )
-    DELIVERY_ATTEMPTS.labels(claimed.channel, outcome.metric_outcome).inc()
-    return outcome
+    return _decided(claimed, result, policy)
 
 
 async def notify_owner_disabled(*, uow: UowFactory, subscription_id: uuid.UUID) -> int:
