@@ -25,6 +25,7 @@ async def test_applies_each_file_once_and_records_it(fresh_database: str) -> Non
             "common/002_processed_events",
             "common/003_api_keys",
             "common/004_outbox_notify_trigger",
+            "common/005_outbox_quarantine",
             "svc/001_things",
         ]
         assert await apply_migrations(conn, common_migrations() + extra) == []
@@ -34,6 +35,7 @@ async def test_applies_each_file_once_and_records_it(fresh_database: str) -> Non
             ("common", 2),
             ("common", 3),
             ("common", 4),
+            ("common", 5),
             ("svc", 1),
         ]
     finally:
