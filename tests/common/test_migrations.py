@@ -25,6 +25,7 @@ async def test_applies_each_file_once_and_records_it(fresh_database: str) -> Non
             "common/002_processed_events",
             "common/003_api_keys",
             "common/004_outbox_notify_trigger",
+            "common/005_outbox_quarantine",
             "common/006_api_key_versions",
             "svc/001_things",
         ]
@@ -35,6 +36,7 @@ async def test_applies_each_file_once_and_records_it(fresh_database: str) -> Non
             ("common", 2),
             ("common", 3),
             ("common", 4),
+            ("common", 5),
             ("common", 6),
             ("svc", 1),
         ]

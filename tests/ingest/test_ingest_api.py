@@ -210,3 +210,40 @@ async def test_sync_command_stores_only_real_edits(fresh_database: str, tmp_path
         await conn.close()
     (tmp_path / "bad.yaml").write_text("id: broken\n", encoding="utf-8")
     assert load_folder(tmp_path) is None
+
+
+def yaml_with_sources(doc: dict[str, Any], sources: str) -> bytes:
+    """``doc`` as YAML, its ``sources`` replaced by the given YAML text."""
+    rest = {k: v for k, v in doc.items() if k != "sources"}
+    return (yaml.safe_dump(rest, allow_unicode=True) + f"sources: {sources}\n").encode()
+
+
+async def test_a_document_that_expands_past_the_limits_answers_413_and_stores_nothing(
+    ingest: Ingest,
+) -> None:
+    doc = catalog_doc()
+    # 5 KB of YAML: one 4 KB source named 200 times is 800 KB once expanded, and its
+    # policy.published event would be more than a broker takes in one record
+    long_url = "https://example.org/" + "a" * 4000
+    repeated = yaml_with_sources(
+        doc, f'[&s {{fact: F-YP-01, url: "{long_url}"}}' + ", *s" * 199 + "]"
+    )
+    assert len(repeated) < 16_000
+    # a few hundred bytes that expand to 10^10 nodes: refused before they are loaded
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"] + [
+        f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 11)
+    ]
+    bomb = ("\n".join(levels) + "\n").encode() + yaml_with_sources(doc, "[{fact: F-YP-01}]")
+    for body in (repeated, bomb):
+        response = await ingest.client.post(
+            "/v1/policies", content=body, headers={"Content-Type": "application/yaml"}
+        )
+        assert response.status_code == 413, response.text[:300]
+        assert response.json()["detail"][0]["field"] == "document"
+    assert await ingest.count("SELECT count(*) FROM policy_versions") == 0
+    assert await ingest.count("SELECT count(*) FROM outbox") == 0
+    ok = yaml_with_sources(doc, f'[&s {{fact: F-YP-01, url: "{long_url}"}}, *s]')
+    accepted = await ingest.client.post(
+        "/v1/policies", content=ok, headers={"Content-Type": "application/yaml"}
+    )
+    assert accepted.status_code == 201, accepted.text

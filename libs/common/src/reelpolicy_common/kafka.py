@@ -6,18 +6,30 @@ import asyncio
 import contextlib
 import functools
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTimestampError,
+    InvalidTopicError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    TopicAlreadyExistsError,
+    UnsupportedForMessageFormatError,
+)
 from aiokafka.partitioner import murmur2
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from reelpolicy_common import topics
+from reelpolicy_common.outbox.relay import PermanentPublishError
 from reelpolicy_common.outbox.store import OutboxRecord
 from reelpolicy_common.telemetry import (
     context_from_headers,
@@ -46,6 +58,22 @@ def make_producer(*, bootstrap_servers: str, enable_idempotence: bool) -> AIOKaf
     )
 
 
+REFUSED_FOR_GOOD = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    InvalidTopicError,
+    CorruptRecordException,
+    UnsupportedForMessageFormatError,
+    InvalidTimestampError,
+)
+"""Broker answers about the records themselves: sending them again cannot succeed."""
+MAX_RECORD_BYTES = 1 << 20
+"""The largest record published: aiokafka's default ``max_request_size`` (what ``send``
+allows), just under Kafka's default ``message.max.bytes``."""
+_LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def key_hash(key: bytes) -> int:
     """The Java client's key hash (what ``send`` partitions by); pure Python, so cached."""
@@ -61,17 +89,40 @@ class KafkaRecordPublisher:
     (murmur2 of the key), and each partition's records keep their order.
     """
 
-    def __init__(self, producer: AIOKafkaProducer, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        *,
+        timeout: float = 30.0,
+        max_record_bytes: int = MAX_RECORD_BYTES,
+    ) -> None:
         self._producer = producer
         self._timeout = timeout
+        self._max_record_bytes = max_record_bytes
 
     async def publish_batch(self, records: Sequence[OutboxRecord]) -> None:
-        """Send in order, then wait for every acknowledgement; all within the timeout."""
+        """Send in order, then wait for every acknowledgement; all within the timeout.
+
+        A refusal about the records themselves (:data:`REFUSED_FOR_GOOD`, an illegal
+        topic name, a record larger than a producer batch) raises
+        :class:`PermanentPublishError`; anything else (broker down, timeouts) is
+        raised as it is, for the relay to retry.
+        """
+        try:
+            await self._publish_batch(records)
+        except REFUSED_FOR_GOOD as exc:
+            text = str(exc)  # aiokafka's errors mostly name themselves already
+            name = type(exc).__name__
+            raise PermanentPublishError(text if name in text else f"{name}: {text}") from exc
+
+    async def _publish_batch(self, records: Sequence[OutboxRecord]) -> None:
         async with asyncio.timeout(self._timeout):
             by_partition: dict[tuple[str, int], list[OutboxRecord]] = defaultdict(list)
             partitions: dict[str, list[int]] = {}
             for record in records:
                 if record.topic not in partitions:
+                    if not _LEGAL_TOPIC.match(record.topic):
+                        raise PermanentPublishError(f"illegal topic name {record.topic!r}")
                     partitions[record.topic] = sorted(
                         await self._producer.partitions_for(record.topic)
                     )
@@ -91,6 +142,7 @@ class KafkaRecordPublisher:
         for record in records:
             headers = self._headers(record)
             key = record.key.encode()
+            self._check_size(record, key, headers)
             if batch.append(key=key, value=record.value, timestamp=None, headers=headers) is None:
                 acks.append(await self._producer.send_batch(batch, topic, partition=partition))
                 batch = self._producer.create_batch()
@@ -98,10 +150,24 @@ class KafkaRecordPublisher:
                     batch.append(key=key, value=record.value, timestamp=None, headers=headers)
                     is None
                 ):
-                    raise ValueError(f"outbox record {record.seq} exceeds the producer batch size")
+                    raise PermanentPublishError(
+                        f"outbox record {record.seq} ({len(record.value)} bytes)"
+                        " exceeds the producer batch size"
+                    )
         if batch.record_count():
             acks.append(await self._producer.send_batch(batch, topic, partition=partition))
         return acks
+
+    def _check_size(self, record: OutboxRecord, key: bytes, headers: list[Any]) -> None:
+        """Refuse a record over the request size, as ``send`` would (``send_batch`` does
+        not check, and a broker may not either: the embedded one stores it)."""
+        if len(record.value) <= self._max_record_bytes // 2:
+            return  # the exact estimate only for records that could be too large
+        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, record.value, headers)
+        if size > self._max_record_bytes:
+            raise MessageSizeTooLargeError(
+                f"outbox record {record.seq} is {size} bytes, over {self._max_record_bytes}"
+            )
 
     @staticmethod
     def _headers(record: OutboxRecord) -> list[tuple[str, bytes]]:

@@ -24,6 +24,14 @@ OUTBOX_BACKLOG = Gauge("reelpolicy_outbox_backlog", "Outbox rows not yet publish
 OUTBOX_OLDEST_AGE = Gauge(
     "reelpolicy_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row."
 )
+OUTBOX_QUARANTINED = Counter(
+    "reelpolicy_outbox_quarantined_total",
+    "Outbox rows the broker refused for good, moved to the quarantine.",
+)
+OUTBOX_QUARANTINE_HELD = Gauge(
+    "reelpolicy_outbox_quarantine_rows",
+    "Rows in the outbox quarantine now (listed by `reelpolicy-<svc> outbox quarantined`).",
+)
 EVALUATION_SECONDS = Histogram(
     "reelpolicy_evaluation_seconds", "Time spent evaluating eligibility.", ["mode"]
 )
@@ -54,3 +62,8 @@ class PrometheusOutboxMetrics:
         OUTBOX_PUBLISHED.inc(published)
         OUTBOX_BACKLOG.set(backlog)
         OUTBOX_OLDEST_AGE.set(oldest_age_seconds)
+
+    def quarantined(self, *, moved: int, held: int | None = None) -> None:
+        OUTBOX_QUARANTINED.inc(moved)
+        if held is not None:
+            OUTBOX_QUARANTINE_HELD.set(held)

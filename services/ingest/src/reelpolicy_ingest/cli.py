@@ -12,8 +12,18 @@ from reelpolicy_common.db.pool import create_pool
 from reelpolicy_ingest import handlers
 from reelpolicy_ingest.adapters.postgres import IngestUnitOfWork
 from reelpolicy_ingest.config import Settings
+from reelpolicy_ingest.domain import (
+    DocumentTooLargeError,
+    check_document_size,
+    check_yaml_expansion,
+)
 from reelpolicy_ingest.main import create_app
-from reelpolicy_policy import Policy, PolicyValidationError, load_policy_text
+from reelpolicy_policy import (
+    Policy,
+    PolicyValidationError,
+    load_policy_text,
+    policy_document_dict,
+)
 
 SUFFIX_TYPES = {
     ".yaml": "application/yaml",
@@ -29,7 +39,15 @@ def load_folder(folder: Path) -> list[Policy] | None:
     failed = False
     for path in files:
         try:
-            policies.append(load_policy_text(path.read_bytes(), SUFFIX_TYPES[path.suffix]))
+            text = path.read_bytes()
+            if "yaml" in SUFFIX_TYPES[path.suffix]:
+                check_yaml_expansion(text)
+            policy = load_policy_text(text, SUFFIX_TYPES[path.suffix])
+            check_document_size(policy_document_dict(policy))
+            policies.append(policy)
+        except DocumentTooLargeError as exc:
+            failed = True
+            print(f"{path}: document: {exc.message}", file=sys.stderr)
         except PolicyValidationError as exc:
             failed = True
             for error in exc.errors:

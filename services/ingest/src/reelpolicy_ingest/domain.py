@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import yaml
+
 
 @dataclass(frozen=True)
 class StoredPolicy:
@@ -50,3 +52,61 @@ def decide_version(
             f"version {supplied_version} is not the next version ({next_version})",
         )
     return Decision("create", next_version)
+
+
+MAX_CANONICAL_DOCUMENT_BYTES = 512 * 1024
+"""The largest policy document stored, in canonical JSON: its ``policy.published``
+event must fit in the outbox's bound (``MAX_EVENT_BYTES``, 900 KiB) with room to spare."""
+MAX_YAML_NODES = 200_000
+"""YAML nodes a document may expand to (aliases counted each time they are used)."""
+
+
+class DocumentTooLargeError(Exception):
+    """A document whose canonical form (or YAML expansion) is over its limit."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def check_document_size(canonical: dict[str, Any]) -> None:
+    """Refuse a canonical document over :data:`MAX_CANONICAL_DOCUMENT_BYTES`."""
+    size = len(json.dumps(canonical, ensure_ascii=False).encode())
+    if size > MAX_CANONICAL_DOCUMENT_BYTES:
+        raise DocumentTooLargeError(
+            f"the document is {size} bytes in canonical form;"
+            f" at most {MAX_CANONICAL_DOCUMENT_BYTES} are stored"
+        )
+
+
+def check_yaml_expansion(text: str | bytes) -> None:
+    """Refuse YAML whose aliases expand past :data:`MAX_YAML_NODES` nodes, before it is
+    loaded: a small text can name one anchor many times over, many levels deep, and
+    become megabytes (or more) once expanded. Counted on the composed node graph, where
+    an alias is a shared node, so the count costs what the text does. Syntax errors are
+    left to the loader (to report them)."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return
+    except RecursionError:
+        raise DocumentTooLargeError("the YAML is nested too deeply") from None
+    sizes: dict[int, int] = {}
+
+    def expanded(node: yaml.Node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(expanded(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(expanded(k) + expanded(v) for k, v in node.value)
+        sizes[id(node)] = total
+        return total
+
+    try:
+        if root is not None and expanded(root) > MAX_YAML_NODES:
+            raise DocumentTooLargeError(f"the YAML expands to more than {MAX_YAML_NODES} nodes")
+    except RecursionError:
+        raise DocumentTooLargeError("the YAML is nested too deeply") from None

@@ -11,7 +11,12 @@ from dataclasses import dataclass
 
 from reelpolicy_common import topics
 from reelpolicy_common.events import Envelope, EventType, PolicyPublished, PolicyRevoked
-from reelpolicy_ingest.domain import StoredPolicy, content_sha, decide_version
+from reelpolicy_ingest.domain import (
+    StoredPolicy,
+    check_document_size,
+    content_sha,
+    decide_version,
+)
 from reelpolicy_ingest.ports import UnitOfWork
 from reelpolicy_policy import Policy, policy_document_dict
 
@@ -64,9 +69,11 @@ async def submit_policy(*, uow: UowFactory, policy: Policy) -> Submitted:
     """Store a validated ``policy`` as the next version of its id.
 
     Raises :class:`VersionConflictError` for a supplied version that is not the next
-    one. An identical resubmission of the latest version is a no-op.
+    one, :class:`~reelpolicy_ingest.domain.DocumentTooLargeError` for a document over
+    the canonical size limit. An identical resubmission of the latest version is a no-op.
     """
     canonical = policy_document_dict(policy)
+    check_document_size(canonical)  # DocumentTooLargeError: its event could not be published
     supplied = canonical.pop("version", None)
     sha = content_sha(canonical)
     async with uow() as work:

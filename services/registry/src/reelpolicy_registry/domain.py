@@ -2,7 +2,10 @@
 
 The attribute schema is :mod:`reelpolicy_common.subjects`; the registry adds the
 checks only it can make: a unified social credit code's checksum (GB 32100-2015,
-``stdnum.cn.uscc``) and region codes present in the shipped GB/T 2260 table.
+``stdnum.cn.uscc``) and region codes present in the shipped GB/T 2260 table. It also
+bounds every list (the ``MAX_*`` below; strings are bounded by the schema), so a
+record's event always fits in the outbox (``MAX_EVENT_BYTES``): an event the broker
+could not take would otherwise be refused only after the change was stored.
 """
 
 from __future__ import annotations
@@ -10,18 +13,23 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError, field_validator
+from pydantic import Field, StringConstraints, ValidationError, field_validator
 from stdnum import exceptions as stdnum_errors
 from stdnum.cn import uscc
 
 from reelpolicy_common.http.errors import validation_details
 from reelpolicy_common.subjects import (
+    Award,
     EnterpriseAttributes,
     Grant,
+    Overseas,
+    Platform,
     ProductionAttributes,
+    RegionCode,
     Relocation,
+    Theme,
 )
 from reelpolicy_registry.regions import is_known_region
 
@@ -61,8 +69,52 @@ def check_region(value: str | None) -> str | None:
     return value
 
 
+MAX_TAGS = 50
+"""Tags of one enterprise (each 1-64 characters)."""
+MAX_REGION_HISTORY = 100
+"""Earlier registered regions kept for one enterprise."""
+MAX_FILMING_REGIONS = 200
+"""Filming region codes of one production."""
+MAX_GRANTS = 50
+"""Grants recorded for one production."""
+MAX_VOCABULARY_ITEMS = 20
+"""Members of ``platforms``, ``themes`` or ``awards`` (each vocabulary is smaller)."""
+MAX_MARKETS = 250
+"""Overseas markets (ISO 3166-1 has 249 codes)."""
+MAX_LANGUAGES = 50
+"""Overseas languages."""
+
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class OverseasInput(Overseas):
+    markets: list[Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]] = Field(
+        default_factory=list,
+        max_length=MAX_MARKETS,
+        description=f"ISO 3166-1 alpha-2 country codes (at most {MAX_MARKETS}).",
+    )
+    languages: list[Annotated[str, StringConstraints(min_length=2, max_length=8)]] = Field(
+        default_factory=list,
+        max_length=MAX_LANGUAGES,
+        description=f"BCP 47 language tags (at most {MAX_LANGUAGES}).",
+    )
+
+
 class EnterpriseInput(EnterpriseAttributes):
     """Enterprise attributes as the registry accepts them."""
+
+    tags: list[Tag] = Field(
+        default_factory=list,
+        max_length=MAX_TAGS,
+        description=f"Free-form tags: at most {MAX_TAGS}, each 1-64 characters.",
+    )
+    region_history: list[Relocation] = Field(
+        default_factory=list,
+        max_length=MAX_REGION_HISTORY,
+        description="Earlier registered regions; the current one is region_code. At most"
+        f" {MAX_REGION_HISTORY}: a region change that would add one more answers 422"
+        " unless the same patch sets region_history itself.",
+    )
 
     @field_validator("credit_code")
     @classmethod
@@ -84,6 +136,21 @@ class EnterpriseInput(EnterpriseAttributes):
 
 class ProductionInput(ProductionAttributes):
     """Production attributes as the registry accepts them."""
+
+    filming_region_codes: list[RegionCode] | None = Field(
+        default=None,
+        max_length=MAX_FILMING_REGIONS,
+        description=f"GB/T 2260 codes of the filming regions (at most {MAX_FILMING_REGIONS}).",
+    )
+    platforms: list[Platform] | None = Field(default=None, max_length=MAX_VOCABULARY_ITEMS)
+    themes: list[Theme] | None = Field(default=None, max_length=MAX_VOCABULARY_ITEMS)
+    awards: list[Award] | None = Field(default=None, max_length=MAX_VOCABULARY_ITEMS)
+    grants: list[Grant] | None = Field(
+        default=None,
+        max_length=MAX_GRANTS,
+        description=f"Grants already received (at most {MAX_GRANTS}).",
+    )
+    overseas: OverseasInput | None = None
 
     @field_validator("region_code")
     @classmethod
@@ -172,6 +239,12 @@ def patched_enterprise(
     if updated.region_code == old_region:
         return updated, current.region_since
     if "region_history" not in patch:
+        if len(updated.region_history) >= MAX_REGION_HISTORY:
+            raise InvalidRecordError.one(
+                "region_history",
+                f"at most {MAX_REGION_HISTORY} earlier regions are kept: send region_history"
+                " (without the oldest) with the new region_code",
+            )
         since = current.region_since or current.created_at.date()
         updated.region_history = [
             *updated.region_history,

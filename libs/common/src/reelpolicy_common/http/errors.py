@@ -13,6 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
+from reelpolicy_common.outbox.store import EventTooLargeError
+
 T = TypeVar("T")
 
 
@@ -78,6 +80,14 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, ValidationError)
         return JSONResponse({"detail": validation_details(list(exc.errors()))}, status_code=422)
 
+    async def on_event_too_large(_: Request, exc: Exception) -> JSONResponse:
+        # the state change and its event rolled back together (the outbox write raised
+        # inside the transaction): answer what the client can shorten
+        assert isinstance(exc, EventTooLargeError)
+        error = ApiError(413, str(exc), field=exc.field or "body")
+        return JSONResponse(error.body(), status_code=413)
+
     app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(EventTooLargeError, on_event_too_large)
     app.add_exception_handler(RequestValidationError, on_request_validation)
     app.add_exception_handler(ValidationError, on_model_validation)

@@ -13,6 +13,14 @@ flush (``synchronous_commit = off``, for this transaction only). A broker outage
 rolls the batch back and the relay retries with exponential backoff: events wait,
 then flow, none lost, none reordered per key.
 
+A row the broker refuses for good (:class:`PermanentPublishError`: too large, an
+invalid topic, a corrupt record) never stalls the rows behind it: the relay finds it
+by publishing the batch again in halves, moves it to ``outbox_quarantine`` (with the
+error) in the transaction that marks the rest sent, logs and counts it, and goes on.
+Later rows of the same key are still published: a key's events then miss that one
+(an operator may retry it with ``reelpolicy-<svc> outbox retry``, after the later
+ones), which is better than every later event of the service waiting forever.
+
 The relay sleeps on ``LISTEN reelpolicy_outbox`` (sent by the writers' commits);
 a long safety timeout covers a lost notification or a dropped listen connection.
 """
@@ -42,6 +50,21 @@ MARK_SENT = (
 """Mark rows sent, and let this transaction commit without waiting for the WAL flush."""
 DELETE_SENT = _RELAXED + " DELETE FROM outbox USING relaxed WHERE seq = ANY($1::bigint[])"
 """Delete rows once published (no retention), with the same relaxed commit."""
+QUARANTINE = (
+    "WITH moved AS (DELETE FROM outbox o USING unnest($1::bigint[], $2::text[]) AS q(seq, error)"
+    " WHERE o.seq = q.seq RETURNING o.*, q.error)"
+    " INSERT INTO outbox_quarantine (seq, event_id, topic, key, lane, event_type, value,"
+    " headers, created_at, error)"
+    " SELECT seq, event_id, topic, key, lane, event_type, value, headers, created_at, error"
+    " FROM moved RETURNING seq, event_id, topic, key, error"
+)
+"""Move rows (seq, error) from the outbox into the quarantine."""
+
+
+class PermanentPublishError(Exception):
+    """The broker refused a record of the batch for good: sending it again cannot
+    succeed (too large, invalid topic, corrupt record). A :class:`RecordPublisher`
+    raises it (any other exception counts as transient: the batch is retried)."""
 
 
 class RecordPublisher(Protocol):
@@ -55,6 +78,9 @@ class RecordPublisher(Protocol):
 
 class OutboxMetrics(Protocol):
     def observe(self, *, published: int, backlog: int, oldest_age_seconds: float) -> None: ...
+
+    def quarantined(self, *, moved: int, held: int | None = None) -> None:
+        """Count rows just moved to the quarantine; ``held``: how many it holds now."""
 
 
 class OutboxRelay:
@@ -166,19 +192,23 @@ class OutboxRelay:
 
         Lanes are independent (order is only promised within a key, so within a
         lane); publishing groups at once overlaps one group's database work with
-        another's wait for broker acknowledgements. A failure cancels the others:
-        their transactions roll back and their rows are published again later.
+        another's wait for broker acknowledgements. A group that fails rolls back
+        alone (its rows are published again later); the others finish and commit
+        their batches, then the first failure is raised.
         """
         groups = [lanes[i :: self._concurrency] for i in range(min(self._concurrency, len(lanes)))]
         if len(groups) == 1:
             return await self._publish_group(groups[0])
-        try:
-            async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._publish_group(g)) for g in groups]
-        except ExceptionGroup as failed:  # report the cause, not the group
-            raise failed.exceptions[0] from failed
-        results = [task.result() for task in tasks]
-        return sum(n for n, _ in results), any(more for _, more in results)
+        results = await asyncio.gather(
+            *(self._publish_group(g) for g in groups), return_exceptions=True
+        )
+        done = [r for r in results if not isinstance(r, BaseException)]
+        published = sum(n for n, _ in done)
+        for result in results:
+            if isinstance(result, BaseException):
+                self._unreported += published  # the groups that did commit
+                raise result
+        return published, any(more for _, more in done)
 
     async def _publish_group(self, lanes: list[int]) -> tuple[int, bool]:
         """Publish up to a batch of each of ``lanes`` that no other relay holds, in order."""
@@ -209,19 +239,56 @@ class OutboxRelay:
                 OutboxRecord(r["seq"], r["topic"], r["key"], r["value"], r["headers"] or {})
                 for r in rows
             ]
-            await self._publisher.publish_batch(records)
+            refused = await self._publish_isolating(records)
+            moved = []
+            if refused:
+                moved = await conn.fetch(QUARANTINE, list(refused), list(refused.values()))
             # Marking (or deleting) rows sent need not wait for the WAL flush: if the
             # database loses this commit, the rows are published again, which consumers
             # already tolerate (they dedupe by event id). It saves a flush wait per
             # batch. The setting (transaction-local, like SET LOCAL) rides on the
             # statement itself, so it costs no round trip of its own, and a pass that
             # finds nothing none.
-            await conn.execute(self._done_sql, [r.seq for r in records])
+            await conn.execute(self._done_sql, [r.seq for r in records if r.seq not in refused])
+        if moved:
+            self._report_quarantined(moved)
         counts: dict[int, int] = {}
         for r in rows:  # only once committed
             self._after[r["lane"]] = r["seq"]
             counts[r["lane"]] = counts.get(r["lane"], 0) + 1
-        return len(rows), max(counts.values()) >= self._batch_size
+        return len(rows) - len(refused), max(counts.values()) >= self._batch_size
+
+    async def _publish_isolating(self, records: Sequence[OutboxRecord]) -> dict[int, str]:
+        """Publish ``records`` in order; returns the rows refused for good (seq -> error).
+
+        A permanent refusal of the batch is narrowed down by publishing it again in
+        halves, in order (each half acknowledged before the next starts), down to
+        the single records the broker refuses; the rest are published. Records the
+        failed attempt delivered already go out once more (consumers dedupe).
+        """
+        try:
+            await self._publisher.publish_batch(records)
+            return {}
+        except PermanentPublishError as exc:
+            if len(records) == 1:
+                return {records[0].seq: str(exc)}
+        half = len(records) // 2
+        refused = await self._publish_isolating(records[:half])
+        refused.update(await self._publish_isolating(records[half:]))
+        return refused
+
+    def _report_quarantined(self, moved: Sequence[asyncpg.Record]) -> None:
+        for row in moved:
+            log.warning(
+                "outbox relay: quarantined row seq=%d event_id=%s topic=%s key=%s: %s",
+                row["seq"],
+                row["event_id"],
+                row["topic"],
+                row["key"],
+                row["error"],
+            )
+        if self._metrics is not None:
+            self._metrics.quarantined(moved=len(moved))
 
     async def _housekeeping(self) -> None:
         """At most every 5 s: delete rows sent long ago (none are kept without
@@ -246,6 +313,8 @@ class OutboxRelay:
                 self._metrics.observe(
                     published=published, backlog=row["n"], oldest_age_seconds=row["age"]
                 )
+                held = await conn.fetchval("SELECT count(*) FROM outbox_quarantine")
+                self._metrics.quarantined(moved=0, held=held)
 
     async def _sleep(self, seconds: float, *, wake_early: bool) -> None:
         waiter = self._wake if wake_early else self._stopping

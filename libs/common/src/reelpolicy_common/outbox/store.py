@@ -12,7 +12,7 @@ import uuid
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import asyncpg
 from pydantic_core import to_json
@@ -22,6 +22,42 @@ from reelpolicy_common.telemetry import current_trace_headers
 
 NOTIFY_CHANNEL = "reelpolicy_outbox"
 DEFAULT_LANES = 16
+MAX_EVENT_BYTES = 900 * 1024
+"""The largest encoded event the outbox accepts: safely below what a broker takes in
+one record by default (Kafka's ``message.max.bytes`` and aiokafka's
+``max_request_size``, both 1 MiB), leaving room for the key, headers and batch
+framing. A larger event could never be published; it is refused when written, so the
+state change it belongs to rolls back with it."""
+
+
+class EventTooLargeError(ValueError):
+    """An event whose encoded value exceeds :data:`MAX_EVENT_BYTES`.
+
+    ``field`` names the payload member that makes up most of it (``attributes.tags``),
+    when the writer handed over the payload; the HTTP layer answers 413 naming it.
+    """
+
+    def __init__(self, *, event_type: str, key: str, size: int, field: str | None) -> None:
+        where = f" (mostly {field})" if field else ""
+        super().__init__(
+            f"{event_type} event of {key} is {size} bytes encoded{where};"
+            f" at most {MAX_EVENT_BYTES} are published"
+        )
+        self.event_type = event_type
+        self.key = key
+        self.size = size
+        self.field = field
+
+
+def largest_member(payload: Mapping[str, Any], *, depth: int = 3) -> str | None:
+    """The dotted path of the member of ``payload`` that takes most of its encoded size,
+    descending into objects (``attributes.tags``)."""
+    path: list[str] = []
+    node: Any = payload
+    while len(path) < depth and isinstance(node, Mapping) and node:
+        name, node = max(node.items(), key=lambda item: len(to_json(item[1])))
+        path.append(str(name))
+    return ".".join(path) or None
 
 
 @dataclass(frozen=True)
@@ -72,12 +108,25 @@ class EncodedEvent(NamedTuple):
 async def enqueue_many(
     conn: asyncpg.Connection, *, topic: str, envelopes: Sequence[Envelope]
 ) -> None:
-    """Add events in order; large batches go through ``COPY``."""
-    encoded = (
-        EncodedEvent(e.event_id, e.key, e.type.value, e.to_bytes(), e.schema_version)
-        for e in envelopes
-    )
-    await enqueue_encoded(conn, topic=topic, events=encoded, count=len(envelopes))
+    """Add events in order; large batches go through ``COPY``.
+
+    Raises :class:`EventTooLargeError` (writing nothing) for an event over
+    :data:`MAX_EVENT_BYTES`.
+    """
+
+    def encoded() -> Iterator[EncodedEvent]:
+        for e in envelopes:
+            value = e.to_bytes()
+            if len(value) > MAX_EVENT_BYTES:
+                raise EventTooLargeError(
+                    event_type=e.type.value,
+                    key=e.key,
+                    size=len(value),
+                    field=largest_member(e.payload),
+                )
+            yield EncodedEvent(e.event_id, e.key, e.type.value, value, e.schema_version)
+
+    await enqueue_encoded(conn, topic=topic, events=encoded(), count=len(envelopes))
 
 
 async def enqueue_encoded(
@@ -86,7 +135,8 @@ async def enqueue_encoded(
     """Add ``count`` encoded events in order: the same rows as :func:`enqueue_many`.
 
     ``events`` may be a lazy iterable: with ``COPY`` (64 or more) it is consumed while
-    the rows stream to the server.
+    the rows stream to the server. An event over :data:`MAX_EVENT_BYTES` raises
+    :class:`EventTooLargeError`; the caller's transaction must then roll back.
     """
     if count <= 0:
         return
@@ -112,6 +162,10 @@ def _rows(topic: str, events: Iterable[EncodedEvent]) -> Iterator[tuple[object, 
     lanes: dict[str, int] = {}
     headers_of: dict[tuple[str, int], bytes] = {}
     for e in events:
+        if len(e.value) > MAX_EVENT_BYTES:
+            raise EventTooLargeError(
+                event_type=e.event_type, key=e.key, size=len(e.value), field=None
+            )
         lane = lanes.get(e.key)
         if lane is None:
             lane = lanes[e.key] = lane_of(e.key)

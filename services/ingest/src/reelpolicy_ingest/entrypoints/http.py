@@ -12,7 +12,7 @@ from reelpolicy_common.auth import CurrentPrincipal, OperatorPrincipal
 from reelpolicy_common.http import ApiError, Page
 from reelpolicy_ingest import handlers
 from reelpolicy_ingest.bootstrap import Ingest
-from reelpolicy_ingest.domain import StoredPolicy
+from reelpolicy_ingest.domain import DocumentTooLargeError, StoredPolicy, check_yaml_expansion
 from reelpolicy_policy import PolicyValidationError, load_policy_text, policy_json_schema
 
 router = APIRouter(prefix="/v1/policies", tags=["policies"])
@@ -78,7 +78,13 @@ async def get_schema(_: CurrentPrincipal) -> dict[str, Any]:
     response_model=SubmitResponse,
     status_code=201,
     summary="Store a policy document (JSON, or YAML with Content-Type: application/yaml)",
-    responses={200: {"description": "Identical to the latest version: nothing stored"}},
+    description="Limits (413 naming `document`): the body at most `MAX_DOCUMENT_BYTES`"
+    " (256 KiB by default), its canonical JSON at most 512 KiB, and a YAML document at"
+    " most 200,000 nodes once its aliases are expanded.",
+    responses={
+        200: {"description": "Identical to the latest version: nothing stored"},
+        413: {"description": "The document is over a size limit (see above)"},
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -94,11 +100,19 @@ async def submit(
 ) -> SubmitResponse:
     body = await request.body()
     if len(body) > ingest.settings.max_document_bytes:
-        raise ApiError(413, f"document larger than {ingest.settings.max_document_bytes} bytes")
+        raise ApiError(
+            413,
+            f"document larger than {ingest.settings.max_document_bytes} bytes",
+            field="document",
+        )
     content_type = request.headers.get("content-type", "application/json")
     try:
+        if "yaml" in content_type:
+            check_yaml_expansion(body)
         policy = load_policy_text(body, content_type)
         result = await handlers.submit_policy(uow=ingest.uow, policy=policy)
+    except DocumentTooLargeError as exc:
+        raise ApiError(413, exc.message, field="document") from None
     except PolicyValidationError as exc:
         raise _validation_error(exc) from None
     except handlers.VersionConflictError as exc:

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Body, Query, Response
 
 from reelpolicy_common.auth import CurrentPrincipal, OperatorPrincipal
 from reelpolicy_common.http import Page
-from reelpolicy_common.subjects import EnterpriseAttributes, EnterpriseKind
+from reelpolicy_common.subjects import EnterpriseKind
 from reelpolicy_registry import handlers
+from reelpolicy_registry.domain import EnterpriseInput
 from reelpolicy_registry.entrypoints.resources import (
     Cursor,
     EnterpriseResource,
@@ -30,7 +31,7 @@ router = APIRouter(prefix="/v1/enterprises", tags=["enterprises"])
 
 @router.post("", status_code=201, response_model=EnterpriseResource)
 async def create_enterprise(
-    body: EnterpriseAttributes, registry: RegistryDep, _: OperatorPrincipal, response: Response
+    body: EnterpriseInput, registry: RegistryDep, _: OperatorPrincipal, response: Response
 ) -> EnterpriseResource:
     """Register an enterprise (operator only).
 

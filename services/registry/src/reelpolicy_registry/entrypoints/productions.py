@@ -8,8 +8,9 @@ from fastapi import APIRouter, Body, Query, Response
 
 from reelpolicy_common.auth import CurrentPrincipal
 from reelpolicy_common.http import Page
-from reelpolicy_common.subjects import ContentStatus, Platform, ProductionAttributes, Theme
+from reelpolicy_common.subjects import ContentStatus, Platform, Theme
 from reelpolicy_registry import handlers
+from reelpolicy_registry.domain import ProductionInput
 from reelpolicy_registry.entrypoints.resources import (
     Cursor,
     IfMatch,
@@ -31,7 +32,7 @@ router = APIRouter(prefix="/v1/productions", tags=["productions"])
 
 @router.post("", status_code=201, response_model=ProductionResource)
 async def create_production(
-    body: ProductionAttributes,
+    body: ProductionInput,
     registry: RegistryDep,
     principal: CurrentPrincipal,
     response: Response,
