@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,13 @@ from rules_helpers import (
 )
 
 from reelpolicy_common import topics
-from reelpolicy_common.events import Envelope, EventType
+from reelpolicy_common.events import (
+    Envelope,
+    EventType,
+    new_snapshot_id,
+    snapshot_headers,
+    snapshot_marker,
+)
 from reelpolicy_common.kafka import ensure_topics
 from reelpolicy_devstack.servers import EmbeddedBroker
 from reelpolicy_rules.bootstrap import bootstrap
@@ -53,23 +60,38 @@ def broker(tmp_path: Path) -> Iterator[str]:
         server.stop()
 
 
-async def send(bootstrap: str, topic: str, *records: Envelope | bytes) -> list[Any]:
+async def send(
+    bootstrap: str, topic: str, *records: Envelope | bytes, snapshot: uuid.UUID | None = None
+) -> list[Any]:
     """Produce ``records`` (an ``Envelope`` keyed by its key) in record batches of several
     records where they share a partition, as the outbox relay does; their metadata.
+    With ``snapshot``, each is tagged as a record of that snapshot (as a republish does).
 
     (Tansu answers ``ListOffsets`` with the last batch's base offset + 1: with one record
     per batch it would look right.)
     """
+    headers = [(k, v.encode()) for k, v in snapshot_headers(snapshot).items()] if snapshot else []
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=100)
     await producer.start()
     try:
         sent = []
         for r in records:
             value, key = (r.to_bytes(), r.key.encode()) if isinstance(r, Envelope) else (r, b"x")
-            sent.append(await producer.send(topic, value, key=key))
+            sent.append(await producer.send(topic, value, key=key, headers=headers))
         return [await f for f in sent]
     finally:
         await producer.stop()
+
+
+async def send_snapshot(bootstrap: str, topic: str, *records: Envelope | bytes) -> list[Any]:
+    """Produce ``records`` as one complete snapshot of ``topic``: tagged, then the marker."""
+    snapshot_id = new_snapshot_id()
+    sent = await send(bootstrap, topic, *records, snapshot=snapshot_id)
+    marker = snapshot_marker(
+        snapshot_id=snapshot_id, source="test", topic=topic, records=len(records)
+    )
+    await send(bootstrap, topics.SNAPSHOTS, marker)
+    return sent
 
 
 @contextlib.asynccontextmanager
@@ -190,8 +212,8 @@ async def test_rebuild_restores_the_projection_keeps_results_and_moves_the_group
     ]
     async with collecting(broker) as seen:
         async with serving(settings):
-            await send(broker, topics.POLICY, *policy_events)
-            await send(broker, topics.REGISTRY, *registry_events)
+            await send_snapshot(broker, topics.POLICY, *policy_events)
+            await send_snapshot(broker, topics.REGISTRY, *registry_events)
             everything = policy_events + registry_events
             await eventually(lambda: all_processed(dsn, everything), timeout=60, interval=0.2)
         before, kept, emitted = await projection(dsn), await results(dsn), await history(dsn)
@@ -294,16 +316,17 @@ async def test_rebuild_before_the_first_start_skips_bad_records_and_commits_the_
         type=EventType.enterprise_deleted, producer="test", key=e3,
         payload={**enterprise_event(e3, 2).payload, "deleted": True},
     )  # fmt: skip
-    sent = await send(
+    sent = await send_snapshot(
         broker, topics.POLICY,
         policy_event(enterprise_policy(pid), 1),
         policy_event({**enterprise_policy(bad), "subject": "planet"}, 1),  # invalid document
     )  # fmt: skip
-    sent += await send(
+    sent += await send_snapshot(
         broker, topics.REGISTRY,
         enterprise_event(e1, 1), enterprise_event(e2, 1, employees=5), enterprise_event(e3, 1),
-        production_event(prod, e3, 1), gone, b"not an envelope",
+        production_event(prod, e3, 1), gone,
     )  # fmt: skip
+    sent += await send(broker, topics.REGISTRY, b"not an envelope")
 
     assert await rebuild(settings) == 0
     out = capsys.readouterr().out
