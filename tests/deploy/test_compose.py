@@ -277,6 +277,36 @@ def test_topic_job_creates_exactly_the_contract_topics(
     assert created == {topic: topics.partitions(topic) for topic in topics.ALL_TOPICS}
 
 
+def test_topic_job_sets_every_topics_cleanup_policy_and_retention(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """Each topic is created with, and then altered to, exactly the configs
+    ``topics.config`` gives it (what ``ensure_topics`` uses): an explicit cleanup policy
+    and retention, so a topic created by an older version gets them too."""
+    script = command_text(services["kafka-topics"])
+    created: dict[str, dict[str, str]] = {}
+    altered: dict[str, dict[str, str]] = {}
+    for line in script.splitlines():
+        words = shlex.split(line.replace("$$", "$"))
+        if "--topic" in words and "--create" not in words and "$opts" in words:
+            configs = [words[i + 1] for i, w in enumerate(words) if w == "--config"]
+            created[words[words.index("--topic") + 1]] = dict(c.split("=", 1) for c in configs)
+        elif "--alter" in words:
+            assert words[words.index("--entity-type") + 1] == "topics"
+            pairs = words[words.index("--add-config") + 1].split(",")
+            altered[words[words.index("--entity-name") + 1]] = dict(p.split("=", 1) for p in pairs)
+    expected = {topic: topics.config(topic) for topic in topics.ALL_TOPICS}
+    assert created == expected
+    assert altered == expected
+    for topic, config in expected.items():
+        assert {"cleanup.policy", "retention.ms"} <= config.keys(), topic
+    assert expected[topics.SNAPSHOTS]["cleanup.policy"] == "compact"
+    for topic in topics.MAIN_TOPICS:
+        assert expected[topic]["cleanup.policy"] == "delete"
+        dead = expected[topics.dead_letter(topic)]
+        assert int(dead["retention.ms"]) > int(expected[topic]["retention.ms"])
+
+
 def test_kafka_is_kraft_and_healthchecked_with_its_own_scripts(
     services: dict[str, dict[str, Any]],
 ) -> None:

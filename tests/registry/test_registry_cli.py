@@ -60,4 +60,13 @@ def test_commands(env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main(["api-keys", "revoke", "ops"]) == 0
     assert main(["api-keys", "revoke", "nope"]) == 1
     assert main(["republish"]) == 0
-    assert count(env, "SELECT count(*) FROM outbox") == 122 + 121
+    # 121 snapshots (one key, 20 enterprises, 100 productions), then their marker
+    assert count(env, "SELECT count(*) FROM outbox") == 122 + 121 + 1
+    tagged = "SELECT count(DISTINCT headers->>'reelpolicy-snapshot') FROM outbox"
+    assert count(env, tagged + " WHERE topic = 'reelpolicy.registry.v1' AND seq > 122") == 1
+    assert count(env, tagged.replace("DISTINCT ", "") + " WHERE seq > 122") == 121
+    marker = (
+        "SELECT (convert_from(value, 'UTF8')::jsonb #>> '{payload,records}')::int FROM outbox"
+        " WHERE topic = 'reelpolicy.snapshots.v1' AND event_type = 'snapshot.completed'"
+    )
+    assert count(env, marker) == 121

@@ -7,9 +7,14 @@ this test's events (the module's shared broker would also hold the other test's)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import json
-from collections.abc import AsyncIterator, Iterator
+import logging
+import random
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +34,40 @@ from rules_helpers import (
 )
 
 from reelpolicy_common import topics
-from reelpolicy_common.events import Envelope, EventType
+from reelpolicy_common.db.pool import create_pool
+from reelpolicy_common.events import (
+    Envelope,
+    EventType,
+    new_snapshot_id,
+    snapshot_headers,
+    snapshot_marker,
+)
 from reelpolicy_common.kafka import ensure_topics
-from reelpolicy_devstack.servers import EmbeddedBroker
+from reelpolicy_devstack.servers import (
+    EmbeddedBroker,
+    EmbeddedPostgres,
+    database_uri,
+    ensure_database,
+)
+from reelpolicy_ingest import handlers as ingest_handlers
+from reelpolicy_ingest.adapters.postgres import IngestUnitOfWork
+from reelpolicy_ingest.cli import main as ingest_main
+from reelpolicy_ingest.config import Settings as IngestSettings
+from reelpolicy_ingest.main import create_app as create_ingest_app
+from reelpolicy_policy import load_policy_text
+from reelpolicy_registry import handlers as registry_handlers
+from reelpolicy_registry.adapters.postgres import RegistryUnitOfWork
+from reelpolicy_registry.cli import main as registry_main
+from reelpolicy_registry.config import Settings as RegistrySettings
+from reelpolicy_registry.generate import credit_code
+from reelpolicy_registry.main import create_app as create_registry_app
 from reelpolicy_rules.bootstrap import bootstrap
+from reelpolicy_rules.cli import main as rules_main
 from reelpolicy_rules.config import Settings
 from reelpolicy_rules.entrypoints.consumers import group_ids
 from reelpolicy_rules.main import create_app
-from reelpolicy_rules.rebuild import REBUILD_CAUSE, rebuild
-from support import eventually, migrate_service, settings_for
+from reelpolicy_rules.rebuild import REBUILD_CAUSE, SnapshotError, rebuild
+from support import eventually, migrate_service, service_env, settings_for
 
 pytestmark = pytest.mark.servers
 CHANGED = EventType.eligibility_changed
@@ -53,23 +83,38 @@ def broker(tmp_path: Path) -> Iterator[str]:
         server.stop()
 
 
-async def send(bootstrap: str, topic: str, *records: Envelope | bytes) -> list[Any]:
+async def send(
+    bootstrap: str, topic: str, *records: Envelope | bytes, snapshot: uuid.UUID | None = None
+) -> list[Any]:
     """Produce ``records`` (an ``Envelope`` keyed by its key) in record batches of several
     records where they share a partition, as the outbox relay does; their metadata.
+    With ``snapshot``, each is tagged as a record of that snapshot (as a republish does).
 
     (Tansu answers ``ListOffsets`` with the last batch's base offset + 1: with one record
     per batch it would look right.)
     """
+    headers = [(k, v.encode()) for k, v in snapshot_headers(snapshot).items()] if snapshot else []
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=100)
     await producer.start()
     try:
         sent = []
         for r in records:
             value, key = (r.to_bytes(), r.key.encode()) if isinstance(r, Envelope) else (r, b"x")
-            sent.append(await producer.send(topic, value, key=key))
+            sent.append(await producer.send(topic, value, key=key, headers=headers))
         return [await f for f in sent]
     finally:
         await producer.stop()
+
+
+async def send_snapshot(bootstrap: str, topic: str, *records: Envelope | bytes) -> list[Any]:
+    """Produce ``records`` as one complete snapshot of ``topic``: tagged, then the marker."""
+    snapshot_id = new_snapshot_id()
+    sent = await send(bootstrap, topic, *records, snapshot=snapshot_id)
+    marker = snapshot_marker(
+        snapshot_id=snapshot_id, source="test", topic=topic, records=len(records)
+    )
+    await send(bootstrap, topics.SNAPSHOTS, marker)
+    return sent
 
 
 @contextlib.asynccontextmanager
@@ -190,8 +235,8 @@ async def test_rebuild_restores_the_projection_keeps_results_and_moves_the_group
     ]
     async with collecting(broker) as seen:
         async with serving(settings):
-            await send(broker, topics.POLICY, *policy_events)
-            await send(broker, topics.REGISTRY, *registry_events)
+            await send_snapshot(broker, topics.POLICY, *policy_events)
+            await send_snapshot(broker, topics.REGISTRY, *registry_events)
             everything = policy_events + registry_events
             await eventually(lambda: all_processed(dsn, everything), timeout=60, interval=0.2)
         before, kept, emitted = await projection(dsn), await results(dsn), await history(dsn)
@@ -294,16 +339,17 @@ async def test_rebuild_before_the_first_start_skips_bad_records_and_commits_the_
         type=EventType.enterprise_deleted, producer="test", key=e3,
         payload={**enterprise_event(e3, 2).payload, "deleted": True},
     )  # fmt: skip
-    sent = await send(
+    sent = await send_snapshot(
         broker, topics.POLICY,
         policy_event(enterprise_policy(pid), 1),
         policy_event({**enterprise_policy(bad), "subject": "planet"}, 1),  # invalid document
     )  # fmt: skip
-    sent += await send(
+    sent += await send_snapshot(
         broker, topics.REGISTRY,
         enterprise_event(e1, 1), enterprise_event(e2, 1, employees=5), enterprise_event(e3, 1),
-        production_event(prod, e3, 1), gone, b"not an envelope",
+        production_event(prod, e3, 1), gone,
     )  # fmt: skip
+    sent += await send(broker, topics.REGISTRY, b"not an envelope")
 
     assert await rebuild(settings) == 0
     out = capsys.readouterr().out
@@ -337,3 +383,204 @@ async def test_rebuild_before_the_first_start_skips_bad_records_and_commits_the_
         finally:
             await consumer.stop()
         assert committed == {tp: ends.get(tp, 0) for tp in tps}
+
+
+async def test_rebuild_refuses_an_incomplete_snapshot_and_changes_nothing(
+    fresh_database: str, broker: str
+) -> None:
+    """A marker whose records are not all on the topic (retention removed some, or the
+    relay has not published them yet) is not trusted: nothing is rebuilt or moved."""
+    dsn = fresh_database
+    await ensure_topics(bootstrap_servers=broker)
+    await migrate_service(dsn, "reelpolicy_rules.migrations", "rules")
+    settings = settings_for(Settings, database_url=dsn, bootstrap_servers=broker)
+    pid, e1 = uid("rb-i"), uid("e")
+    await send_snapshot(broker, topics.POLICY, policy_event(enterprise_policy(pid), 1))
+    lost = new_snapshot_id()
+    await send(broker, topics.REGISTRY, enterprise_event(e1, 1), snapshot=lost)
+    marker = snapshot_marker(snapshot_id=lost, source="test", topic=topics.REGISTRY, records=2)
+    await send(broker, topics.SNAPSHOTS, marker)
+
+    with pytest.raises(SnapshotError, match=rf"snapshot {lost} of {topics.REGISTRY}.* 1 of its 2"):
+        await rebuild(settings)
+    assert await projection(dsn) == {"policies": {}, "enterprises": {}, "productions": {}}
+    assert await results(dsn) == {}
+
+
+# ---------------------------------------------------------------- lost retention
+
+
+async def service_databases(admin_uri: str) -> dict[str, str]:
+    """A fresh, migrated database for each of registry, ingest and rules; their DSNs."""
+    dsns = {}
+    for name in ("registry", "ingest", "rules"):
+        database = f"rb_{name}_{uuid.uuid4().hex[:8]}"
+        await ensure_database(admin_uri, database)
+        dsns[name] = database_uri(admin_uri, database)
+        await migrate_service(dsns[name], f"reelpolicy_{name}.migrations", name)
+    return dsns
+
+
+@contextlib.asynccontextmanager
+async def sources_serving(dsns: dict[str, str], bootstrap: str) -> AsyncIterator[None]:
+    """registry and ingest in this process (their outbox relays publish to ``bootstrap``)."""
+    async with contextlib.AsyncExitStack() as stack:
+        for name, settings_cls, factory in (
+            ("registry", RegistrySettings, create_registry_app),
+            ("ingest", IngestSettings, create_ingest_app),
+        ):
+            app = factory(
+                settings_for(settings_cls, database_url=dsns[name], bootstrap_servers=bootstrap)
+            )
+            await stack.enter_async_context(app.router.lifespan_context(app))
+        yield
+
+
+async def unsent(dsn: str) -> int:
+    return int((await query(dsn, "SELECT count(*) AS n FROM outbox WHERE sent_at IS NULL"))[0]["n"])
+
+
+async def drained(*dsns: str) -> bool:
+    return all([await unsent(dsn) == 0 for dsn in dsns])
+
+
+async def command(
+    main: Callable[[list[str]], int], argv: list[str], *, service: str, dsn: str, bootstrap: str,
+    group: str, monkeypatch: pytest.MonkeyPatch,
+) -> int:  # fmt: skip
+    """A service's CLI command as an operator runs it (its own event loop, in a thread)."""
+    env = service_env(service=service, database_url=dsn, bootstrap_servers=bootstrap)
+    for name, value in {**env, "KAFKA_CONSUMER_GROUP": group}.items():
+        monkeypatch.setenv(name, value)
+    return await asyncio.to_thread(main, argv)
+
+
+async def test_a_rebuild_after_lost_retention_gives_the_same_results(
+    embedded_postgres: EmbeddedPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """State built through the real event path (registry and ingest handlers, their
+    relays, the rules service); then the topics lose their oldest records (a fresh broker
+    that holds only what came later), and the runbook's procedure rebuilds rules."""
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))  # the CLIs configure logging
+    dsns = await service_databases(embedded_postgres.uri())
+    rules_settings = settings_for(Settings, database_url=dsns["rules"], bootstrap_servers="")
+    group = rules_settings.consumer_group
+    registry_pool = await create_pool(dsns["registry"], max_size=2)
+    ingest_pool = await create_pool(dsns["ingest"], max_size=2)
+    registry_uow = lambda: RegistryUnitOfWork(registry_pool)  # noqa: E731
+    ingest_uow = lambda: IngestUnitOfWork(ingest_pool)  # noqa: E731
+    rng = random.Random(21)
+
+    def enterprise(employees: int) -> dict[str, Any]:
+        return {"name": f"E{employees}", "credit_code": credit_code(rng, "310110"),
+                "region_code": "310110", "kind": "production_company", "employees": employees}  # fmt: skip
+
+    def policy(doc: dict[str, Any]) -> Any:
+        return load_policy_text(json.dumps(doc).encode(), "application/json")
+
+    p_ent, p_prod, p_gone = uid("rt-e"), uid("rt-p"), uid("rt-g")
+    first = EmbeddedBroker.start(log_file=tmp_path / "first.log")
+    try:
+        # 1. The platform builds its state the normal way, on the first broker.
+        await ensure_topics(bootstrap_servers=first.bootstrap_servers)
+        served = settings_for(
+            Settings, database_url=dsns["rules"], bootstrap_servers=first.bootstrap_servers,
+            kafka_consumer_group=group,
+        )  # fmt: skip
+        async with sources_serving(dsns, first.bootstrap_servers), serving(served):
+            for doc in (
+                enterprise_policy(p_ent),
+                production_policy(p_prod),
+                enterprise_policy(p_gone),
+            ):
+                await ingest_handlers.submit_policy(uow=ingest_uow, policy=policy(doc))
+            e1 = await registry_handlers.create_enterprise(uow=registry_uow, data=enterprise(20))
+            e2 = await registry_handlers.create_enterprise(uow=registry_uow, data=enterprise(5))
+            e3 = await registry_handlers.create_enterprise(uow=registry_uow, data=enterprise(30))
+            budget = {"title": "P", "region_code": "310110", "budget_cny": 1_000_000}
+            pr1 = await registry_handlers.create_production(
+                uow=registry_uow, data={**budget, "enterprise_id": e1.id}, owner=None
+            )
+            await registry_handlers.create_production(
+                uow=registry_uow, data={**budget, "enterprise_id": e3.id}, owner=None
+            )
+            await registry_handlers.patch_enterprise(
+                uow=registry_uow, enterprise_id=e2.id, patch={"employees": 50},
+                expected_version=None, owner=None,
+            )  # fmt: skip
+            await registry_handlers.delete_enterprise(
+                uow=registry_uow, enterprise_id=e3.id, expected_version=None
+            )
+            await ingest_handlers.revoke_policy(uow=ingest_uow, policy_id=p_gone, reason="test")
+            expected = {
+                (e1.id, p_ent): "eligible", (e2.id, p_ent): "eligible", (pr1.id, p_prod): "eligible",
+            }  # fmt: skip
+
+            async def converged() -> bool:
+                now = {k: v[3] for k, v in (await results(dsns["rules"])).items()}
+                return now == expected and await drained(*dsns.values())
+
+            await eventually(converged, timeout=60, interval=0.2)
+        before, emitted = await results(dsns["rules"]), await history(dsns["rules"])
+        built = await projection(dsns["rules"])
+        seq = (await query(dsns["rules"], "SELECT coalesce(max(seq), 0) AS s FROM outbox"))[0]["s"]
+        assert built["enterprises"][e3.id][1] is True  # deleted, and its results withdrawn
+    finally:
+        first.stop()
+
+    # 2. The topics lose their oldest records: a broker that holds only what came later
+    # (a neutral rename and a neutral policy edit), with rules stopped.
+    later = EmbeddedBroker.start(log_file=tmp_path / "later.log")
+    try:
+        bootstrap = later.bootstrap_servers
+        await ensure_topics(bootstrap_servers=bootstrap)
+        async with sources_serving(dsns, bootstrap):
+            await registry_handlers.patch_enterprise(
+                uow=registry_uow, enterprise_id=e1.id, patch={"name": "Renamed"},
+                expected_version=None, owner=None,
+            )  # fmt: skip
+            await ingest_handlers.submit_policy(
+                uow=ingest_uow, policy=policy(enterprise_policy(p_ent, title="Edited"))
+            )
+            await eventually(lambda: drained(dsns["registry"], dsns["ingest"]), timeout=30)
+
+            # a rebuild from what is left would be partial: it is refused, nothing changes
+            rules_cli = functools.partial(
+                command, rules_main, ["rebuild"], service="rules", dsn=dsns["rules"],
+                bootstrap=bootstrap, group=group, monkeypatch=monkeypatch,
+            )  # fmt: skip
+            refused = await rules_cli()
+            assert await results(dsns["rules"]) == before
+            assert await history(dsns["rules"]) == emitted
+            assert refused == 2
+            assert "no snapshot of" in capsys.readouterr().err
+
+            # 3. The runbook: republish both sources, wait for their relays, rebuild.
+            for service, main in (("registry", registry_main), ("ingest", ingest_main)):
+                code = await command(
+                    main, ["republish"], service=service, dsn=dsns[service], bootstrap=bootstrap,
+                    group=f"reelpolicy-{service}", monkeypatch=monkeypatch,
+                )  # fmt: skip
+                assert code == 0
+            await eventually(lambda: drained(dsns["registry"], dsns["ingest"]), timeout=30)
+            assert await rules_cli() == 0
+        out = capsys.readouterr().out
+        assert "complete snapshots:" in out
+        assert "0 result(s) differed" in out
+    finally:
+        later.stop()
+        await registry_pool.close()
+        await ingest_pool.close()
+
+    # the same results, not even rewritten; no change announced
+    assert await results(dsns["rules"]) == before
+    assert await history(dsns["rules"]) == emitted
+    assert await outbox_after(dsns["rules"], seq) == []
+    rebuilt = await projection(dsns["rules"])
+    assert rebuilt["enterprises"][e3.id][:2] == (built["enterprises"][e3.id][0], True)
+    assert rebuilt["enterprises"][e1.id][2]["name"] == "Renamed"
+    assert all(rebuilt["productions"][k][2] is True for k in rebuilt["productions"] if k != pr1.id)
+    assert rebuilt["policies"][p_ent][0] == 2
+    assert {k for k, v in rebuilt["policies"].items() if not v[1]} == {p_ent, p_prod}

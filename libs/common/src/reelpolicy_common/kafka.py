@@ -194,13 +194,15 @@ class KafkaRecordPublisher:
 async def ensure_topics(
     *, bootstrap_servers: str, names: Iterable[str] = topics.ALL_TOPICS, replication: int = 1
 ) -> None:
-    """Create the topics that are missing, with the partition counts the services expect."""
+    """Create the topics that are missing, with the partition counts the services expect
+    and their cleanup policy and retention (:func:`reelpolicy_common.topics.config`).
+    Existing topics are left as they are (an operator may have tuned them)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         wanted = [
-            NewTopic(name, topics.partitions(name), replication)
+            NewTopic(name, topics.partitions(name), replication, topic_configs=topics.config(name))
             for name in names
             if name not in existing
         ]

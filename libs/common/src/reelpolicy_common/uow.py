@@ -11,7 +11,7 @@ released when the block is left).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -40,7 +40,9 @@ class PublishingUnitOfWorkPort(UnitOfWorkPort, Protocol):
 
     def publish(self, topic: str, *envelopes: Envelope) -> None: ...
 
-    async def publish_many(self, topic: str, envelopes: Sequence[Envelope]) -> None: ...
+    async def publish_many(
+        self, topic: str, envelopes: Sequence[Envelope], *, headers: Mapping[str, str] | None = None
+    ) -> None: ...
 
 
 class PostgresUnitOfWork:
@@ -104,9 +106,12 @@ class PostgresUnitOfWork:
         """Queue events; they are written to the outbox at commit, in order."""
         self._events.extend((topic, e) for e in envelopes)
 
-    async def publish_many(self, topic: str, envelopes: Sequence[Envelope]) -> None:
-        """Write many events to the outbox now (``COPY``), inside this transaction."""
-        await enqueue_many(self.conn, topic=topic, envelopes=envelopes)
+    async def publish_many(
+        self, topic: str, envelopes: Sequence[Envelope], *, headers: Mapping[str, str] | None = None
+    ) -> None:
+        """Write many events to the outbox now (``COPY``), inside this transaction;
+        ``headers`` go into each one's Kafka headers."""
+        await enqueue_many(self.conn, topic=topic, envelopes=envelopes, headers=headers)
 
     async def commit(self) -> None:
         by_topic: list[tuple[str, list[Envelope]]] = []

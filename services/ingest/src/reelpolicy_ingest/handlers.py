@@ -10,7 +10,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reelpolicy_common import topics
-from reelpolicy_common.events import Envelope, EventType, PolicyPublished, PolicyRevoked
+from reelpolicy_common.events import (
+    Envelope,
+    EventType,
+    PolicyPublished,
+    PolicyRevoked,
+    new_snapshot_id,
+    snapshot_headers,
+    snapshot_marker,
+)
 from reelpolicy_ingest.domain import (
     StoredPolicy,
     check_document_size,
@@ -112,17 +120,26 @@ async def revoke_policy(*, uow: UowFactory, policy_id: str, reason: str | None) 
 
 
 async def republish_all(*, uow: UowFactory, page_size: int = 500) -> int:
-    """Emit the current state of every policy again (after the topics were reset)."""
+    """Emit the current state of every policy again (after the topics were reset, or
+    before a rules rebuild) as one snapshot: each event tagged with the snapshot id,
+    then (same transaction) a ``snapshot.completed`` marker with their count."""
+    snapshot_id = new_snapshot_id()
     count = 0
     after: str | None = None
     async with uow() as work:
         while batch := await work.policies.list_latest(after=after, limit=page_size):
-            for policy in batch:
-                event = (
-                    _revoked(policy, "republished") if policy.revoked else _published(policy, None)
-                )
-                work.publish(topics.POLICY, event)
+            events = [
+                _revoked(policy, "republished") if policy.revoked else _published(policy, None)
+                for policy in batch
+            ]
+            await work.publish_many(topics.POLICY, events, headers=snapshot_headers(snapshot_id))
             count += len(batch)
             after = batch[-1].policy_id
+        work.publish(
+            topics.SNAPSHOTS,
+            snapshot_marker(
+                snapshot_id=snapshot_id, source=PRODUCER, topic=topics.POLICY, records=count
+            ),
+        )
         await work.commit()
     return count

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reelpolicy_common import topics
+from reelpolicy_common.events import new_snapshot_id, snapshot_headers, snapshot_marker
 from reelpolicy_registry.domain import (
     InvalidRecordError,
     StoredEnterprise,
@@ -22,7 +23,12 @@ from reelpolicy_registry.domain import (
     validate_enterprise,
     validate_production,
 )
-from reelpolicy_registry.events import api_key_event, enterprise_event, production_event
+from reelpolicy_registry.events import (
+    PRODUCER,
+    api_key_event,
+    enterprise_event,
+    production_event,
+)
 from reelpolicy_registry.ports import UnitOfWork
 
 UowFactory = Callable[[], UnitOfWork]
@@ -180,13 +186,17 @@ async def delete_production(
 
 
 async def republish_all(*, uow: UowFactory, page_size: int = 2000) -> int:
-    """Emit every API key's, enterprise's and production's state again (deleted ones too)."""
+    """Emit every API key's, enterprise's and production's state again (deleted ones too)
+    as one snapshot: each record tagged with the snapshot id, then (same transaction) a
+    ``snapshot.completed`` marker with their count (see ``reelpolicy_common.topics``)."""
+    snapshot_id = new_snapshot_id()
+    tag = snapshot_headers(snapshot_id)
     count = 0
     async with uow() as work:
         keys = await work.api_keys.find()
-        work.publish(
+        await work.publish_many(
             topics.REGISTRY,
-            *(
+            [
                 api_key_event(
                     key_id=k.key_id,
                     key_hash=k.key_hash,
@@ -197,16 +207,25 @@ async def republish_all(*, uow: UowFactory, page_size: int = 2000) -> int:
                     version=k.version,
                 )
                 for k in keys
-            ),
+            ],
+            headers=tag,
         )
         count += len(keys)
         after: str | None = None
         while batch := await work.enterprises.snapshots(after=after, limit=page_size):
-            await work.publish_many(topics.REGISTRY, [enterprise_event(e) for e in batch])
+            events = [enterprise_event(e) for e in batch]
+            await work.publish_many(topics.REGISTRY, events, headers=tag)
             count, after = count + len(batch), batch[-1].id
         after = None
         while page := await work.productions.snapshots(after=after, limit=page_size):
-            await work.publish_many(topics.REGISTRY, [production_event(p) for p in page])
+            events = [production_event(p) for p in page]
+            await work.publish_many(topics.REGISTRY, events, headers=tag)
             count, after = count + len(page), page[-1].id
+        work.publish(
+            topics.SNAPSHOTS,
+            snapshot_marker(
+                snapshot_id=snapshot_id, source=PRODUCER, topic=topics.REGISTRY, records=count
+            ),
+        )
         await work.commit()
     return count

@@ -11,14 +11,23 @@ from reelpolicy_rules.config import Settings
 from reelpolicy_rules.main import create_app
 
 
-def _extra(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from reelpolicy_rules.rebuild import rebuild
+def _rebuild(_: argparse.Namespace) -> int:
+    from reelpolicy_rules.rebuild import SnapshotError, rebuild
 
+    try:
+        return asyncio.run(rebuild(Settings()))
+    except SnapshotError as exc:
+        print(f"error: rebuild refused: {exc}", file=sys.stderr)
+        return 2
+
+
+def _extra(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     again = commands.add_parser(
         "rebuild",
-        help="rebuild the projection from the topics (service stopped); keeps results",
+        help="rebuild the projection from the latest complete snapshot of the registry and"
+        " policy topics (republish first; service stopped); keeps results",
     )
-    again.set_defaults(handler=lambda a: asyncio.run(rebuild(Settings())))
+    again.set_defaults(handler=_rebuild)
 
 
 def main(argv: list[str] | None = None) -> int:

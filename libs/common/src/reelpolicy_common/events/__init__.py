@@ -9,7 +9,9 @@ from reelpolicy_common.events.payloads import (
     PolicyPublished,
     PolicyRevoked,
     ProductionChanged,
+    SnapshotCompleted,
 )
+from reelpolicy_common.events.snapshots import new_snapshot_id, snapshot_headers, snapshot_marker
 
 __all__ = [
     "ApiKeyChanged",
@@ -21,5 +23,9 @@ __all__ = [
     "PolicyPublished",
     "PolicyRevoked",
     "ProductionChanged",
+    "SnapshotCompleted",
     "decode_envelope",
+    "new_snapshot_id",
+    "snapshot_headers",
+    "snapshot_marker",
 ]

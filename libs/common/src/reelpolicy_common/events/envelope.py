@@ -28,6 +28,8 @@ class EventType(StrEnum):
     eligibility_changed = "eligibility.changed"
     policy_impact = "policy.impact"
     api_key_changed = "api_key.changed"
+    snapshot_completed = "snapshot.completed"
+    """Only on ``topics.SNAPSHOTS``, which no service consumes (the rules rebuild reads it)."""
 
 
 CURRENT_SCHEMA_VERSION = 1

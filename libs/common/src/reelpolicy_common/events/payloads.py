@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -104,3 +105,14 @@ class ApiKeyChanged(_Payload):
             " changes nothing else."
         ),
     )
+
+
+class SnapshotCompleted(_Payload):
+    """A republish committed: every record of ``topic`` it wrote carries the Kafka header
+    ``reelpolicy-snapshot`` = ``snapshot_id``; there are ``records`` of them (distinct
+    event ids). The rules rebuild trusts a snapshot only once it has read all of them."""
+
+    snapshot_id: uuid.UUID
+    source: str = Field(min_length=1, description="The service that republished.")
+    topic: str = Field(min_length=1, description="The topic the snapshot's records went to.")
+    records: int = Field(ge=0)

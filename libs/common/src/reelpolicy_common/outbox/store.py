@@ -106,9 +106,14 @@ class EncodedEvent(NamedTuple):
 
 
 async def enqueue_many(
-    conn: asyncpg.Connection, *, topic: str, envelopes: Sequence[Envelope]
+    conn: asyncpg.Connection,
+    *,
+    topic: str,
+    envelopes: Sequence[Envelope],
+    headers: Mapping[str, str] | None = None,
 ) -> None:
-    """Add events in order; large batches go through ``COPY``.
+    """Add events in order; large batches go through ``COPY``. ``headers`` are added to
+    every event's Kafka headers (a republish tags its records with the snapshot id).
 
     Raises :class:`EventTooLargeError` (writing nothing) for an event over
     :data:`MAX_EVENT_BYTES`.
@@ -126,11 +131,18 @@ async def enqueue_many(
                 )
             yield EncodedEvent(e.event_id, e.key, e.type.value, value, e.schema_version)
 
-    await enqueue_encoded(conn, topic=topic, events=encoded(), count=len(envelopes))
+    await enqueue_encoded(
+        conn, topic=topic, events=encoded(), count=len(envelopes), headers=headers
+    )
 
 
 async def enqueue_encoded(
-    conn: asyncpg.Connection, *, topic: str, events: Iterable[EncodedEvent], count: int
+    conn: asyncpg.Connection,
+    *,
+    topic: str,
+    events: Iterable[EncodedEvent],
+    count: int,
+    headers: Mapping[str, str] | None = None,
 ) -> None:
     """Add ``count`` encoded events in order: the same rows as :func:`enqueue_many`.
 
@@ -141,7 +153,7 @@ async def enqueue_encoded(
     if count <= 0:
         return
     _require_transaction(conn)
-    rows = _rows(topic, events)
+    rows = _rows(topic, events, headers or {})
     if count >= 64:
         await conn.copy_records_to_table("outbox", records=rows, columns=_COLUMNS)
     else:
@@ -155,10 +167,12 @@ async def enqueue_encoded(
 _COLUMNS = ["event_id", "topic", "key", "lane", "event_type", "value", "headers"]
 
 
-def _rows(topic: str, events: Iterable[EncodedEvent]) -> Iterator[tuple[object, ...]]:
+def _rows(
+    topic: str, events: Iterable[EncodedEvent], extra_headers: Mapping[str, str]
+) -> Iterator[tuple[object, ...]]:
     """Outbox rows; lanes and headers (encoded: bytes are JSON to the jsonb codec) are
     computed once per key and per event type, not per row."""
-    trace = current_trace_headers()
+    trace = {**current_trace_headers(), **extra_headers}
     lanes: dict[str, int] = {}
     headers_of: dict[tuple[str, int], bytes] = {}
     for e in events:
