@@ -40,6 +40,11 @@ class SubmitResponse(BaseModel):
     id: str
     version: int
     created: bool = Field(description="False when the document equals the latest version.")
+    revoked: bool = Field(
+        default=False,
+        description="The policy stays revoked: an identical document does not reinstate it;"
+        " a changed one makes a new, live version.",
+    )
     document: dict[str, Any]
 
 
@@ -78,7 +83,9 @@ async def get_schema(_: CurrentPrincipal) -> dict[str, Any]:
     response_model=SubmitResponse,
     status_code=201,
     summary="Store a policy document (JSON, or YAML with Content-Type: application/yaml)",
-    responses={200: {"description": "Identical to the latest version: nothing stored"}},
+    responses={
+        200: {"description": "Identical to the latest version (revoked or not): nothing stored"}
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -109,7 +116,11 @@ async def submit(
         response.status_code = 200
     p = result.policy
     return SubmitResponse(
-        id=p.policy_id, version=p.version, created=result.created, document=p.document
+        id=p.policy_id,
+        version=p.version,
+        created=result.created,
+        revoked=p.revoked,
+        document=p.document,
     )
 
 
