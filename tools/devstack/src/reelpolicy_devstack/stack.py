@@ -34,6 +34,7 @@ import asyncpg
 from reelpolicy_common.auth import new_api_key
 from reelpolicy_common.kafka import ensure_topics
 from reelpolicy_devstack.mail import MailSink
+from reelpolicy_devstack.operator_key import register_operator_key
 from reelpolicy_devstack.servers import (
     EmbeddedBroker,
     EmbeddedPostgres,
@@ -119,8 +120,9 @@ class Stack:
                 run(name, "republish", env=envs[name])
             for name in SERVICES:
                 asyncio.run(_requeue_recent(envs[name]["DATABASE_URL"]))
-        run("registry", "api-keys", "create", "--role", "operator", "--label", "make up",
-            "--key", operator_key, env=envs["registry"])  # fmt: skip
+        operator_key = register_operator_key(
+            operator_key, key_file=self.data_dir / "operator_key", registry_env=envs["registry"]
+        )
         print(run("ingest", "sync", str(self.root / "catalog"), env=envs["ingest"]), end="")
         demo = self.data_dir / "demo.jsonl"
         if not demo.exists():
