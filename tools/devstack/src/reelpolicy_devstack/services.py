@@ -203,9 +203,12 @@ class Supervisor:
         """Notice exits and start the processes whose restart is due."""
         for proc in list(self.group.processes):
             code = proc.process.poll()
-            if code is None or self.group.stopping.is_set():
-                continue
             now = self._clock()
+            if code is None:
+                self._started_at.setdefault(proc.name, now)  # started after this supervisor
+                continue
+            if self.group.stopping.is_set():
+                continue
             due = self._due.get(proc.name)
             if due is None:
                 self._schedule(proc, code, now)
