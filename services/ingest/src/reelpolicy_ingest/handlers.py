@@ -64,8 +64,7 @@ async def submit_policy(*, uow: UowFactory, policy: Policy) -> Submitted:
     """Store a validated ``policy`` as the next version of its id.
 
     Raises :class:`VersionConflictError` for a supplied version that is not the next
-    one. An identical resubmission of the latest version is a no-op, and leaves a
-    revoked policy revoked; a changed document of a revoked policy is live again.
+    one. An identical resubmission of the latest version is a no-op.
     """
     canonical = policy_document_dict(policy)
     supplied = canonical.pop("version", None)

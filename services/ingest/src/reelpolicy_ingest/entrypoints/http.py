@@ -83,9 +83,7 @@ async def get_schema(_: CurrentPrincipal) -> dict[str, Any]:
     response_model=SubmitResponse,
     status_code=201,
     summary="Store a policy document (JSON, or YAML with Content-Type: application/yaml)",
-    responses={
-        200: {"description": "Identical to the latest version (revoked or not): nothing stored"}
-    },
+    responses={200: {"description": "Identical to the latest version: nothing stored"}},
     openapi_extra={
         "requestBody": {
             "required": True,
