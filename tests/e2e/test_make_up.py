@@ -8,6 +8,9 @@ the second start must republish state and converge without emitting any change a
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import threading
 from pathlib import Path
 
 import httpx
@@ -15,6 +18,7 @@ import pytest
 
 from reelpolicy_common.db.pool import connect
 from reelpolicy_devstack.servers import EmbeddedPostgres, database_uri, free_port
+from reelpolicy_devstack.services import ServiceProcess
 from reelpolicy_devstack.stack import Stack
 from support import ROOT
 
@@ -37,6 +41,19 @@ async def settled(dsn: str, table: str, *, at_least: int, within: float = 120) -
             last = now
             await asyncio.sleep(3)
         return now
+
+
+async def serving_again(proc: ServiceProcess, *, killed_pid: int, within: float = 60) -> None:
+    """Wait until ``proc`` runs as a new process that answers its health check."""
+    async with asyncio.timeout(within), httpx.AsyncClient() as client:
+        while True:
+            if proc.process.pid != killed_pid:
+                try:
+                    if (await client.get(f"{proc.url}/healthz")).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+            await asyncio.sleep(0.2)
 
 
 def test_up_down_up(
@@ -69,13 +86,25 @@ def test_up_down_up(
         stack.down()
 
     again = Stack(root=ROOT, data_dir=tmp_path)
+    supervising = threading.Thread(target=again.wait)  # what `make up` does once all are up
     try:
         again.up()
+        supervising.start()
         for proc in again.group.processes:
             assert httpx.get(f"{proc.url}/healthz").json() == {"status": "ok"}
         # every record was republished to the empty broker and handled again ...
         asyncio.run(settled(rules_db, "processed_events", at_least=handled + 1200))
         # ... and nothing changed, so nothing was emitted twice
         assert asyncio.run(count(rules_db, "result_history")) == changes
+
+        # a service that dies is started again and serves
+        ingest = next(p for p in again.group.processes if p.name == "ingest")
+        killed = ingest.process.pid
+        os.kill(killed, signal.SIGKILL)
+        asyncio.run(serving_again(ingest, killed_pid=killed))
+        assert supervising.is_alive()
     finally:
+        again.stopping.set()  # Ctrl-C
+        if supervising.is_alive():
+            supervising.join(timeout=10)
         again.down()

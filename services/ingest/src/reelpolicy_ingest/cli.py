@@ -62,6 +62,8 @@ async def store_all(settings: Settings, policies: list[Policy]) -> int:
         for policy in policies:
             result = await handlers.submit_policy(uow=lambda: IngestUnitOfWork(pool), policy=policy)
             state = "new version" if result.created else "unchanged"
+            if result.policy.revoked:
+                state += " (revoked)"
             print(f"{result.policy.policy_id} v{result.policy.version}: {state}")
     finally:
         await pool.close()

@@ -3,6 +3,11 @@
 A submitted document is validated and put in canonical form by the policy engine;
 here we decide what storing it means: a new version, a no-op (identical to the
 latest), or a conflict (a supplied ``version`` that is not the next one).
+
+Revocation is sticky: a document identical to a revoked latest version is a no-op,
+so re-syncing the catalog (every ``make up``) never republishes what an operator
+revoked. A changed document is a new publication: it becomes the next version and
+the policy is live again (there is no other way to reinstate a policy).
 """
 
 from __future__ import annotations
@@ -42,9 +47,12 @@ def decide_version(
 ) -> Decision:
     """What to do with a valid submission, given the latest stored version."""
     next_version = 1 if latest is None else latest.version + 1
-    identical = latest is not None and sha == latest.content_sha and not latest.revoked
-    if identical and latest is not None and supplied_version in (None, latest.version):
-        return Decision("unchanged", latest.version)
+    if latest is not None and sha == latest.content_sha:
+        # an explicit next version of the same content republishes a live policy,
+        # but never brings a revoked one back
+        reinstating = latest.revoked and supplied_version == next_version
+        if supplied_version in (None, latest.version) or reinstating:
+            return Decision("unchanged", latest.version)
     if supplied_version is not None and supplied_version != next_version:
         return Decision(
             "conflict",

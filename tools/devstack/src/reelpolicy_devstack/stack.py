@@ -10,10 +10,13 @@
    queued again. Consumers are idempotent (event ids) and projections only apply
    newer versions, so the platform converges and emits no change twice.
 5. The operator key is registered (``REELPOLICY_OPERATOR_KEY`` or a generated one kept
-   in ``.devdata/operator_key``), the policy catalog is synced, and on first start
-   demo data is imported.
+   in ``.devdata/operator_key``; one the registry refuses, e.g. revoked, is replaced
+   by a fresh one), the policy catalog is synced (a revoked policy stays revoked), and
+   on first start demo data is imported.
 6. The four services start as separate processes; once all are healthy their URLs
-   are printed. Ctrl-C (or SIGTERM) stops everything this command started.
+   are printed. A service that exits is started again with backoff (1 s doubling to
+   30 s), appending to its log. Ctrl-C (or SIGTERM) stops everything this command
+   started.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import contextlib
 import os
 import secrets
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,13 +39,21 @@ import asyncpg
 from reelpolicy_common.auth import new_api_key
 from reelpolicy_common.kafka import ensure_topics
 from reelpolicy_devstack.mail import MailSink
+from reelpolicy_devstack.operator_key import register_operator_key
 from reelpolicy_devstack.servers import (
     EmbeddedBroker,
     EmbeddedPostgres,
     database_uri,
     ensure_database,
 )
-from reelpolicy_devstack.services import DEFAULT_PORTS, SERVICES, ServiceGroup, run
+from reelpolicy_devstack.services import (
+    DEFAULT_PORTS,
+    SERVICES,
+    CommandError,
+    ServiceGroup,
+    Supervisor,
+    run,
+)
 
 REPLAY_WINDOW_SQL = "UPDATE outbox SET sent_at = NULL WHERE sent_at > now() - interval '1 hour'"
 
@@ -126,8 +138,9 @@ class Stack:
                 run(name, "republish", env=envs[name])
             for name in SERVICES:
                 asyncio.run(_requeue_recent(envs[name]["DATABASE_URL"]))
-        run("registry", "api-keys", "create", "--role", "operator", "--label", "make up",
-            "--key", operator_key, env=envs["registry"])  # fmt: skip
+        operator_key = register_operator_key(
+            operator_key, key_file=self.data_dir / "operator_key", registry_env=envs["registry"]
+        )
         print(run("ingest", "sync", str(self.root / "catalog"), env=envs["ingest"]), end="")
         demo = self.data_dir / "demo.jsonl"
         if not demo.exists():
@@ -152,11 +165,8 @@ class Stack:
         print("Ctrl-C stops everything.", flush=True)
 
     def wait(self) -> None:
-        while not self.stopping.wait(1.0):
-            for proc in self.group.processes:
-                if proc.process.poll() is not None:
-                    print(f"{proc.name} exited with {proc.process.returncode}; see {proc.log_path}")
-                    return
+        """Restart services that exit (with backoff) until Ctrl-C or SIGTERM."""
+        Supervisor(self.group).run(self.stopping)
 
     def down(self) -> None:
         print("\nstopping ...", flush=True)
@@ -189,6 +199,9 @@ def up(root: Path) -> int:
     try:
         stack.up()
         stack.wait()
+    except CommandError as exc:
+        print(f"make up failed: {exc}", file=sys.stderr, flush=True)
+        return 1
     finally:
         with contextlib.suppress(Exception):
             stack.down()

@@ -40,6 +40,11 @@ class SubmitResponse(BaseModel):
     id: str
     version: int
     created: bool = Field(description="False when the document equals the latest version.")
+    revoked: bool = Field(
+        default=False,
+        description="The policy stays revoked: an identical document does not reinstate it;"
+        " a changed one makes a new, live version.",
+    )
     document: dict[str, Any]
 
 
@@ -123,7 +128,11 @@ async def submit(
         response.status_code = 200
     p = result.policy
     return SubmitResponse(
-        id=p.policy_id, version=p.version, created=result.created, document=p.document
+        id=p.policy_id,
+        version=p.version,
+        created=result.created,
+        revoked=p.revoked,
+        document=p.document,
     )
 
 
