@@ -27,6 +27,21 @@ class ServiceSettings(BaseSettings):
     )
     database_pool_min: int = Field(default=1, ge=1)
     database_pool_max: int = Field(default=10, ge=1)
+    database_connect_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="How long opening a database connection may take."
+    )
+    database_command_timeout_seconds: float | None = Field(
+        default=60.0,
+        gt=0,
+        description="How long one statement may wait for the database before it fails (a"
+        " frozen server or a dead path that still accepts packets); unset: no limit.",
+    )
+    database_tcp_keepalive_seconds: int = Field(
+        default=10,
+        ge=1,
+        description="Idle seconds before TCP keepalive probes a database connection; a path"
+        " that stops answering fails after about three times this (TCP_USER_TIMEOUT too).",
+    )
     kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092")
     kafka_enable_idempotence: bool = Field(
         default=False,
