@@ -60,7 +60,7 @@ class ConnectionLimits:
         """From a :class:`~reelpolicy_common.settings.ServiceSettings`."""
         return cls(
             connect_timeout_seconds=settings.database_connect_timeout_seconds,
-            command_timeout_seconds=settings.database_command_timeout_seconds,
+            command_timeout_seconds=settings.database_command_timeout_seconds or None,
             tcp_keepalive_seconds=settings.database_tcp_keepalive_seconds,
         )
 
