@@ -1,0 +1,288 @@
+"""Outages of the infrastructure are waited out: nothing dead-lettered, nobody evicted."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from aiokafka.structs import TopicPartition
+from faststream.kafka import KafkaBroker
+from prometheus_client import REGISTRY
+
+from reelpolicy_common import topics
+from reelpolicy_common.consumer import (
+    ConsumedEvent,
+    RetryPolicy,
+    record_processed,
+    record_processed_many,
+    subscribe_reliably,
+)
+from reelpolicy_common.db.migrations import apply_migrations, common_migrations
+from reelpolicy_common.db.pool import ConnectionLimits, create_pool
+from reelpolicy_common.events import Envelope, EventType
+from reelpolicy_common.kafka import ensure_topics
+from support import eventually, unique_topic
+from tcp_fault_proxy import FaultProxy
+
+pytestmark = pytest.mark.servers
+
+# Record errors: 3 quick attempts, then the DLQ. Outages: waits of up to 1 s, no cap.
+RETRY = RetryPolicy(max_attempts=3, initial_seconds=0.05, max_seconds=0.1, outage_max_seconds=1)
+# A statement or connection attempt that hangs fails soon, well within the poll interval.
+LIMITS = ConnectionLimits(
+    connect_timeout_seconds=1.5, command_timeout_seconds=1.5, tcp_keepalive_seconds=1
+)
+MAX_POLL_INTERVAL_MS = 6000
+
+
+@pytest.fixture
+async def database(fresh_database: str) -> str:
+    conn = await asyncpg.connect(fresh_database)
+    await apply_migrations(conn, common_migrations())
+    await conn.execute(
+        "CREATE TABLE effects (key text PRIMARY KEY CHECK (key NOT LIKE 'poison%'), n int)"
+    )
+    await conn.close()
+    return fresh_database
+
+
+@pytest.fixture
+def proxy(database: str) -> Iterator[FaultProxy]:
+    """A TCP path to the embedded server's unix socket that the test can break."""
+    socket_dir = parse_qs(urlsplit(database).query)["host"][0]
+    proxy = FaultProxy(unix_path=f"{socket_dir}/.s.PGSQL.5432", name="pg-proxy").start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+async def pool(database: str, proxy: FaultProxy) -> AsyncIterator[asyncpg.Pool]:
+    parts = urlsplit(database)
+    userinfo = parts.netloc.rpartition("@")[0]
+    via_proxy = f"postgresql://{userinfo}@{proxy.address}{parts.path}"
+    pool = await create_pool(via_proxy, max_size=4, limits=LIMITS)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def topic(bootstrap_servers: str) -> str:
+    name = unique_topic()
+    await ensure_topics(bootstrap_servers=bootstrap_servers, names=[name, topics.dead_letter(name)])
+    return name
+
+
+class Assignments(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Counts the member's joins: a member evicted for not polling joins again."""
+
+    def __init__(self) -> None:
+        self.joins = 0
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        pass
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        self.joins += 1
+
+
+@contextlib.asynccontextmanager
+async def consuming(
+    bootstrap: str, topic: str, *, consumer: str, handler: Any, batch_handler: Any = None
+) -> AsyncIterator[Assignments]:
+    assignments = Assignments()
+    broker = KafkaBroker(bootstrap, enable_idempotence=False, logger=None)
+    subscribe_reliably(
+        broker,
+        topic_names=[topic],
+        group_id=f"g-{topic}",
+        consumer=consumer,
+        handler=handler,
+        batch_handler=batch_handler,
+        retry=RETRY,
+        fetch_max_wait_ms=100,
+        max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
+        listener=assignments,
+    )
+    await broker.start()
+    try:
+        await eventually(lambda: assignments.joins)
+        yield assignments
+    finally:
+        await broker.stop()
+
+
+async def produce(broker: KafkaBroker, topic: str, *keys: str) -> None:
+    for key in keys:
+        event = Envelope(type=EventType.enterprise_upserted, producer="test", key=key, payload={})
+        await broker.publish(event.to_bytes(), topic=topic, key=key.encode())
+
+
+def applying(pool: asyncpg.Pool, consumer: str) -> Any:
+    async def apply(event: ConsumedEvent) -> None:
+        async with pool.acquire() as conn, conn.transaction():
+            if await record_processed(conn, consumer=consumer, event_id=event.envelope.event_id):
+                await conn.execute(
+                    "INSERT INTO effects VALUES ($1, 1) ON CONFLICT (key) DO UPDATE"
+                    " SET n = effects.n + 1",
+                    event.envelope.key,
+                )
+
+    return apply
+
+
+async def applied(database: str) -> dict[str, int]:
+    conn = await asyncpg.connect(database)  # around the proxy
+    try:
+        return {r["key"]: r["n"] for r in await conn.fetch("SELECT key, n FROM effects")}
+    finally:
+        await conn.close()
+
+
+async def dead_lettered(bootstrap: str, topic: str) -> int:
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await probe.start()
+    try:
+        dlq = topics.dead_letter(topic)
+        assert dlq in await probe.topics()  # fetches the metadata too
+        partitions = [TopicPartition(dlq, p) for p in probe.partitions_for_topic(dlq) or []]
+        return sum((await probe.end_offsets(partitions)).values())
+    finally:
+        await probe.stop()
+
+
+def infrastructure_retries(consumer: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "reelpolicy_consumer_infrastructure_retries_total", {"consumer": consumer}
+    )
+    return value or 0.0
+
+
+async def test_a_database_outage_longer_than_the_retries_is_waited_out(
+    database: str, proxy: FaultProxy, pool: asyncpg.Pool, bootstrap_servers: str, topic: str
+) -> None:
+    """16 s without the database (black-holed, then refused) while events keep coming:
+    every event is applied once when it is back, none is dead-lettered, and the member
+    kept its place in the group although the outage is longer than its poll interval."""
+    consumer = f"outage-{uuid.uuid4().hex[:6]}"
+    producer = KafkaBroker(bootstrap_servers, enable_idempotence=False, logger=None)
+    await producer.connect()
+    keys = [f"k{i}" for i in range(40)]
+    try:
+        async with consuming(
+            bootstrap_servers, topic, consumer=consumer, handler=applying(pool, consumer)
+        ) as assignments:
+            await produce(producer, topic, *keys[:5])
+            await eventually(lambda: _has(database, keys[:5]))
+
+            proxy.blackhole()  # packets vanish: statements and new connections hang
+            for key in keys[5:25]:
+                await produce(producer, topic, key)
+                await asyncio.sleep(0.5)
+            proxy.cut()
+            proxy.refuse()  # the server is gone: connections are refused at once
+            for key in keys[25:35]:
+                await produce(producer, topic, key)
+                await asyncio.sleep(0.6)
+            proxy.heal()
+            await produce(producer, topic, *keys[35:])
+
+            await eventually(lambda: _has(database, keys), timeout=20)
+            assert assignments.joins == 1  # never evicted, never rejoined
+            assert await dead_lettered(bootstrap_servers, topic) == 0
+            assert await applied(database) == {key: 1 for key in keys}
+            assert infrastructure_retries(consumer) >= 3  # it paused, more than once
+    finally:
+        await producer.stop()
+
+
+async def test_a_batch_failed_by_the_infrastructure_is_not_handled_one_by_one(
+    database: str, proxy: FaultProxy, pool: asyncpg.Pool, bootstrap_servers: str, topic: str
+) -> None:
+    """A batch handler that cannot reach the database leaves its whole chunk for later;
+    it never falls back to record-by-record handling (which would dead-letter each)."""
+    consumer = f"batch-{uuid.uuid4().hex[:6]}"
+    one_by_one: list[str] = []
+    batch_calls = 0
+
+    async def apply_batch(events: Sequence[ConsumedEvent]) -> None:
+        nonlocal batch_calls
+        batch_calls += 1
+        async with pool.acquire() as conn, conn.transaction():
+            ids = [e.envelope.event_id for e in events]
+            new = await record_processed_many(conn, consumer=consumer, event_ids=ids)
+            for event in events:
+                if event.envelope.event_id in new:
+                    await conn.execute(
+                        "INSERT INTO effects VALUES ($1, 1)"
+                        " ON CONFLICT (key) DO UPDATE SET n = effects.n + 1",
+                        event.envelope.key,
+                    )
+
+    async def apply_one(event: ConsumedEvent) -> None:
+        one_by_one.append(event.envelope.key)
+        await applying(pool, consumer)(event)
+
+    producer = KafkaBroker(bootstrap_servers, enable_idempotence=False, logger=None)
+    await producer.connect()
+    keys = [f"b{i}" for i in range(30)]
+    try:
+        async with consuming(
+            bootstrap_servers,
+            topic,
+            consumer=consumer,
+            handler=apply_one,
+            batch_handler=apply_batch,
+        ) as assignments:
+            proxy.cut()
+            proxy.refuse()
+            await produce(producer, topic, *keys)
+            await asyncio.sleep(3)  # ten times what the record retries take
+            proxy.heal()
+            await eventually(lambda: _has(database, keys))
+            assert assignments.joins == 1
+        assert one_by_one == []
+        assert batch_calls >= 3  # tried again, whole, after each wait
+        assert infrastructure_retries(consumer) >= 2
+        assert await dead_lettered(bootstrap_servers, topic) == 0
+        assert await applied(database) == {key: 1 for key in keys}
+    finally:
+        await producer.stop()
+
+
+async def test_a_record_the_database_refuses_is_still_dead_lettered_after_its_retries(
+    database: str, pool: asyncpg.Pool, bootstrap_servers: str, topic: str
+) -> None:
+    """A constraint the data breaks is the record's fault: bounded retries, then the DLQ,
+    and the records behind it go on."""
+    consumer = f"poison-{uuid.uuid4().hex[:6]}"
+    calls: list[str] = []
+    apply = applying(pool, consumer)
+
+    async def counting(event: ConsumedEvent) -> None:
+        calls.append(event.envelope.key)
+        await apply(event)
+
+    producer = KafkaBroker(bootstrap_servers, enable_idempotence=False, logger=None)
+    await producer.connect()
+    try:
+        async with consuming(bootstrap_servers, topic, consumer=consumer, handler=counting):
+            await produce(producer, topic, "before", "poison-1", "after")
+            await eventually(lambda: _has(database, ["before", "after"]))
+            await eventually(lambda: dead_lettered(bootstrap_servers, topic))
+    finally:
+        await producer.stop()
+    assert calls.count("poison-1") == RETRY.max_attempts
+    assert await dead_lettered(bootstrap_servers, topic) == 1
+    assert await applied(database) == {"before": 1, "after": 1}
+
+
+async def _has(database: str, keys: Sequence[str]) -> bool:
+    done = await applied(database)
+    return all(key in done for key in keys)
