@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
@@ -112,7 +113,7 @@ async def consuming(
     )
     await broker.start()
     try:
-        await eventually(lambda: assignments.joins)
+        await eventually(lambda: assignments.joins, timeout=30)
         yield assignments
     finally:
         await broker.stop()
@@ -286,3 +287,48 @@ async def test_a_record_the_database_refuses_is_still_dead_lettered_after_its_re
 async def _has(database: str, keys: Sequence[str]) -> bool:
     done = await applied(database)
     return all(key in done for key in keys)
+
+
+async def test_stopping_during_a_pause_commits_what_was_handled_and_nothing_after(
+    database: str, pool: asyncpg.Pool, bootstrap_servers: str, topic: str
+) -> None:
+    """Shut down while waiting out an outage: the committed offset is the first record
+    not handled, where a consumer started later in the group goes on."""
+    consumer = f"stop-{uuid.uuid4().hex[:6]}"
+    seen: list[str] = []
+    apply = applying(pool, consumer)
+
+    async def handler(event: ConsumedEvent) -> None:
+        seen.append(event.envelope.key)
+        if event.envelope.key >= "s3":
+            raise ConnectionRefusedError(111, "Connection refused")
+        await apply(event)
+
+    keys = [f"s{i}" for i in range(6)]
+    producer = KafkaBroker(bootstrap_servers, enable_idempotence=False, logger=None)
+    await producer.connect()
+    try:
+        await produce(producer, topic, *keys)
+        async with consuming(bootstrap_servers, topic, consumer=consumer, handler=handler):
+            await eventually(lambda: seen.count("s3") >= 3)  # paused, resumed, paused again
+        assert await applied(database) == {"s0": 1, "s1": 1, "s2": 1}
+        probe = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=f"g-{topic}")
+        await probe.start()
+        try:
+            assert await probe.committed(TopicPartition(topic, 0)) == 3  # s3's offset
+        finally:
+            await probe.stop()
+
+        assert await dead_lettered(bootstrap_servers, topic) == 0
+    finally:
+        await producer.stop()
+
+
+async def test_pooled_connections_over_tcp_have_keepalive_and_a_user_timeout(
+    pool: asyncpg.Pool,
+) -> None:
+    async with pool.acquire() as conn:
+        sock = conn._con._transport.get_extra_info("socket")  # no public way to the socket
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 3000
