@@ -81,13 +81,15 @@ async def topic(bootstrap_servers: str) -> str:
 
 
 class Assignments(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Counts the member's joins: a member evicted for not polling joins again."""
+    """Counts the member's joins and losses: a member evicted for not polling loses
+    its partitions and joins again."""
 
     def __init__(self) -> None:
         self.joins = 0
+        self.losses = 0
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        pass
+        self.losses += bool(revoked)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         self.joins += 1
@@ -95,7 +97,13 @@ class Assignments(ConsumerRebalanceListener):  # type: ignore[misc]
 
 @contextlib.asynccontextmanager
 async def consuming(
-    bootstrap: str, topic: str, *, consumer: str, handler: Any, batch_handler: Any = None
+    bootstrap: str,
+    topic: str,
+    *,
+    consumer: str,
+    handler: Any,
+    batch_handler: Any = None,
+    max_poll_interval_ms: int = MAX_POLL_INTERVAL_MS,
 ) -> AsyncIterator[Assignments]:
     assignments = Assignments()
     broker = KafkaBroker(bootstrap, enable_idempotence=False, logger=None)
@@ -108,7 +116,7 @@ async def consuming(
         batch_handler=batch_handler,
         retry=RETRY,
         fetch_max_wait_ms=100,
-        max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
+        max_poll_interval_ms=max_poll_interval_ms,
         listener=assignments,
     )
     await broker.start()
@@ -168,7 +176,7 @@ def infrastructure_retries(consumer: str) -> float:
 async def test_a_database_outage_longer_than_the_retries_is_waited_out(
     database: str, proxy: FaultProxy, pool: asyncpg.Pool, bootstrap_servers: str, topic: str
 ) -> None:
-    """16 s without the database (black-holed, then refused) while events keep coming:
+    """15 s without the database (black-holed, then refused) while events keep coming:
     every event is applied once when it is back, none is dead-lettered, and the member
     kept its place in the group although the outage is longer than its poll interval."""
     consumer = f"outage-{uuid.uuid4().hex[:6]}"
@@ -190,12 +198,12 @@ async def test_a_database_outage_longer_than_the_retries_is_waited_out(
             proxy.refuse()  # the server is gone: connections are refused at once
             for key in keys[25:35]:
                 await produce(producer, topic, key)
-                await asyncio.sleep(0.6)
+                await asyncio.sleep(0.5)
             proxy.heal()
             await produce(producer, topic, *keys[35:])
 
             await eventually(lambda: _has(database, keys), timeout=20)
-            assert assignments.joins == 1  # never evicted, never rejoined
+            assert (assignments.joins, assignments.losses) == (1, 0)  # never evicted
             assert await dead_lettered(bootstrap_servers, topic) == 0
             assert await applied(database) == {key: 1 for key in keys}
             assert infrastructure_retries(consumer) >= 3  # it paused, more than once
@@ -247,7 +255,7 @@ async def test_a_batch_failed_by_the_infrastructure_is_not_handled_one_by_one(
             await asyncio.sleep(3)  # ten times what the record retries take
             proxy.heal()
             await eventually(lambda: _has(database, keys))
-            assert assignments.joins == 1
+            assert (assignments.joins, assignments.losses) == (1, 0)
         assert one_by_one == []
         assert batch_calls >= 3  # tried again, whole, after each wait
         assert infrastructure_retries(consumer) >= 2
@@ -332,3 +340,35 @@ async def test_pooled_connections_over_tcp_have_keepalive_and_a_user_timeout(
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 1
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 3000
+
+
+async def test_a_slow_batch_returns_to_polling_before_the_member_would_be_evicted(
+    bootstrap_servers: str, topic: str
+) -> None:
+    """Handling 12 records of 0.4 s each takes longer than the poll interval (4 s): the
+    subscriber polls between parts of the batch, keeps its place, handles each once."""
+    seen: list[str] = []
+
+    async def slow(event: ConsumedEvent) -> None:
+        await asyncio.sleep(0.4)
+        seen.append(event.envelope.key)
+
+    keys = [f"w{i:02}" for i in range(12)]
+    producer = KafkaBroker(bootstrap_servers, enable_idempotence=False, logger=None)
+    await producer.connect()
+    try:
+        events = [
+            Envelope(type=EventType.enterprise_upserted, producer="t", key=k, payload={})
+            for k in keys
+        ]
+        # one record batch: one fetch brings them all
+        await producer.publish_batch(*(e.to_bytes() for e in events), topic=topic)
+        async with consuming(
+            bootstrap_servers, topic, consumer="slow", handler=slow, max_poll_interval_ms=4000
+        ) as joined:
+            await eventually(lambda: len(seen) >= len(keys), timeout=20)
+            await asyncio.sleep(1)  # an evicted member gives its partitions up once it polls
+            assert (joined.joins, joined.losses) == (1, 0)
+        assert seen == keys
+    finally:
+        await producer.stop()

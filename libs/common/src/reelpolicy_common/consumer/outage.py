@@ -54,14 +54,8 @@ class OutageWait:
         self, kafka: AIOKafkaConsumer, unhandled: Sequence[ConsumerRecord[Any, Any]]
     ) -> float:
         """Rewind to ``unhandled`` (in order), pause, resume after a backoff; the wait."""
-        assigned = kafka.assignment()
-        first: dict[TopicPartition, int] = {}
-        for record in unhandled:
-            first.setdefault(TopicPartition(record.topic, record.partition), record.offset)
-        for partition, offset in first.items():
-            if partition in assigned:  # a revoked one restarts from its committed offset
-                kafka.seek(partition, offset)
-        kafka.pause(*assigned)
+        rewind(kafka, unhandled)
+        kafka.pause(*kafka.assignment())
         delay = self.next_delay()
         if self._timer is not None:
             self._timer.cancel()
@@ -76,3 +70,14 @@ class OutageWait:
             kafka.resume(*kafka.paused())
         except Exception as exc:  # stopped, or its assignment is being replaced
             log.debug("%s: nothing to resume (%r)", self._consumer, exc)
+
+
+def rewind(kafka: AIOKafkaConsumer, unhandled: Sequence[ConsumerRecord[Any, Any]]) -> None:
+    """Fetch ``unhandled`` (records in partition order) again, from the first of each."""
+    assigned = kafka.assignment()
+    first: dict[TopicPartition, int] = {}
+    for record in unhandled:
+        first.setdefault(TopicPartition(record.topic, record.partition), record.offset)
+    for partition, offset in first.items():
+        if partition in assigned:  # a revoked one restarts from its committed offset
+            kafka.seek(partition, offset)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +48,7 @@ from reelpolicy_common.consumer.faults import (
     PermanentError,
     is_infrastructure_error,
 )
-from reelpolicy_common.consumer.outage import OutageWait
+from reelpolicy_common.consumer.outage import OutageWait, rewind
 from reelpolicy_common.consumer.types import (
     BatchHandler,
     ConsumedEvent,
@@ -250,19 +251,31 @@ def subscribe_reliably(
         description=description,
     )
 
-    async def handle(records: Sequence[ConsumerRecord[Any, Any]]) -> int:
-        """Handle ``records`` in order; how many before an infrastructure error stopped it."""
+    # Handling a fetched batch past this long returns to polling (and goes on with the
+    # rest after the next fetch) so that slow records cannot get the member evicted.
+    poll_budget_seconds = max_poll_interval_ms / 2000
+
+    async def handle(
+        records: Sequence[ConsumerRecord[Any, Any]], *, until: float
+    ) -> tuple[int, bool]:
+        """Handle ``records`` in order until the loop time ``until``: how many were
+        handled, and whether an infrastructure error stopped it."""
+        loop = asyncio.get_running_loop()
         done = 0
         step = batch_size if batch_handler is not None else max(len(records), 1)
         try:
             for i in range(0, len(records), step):
                 chunk = records[i : i + step]
+                if done and loop.time() > until:
+                    return done, False
                 if batch_handler is not None and await process_batch(
                     chunk, consumer=consumer, batch_handler=batch_handler
                 ):
                     done += len(chunk)
                     continue
                 for record in chunk:
+                    if done and loop.time() > until:
+                        return done, False
                     await process_record(
                         record,
                         consumer=consumer,
@@ -280,26 +293,33 @@ def subscribe_reliably(
                 records[done].offset,
                 fault,
             )
-        return done
+            return done, True
+        return done, False
 
     @subscriber
     async def consume(body: Any) -> None:
         message: KafkaMessage = body
         records: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message
-        done = await handle(records)
         if not isinstance(message.consumer, AIOKafkaConsumer):
             # TestKafkaBroker's in-memory consumer: no group to stay in, nothing to pause
+            done = 0
             while done < len(records):
-                await asyncio.sleep(outage.next_delay())
-                done += await handle(records[done:])
+                handled, stalled = await handle(records[done:], until=math.inf)
+                done += handled
+                if stalled:
+                    await asyncio.sleep(outage.next_delay())
             outage.recovered()
             await message.ack()
             return
-        if done == len(records):
+        until = asyncio.get_running_loop().time() + poll_budget_seconds
+        done, stalled = await handle(records, until=until)
+        if not stalled:
             outage.recovered()
         commits.handled(message.consumer, records[:done])
-        if done < len(records):
+        if stalled:
             outage.pause(message.consumer, records[done:])
+        elif done < len(records):  # out of time: poll, then go on with the rest
+            rewind(message.consumer, records[done:])
         if not subscriber.running:  # stopping: commit before the consumer closes
             await commits.flush()
         _observe_lag(message.consumer, records[:done], consumer=consumer)
