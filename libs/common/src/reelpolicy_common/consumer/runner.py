@@ -62,11 +62,10 @@ from reelpolicy_common.telemetry import (
     decode_kafka_headers,
 )
 
+__all__ = ["PermanentError", "RetryPolicy", "process_record", "subscribe_reliably"]
+
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("reelpolicy.consumer")
-
-
-__all__ = ["PermanentError", "RetryPolicy", "process_record", "subscribe_reliably"]
 
 DeadLetterPublisher = Callable[[ConsumerRecord[Any, Any], str, int], Awaitable[None]]
 

@@ -26,6 +26,8 @@ from typing import Any
 import asyncpg
 from pydantic_core import from_json, to_json
 
+from reelpolicy_common.settings import ServiceSettings
+
 
 def _encode_jsonb(value: Any) -> bytes:
     if isinstance(value, bytes):  # encoded JSON already
@@ -56,8 +58,8 @@ class ConnectionLimits:
     probes, or data unacknowledged for three times this, close the connection."""
 
     @classmethod
-    def from_settings(cls, settings: Any) -> ConnectionLimits:
-        """From a :class:`~reelpolicy_common.settings.ServiceSettings`."""
+    def from_settings(cls, settings: ServiceSettings) -> ConnectionLimits:
+        """The limits a service's settings ask for (``DATABASE_*``)."""
         return cls(
             connect_timeout_seconds=settings.database_connect_timeout_seconds,
             command_timeout_seconds=settings.database_command_timeout_seconds or None,
