@@ -9,9 +9,9 @@ explanation about 5x faster and ``from_json`` decodes outbox headers about 3x fa
 
 A database that goes away must show as an error, not as a wait without end (a consumer
 waits out errors of the infrastructure, but only those it sees): connecting has a
-timeout, each statement has one (a frozen server, or a dead path whose packets are
-still acknowledged by something in between), and TCP keepalive with a user timeout
-closes a connection whose peer stopped answering, idle or busy. See
+timeout, a service's statements have one (a frozen server, or a dead path whose
+packets something in between still acknowledges), and TCP keepalive with a user
+timeout closes a connection whose peer stopped answering, idle or busy. See
 :class:`ConnectionLimits`.
 """
 
