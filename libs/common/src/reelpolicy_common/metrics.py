@@ -19,6 +19,16 @@ CONSUMER_LAG = Gauge(
     "Messages behind the partition's high watermark.",
     ["consumer", "topic", "partition"],
 )
+CONSUMER_PAUSED = Gauge(
+    "reelpolicy_consumer_paused",
+    "1 while a consumer waits out an infrastructure outage with its partitions paused.",
+    ["consumer"],
+)
+CONSUMER_INFRASTRUCTURE_RETRIES = Counter(
+    "reelpolicy_consumer_infrastructure_retries_total",
+    "Times a consumer paused to wait out an infrastructure error (records kept, not DLQ'd).",
+    ["consumer"],
+)
 OUTBOX_PUBLISHED = Counter("reelpolicy_outbox_published_total", "Outbox rows published.")
 OUTBOX_BACKLOG = Gauge("reelpolicy_outbox_backlog", "Outbox rows not yet published.")
 OUTBOX_OLDEST_AGE = Gauge(

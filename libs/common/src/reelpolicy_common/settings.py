@@ -27,6 +27,22 @@ class ServiceSettings(BaseSettings):
     )
     database_pool_min: int = Field(default=1, ge=1)
     database_pool_max: int = Field(default=10, ge=1)
+    database_connect_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="How long opening a database connection may take."
+    )
+    database_command_timeout_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How long one statement may wait for the database before it fails (a"
+        " frozen server or a dead path that still accepts packets); 0: no limit. Bulk"
+        " writes commit in chunks (20,000 rows) that take seconds, well within it.",
+    )
+    database_tcp_keepalive_seconds: int = Field(
+        default=10,
+        ge=1,
+        description="Idle seconds before TCP keepalive probes a database connection; a path"
+        " that stops answering fails after about three times this (TCP_USER_TIMEOUT too).",
+    )
     kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092")
     kafka_enable_idempotence: bool = Field(
         default=False,
@@ -61,6 +77,12 @@ class ServiceSettings(BaseSettings):
     consumer_max_attempts: int = Field(default=5, ge=1, description="Tries before the DLQ.")
     consumer_retry_initial_seconds: float = Field(default=0.2, ge=0)
     consumer_retry_max_seconds: float = Field(default=10.0, ge=0)
+    consumer_outage_backoff_max_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest wait between tries while a consumer waits out an infrastructure"
+        " error (database or broker unreachable); such records are never dead-lettered.",
+    )
     outbox_batch_size: int = Field(default=1000, ge=1)
     outbox_retention_seconds: float = Field(
         default=3600.0,

@@ -1,5 +1,7 @@
-"""Reliable consumers: idempotency, bounded retries with backoff, dead letters."""
+"""Reliable consumers: idempotency, bounded retries with backoff, dead letters, and
+infrastructure outages waited out (never dead-lettered)."""
 
+from reelpolicy_common.consumer.faults import InfrastructureError, is_infrastructure_error
 from reelpolicy_common.consumer.idempotency import (
     record_processed,
     record_processed_many,
@@ -17,8 +19,10 @@ __all__ = [
     "BatchHandler",
     "ConsumedEvent",
     "EventHandler",
+    "InfrastructureError",
     "PermanentError",
     "RetryPolicy",
+    "is_infrastructure_error",
     "process_record",
     "record_processed",
     "record_processed_many",

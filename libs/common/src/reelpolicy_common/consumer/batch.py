@@ -4,7 +4,10 @@ A handler that applies many events in one transaction saves the per-event round
 trips (begin, idempotency record, effect, commit) that dominate a busy consumer.
 It is all or nothing: when it fails (or a record is not a valid envelope), nothing
 of the batch was applied, and the caller falls back to record-by-record handling
-with its retries and dead letters.
+with its retries and dead letters. Not when the infrastructure failed it: then
+:class:`~reelpolicy_common.consumer.faults.InfrastructureError` tells the caller
+that none of the batch was handled, to be tried again once the outage is over
+(one by one, every record would fail the same way and be dead-lettered).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from reelpolicy_common import metrics
+from reelpolicy_common.consumer.faults import InfrastructureError, is_infrastructure_error
 from reelpolicy_common.consumer.types import (
     BatchHandler,
     ConsumedEvent,
@@ -40,7 +44,10 @@ async def process_batch(
     consumer: str,
     batch_handler: BatchHandler,
 ) -> bool:
-    """Offer every record to ``batch_handler`` at once; True if it succeeded."""
+    """Offer every record to ``batch_handler`` at once; True if it succeeded.
+
+    Raises :class:`InfrastructureError` if it failed for the infrastructure's sake.
+    """
 
     spans: list[Span] = []
     events: list[ConsumedEvent] = []
@@ -72,10 +79,14 @@ async def process_batch(
             )
         await batch_handler(events)
     except Exception as exc:
-        log.info("batch of %d failed (%r); handling its records one by one", len(records), exc)
+        infrastructure = is_infrastructure_error(exc)
+        outcome = "to be tried again" if infrastructure else "retried one by one"
+        log.info("batch of %d failed (%r); %s", len(records), exc, outcome)
         for span in spans:
-            span.set_status(Status(StatusCode.ERROR, "batch failed; retried one by one"))
+            span.set_status(Status(StatusCode.ERROR, f"batch failed; {outcome}"))
             span.end()
+        if infrastructure:
+            raise InfrastructureError(repr(exc)) from exc
         return False
     for span in spans:
         span.end()

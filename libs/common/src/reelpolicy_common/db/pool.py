@@ -6,14 +6,27 @@ The codecs are pydantic-core's JSON (Rust): measured on a bulk policy change (10
 results, history rows and outbox rows with JSONB columns) the standard library's
 ``json`` took a quarter of the rules process's time; ``to_json`` encodes a typical
 explanation about 5x faster and ``from_json`` decodes outbox headers about 3x faster.
+
+A database that goes away must show as an error, not as a wait without end (a consumer
+waits out errors of the infrastructure, but only those it sees): connecting has a
+timeout, a service's statements have one (a frozen server, or a dead path whose
+packets something in between still acknowledges), and TCP keepalive with a user
+timeout closes a connection whose peer stopped answering, idle or busy. See
+:class:`ConnectionLimits`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import socket
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 from pydantic_core import from_json, to_json
+
+from reelpolicy_common.settings import ServiceSettings
 
 
 def _encode_jsonb(value: Any) -> bytes:
@@ -32,7 +45,53 @@ def _encode_json(value: Any) -> bytes:
     return to_json(value)
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """How soon a database that stopped answering turns into an error."""
+
+    connect_timeout_seconds: float = 10.0
+    command_timeout_seconds: float | None = None
+    """Per statement (a call's own ``timeout=`` overrides it); services set one
+    (``DATABASE_COMMAND_TIMEOUT_SECONDS``), one-off commands may run long statements."""
+    tcp_keepalive_seconds: int = 10
+    """Idle time before the first probe; also the probe interval. Three unanswered
+    probes, or data unacknowledged for three times this, close the connection."""
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> ConnectionLimits:
+        """The limits a service's settings ask for (``DATABASE_*``)."""
+        return cls(
+            connect_timeout_seconds=settings.database_connect_timeout_seconds,
+            command_timeout_seconds=settings.database_command_timeout_seconds or None,
+            tcp_keepalive_seconds=settings.database_tcp_keepalive_seconds,
+        )
+
+
+def _set_keepalive(conn: asyncpg.Connection, *, seconds: int) -> None:
+    """Keepalive and a user timeout on a TCP connection (a unix socket needs none)."""
+    transport = getattr(conn, "_transport", None)  # asyncpg exposes no public socket
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    options = [
+        (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
+        (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPIDLE", None), seconds),
+        (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPINTVL", None), seconds),
+        (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPCNT", None), 3),
+        (socket.IPPROTO_TCP, getattr(socket, "TCP_USER_TIMEOUT", None), seconds * 3000),
+    ]
+    for level, option, value in options:
+        if option is not None:  # not every platform has each option
+            with contextlib.suppress(OSError):
+                sock.setsockopt(level, option, value)
+
+
+async def _init_connection(conn: asyncpg.Connection, *, limits: ConnectionLimits) -> None:
+    _set_keepalive(conn, seconds=limits.tcp_keepalive_seconds)
+    await _init_codecs(conn)
+
+
+async def _init_codecs(conn: asyncpg.Connection) -> None:
     # Binary codecs, so COPY (binary) works for json columns too.
     await conn.set_type_codec(
         "jsonb", encoder=_encode_jsonb, decoder=_decode_jsonb, schema="pg_catalog", format="binary"
@@ -57,10 +116,19 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
     """
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+async def create_pool(
+    dsn: str, *, min_size: int = 1, max_size: int = 10, limits: ConnectionLimits | None = None
+) -> asyncpg.Pool:
     """Open a pool whose connections encode/decode json and jsonb."""
+    limits = limits or ConnectionLimits()
     pool: asyncpg.Pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=_keep_session
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=functools.partial(_init_connection, limits=limits),
+        reset=_keep_session,
+        timeout=limits.connect_timeout_seconds,
+        command_timeout=limits.command_timeout_seconds,
     )
     return pool
 
@@ -68,5 +136,5 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asy
 async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
     """One connection with the same codecs as the pool's."""
     conn: asyncpg.Connection = await asyncpg.connect(dsn, **kwargs)
-    await _init_connection(conn)
+    await _init_connection(conn, limits=ConnectionLimits())
     return conn
