@@ -24,7 +24,7 @@ from prometheus_client import REGISTRY
 
 from reelpolicy_common.auth_cache import PrincipalCache
 from reelpolicy_common.consumer.runner import RetryPolicy
-from reelpolicy_common.db.pool import create_pool
+from reelpolicy_common.db.pool import ConnectionLimits, create_pool
 from reelpolicy_common.kafka import KafkaRecordPublisher, make_producer
 from reelpolicy_common.metrics import PrometheusOutboxMetrics
 from reelpolicy_common.outbox.relay import OutboxRelay
@@ -87,7 +87,10 @@ class ServiceRuntime:
     def retry_policy(self) -> RetryPolicy:
         s = self.settings
         return RetryPolicy(
-            s.consumer_max_attempts, s.consumer_retry_initial_seconds, s.consumer_retry_max_seconds
+            s.consumer_max_attempts,
+            s.consumer_retry_initial_seconds,
+            s.consumer_retry_max_seconds,
+            outage_max_seconds=s.consumer_outage_backoff_max_seconds,
         )
 
     @property
@@ -123,7 +126,10 @@ class ServiceRuntime:
         s = self.settings
         configure_tracing(service=s.service_name, otlp_endpoint=s.otel_exporter_otlp_endpoint)
         self._pool = await create_pool(
-            s.database_url, min_size=s.database_pool_min, max_size=s.database_pool_max
+            s.database_url,
+            min_size=s.database_pool_min,
+            max_size=s.database_pool_max,
+            limits=ConnectionLimits.from_settings(s),
         )
         producer = make_producer(
             bootstrap_servers=s.kafka_bootstrap_servers,
