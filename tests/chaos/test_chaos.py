@@ -1,0 +1,38 @@
+"""The chaos run, shortened for ``make test``: a fixed seed, 100 seconds of load with
+service kills, connection cuts and black holes, and a database outage (``make chaos``
+runs longer ones with other seeds). It runs :func:`run.chaos_run` and asserts what
+``make chaos`` asserts, printing the same lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from run import chaos_run
+
+pytestmark = pytest.mark.chaos
+
+SEED = 20261207
+MINUTES = 100 / 60
+
+
+@pytest.mark.timeout(600)
+def test_nothing_is_lost_or_repeated_while_processes_die_and_connections_drop(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with capsys.disabled():
+        print()
+        result = chaos_run(
+            seed=SEED,
+            minutes=MINUTES,
+            log_dir=tmp_path / "chaos",
+            say=lambda s: print(s, flush=True),
+        )
+    report = result.report
+    assert report.eligibility_events_lost == 0, report.mismatches
+    assert report.duplicate_alerts == 0, report.mismatches
+    assert report.dlq_records == 0, report.mismatches
+    assert report.quarantined_outbox_rows == 0, report.mismatches
+    assert report.eligibility_in_rules == report.eligibility_expected, report.mismatches
+    assert report.alerts_delivered == report.alerts_expected, report.mismatches
+    assert result.failures() == [], f"{result.failures()}; logs in {result.log_dir}"
