@@ -279,8 +279,8 @@ async def write_notify(dsn: str, base: str) -> dict[str, uuid.UUID]:
             None,
             ["eligibility.changed"],
             {},
-            False,
-            datetime.now(UTC),
+            True,  # its 410s not seen yet: left out all the same
+            None,
             when,
         ),
         # created after B's events occurred: they may be alerted, need not be
