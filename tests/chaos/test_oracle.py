@@ -5,6 +5,8 @@ A small final state is written by hand: registry, ingest, rules and notify datab
 embedded broker, webhook requests as the receiver records them and a mail in the sink's
 folder. The expected results are worked out by hand from the policies below, not with
 the oracle's evaluator. Each step then breaks one thing and checks the oracle sees it.
+A second test holds the oracle's per-subject expectation against rules' columnar path
+on the catalog, so the two cannot drift apart unnoticed.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import polars as pl
 import pytest
 from aiokafka import AIOKafkaProducer
-from oracle import ChaosReport, ChaosSources, measure
+from oracle import ChaosReport, ChaosSources, agrees, evaluate_registry, measure
 from pydantic_core import to_json
 
 from reelpolicy_common import topics
@@ -27,10 +31,16 @@ from reelpolicy_common.events import Envelope, EventType
 from reelpolicy_common.kafka import ensure_topics
 from reelpolicy_devstack.servers import EmbeddedPostgres, database_uri, ensure_database
 from reelpolicy_notify.domain.alerts import eligibility_alert
-from reelpolicy_policy import parse_policy, policy_document_dict
-from support import migrate_service
-
-pytestmark = pytest.mark.servers
+from reelpolicy_policy import evaluate_bulk, load_catalog, parse_policy, policy_document_dict
+from reelpolicy_registry.generate import generate_rows
+from reelpolicy_rules.domain.bulk_frames import apply_frame_constraints, bulk_outcomes
+from reelpolicy_rules.domain.subject_frame import (
+    enterprise_frame,
+    enterprise_rows,
+    production_frame,
+    production_rows,
+)
+from support import ROOT, migrate_service
 
 A, B, C = (str(uuid.uuid4()) for _ in range(3))  # Shanghai, Zhengzhou, Shanghai (deleted)
 PA1, PA2, PC = (str(uuid.uuid4()) for _ in range(3))  # A's live and deleted, C's
@@ -314,6 +324,7 @@ async def write_notify(dsn: str, base: str) -> dict[str, uuid.UUID]:
     return ids
 
 
+@pytest.mark.servers
 async def test_oracle_detects_each_disagreement(
     embedded_postgres: EmbeddedPostgres, bootstrap_servers: str, tmp_path: Path
 ) -> None:
@@ -505,3 +516,61 @@ def test_report_converges_only_when_every_count_agrees() -> None:
         {"duplicate_alerts": 1},
     ):
         assert not replace(agreed, **change_).converged
+
+
+def test_expectation_is_what_rules_bulk_path_stores_for_the_catalog() -> None:
+    """The oracle's per-subject expectation against rules' columnar path (its pure parts:
+    frames from the registry's JSON, the bulk engine, stacking and fund draws) on the
+    catalog and generated subjects, among them an oversubscribed fund."""
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    enterprises, productions, by_code = [], [], {}
+    for row in generate_rows(enterprises=200, productions=1000, seed=7):
+        attributes = {k: v for k, v in row.items() if k not in ("type", "enterprise_credit_code")}
+        if row["type"] == "enterprise":
+            by_code[row["credit_code"]] = eid = str(uuid.uuid4())
+            enterprises.append({"enterprise_id": eid, "attributes": attributes, "deleted": False})
+        else:
+            eid = by_code[row["enterprise_credit_code"]]
+            productions.append(
+                {
+                    "production_id": str(uuid.uuid4()),
+                    "enterprise_id": eid,
+                    "deleted": False,
+                    "attributes": {**attributes, "enterprise_id": eid},
+                }
+            )
+    policies = load_catalog(ROOT / "catalog")
+    shenzhen = next(p for p in policies if p.constraints.stacking_group is not None)
+    second = policy_document_dict(shenzhen) | {"id": "sz-second", "version": 1}  # same group
+    policies.append(parse_policy(second))  # so the group's cap trims what its two policies give
+    expected = evaluate_registry(enterprises, productions, policies, today=today)
+
+    def raw(rows: list[dict[str, Any]], *ids: str) -> pl.DataFrame:
+        columns = {i: [r[i] for r in rows] for i in ids}
+        return pl.DataFrame(
+            {**columns, "attributes": [to_json(r["attributes"]).decode() for r in rows]}
+        )
+
+    ents = enterprise_rows(raw(enterprises, "enterprise_id"))
+    prods = production_rows(raw(productions, "production_id", "enterprise_id"))
+    parts = []
+    for kind, frame in (
+        ("enterprise", enterprise_frame(ents)),
+        ("production", production_frame(prods, ents)),
+    ):
+        bulk = evaluate_bulk([p for p in policies if p.subject == kind], frame, today=today)
+        parts.append(bulk_outcomes(bulk, subjects=frame, subject_type=kind))
+    current, funds = apply_frame_constraints(pl.concat(parts), policies=policies)
+    stored = {
+        (r["subject_id"], r["policy_id"]): (r["status"], r["amount_cny"])
+        for r in current.to_dicts()
+        if r["status"] != "ineligible"
+    }
+    assert any(f.unfunded for f in funds.values())  # the draw order mattered somewhere
+    assert any(
+        r["policy_id"] == "sz-second" and r["status"] == "eligible" and r["amount_cny"] == 0
+        for r in current.to_dicts()
+    )  # the stacking cap trimmed something
+    assert len(expected) > 1000
+    assert expected.keys() == stored.keys()
+    assert all(agrees(expected[k], *stored[k]) for k in expected)
