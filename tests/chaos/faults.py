@@ -8,9 +8,11 @@
   while its relay publishes the backlog); the supervisor restarts it after the delay;
 - at least 5 connection faults through the proxies in front of PostgreSQL and the
   broker: cut every connection, black-hole for 5-30 s, add latency;
-- PostgreSQL down for 30-60 s, once per 150 s of load (at least once): first stopped
-  as its clients see it (every connection reset, new ones refused, at the proxy),
-  then frozen (SIGSTOP of the postmaster and its children: calls hang), alternately;
+- PostgreSQL down for 30-60 s, once per 150 s of load (at least once), each time
+  right after the load posts a new version of a wide policy (so events are in
+  flight): stopped as its clients see it (every connection reset, new ones refused,
+  at the proxy) and frozen (SIGSTOP of the postmaster and its children: calls hang),
+  alternately;
 - the webhook receiver answering 500, then holding requests past notify's timeout
   (each with a new policy version posted, so alerts meet it), and one endpoint
   answering 410 Gone from some moment on; none of them while the database is frozen.
@@ -163,9 +165,14 @@ class FaultInjector:
         platform, receiver = self.platform, self.platform.receiver
         assert receiver is not None
         if fault.kind == "kill-during-policy-change":
-            policy_id = await self.load.policy_change()
+            policy_id = await self.load.policy_change(widest=True)
             self._print(f"load posted a new version of {policy_id}")
             await asyncio.sleep(0.5)
+        elif fault.kind in ("postgres-down", "postgres-freeze"):
+            # Under load: rules is working through a bulk change, notify through its alerts.
+            policy_id = await self.load.policy_change(widest=True)
+            self._print(f"load posted a new version of {policy_id}")
+            await asyncio.sleep(0.3)
         elif fault.kind == "kill-after-burst":
             with_timeout = asyncio.wait_for(self.load.burst(), timeout=30)
             with contextlib.suppress(TimeoutError):

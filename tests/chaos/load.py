@@ -229,9 +229,10 @@ class Load:
         target = self.rng.choice((*WEBHOOK_PATHS, "email"))
         await self._subscribe(enterprise, "email" if target == "email" else "webhook", target)
 
-    async def policy_change(self) -> str:
-        """A new version of a wide policy: another threshold and amount; its id."""
-        policy_id = self.rng.choice(BULK_POLICIES)
+    async def policy_change(self, *, widest: bool = False) -> str:
+        """A new version of a wide policy (``widest``: of one of the two widest, each
+        changing hundreds of results): another threshold and amount; its id."""
+        policy_id = self.rng.choice(BULK_POLICIES[:2] if widest else BULK_POLICIES)
         document = copy.deepcopy(self.catalog[policy_id])
         extra = self.rng.choice(EXTRA_CRITERIA[document["subject"]])
         if extra is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -210,6 +211,7 @@ class Platform:
             self.broker.stop()
         if self.postgres is not None:
             self.postgres.stop()
+            shutil.rmtree(self.log_dir / "postgres", ignore_errors=True)  # data, not logs
 
     # the supervisor -----------------------------------------------------------------------
     async def supervise(self, *, backoff: float = 2.0) -> None:
