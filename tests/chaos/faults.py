@@ -83,6 +83,26 @@ def plan(rng: random.Random, *, seconds: float) -> list[Fault]:
         return rng.uniform(first, last)
 
     faults: list[Fault] = []
+    frozen: list[tuple[float, float]] = []
+    outages = max(1, round(seconds / 150))
+    for n in range(outages):
+        lasting = rng.uniform(30.0, 60.0)
+        at = moment(lasting, n / outages, (n + 1) / outages - lasting / (end - start))
+        outage: Kind = ("postgres-down", "postgres-freeze")[n % 2]
+        faults.append(Fault(at, outage, "", seconds=lasting))
+        frozen.append((at, at + lasting))
+
+    def while_database_runs(
+        lasting: float, lo: float = 0.0, hi: float = 1.0, *, before: float = 0.0
+    ) -> float:
+        """A moment in [lo, hi] of the run whose fault neither overlaps an outage nor
+        comes less than ``before`` seconds ahead of one; any moment if there is none."""
+        for _ in range(1000):
+            at = moment(lasting, lo, hi)
+            if all(at + lasting < begin - before or at > over for begin, over in frozen):
+                return at
+        return at
+
     kills = max(3, round(seconds / 100))
     for service in SERVICES:
         for n in range(kills):
@@ -91,40 +111,29 @@ def plan(rng: random.Random, *, seconds: float) -> list[Fault]:
                 kind = "kill-during-policy-change"
             elif n == 0 and service == "registry":
                 kind = "kill-after-burst"
-            faults.append(Fault(moment(), kind, service, seconds=rng.uniform(1.0, 5.0)))
+            # A service killed shortly before an outage would not be consuming when it
+            # begins: it cannot start without the database, and rejoining its consumer
+            # group waits out the dead member's session.
+            at = while_database_runs(0.0, before=40.0)
+            faults.append(Fault(at, kind, service, seconds=rng.uniform(1.0, 5.0)))
 
     proxies = ["postgres", "broker"]
     for n in range(max(5, round(seconds / 40))):
         target = proxies[n % 2]
         kind = ("cut", "blackhole", "latency")[rng.randrange(3) if n >= 3 else n]
+        # The database's proxy faults keep clear of its outages: healing one would end both.
+        place = while_database_runs if target == "postgres" else moment
         if kind == "cut":
-            faults.append(Fault(moment(), "cut", target))
+            faults.append(Fault(place(0.0), "cut", target))
         elif kind == "blackhole":
             lasting = rng.uniform(5.0, 30.0)
-            faults.append(Fault(moment(lasting), "blackhole", target, seconds=lasting))
+            faults.append(Fault(place(lasting), "blackhole", target, seconds=lasting))
         else:
             lasting = rng.uniform(10.0, 30.0)
             delay = rng.uniform(0.05, 0.4)
-            faults.append(Fault(moment(lasting), "latency", target, lasting, latency=delay))
+            faults.append(Fault(place(lasting), "latency", target, lasting, latency=delay))
 
-    frozen: list[tuple[float, float]] = []
-    outages = max(1, round(seconds / 150))
-    for n in range(outages):
-        lasting = rng.uniform(30.0, 60.0)
-        at = moment(lasting, n / outages, (n + 1) / outages - lasting / (end - start))
-        kind: Kind = ("postgres-down", "postgres-freeze")[n % 2]
-        faults.append(Fault(at, kind, "", seconds=lasting))
-        frozen.append((at, at + lasting))
-
-    def while_database_runs(lasting: float, lo: float, hi: float) -> float:
-        """A moment in [lo, hi] of the run whose fault does not overlap an outage (with
-        the database down notify sends nothing, so a receiver fault would go unseen)."""
-        for _ in range(1000):
-            at = moment(lasting, lo, hi)
-            if all(at + lasting < begin or at > over for begin, over in frozen):
-                return at
-        return at
-
+    # With the database down notify sends nothing: a receiver fault then would go unseen.
     error_for, hold_for = rng.uniform(10.0, 30.0), rng.uniform(10.0, 20.0)
     receiver_faults = [
         Fault(while_database_runs(error_for, 0.0, 0.5), "receiver-500", "", seconds=error_for),
@@ -189,11 +198,15 @@ class FaultInjector:
                 return
             if fault.kind == "blackhole":
                 proxy.blackhole()
+                await asyncio.sleep(fault.seconds)
+                proxy.heal()
+                if fault.target == "postgres" and platform.postgres_down:
+                    platform.stop_postgres()  # an outage that began meanwhile goes on
             else:
                 proxy.delay(fault.latency)
-            await asyncio.sleep(fault.seconds)
-            proxy.heal()
-            self._print(f"healed {fault.target} proxy")
+                await asyncio.sleep(fault.seconds)
+                proxy.delay(0.0)
+            self._print(f"{fault.kind} on {fault.target} over")
         elif fault.kind == "postgres-down":
             platform.stop_postgres()
             await asyncio.sleep(fault.seconds)

@@ -115,6 +115,7 @@ class Platform:
     direct_dsns: dict[str, str] = field(default_factory=dict)
     operator_key: str = ""
     frozen_pids: list[int] = field(default_factory=list)
+    postgres_down: bool = False
 
     # start and stop -----------------------------------------------------------------------
     def start(self) -> None:
@@ -238,11 +239,13 @@ class Platform:
         """The database as its clients see a stopped server: every connection reset, new
         ones refused (at the proxy: the server and its data stay as they are)."""
         assert self.pg_proxy is not None
+        self.postgres_down = True
         self.pg_proxy.refuse()
         self.pg_proxy.cut()
 
     def start_postgres(self) -> None:
         assert self.pg_proxy is not None
+        self.postgres_down = False
         self.pg_proxy.heal()
 
     def freeze_postgres(self) -> None:
@@ -264,6 +267,7 @@ class Platform:
     def heal(self) -> None:
         """End every fault the platform itself holds (the receiver heals on its own)."""
         self.thaw_postgres()
+        self.postgres_down = False
         for proxy in (self.pg_proxy, self.broker_proxy):
             if proxy is not None:
                 proxy.heal()

@@ -10,7 +10,7 @@ from run import chaos_run
 
 pytestmark = pytest.mark.chaos
 
-SEED = 20261207
+SEED = 1  # kills early; the database down from 53 s for 34 s; kills again after it
 MINUTES = 100 / 60
 
 
