@@ -44,7 +44,7 @@ _RECORD_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.IntegrityConstraintViolationError,  # 23xxx: a constraint the data breaks
 )
 
-_INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     InfrastructureError,
     OSError,  # ConnectionError (refused, reset, aborted), TimeoutError, unreachable hosts
     asyncpg.InterfaceError,  # the connection is closed or was lost mid-operation
@@ -61,7 +61,7 @@ _INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
 def _own_kind(exc: BaseException) -> Fault | None:
     if isinstance(exc, _RECORD_ERRORS):
         return Fault.RECORD
-    if isinstance(exc, _INFRASTRUCTURE_ERRORS):
+    if isinstance(exc, INFRASTRUCTURE_ERRORS):
         return Fault.INFRASTRUCTURE
     if isinstance(exc, kafka_errors.KafkaError) and exc.retriable:
         return Fault.INFRASTRUCTURE

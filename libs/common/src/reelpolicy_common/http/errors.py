@@ -13,9 +13,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
+from reelpolicy_common.consumer.faults import INFRASTRUCTURE_ERRORS, is_infrastructure_error
 from reelpolicy_common.outbox.store import EventTooLargeError
 
 T = TypeVar("T")
+
+RETRY_AFTER_SECONDS = 5
+"""What a 503 asks the client to wait while the database or broker is unavailable."""
 
 
 class Page(BaseModel, Generic[T]):
@@ -87,6 +91,18 @@ def install_error_handlers(app: FastAPI) -> None:
         error = ApiError(413, str(exc), field=exc.field or "body")
         return JSONResponse(error.body(), status_code=413)
 
+    async def on_unavailable(_: Request, exc: Exception) -> JSONResponse:
+        # the database or the broker is away (a restart, a cut connection): nothing was
+        # stored (the transaction did not commit), so the client may simply try again
+        if not is_infrastructure_error(exc):
+            raise exc
+        error = ApiError(503, "a backing service is unavailable; try again shortly")
+        return JSONResponse(
+            error.body(), status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+        )
+
+    for infrastructure_error in INFRASTRUCTURE_ERRORS:
+        app.add_exception_handler(infrastructure_error, on_unavailable)
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(EventTooLargeError, on_event_too_large)
     app.add_exception_handler(RequestValidationError, on_request_validation)
