@@ -44,7 +44,7 @@ _RECORD_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.IntegrityConstraintViolationError,  # 23xxx: a constraint the data breaks
 )
 
-INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+INFRASTRUCTURE_ERRORS: tuple[type[Exception], ...] = (
     InfrastructureError,
     OSError,  # ConnectionError (refused, reset, aborted), TimeoutError, unreachable hosts
     asyncpg.InterfaceError,  # the connection is closed or was lost mid-operation
