@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import parse_qs, urlsplit
 
 Mode = Literal["pass", "blackhole", "refuse"]
 
@@ -177,3 +178,17 @@ class FaultProxy:
         finally:
             with contextlib.suppress(Exception):
                 writer.close()
+
+
+def postgres_proxy(dsn: str, *, name: str = "pg-proxy") -> FaultProxy:
+    """A started proxy in front of the unix socket of the embedded server ``dsn`` names
+    (its DSN carries ``?host=<socket dir>``)."""
+    socket_dir = parse_qs(urlsplit(dsn).query)["host"][0]
+    return FaultProxy(unix_path=f"{socket_dir}/.s.PGSQL.5432", name=name).start()
+
+
+def through(proxy: FaultProxy, dsn: str) -> str:
+    """``dsn`` (same user and database) over TCP through ``proxy``."""
+    parts = urlsplit(dsn)
+    userinfo = parts.netloc.rpartition("@")[0]
+    return f"postgresql://{userinfo}@{proxy.address}{parts.path}"

@@ -22,7 +22,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import psutil
@@ -39,7 +39,7 @@ from reelpolicy_devstack.servers import (
     free_port,
 )
 from reelpolicy_devstack.services import SERVICES, command, run
-from tcp_fault_proxy import FaultProxy
+from tcp_fault_proxy import FaultProxy, postgres_proxy
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_KEY = "chaos-run-secret-key-0123456789abcdef"
@@ -123,8 +123,7 @@ class Platform:
         (self.log_dir / "services").mkdir(exist_ok=True)
         self.postgres = EmbeddedPostgres.start(self.log_dir / "postgres")
         admin = self.postgres.uri("postgres")
-        socket_dir = parse_qs(urlsplit(admin).query)["host"][0]
-        self.pg_proxy = FaultProxy(unix_path=f"{socket_dir}/.s.PGSQL.5432", name="pg-proxy").start()
+        self.pg_proxy = postgres_proxy(admin)
         broker_port = free_port()
         self.broker_proxy = FaultProxy(
             upstream=("127.0.0.1", broker_port), name="broker-proxy"

@@ -8,7 +8,6 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import pytest
@@ -30,7 +29,7 @@ from reelpolicy_common.db.pool import ConnectionLimits, create_pool
 from reelpolicy_common.events import Envelope, EventType
 from reelpolicy_common.kafka import ensure_topics
 from support import eventually, unique_topic
-from tcp_fault_proxy import FaultProxy
+from tcp_fault_proxy import FaultProxy, postgres_proxy, through
 
 pytestmark = pytest.mark.servers
 
@@ -57,18 +56,14 @@ async def database(fresh_database: str) -> str:
 @pytest.fixture
 def proxy(database: str) -> Iterator[FaultProxy]:
     """A TCP path to the embedded server's unix socket that the test can break."""
-    socket_dir = parse_qs(urlsplit(database).query)["host"][0]
-    proxy = FaultProxy(unix_path=f"{socket_dir}/.s.PGSQL.5432", name="pg-proxy").start()
+    proxy = postgres_proxy(database)
     yield proxy
     proxy.stop()
 
 
 @pytest.fixture
 async def pool(database: str, proxy: FaultProxy) -> AsyncIterator[asyncpg.Pool]:
-    parts = urlsplit(database)
-    userinfo = parts.netloc.rpartition("@")[0]
-    via_proxy = f"postgresql://{userinfo}@{proxy.address}{parts.path}"
-    pool = await create_pool(via_proxy, max_size=4, limits=LIMITS)
+    pool = await create_pool(through(proxy, database), max_size=4, limits=LIMITS)
     yield pool
     await pool.close()
 

@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from registry_helpers import new_enterprise, running_registry
 
-from tcp_fault_proxy import FaultProxy
+from tcp_fault_proxy import FaultProxy, postgres_proxy, through
 
 pytestmark = pytest.mark.servers
 
 
 @pytest.fixture
 def database_proxy(fresh_database: str) -> Iterator[FaultProxy]:
-    socket_dir = parse_qs(urlsplit(fresh_database).query)["host"][0]
-    proxy = FaultProxy(unix_path=f"{socket_dir}/.s.PGSQL.5432", name="pg-proxy").start()
+    proxy = postgres_proxy(fresh_database)
     yield proxy
     proxy.stop()
-
-
-def through(proxy: FaultProxy, dsn: str) -> str:
-    parts = urlsplit(dsn)
-    userinfo = parts.netloc.rpartition("@")[0]
-    return f"postgresql://{userinfo}@{proxy.address}{parts.path}"
 
 
 async def test_a_write_while_the_database_is_down_answers_503_and_stores_nothing(
