@@ -56,8 +56,7 @@ of a policy event; plus, per id, every body beyond the first (a retry of one id 
 the same body is not a duplicate). Only deliveries answered 2xx (and mails) count.
 
 **DLQ records** are the records on every ``*.dlq`` topic (end less beginning offsets);
-**quarantined outbox rows** the rows of ``outbox_quarantine`` in each service database
-(a database without that table counts 0, with a note in ``mismatches``).
+**quarantined outbox rows** the rows of ``outbox_quarantine`` in each service database.
 
 Topics are read with aiokafka from the earliest offset to the end offsets at call time;
 what was read is kept (per broker and partition) for the next call, as is the
@@ -855,9 +854,6 @@ async def _quarantined(sources: ChaosSources, notes: _Notes) -> int:
         conn = await connect(dsn)
         try:
             count = await conn.fetchval("SELECT count(*) FROM outbox_quarantine")
-        except asyncpg.UndefinedTableError:
-            notes.add("quarantine", f"{service} has no outbox_quarantine table (counted as 0)")
-            continue
         finally:
             await conn.close()
         if count:

@@ -14,8 +14,10 @@ as a supervisor would (:meth:`Platform.supervise`).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -43,6 +45,8 @@ from tcp_fault_proxy import FaultProxy, postgres_proxy
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_KEY = "chaos-run-secret-key-0123456789abcdef"
+SEALING_KEYS = "chaos:" + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+"""notify's key ring (a fresh key per run, as ``make up`` makes one)."""
 DEMO_ENTERPRISES = 200
 DEMO_PRODUCTIONS = 1000
 # Short enough that alerts held back by a failing receiver converge within a minute
@@ -148,6 +152,7 @@ class Platform:
                 "DATABASE_URL": f"postgresql://{user}@127.0.0.1:{self.pg_proxy.port}/{db}",
                 "KAFKA_BOOTSTRAP_SERVERS": self.broker_proxy.address,
                 "REELPOLICY_SECRET_KEY": SECRET_KEY,
+                "NOTIFY_SEALING_KEYS": SEALING_KEYS,
                 "HTTP_PORT": str(free_port()),
                 "SMTP_HOST": "127.0.0.1",
                 "SMTP_PORT": str(self.mail.port),
