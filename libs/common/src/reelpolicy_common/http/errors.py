@@ -92,8 +92,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error.body(), status_code=413)
 
     async def on_unavailable(_: Request, exc: Exception) -> JSONResponse:
-        # the database or the broker is away (a restart, a cut connection): nothing was
-        # stored (the transaction did not commit), so the client may simply try again
+        # the database or the broker is away (a restart, a cut connection): the request
+        # may succeed later, so say when to try again rather than answer a 500
         if not is_infrastructure_error(exc):
             raise exc
         error = ApiError(503, "a backing service is unavailable; try again shortly")
