@@ -19,7 +19,10 @@ PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "passwor
 class ServiceSettings(BaseSettings):
     """Settings of one service process."""
 
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+    # a refused secret must not be echoed into logs by the validation error
+    model_config = SettingsConfigDict(
+        extra="ignore", case_sensitive=False, hide_input_in_errors=True
+    )
 
     service_name: str = Field(description="Name used in logs, traces, the outbox producer.")
     database_url: str = Field(
