@@ -34,6 +34,7 @@ class Notify:
             url,
             allow_private=self.settings.notify_allow_private_targets,
             allowed_hosts=self.settings.allowed_hosts,
+            allowed_ports=self.settings.allowed_ports,
         )
 
     def delivery_policy(self) -> DeliveryPolicy:
@@ -51,6 +52,7 @@ class Notify:
             body_limit=s.notify_response_body_limit,
             allow_private=s.notify_allow_private_targets,
             allowed_hosts=s.allowed_hosts,
+            allowed_ports=s.allowed_ports,
         )
         emails = SmtpEmailSender(
             host=s.smtp_host, port=s.smtp_port, sender=s.smtp_from, timeout=s.smtp_timeout_seconds

@@ -12,6 +12,18 @@ from reelpolicy_notify.adapters.secret_box import SecretBox, parse_key_ring
 SVIX_SCHEDULE = "0,5,300,1800,7200,18000,36000,36000"
 
 
+def parse_ports(value: str) -> frozenset[int]:
+    """Comma-separated TCP ports; ValueError names the first that is not one."""
+    ports: set[int] = set()
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        if not item.isdigit() or not 1 <= int(item) <= 65535:
+            raise ValueError(f"NOTIFY_ALLOWED_PORTS: {item!r} is not a port (1-65535)")
+        ports.add(int(item))
+    return frozenset(ports)
+
+
 class Settings(SecretKeySettings):
     # A refused NOTIFY_SEALING_KEYS must not print its key material in the error.
     model_config = SettingsConfigDict(hide_input_in_errors=True)
@@ -27,6 +39,11 @@ class Settings(SecretKeySettings):
     )
     notify_allowed_hosts: str = Field(
         default="", description="Comma-separated hosts allowed even when private (dev)."
+    )
+    notify_allowed_ports: str = Field(
+        default="80,443,8080,8443",
+        description="Comma-separated ports webhook URLs may use"
+        " (NOTIFY_ALLOW_PRIVATE_TARGETS=true allows every port).",
     )
     notify_retry_schedule: str = Field(
         default=SVIX_SCHEDULE,
@@ -67,6 +84,12 @@ class Settings(SecretKeySettings):
         parse_key_ring(raw)
         return value
 
+    @field_validator("notify_allowed_ports")
+    @classmethod
+    def _valid_ports(cls, value: str) -> str:
+        parse_ports(value)
+        return value
+
     @field_validator("notify_legacy_secret_key")
     @classmethod
     def _real_legacy_secret(cls, value: SecretStr | None) -> SecretStr | None:
@@ -84,6 +107,10 @@ class Settings(SecretKeySettings):
         from reelpolicy_notify.domain.retries import parse_schedule
 
         return parse_schedule(self.notify_retry_schedule)
+
+    @property
+    def allowed_ports(self) -> frozenset[int]:
+        return parse_ports(self.notify_allowed_ports)
 
     @property
     def allowed_hosts(self) -> frozenset[str]:
