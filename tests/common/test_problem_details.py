@@ -87,6 +87,11 @@ def test_every_declared_error_uses_the_problem_schema(service: str) -> None:
 def test_examples_are_problems_of_their_status(service: str) -> None:
     document = service_app(service).openapi()
     for path, method, operation in operations(document):
+        for media_type, body in operation.get("requestBody", {}).get("content", {}).items():
+            if "example" in body and "schema" in body:
+                schema = {**body["schema"], "components": document["components"]}
+                validator = jsonschema.Draft202012Validator(schema)
+                assert not list(validator.iter_errors(body["example"])), (method, path, media_type)
         for status, response in operation["responses"].items():
             example = response.get("content", {}).get(PROBLEM, {}).get("example")
             if example is not None:
@@ -162,3 +167,11 @@ async def test_real_errors_match_the_schema_declared_for_their_status(
         assert no_route.status_code == 404
         assert no_route.headers["content-type"] == PROBLEM
         assert no_route.json()["title"] == "Not Found"
+
+
+def test_the_submit_example_is_a_valid_policy() -> None:
+    from reelpolicy_policy import parse_policy
+
+    document = service_app("ingest").openapi()
+    body = document["paths"]["/v1/policies"]["post"]["requestBody"]["content"]
+    parse_policy(body["application/json"]["example"])
