@@ -123,7 +123,12 @@ async def get_schema(_: CurrentPrincipal) -> dict[str, Any]:
                             "value": "4210",
                         },
                         "benefits": [
-                            {"id": "programme", "kind": "studio_park", "basis": "non_monetary"}
+                            {
+                                "id": "project_support",
+                                "kind": "project_subsidy",
+                                "basis": "discretionary",
+                                "max_amount_cny": 1000000,
+                            }
                         ],
                     },
                 },
