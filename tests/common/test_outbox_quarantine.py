@@ -273,6 +273,6 @@ async def test_the_api_answers_413_naming_the_field_and_rolls_the_change_back(
         answer = await client.post("/notes", json={"text": "x" * (MAX_EVENT_BYTES + 1)})
         assert (await client.post("/notes", json={"text": "short"})).status_code == 200
     assert answer.status_code == 413
-    assert answer.json()["detail"][0]["field"] == "note.text"
+    assert answer.json()["errors"][0]["field"] == "note.text"
     assert await pool.fetchval("SELECT count(*) FROM notes") == 1
     assert await pool.fetchval("SELECT count(*) FROM outbox") == 1

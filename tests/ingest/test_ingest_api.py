@@ -93,8 +93,8 @@ async def test_a_supplied_version_must_be_the_next_one(ingest: Ingest) -> None:
         "/v1/policies", json={**doc, "version": 5, "title": {"zh": "改", "en": "Edited"}}
     )
     assert stale.status_code == 409
-    assert stale.json()["detail"][0]["field"] == "version"
-    assert stale.json()["detail"][0]["context"] == {"next_version": 2}
+    assert stale.json()["errors"][0]["field"] == "version"
+    assert stale.json()["errors"][0]["context"] == {"next_version": 2}
 
 
 async def test_yaml_documents_are_accepted(ingest: Ingest) -> None:
@@ -116,7 +116,7 @@ async def test_an_invalid_document_is_rejected_whole_with_json_paths(ingest: Ing
     doc["title"] = {"zh": "只有中文"}
     response = await ingest.client.post("/v1/policies", json=doc)
     assert response.status_code == 422
-    fields = {d["field"] for d in response.json()["detail"]}
+    fields = {e["field"] for e in response.json()["errors"]}
     assert "$.title.en" in fields
     assert any(f.startswith("$.criteria") for f in fields)
     for bad in (b"{not json", b"\x00\x01"):
@@ -124,7 +124,7 @@ async def test_an_invalid_document_is_rejected_whole_with_json_paths(ingest: Ing
             "/v1/policies", content=bad, headers={"Content-Type": "application/json"}
         )
         assert broken.status_code == 422
-        assert broken.json()["detail"][0]["field"] == "$"
+        assert broken.json()["errors"][0]["field"] == "$"
     wrong_type = await ingest.client.post(
         "/v1/policies", content=b"id: x", headers={"Content-Type": "text/plain"}
     )
@@ -239,7 +239,7 @@ async def test_a_document_that_expands_past_the_limits_answers_413_and_stores_no
             "/v1/policies", content=body, headers={"Content-Type": "application/yaml"}
         )
         assert response.status_code == 413, response.text[:300]
-        assert response.json()["detail"][0]["field"] == "document"
+        assert response.json()["errors"][0]["field"] == "document"
     assert await ingest.count("SELECT count(*) FROM policy_versions") == 0
     assert await ingest.count("SELECT count(*) FROM outbox") == 0
     ok = yaml_with_sources(doc, f'[&s {{fact: F-YP-01, url: "{long_url}"}}, *s]')

@@ -44,7 +44,7 @@ async def test_create_get_patch_delete_with_versions(registry: RegistryClient) -
         f"/v1/enterprises/{eid}", json={"sme": True}, headers={"If-Match": "1"}
     )
     assert stale.status_code == 412
-    assert stale.json()["detail"][0]["field"] == "If-Match"
+    assert stale.json()["errors"][0]["field"] == "If-Match"
     stale_delete = await client.delete(f"/v1/enterprises/{eid}", headers={"If-Match": 'W/"1"'})
     assert stale_delete.status_code == 412
 
@@ -74,7 +74,7 @@ async def test_duplicate_credit_code_conflicts(registry: RegistryClient) -> None
     assert (await registry.client.post("/v1/enterprises", json=body)).status_code == 201
     again = await registry.client.post("/v1/enterprises", json=body)
     assert again.status_code == 409
-    assert again.json()["detail"][0]["field"] == "credit_code"
+    assert again.json()["errors"][0]["field"] == "credit_code"
 
 
 async def test_pagination_and_filters(registry: RegistryClient) -> None:
@@ -127,7 +127,7 @@ async def test_pagination_and_filters(registry: RegistryClient) -> None:
     assert len(await ids("/v1/productions", enterprise_id=owner["id"])) == 2
     bad = await client.get("/v1/productions", params={"platform": "myspace"})
     assert bad.status_code == 422
-    assert bad.json()["detail"][0]["field"] == "platform"
+    assert bad.json()["errors"][0]["field"] == "platform"
     assert (await client.get("/v1/enterprises", params={"cursor": "zzz"})).status_code == 400
 
 

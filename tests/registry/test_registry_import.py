@@ -158,7 +158,7 @@ async def test_csv_import(registry: RegistryClient) -> None:
     assert again.json()["unchanged"] == 2
     bad = await registry.client.post("/v1/import", content="type,colour\n", headers=headers)
     assert bad.status_code == 400
-    assert bad.json()["detail"][0]["field"] == "header"
+    assert bad.json()["errors"][0]["field"] == "header"
 
 
 async def test_bad_input_corpus_changes_nothing(registry: RegistryClient) -> None:
@@ -273,11 +273,15 @@ async def test_bad_input_corpus_changes_nothing(registry: RegistryClient) -> Non
     for method, path, kwargs, status, field in corpus:
         response = await client.request(method, path, **kwargs)  # type: ignore[arg-type]
         assert response.status_code == status, (path, kwargs, response.text)
-        detail = response.json()["detail"]
-        assert isinstance(detail, list)
-        assert detail[0]["message"]
+        assert response.headers["content-type"] == "application/problem+json"
+        problem = response.json()
+        assert problem["status"] == status, problem
+        assert problem["detail"], problem
+        errors = problem["errors"]
+        assert isinstance(errors, list)
+        assert errors[0]["message"]
         if field:
-            assert field in {d.get("field") for d in detail}, (field, detail)
+            assert field in {e.get("field") for e in errors}, (field, errors)
     assert await registry.snapshot() == before
 
 

@@ -29,7 +29,7 @@ async def registry(fresh_database: str, bootstrap_servers: str) -> AsyncIterator
 
 
 def fields(response: Any) -> list[str]:
-    return [d["field"] for d in response.json()["detail"]]
+    return [e["field"] for e in response.json()["errors"]]
 
 
 async def stored(registry: RegistryClient) -> tuple[int, int, int]:
@@ -63,7 +63,7 @@ async def test_too_many_or_too_long_tags_answer_422_and_store_nothing(
     huge = await company.patch(f"/v1/enterprises/{created['id']}", json={"tags": [WIDE] * 4500})
     assert huge.status_code == 422, huge.text
     assert fields(huge) == ["tags"]
-    assert "at most 50" in huge.json()["detail"][0]["message"]
+    assert "at most 50" in huge.json()["errors"][0]["message"]
     assert await stored(registry) == before
 
 

@@ -32,7 +32,8 @@ async def test_a_write_while_the_database_is_down_answers_503_and_stores_nothing
         response = await registry.client.post("/v1/enterprises", json=new_enterprise())
         assert response.status_code == 503, response.text
         assert response.headers["retry-after"] == "5"
-        assert "unavailable" in response.json()["detail"][0]["message"]
+        assert "unavailable" in response.json()["detail"]
+        assert response.json()["status"] == 503
 
         database_proxy.heal()
         again = await registry.client.post("/v1/enterprises", json=new_enterprise())

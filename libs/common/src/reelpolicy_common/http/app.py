@@ -11,6 +11,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_fastapi_instrumentator import Instrumentator
 
 from reelpolicy_common.http.errors import install_error_handlers
+from reelpolicy_common.http.problems import document_problems
 from reelpolicy_common.http.trace_context import TraceContextMiddleware
 from reelpolicy_common.runtime import ServiceRuntime
 from reelpolicy_common.telemetry import tracing_enabled
@@ -73,4 +74,20 @@ def create_service_app(
     Instrumentator(excluded_handlers=["/metrics", "/healthz"]).instrument(app).expose(
         app, include_in_schema=False
     )
+    _publish_problems(app)
     return app
+
+
+def _publish_problems(app: FastAPI) -> None:
+    """The OpenAPI document states the problem schema for every error (see
+    :func:`document_problems`), built once like FastAPI's own."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            document_problems(document, public_paths=PUBLIC_PATHS)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from reelpolicy_common.auth import CurrentPrincipal, OperatorPrincipal
-from reelpolicy_common.http import ApiError, Page
+from reelpolicy_common.http import ApiError, Page, problem_example, problem_responses
 from reelpolicy_ingest import handlers
 from reelpolicy_ingest.bootstrap import Ingest
 from reelpolicy_ingest.domain import DocumentTooLargeError, StoredPolicy, check_yaml_expansion
@@ -88,13 +88,50 @@ async def get_schema(_: CurrentPrincipal) -> dict[str, Any]:
     " most 200,000 nodes once its aliases are expanded.",
     responses={
         200: {"description": "Identical to the latest version: nothing stored"},
-        413: {"description": "The document is over a size limit (see above)"},
+        **problem_responses(
+            403,
+            descriptions={
+                409: "`version` is not the next one (`context.next_version` says which is)",
+                413: "The document is over a size limit (see above)",
+                422: "The document is not a valid policy: `errors` names each path at fault",
+            },
+            examples={
+                422: problem_example(
+                    422,
+                    "invalid policy document",
+                    ("$.criteria.all[0].field", "unknown field 'production.platfroms'"),
+                )
+            },
+        ),
     },
     openapi_extra={
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": {"type": "object"}},
+                "application/json": {
+                    "schema": {"type": "object"},
+                    "example": {
+                        "id": "jz-industrial-park",
+                        "title": {"zh": "荆州短剧产业园", "en": "Jingzhou short-drama park"},
+                        "issuer": {"name": "荆州市", "level": "municipal", "region_code": "421000"},
+                        "sources": [{"fact": "F-JZ-01"}],
+                        "effective": {"from": "2024-01-01"},
+                        "subject": "enterprise",
+                        "criteria": {
+                            "field": "enterprise.region_code",
+                            "op": "within",
+                            "value": "4210",
+                        },
+                        "benefits": [
+                            {
+                                "id": "project_support",
+                                "kind": "project_subsidy",
+                                "basis": "discretionary",
+                                "max_amount_cny": 1000000,
+                            }
+                        ],
+                    },
+                },
                 "application/yaml": {"schema": {"type": "string"}},
             },
         }
@@ -136,7 +173,12 @@ async def submit(
     )
 
 
-@router.get("", response_model=Page[PolicySummary], summary="Latest version of every policy")
+@router.get(
+    "",
+    response_model=Page[PolicySummary],
+    summary="Latest version of every policy",
+    responses=problem_responses(400),
+)
 async def list_policies(
     ingest: IngestDep,
     _: CurrentPrincipal,
@@ -159,7 +201,11 @@ async def list_policies(
     return Page[PolicySummary](items=[_summary(p) for p in items], next_cursor=next_cursor)
 
 
-@router.get("/{policy_id}", summary="The latest version, exactly as the schema defines it")
+@router.get(
+    "/{policy_id}",
+    summary="The latest version, exactly as the schema defines it",
+    responses=problem_responses(404),
+)
 async def get_latest(policy_id: PolicyId, ingest: IngestDep, _: CurrentPrincipal) -> dict[str, Any]:
     async with ingest.uow() as work:
         policy = await work.policies.latest(policy_id)
@@ -168,7 +214,11 @@ async def get_latest(policy_id: PolicyId, ingest: IngestDep, _: CurrentPrincipal
     return policy.document
 
 
-@router.get("/{policy_id}/versions/{version}", summary="One stored version")
+@router.get(
+    "/{policy_id}/versions/{version}",
+    summary="One stored version",
+    responses=problem_responses(404),
+)
 async def get_version(
     policy_id: PolicyId,
     version: Annotated[int, Path(ge=1)],
@@ -183,7 +233,10 @@ async def get_version(
 
 
 @router.delete(
-    "/{policy_id}", response_model=RevokeResponse, summary="Revoke (an event, not erasure)"
+    "/{policy_id}",
+    response_model=RevokeResponse,
+    summary="Revoke (an event, not erasure)",
+    responses=problem_responses(403, 404),
 )
 async def revoke(
     policy_id: PolicyId,

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from reelpolicy_common.auth import CurrentPrincipal, not_found
-from reelpolicy_common.http import ApiError, Page
+from reelpolicy_common.http import ApiError, Page, problem_responses
 from reelpolicy_notify.entrypoints.deps import NotifyDep
 from reelpolicy_notify.entrypoints.schemas import (
     DeliveryOut,
@@ -30,7 +30,14 @@ def _aware(when: datetime, field: str) -> datetime:
     return when
 
 
-@router.get("", response_model=Page[DeliveryOut], summary="Deliveries with their attempts")
+@router.get(
+    "",
+    response_model=Page[DeliveryOut],
+    summary="Deliveries with their attempts",
+    responses=problem_responses(
+        400, descriptions={422: "Invalid parameters, or `since` without a timezone"}
+    ),
+)
 async def list_(
     notify: NotifyDep,
     principal: CurrentPrincipal,
@@ -55,7 +62,15 @@ async def list_(
     return Page[DeliveryOut](items=[DeliveryOut.of(d) for d in items], next_cursor=next_cursor)
 
 
-@router.post("/replay", response_model=Replayed, summary="Replay every failed delivery since T")
+@router.post(
+    "/replay",
+    response_model=Replayed,
+    summary="Replay every failed delivery since T",
+    description="`since` must carry a timezone (e.g. `2026-01-01T00:00:00Z`; 422 otherwise).",
+    responses=problem_responses(
+        descriptions={422: "`since` missing, malformed or without a timezone"}
+    ),
+)
 async def replay_since(
     notify: NotifyDep,
     principal: CurrentPrincipal,
@@ -67,7 +82,12 @@ async def replay_since(
     return Replayed(replayed=count)
 
 
-@router.get("/{delivery_id}", response_model=DeliveryOut, summary="One delivery")
+@router.get(
+    "/{delivery_id}",
+    response_model=DeliveryOut,
+    summary="One delivery",
+    responses=problem_responses(404),
+)
 async def get(
     delivery_id: uuid.UUID, notify: NotifyDep, principal: CurrentPrincipal
 ) -> DeliveryOut:
@@ -81,7 +101,12 @@ async def get(
 
 
 @router.post(
-    "/{delivery_id}/replay", response_model=DeliveryOut, summary="Replay one failed delivery"
+    "/{delivery_id}/replay",
+    response_model=DeliveryOut,
+    summary="Replay one failed delivery",
+    responses=problem_responses(
+        404, descriptions={409: "The delivery is not failed (only failed ones replay)"}
+    ),
 )
 async def replay(
     delivery_id: uuid.UUID, notify: NotifyDep, principal: CurrentPrincipal

@@ -8,7 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from reelpolicy_common.auth import CurrentPrincipal, not_found
-from reelpolicy_common.http import ApiError, Page
+from reelpolicy_common.http import (
+    ApiError,
+    Page,
+    problem_example,
+    problem_responses,
+    request_example,
+)
 from reelpolicy_notify.domain.filters import Filters
 from reelpolicy_notify.domain.targets import UnsafeTargetError
 from reelpolicy_notify.entrypoints.deps import NotifyDep
@@ -32,10 +38,42 @@ def _unsafe(exc: UnsafeTargetError) -> ApiError:
     return ApiError(422, f"webhook url refused: {exc}", field="url")
 
 
-@router.post("", status_code=201, response_model=SubscriptionCreated, summary="Subscribe")
+@router.post(
+    "",
+    status_code=201,
+    response_model=SubscriptionCreated,
+    summary="Subscribe",
+    responses=problem_responses(
+        descriptions={
+            404: "(company key) `enterprise_id` is not the caller's enterprise",
+            422: "Invalid fields, a channel without its target, or a refused webhook url",
+        },
+        examples={
+            422: problem_example(
+                422,
+                "body: Value error, a webhook subscription needs url (and no email)",
+                ("body", "Value error, a webhook subscription needs url (and no email)"),
+            )
+        },
+    ),
+    openapi_extra=request_example(
+        {
+            "enterprise_id": "0195f3c2-7d7e-7c4b-9a51-3e1f2b6c8d90",
+            "channel": "webhook",
+            "url": "https://hooks.example.com/reelpolicy",
+            "events": ["eligibility.changed"],
+            "deadline_days": 30,
+        }
+    ),
+)
 async def create(
     body: SubscriptionCreate, notify: NotifyDep, principal: CurrentPrincipal
 ) -> SubscriptionCreated:
+    """A ``webhook`` subscription needs ``url`` and no ``email``; an ``email`` one needs
+    ``email`` and no ``url``. A webhook url must be https (or http) on a public address
+    (422 naming ``url`` otherwise). ``enterprise_id`` null is platform-wide for an
+    operator; a company key subscribes to its own enterprise only (another: 404).
+    """
     try:
         subscription, secret = await use_cases.create_subscription(
             uow=notify.uow,
@@ -58,7 +96,12 @@ async def create(
     return SubscriptionCreated(**SubscriptionOut.of(subscription).model_dump(), secret=secret)
 
 
-@router.get("", response_model=Page[SubscriptionOut], summary="List subscriptions")
+@router.get(
+    "",
+    response_model=Page[SubscriptionOut],
+    summary="List subscriptions",
+    responses=problem_responses(400),
+)
 async def list_(
     notify: NotifyDep,
     principal: CurrentPrincipal,
@@ -81,7 +124,12 @@ async def list_(
     )
 
 
-@router.get("/{subscription_id}", response_model=SubscriptionOut, summary="One subscription")
+@router.get(
+    "/{subscription_id}",
+    response_model=SubscriptionOut,
+    summary="One subscription",
+    responses=problem_responses(404),
+)
 async def get(
     subscription_id: uuid.UUID, notify: NotifyDep, principal: CurrentPrincipal
 ) -> SubscriptionOut:
@@ -94,7 +142,18 @@ async def get(
     return SubscriptionOut.of(found)
 
 
-@router.patch("/{subscription_id}", response_model=SubscriptionOut, summary="Change")
+@router.patch(
+    "/{subscription_id}",
+    response_model=SubscriptionOut,
+    summary="Change",
+    responses=problem_responses(
+        404,
+        descriptions={
+            422: "Invalid fields, `url` on an email subscription, `email` on a webhook"
+            " one, or a refused webhook url"
+        },
+    ),
+)
 async def patch(
     subscription_id: uuid.UUID,
     body: SubscriptionPatch,
@@ -119,7 +178,12 @@ async def patch(
     return SubscriptionOut.of(updated)
 
 
-@router.delete("/{subscription_id}", status_code=204, summary="Delete (and its deliveries)")
+@router.delete(
+    "/{subscription_id}",
+    status_code=204,
+    summary="Delete (and its deliveries)",
+    responses=problem_responses(404),
+)
 async def delete(
     subscription_id: uuid.UUID, notify: NotifyDep, principal: CurrentPrincipal
 ) -> Response:
@@ -136,6 +200,7 @@ async def delete(
     "/{subscription_id}/rotate-secret",
     response_model=SecretRotated,
     summary="New signing secret; the old one also signs until previous_secret_expires_at",
+    responses=problem_responses(404),
 )
 async def rotate(
     subscription_id: uuid.UUID, notify: NotifyDep, principal: CurrentPrincipal
@@ -157,6 +222,7 @@ async def rotate(
     status_code=202,
     response_model=TestQueued,
     summary="Queue a signed test message",
+    responses=problem_responses(404),
 )
 async def test_message(
     subscription_id: uuid.UUID, notify: NotifyDep, principal: CurrentPrincipal

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
 from reelpolicy_common.auth import OperatorPrincipal, Role
+from reelpolicy_common.http import problem_example, problem_responses
 from reelpolicy_registry import api_keys
 from reelpolicy_registry.entrypoints.resources import RegistryDep, call
 from reelpolicy_registry.ports import ApiKeyRecord
@@ -50,11 +51,33 @@ def _resource(k: ApiKeyRecord) -> ApiKeyResource:
     )
 
 
-@router.post("", status_code=201, response_model=IssuedKeyResponse)
+@router.post(
+    "",
+    status_code=201,
+    response_model=IssuedKeyResponse,
+    responses=problem_responses(
+        403,
+        descriptions={
+            422: "A company key without `enterprise_id`, an operator key with one,"
+            " or no such enterprise"
+        },
+        examples={
+            422: problem_example(
+                422,
+                "a company key needs enterprise_id; an operator key has none",
+                ("enterprise_id", "a company key needs enterprise_id; an operator key has none"),
+            )
+        },
+    ),
+)
 async def issue_key(
     body: IssueKeyRequest, registry: RegistryDep, _: OperatorPrincipal
 ) -> IssuedKeyResponse:
-    """Issue a key; the answer shows it once. Every service learns of it by event."""
+    """Issue a key; the answer shows it once. Every service learns of it by event.
+
+    A ``company`` key needs ``enterprise_id`` (a live enterprise); an ``operator`` key
+    must not have one (422 naming ``enterprise_id``).
+    """
     issued = await call(
         api_keys.issue_api_key(
             uow=registry.uow,
@@ -73,14 +96,14 @@ async def issue_key(
     )
 
 
-@router.get("", response_model=list[ApiKeyResource])
+@router.get("", response_model=list[ApiKeyResource], responses=problem_responses(403))
 async def list_keys(registry: RegistryDep, _: OperatorPrincipal) -> list[ApiKeyResource]:
     """Every key (revoked ones too), without secrets."""
     async with registry.uow() as work:
         return [_resource(k) for k in await work.api_keys.find()]
 
 
-@router.delete("/{key_id}", response_model=ApiKeyResource)
+@router.delete("/{key_id}", response_model=ApiKeyResource, responses=problem_responses(403, 404))
 async def revoke_key(
     key_id: Annotated[str, Path(max_length=64)], registry: RegistryDep, _: OperatorPrincipal
 ) -> ApiKeyResource:

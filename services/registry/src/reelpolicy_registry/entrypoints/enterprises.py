@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Response
 
 from reelpolicy_common.auth import CurrentPrincipal, OperatorPrincipal
-from reelpolicy_common.http import Page
+from reelpolicy_common.http import Page, problem_example, problem_responses, request_example
 from reelpolicy_common.subjects import EnterpriseKind
 from reelpolicy_registry import handlers
 from reelpolicy_registry.domain import EnterpriseInput
@@ -29,7 +29,35 @@ from reelpolicy_registry.entrypoints.resources import (
 router = APIRouter(prefix="/v1/enterprises", tags=["enterprises"])
 
 
-@router.post("", status_code=201, response_model=EnterpriseResource)
+@router.post(
+    "",
+    status_code=201,
+    response_model=EnterpriseResource,
+    responses=problem_responses(
+        403,
+        descriptions={
+            409: "A live enterprise has this credit code",
+            422: "Invalid attributes (e.g. a credit code whose check digit is wrong)",
+        },
+        examples={
+            422: problem_example(
+                422,
+                "credit_code: check digit does not match",
+                ("credit_code", "check digit does not match"),
+            )
+        },
+    ),
+    openapi_extra=request_example(
+        {
+            "name": "Star Media",
+            "credit_code": "91310110AY4CL12THL",
+            "region_code": "310110",
+            "kind": "production_company",
+            "tags": ["micro_drama"],
+            "established_on": "2021-03-04",
+        }
+    ),
+)
 async def create_enterprise(
     body: EnterpriseInput, registry: RegistryDep, _: OperatorPrincipal, response: Response
 ) -> EnterpriseResource:
@@ -43,7 +71,7 @@ async def create_enterprise(
     return enterprise_resource(stored, response)
 
 
-@router.get("/{enterprise_id}", response_model=EnterpriseResource)
+@router.get("/{enterprise_id}", response_model=EnterpriseResource, responses=problem_responses(404))
 async def get_enterprise(
     enterprise_id: str, registry: RegistryDep, principal: CurrentPrincipal, response: Response
 ) -> EnterpriseResource:
@@ -56,7 +84,19 @@ async def get_enterprise(
     return enterprise_resource(stored, response)
 
 
-@router.patch("/{enterprise_id}", response_model=EnterpriseResource)
+@router.patch(
+    "/{enterprise_id}",
+    response_model=EnterpriseResource,
+    responses=problem_responses(
+        400,
+        404,
+        descriptions={
+            409: "The patched credit code belongs to another live enterprise",
+            412: "`If-Match` is not the current version",
+            422: "The patched record is invalid, or the body is not a JSON object",
+        },
+    ),
+)
 async def patch_enterprise(
     enterprise_id: str,
     body: Annotated[dict[str, Any], Body(description="JSON merge patch of the attributes.")],
@@ -68,7 +108,9 @@ async def patch_enterprise(
     """Merge-patch the attributes (RFC 7396; ``null`` makes a field unknown).
 
     The result is validated whole. A changed ``region_code`` moves the old one to
-    ``region_history``. With ``If-Match``, a stale version answers 412.
+    ``region_history``. ``If-Match`` is optional; when given it must name the
+    current version (else 412; a malformed one is 400). A company key patches only its
+    own enterprise (others: 404).
     """
     stored = await call(
         handlers.patch_enterprise(
@@ -82,7 +124,11 @@ async def patch_enterprise(
     return enterprise_resource(stored, response)
 
 
-@router.delete("/{enterprise_id}", response_model=EnterpriseResource)
+@router.delete(
+    "/{enterprise_id}",
+    response_model=EnterpriseResource,
+    responses=problem_responses(400, 403, 404, 412),
+)
 async def delete_enterprise(
     enterprise_id: str, registry: RegistryDep, _: OperatorPrincipal, if_match: IfMatch = None
 ) -> EnterpriseResource:
@@ -101,7 +147,7 @@ async def delete_enterprise(
     return enterprise_resource(stored)
 
 
-@router.get("", response_model=Page[EnterpriseResource])
+@router.get("", response_model=Page[EnterpriseResource], responses=problem_responses(400))
 async def list_enterprises(
     registry: RegistryDep,
     principal: CurrentPrincipal,

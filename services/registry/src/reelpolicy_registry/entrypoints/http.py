@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from reelpolicy_common.http.problems import PROBLEM_MEDIA_TYPE, problem_body
 from reelpolicy_registry.entrypoints import api_keys, enterprises, imports, productions
 
 routers: list[APIRouter] = [
@@ -67,15 +68,15 @@ class BodySizeLimit:
 
     @staticmethod
     async def _too_large(send: Any, limit: int) -> None:
-        body = json.dumps(
-            {"detail": [{"field": "body", "message": f"request body larger than {limit} bytes"}]}
-        ).encode()
+        message = f"request body larger than {limit} bytes"
+        problem = problem_body(413, message, errors=[{"field": "body", "message": message}])
+        body = json.dumps(problem).encode()
         await send(
             {
                 "type": "http.response.start",
                 "status": 413,
                 "headers": [
-                    (b"content-type", b"application/json"),
+                    (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
                     (b"content-length", str(len(body)).encode()),
                 ],
             }

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from reelpolicy_common.auth import OperatorPrincipal
-from reelpolicy_common.http import ApiError
+from reelpolicy_common.http import ApiError, problem_responses
+from reelpolicy_common.http.errors import problem_response
+from reelpolicy_common.http.problems import problem_body
 from reelpolicy_registry.entrypoints.resources import RegistryDep
 from reelpolicy_registry.importing import ImportReport, import_rows
 from reelpolicy_registry.rows import MalformedFileError, csv_rows, jsonl_rows
@@ -45,7 +46,17 @@ def report_body(report: ImportReport) -> dict[str, Any]:
 @router.post(
     "",
     response_model=ImportReportModel,
-    responses={422: {"description": "No row was valid: the report, plus `detail`."}},
+    responses=problem_responses(
+        403,
+        descriptions={
+            400: "The file cannot be read: not UTF-8, an empty CSV (no header row), a CSV"
+            " header naming unknown columns or no `type` column, or malformed CSV",
+            413: "The file is over `MAX_IMPORT_BYTES`",
+            415: "Content-Type is neither `application/x-ndjson` nor `text/csv`",
+            422: "No row was valid: `errors` names each (`rows[N].field`, with `row`),"
+            " and the report's counts are members of the problem",
+        },
+    ),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -61,7 +72,10 @@ async def import_file(request: Request, registry: RegistryDep, _: OperatorPrinci
 
     Valid rows are stored (idempotently: by credit code, and by enterprise and
     ``external_id``), invalid ones reported by row, field and reason. Re-importing
-    a file changes nothing and emits nothing.
+    a file changes nothing and emits nothing. Send ``Content-Type:
+    application/x-ndjson`` or ``text/csv``; a CSV file needs a header row with a
+    ``type`` column (an empty CSV file is refused with 400). When some rows are valid
+    the answer is 200 with the report; when none is, 422.
     """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in JSONL_TYPES | CSV_TYPES:
@@ -85,8 +99,11 @@ async def import_file(request: Request, registry: RegistryDep, _: OperatorPrinci
         raise ApiError(400, exc.message, field=exc.field) from None
     body = report_body(report)
     if report.rejected and not report.accepted and not report.unchanged:
-        detail = [
-            {"field": f"rows[{e.row}].{e.field}", "message": e.message} for e in report.errors
+        errors = [
+            {"field": f"rows[{e.row}].{e.field}", "message": e.message, "row": e.row}
+            for e in report.errors
         ]
-        return JSONResponse({"detail": detail, **body}, status_code=422)
+        counts = {k: body[k] for k in ("accepted", "unchanged", "rejected")}
+        detail = f"no row was valid ({report.rejected} rejected)"
+        return problem_response(problem_body(422, detail, errors=errors, **counts))
     return body

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Response
 
 from reelpolicy_common.auth import CurrentPrincipal
-from reelpolicy_common.http import Page
+from reelpolicy_common.http import Page, problem_example, problem_responses, request_example
 from reelpolicy_common.subjects import ContentStatus, Platform, Theme
 from reelpolicy_registry import handlers
 from reelpolicy_registry.domain import ProductionInput
@@ -30,7 +30,37 @@ from reelpolicy_registry.entrypoints.resources import (
 router = APIRouter(prefix="/v1/productions", tags=["productions"])
 
 
-@router.post("", status_code=201, response_model=ProductionResource)
+@router.post(
+    "",
+    status_code=201,
+    response_model=ProductionResource,
+    responses=problem_responses(
+        descriptions={
+            404: "No such enterprise, or (company key) not the caller's enterprise",
+            409: "The enterprise already has a production with this `external_id`",
+        },
+        examples={
+            422: problem_example(
+                422,
+                "episodes: Input should be greater than or equal to 1",
+                ("episodes", "Input should be greater than or equal to 1"),
+            )
+        },
+    ),
+    openapi_extra=request_example(
+        {
+            "enterprise_id": "0195f3c2-7d7e-7c4b-9a51-3e1f2b6c8d90",
+            "external_id": "drama-2026-001",
+            "title": "Spring River",
+            "region_code": "310110",
+            "episodes": 80,
+            "minutes_per_episode": 2,
+            "budget_cny": 800000,
+            "platforms": ["bilibili"],
+            "themes": ["cultural_tourism"],
+        }
+    ),
+)
 async def create_production(
     body: ProductionInput,
     registry: RegistryDep,
@@ -39,7 +69,8 @@ async def create_production(
 ) -> ProductionResource:
     """Register a production of an existing enterprise.
 
-    A company key may create productions of its own enterprise only (others: 404).
+    ``enterprise_id`` must name a live enterprise; a company key may create
+    productions of its own enterprise only (others: 404).
     ``external_id`` is unique per enterprise (409 when taken).
     """
     stored = await call(
@@ -50,7 +81,7 @@ async def create_production(
     return production_resource(stored, response)
 
 
-@router.get("/{production_id}", response_model=ProductionResource)
+@router.get("/{production_id}", response_model=ProductionResource, responses=problem_responses(404))
 async def get_production(
     production_id: str, registry: RegistryDep, principal: CurrentPrincipal, response: Response
 ) -> ProductionResource:
@@ -63,7 +94,20 @@ async def get_production(
     return production_resource(stored, response)
 
 
-@router.patch("/{production_id}", response_model=ProductionResource)
+@router.patch(
+    "/{production_id}",
+    response_model=ProductionResource,
+    responses=problem_responses(
+        400,
+        404,
+        descriptions={
+            409: "The patched `external_id` is taken in the enterprise",
+            412: "`If-Match` is not the current version",
+            422: "The patched record is invalid (it cannot move to another enterprise),"
+            " or the body is not a JSON object",
+        },
+    ),
+)
 async def patch_production(
     production_id: str,
     body: Annotated[dict[str, Any], Body(description="JSON merge patch of the attributes.")],
@@ -72,7 +116,11 @@ async def patch_production(
     response: Response,
     if_match: IfMatch = None,
 ) -> ProductionResource:
-    """Merge-patch the attributes (RFC 7396), validated whole; 412 on a stale If-Match."""
+    """Merge-patch the attributes (RFC 7396), validated whole.
+
+    ``If-Match`` is optional; when given it must name the current version (else 412;
+    a malformed one is 400). A company key patches only its enterprise's (others: 404).
+    """
     stored = await call(
         handlers.patch_production(
             uow=registry.uow,
@@ -85,7 +133,11 @@ async def patch_production(
     return production_resource(stored, response)
 
 
-@router.delete("/{production_id}", response_model=ProductionResource)
+@router.delete(
+    "/{production_id}",
+    response_model=ProductionResource,
+    responses=problem_responses(400, 404, 412),
+)
 async def delete_production(
     production_id: str, registry: RegistryDep, principal: CurrentPrincipal, if_match: IfMatch = None
 ) -> ProductionResource:
@@ -101,7 +153,7 @@ async def delete_production(
     return production_resource(stored)
 
 
-@router.get("", response_model=Page[ProductionResource])
+@router.get("", response_model=Page[ProductionResource], responses=problem_responses(400))
 async def list_productions(
     registry: RegistryDep,
     principal: CurrentPrincipal,

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from reelpolicy_common.auth import CurrentPrincipal, OperatorPrincipal, not_found
-from reelpolicy_common.http import ApiError
+from reelpolicy_common.http import ApiError, problem_example, problem_responses
 from reelpolicy_policy import PolicyValidationError, parse_policy
 from reelpolicy_rules.bootstrap import Rules
 from reelpolicy_rules.handlers.bulk import plan_bulk
@@ -60,12 +60,49 @@ class History(BaseModel):
     items: list[HistoryEntry]
 
 
+ELIGIBILITY_EXAMPLE = {
+    "items": [
+        {
+            "subject_type": "production",
+            "subject_id": "0195f3c2-8a10-7b2e-9c44-51d0e7a3b612",
+            "enterprise_id": "0195f3c2-7d7e-7c4b-9a51-3e1f2b6c8d90",
+            "policy_id": "sh-yangpu-micro-drama",
+            "policy_version": 3,
+            "status": "eligible",
+            "amount_cny": 200000,
+            "missing_fields": [],
+            "explanation": {"result": "eligible"},
+        }
+    ]
+}
+
+
 def _with_notes(trace: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
     notes = {k: v for k, v in stored.items() if k in ("fund", "stacking", "stacking_group")}
     return {**trace, **notes}
 
 
-@router.get("/eligibility", response_model=EligibilityList, summary="Results of an enterprise")
+@router.get(
+    "/eligibility",
+    response_model=EligibilityList,
+    summary="Results of an enterprise",
+    responses={
+        200: {"content": {"application/json": {"example": ELIGIBILITY_EXAMPLE}}},
+        **problem_responses(
+            descriptions={
+                400: "Neither `enterprise_id` nor `production_id` was given",
+                404: "No such enterprise or production, or (company key) not the caller's",
+            },
+            examples={
+                400: problem_example(
+                    400,
+                    "give enterprise_id or production_id",
+                    ("enterprise_id", "give enterprise_id or production_id"),
+                )
+            },
+        ),
+    },
+)
 async def list_eligibility(
     rules: RulesDep,
     principal: CurrentPrincipal,
@@ -75,7 +112,11 @@ async def list_eligibility(
         bool, Query(description="Also list ineligible results (computed live).")
     ] = False,
 ) -> EligibilityList:
-    """The enterprise's own results and its productions' (or one production's)."""
+    """The enterprise's own results and its productions' (or one production's).
+
+    Give ``enterprise_id`` or ``production_id`` (at least one; 400 otherwise). A
+    company key sees only its own enterprise's results (others: 404).
+    """
     if enterprise_id is None and production_id is None:
         raise ApiError(400, "give enterprise_id or production_id", field="enterprise_id")
     async with rules.uow() as work:
@@ -131,6 +172,7 @@ async def list_eligibility(
     "/eligibility/{subject_id}/{policy_id}/history",
     response_model=History,
     summary="How one result changed over time, and which event changed it",
+    responses=problem_responses(404),
 )
 async def eligibility_history(
     subject_id: str, policy_id: str, rules: RulesDep, principal: CurrentPrincipal
@@ -151,7 +193,13 @@ async def eligibility_history(
     return History(subject_id=subject_id, policy_id=policy_id, items=items)
 
 
-@router.post("/simulate", summary="Impact of a draft policy on the current projection (no events)")
+@router.post(
+    "/simulate",
+    summary="Impact of a draft policy on the current projection (no events)",
+    responses=problem_responses(
+        403, descriptions={422: "The draft is not a valid policy: `errors` names each path"}
+    ),
+)
 async def simulate(
     rules: RulesDep,
     _: OperatorPrincipal,
