@@ -27,6 +27,10 @@ from reelpolicy_common.http.errors import ApiError
 
 Role = Literal["operator", "company"]
 
+PRINCIPAL_SCOPE_KEY = "reelpolicy.principal"
+"""Where :class:`reelpolicy_common.http.authenticate.AuthenticateFirst` leaves the
+caller it checked (in the ASGI scope), before anything reads the request body."""
+
 
 @dataclass(frozen=True)
 class Principal:
@@ -127,6 +131,9 @@ async def current_principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """FastAPI dependency: the caller, or 401."""
+    checked = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    if isinstance(checked, Principal):
+        return checked
     if credentials is None or not credentials.credentials:
         raise ApiError(401, "missing bearer API key", field="Authorization")
     runtime = request.app.state.runtime

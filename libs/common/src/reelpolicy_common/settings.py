@@ -70,6 +70,24 @@ class ServiceSettings(BaseSettings):
         " this process takes effect at once; a revocation replicated from another process"
         " within this many seconds of reaching this service's table.",
     )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest request body of a JSON call (413 beyond, before it is read"
+        " further); a route with documents or files of its own has its own limit.",
+    )
+    rate_limit_per_minute: float = Field(
+        default=1200,
+        ge=0,
+        description="Requests per minute one API key may make, sustained (429 with"
+        " Retry-After beyond); 0 turns the limit off. Counted in each process.",
+    )
+    rate_limit_burst: int = Field(
+        default=200, ge=1, description="Requests one API key may make at once above its rate."
+    )
+    rate_limit_operators: bool = Field(
+        default=False, description="Whether operator keys are rate-limited too."
+    )
     http_host: str = "127.0.0.1"
     http_port: int = Field(ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -18,6 +18,7 @@ def create_app(settings: Settings | None = None, *, ingest: Ingest | None = None
         title="reelpolicy ingest",
         description="Validates and versions policy documents; publishes policy events.",
         routers=[router],
+        body_limits={router.prefix: ingest.settings.max_document_bytes},
     )
     app.state.ingest = ingest
     return app

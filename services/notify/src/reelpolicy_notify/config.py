@@ -57,6 +57,12 @@ class Settings(SecretKeySettings):
     notify_secret_overlap_seconds: float = Field(
         default=24 * 3600, ge=0, description="How long the previous secret still signs."
     )
+    max_subscriptions_per_company: int = Field(
+        default=100,
+        ge=0,
+        description="Subscriptions a company key may have for its enterprise (409 beyond);"
+        " operators are not limited.",
+    )
     notify_response_body_limit: int = Field(default=1024, ge=0)
     notify_worker_batch: int = Field(default=200, ge=1)
     notify_worker_concurrency: int = Field(default=64, ge=1)

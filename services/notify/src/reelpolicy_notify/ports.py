@@ -24,6 +24,11 @@ from reelpolicy_notify.domain.records import (
 class SubscriptionRepository(Protocol):
     async def add(self, subscription: Subscription, *, secret: str) -> Subscription: ...
 
+    async def lock_and_count(self, enterprise_id: str) -> int:
+        """The enterprise's subscriptions, counted under a lock held until the
+        transaction ends (concurrent creations for it wait for each other)."""
+        ...
+
     async def get(self, subscription_id: uuid.UUID) -> Subscription | None: ...
 
     async def page(

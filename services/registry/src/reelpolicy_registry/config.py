@@ -16,6 +16,12 @@ class Settings(SecretKeySettings):
     max_import_bytes: int = Field(
         default=512 * 1024 * 1024, ge=1024, description="Largest body of POST /v1/import."
     )
+    max_productions_per_company: int = Field(
+        default=10_000,
+        ge=0,
+        description="Live productions a company key may have registered for its enterprise"
+        " (409 beyond); operators and imports are not limited.",
+    )
     import_chunk_rows: int = Field(
         default=20_000, ge=1, description="Rows validated, copied and committed together."
     )

@@ -41,6 +41,14 @@ class NotFoundError(Exception):
         self.ident = ident
 
 
+class QuotaExceededError(Exception):
+    """A company is at the most records of a kind it may have (operators have none)."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class StaleVersionError(Exception):
     def __init__(self, *, expected: int, current: int) -> None:
         super().__init__(f"version {expected} is stale; the current version is {current}")
@@ -124,8 +132,11 @@ async def delete_enterprise(
     return stored
 
 
-async def create_production(*, uow: UowFactory, data: Any, owner: str | None) -> StoredProduction:
-    """Validate and store a new production of an existing enterprise."""
+async def create_production(
+    *, uow: UowFactory, data: Any, owner: str | None, quota: int | None = None
+) -> StoredProduction:
+    """Validate and store a new production of an existing enterprise, which may have
+    at most ``quota`` live productions (``None``: no limit)."""
     attributes = validate_production(data)
     if owner is not None and attributes.enterprise_id != owner:
         raise NotFoundError("enterprise", attributes.enterprise_id)
@@ -133,6 +144,13 @@ async def create_production(*, uow: UowFactory, data: Any, owner: str | None) ->
         enterprise = await work.enterprises.get(attributes.enterprise_id, for_update=True)
         if enterprise is None:
             raise InvalidRecordError.one("enterprise_id", "no such enterprise")
+        # the enterprise's row lock serializes its creations: the count cannot go stale
+        if quota is not None and await work.productions.count_live(enterprise.id) >= quota:
+            raise QuotaExceededError(
+                f"production quota reached: a company may have at most {quota} productions"
+                " (MAX_PRODUCTIONS_PER_COMPANY); delete one or ask an operator",
+                field="enterprise_id",
+            )
         stored = await work.productions.add(attributes.model_dump(mode="json"))
         work.publish(topics.REGISTRY, production_event(stored))
         await work.commit()

@@ -10,7 +10,8 @@ from reelpolicy_registry.config import Settings
 
 
 def create_app(settings: Settings | None = None, *, registry: Registry | None = None) -> FastAPI:
-    from reelpolicy_registry.entrypoints.http import BodySizeLimit, routers
+    from reelpolicy_registry.entrypoints.http import routers
+    from reelpolicy_registry.entrypoints.imports import router as imports
 
     registry = registry or bootstrap(settings)
     app = create_service_app(
@@ -18,11 +19,7 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
         title="reelpolicy registry",
         description="Enterprises, productions and API keys; publishes registry change events.",
         routers=routers,
+        body_limits={imports.prefix: registry.settings.max_import_bytes},
     )
     app.state.registry = registry
-    app.add_middleware(
-        BodySizeLimit,
-        default=registry.settings.max_body_bytes,
-        limits={"/v1/import": registry.settings.max_import_bytes},
-    )
     return app

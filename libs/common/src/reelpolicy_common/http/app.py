@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -10,10 +11,14 @@ from faststream.specification import AsyncAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_fastapi_instrumentator import Instrumentator
 
+from reelpolicy_common.http.authenticate import AuthenticateFirst
+from reelpolicy_common.http.body_limit import BodyLimit
 from reelpolicy_common.http.errors import install_error_handlers
 from reelpolicy_common.http.problems import document_problems
+from reelpolicy_common.http.rate_limit import RateLimiter
 from reelpolicy_common.http.trace_context import TraceContextMiddleware
 from reelpolicy_common.runtime import ServiceRuntime
+from reelpolicy_common.settings import SecretKeySettings
 from reelpolicy_common.telemetry import tracing_enabled
 
 PUBLIC_PATHS = frozenset(
@@ -28,13 +33,38 @@ def create_service_app(
     description: str,
     routers: list[APIRouter],
     version: str = "0.1.0",
+    body_limits: Mapping[str, int] | None = None,
 ) -> FastAPI:
-    """Build the service's app; ``runtime.lifespan`` starts and stops its I/O."""
+    """Build the service's app; ``runtime.lifespan`` starts and stops its I/O.
+
+    Request bodies are limited to ``MAX_BODY_BYTES`` unless ``body_limits`` gives
+    their path prefix (e.g. ``/v1/import``) a limit of its own (see
+    :mod:`~reelpolicy_common.http.body_limit`). A non-public path needs a valid API
+    key before anything reads its body (:mod:`~reelpolicy_common.http.authenticate`).
+    """
     app = FastAPI(title=title, description=description, version=version, lifespan=runtime.lifespan)
     app.state.runtime = runtime
     install_error_handlers(app)
     for router in routers:
         app.include_router(router)
+    settings = runtime.settings
+    # added first, so it runs inside the authentication: a caller without a key is
+    # answered 401 whatever the size of what it sends
+    app.add_middleware(BodyLimit, default=settings.max_body_bytes, limits=body_limits or {})
+    if isinstance(settings, SecretKeySettings):  # a service that checks API keys
+        limiter = None
+        if settings.rate_limit_per_minute > 0:
+            limiter = RateLimiter(
+                per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
+            )
+        app.add_middleware(
+            AuthenticateFirst,
+            runtime=runtime,
+            secret_key=settings.reelpolicy_secret_key.get_secret_value(),
+            public_paths=PUBLIC_PATHS,
+            limiter=limiter,
+            limit_operators=settings.rate_limit_operators,
+        )
 
     @app.get(
         "/healthz",

@@ -22,9 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
 
-AUTHENTICATED_STATUSES = (401, 503)
-"""What every operation behind an API key can answer: no or a dead key; the key lookup
-(or any later query) meeting an unavailable database or broker."""
+AUTHENTICATED_STATUSES = (401, 429, 503)
+"""What every operation behind an API key can answer: no or a dead key; a key over its
+rate limit; the key lookup (or any later query) meeting an unavailable database or broker."""
 
 
 class FieldError(BaseModel):

@@ -67,6 +67,16 @@ class PostgresSubscriptionRepository:
         )
         return subscription_from_row(row)
 
+    async def lock_and_count(self, enterprise_id: str) -> int:
+        await self._conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('subscriptions:' || $1, 0))",
+            enterprise_id,
+        )
+        count: int = await self._conn.fetchval(
+            "SELECT count(*) FROM subscriptions WHERE enterprise_id = $1", enterprise_id
+        )
+        return count
+
     async def get(self, subscription_id: uuid.UUID) -> Subscription | None:
         row = await self._conn.fetchrow(
             f"SELECT {COLUMNS} FROM subscriptions s WHERE s.id = $1", subscription_id

@@ -29,7 +29,10 @@ from reelpolicy_notify.entrypoints.schemas import (
     encode_cursor,
 )
 from reelpolicy_notify.handlers import subscriptions as use_cases
-from reelpolicy_notify.handlers.subscriptions import SubscriptionNotFoundError
+from reelpolicy_notify.handlers.subscriptions import (
+    SubscriptionNotFoundError,
+    SubscriptionQuotaError,
+)
 
 router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
 
@@ -88,7 +91,10 @@ async def create(
             deadline_days=body.deadline_days or 30,
             backfill=body.backfill,
             check_target=notify.check_target,
+            quota=notify.settings.max_subscriptions_per_company,
         )
+    except SubscriptionQuotaError as exc:
+        raise ApiError(409, str(exc), field="enterprise_id") from None
     except SubscriptionNotFoundError:
         raise not_found("enterprise", body.enterprise_id or "") from None
     except UnsafeTargetError as exc:

@@ -29,6 +29,10 @@ class SubscriptionNotFoundError(Exception):
     pass
 
 
+class SubscriptionQuotaError(Exception):
+    """The company is at the most subscriptions it may have."""
+
+
 def _owner(principal: Principal, enterprise_id: str | None) -> str | None:
     if principal.is_operator:
         return enterprise_id
@@ -60,8 +64,12 @@ async def create_subscription(
     deadline_days: int,
     backfill: bool,
     check_target: TargetCheck,
+    quota: int | None = None,
 ) -> tuple[Subscription, str]:
-    """A new subscription and its signing secret (returned once, stored sealed)."""
+    """A new subscription and its signing secret (returned once, stored sealed).
+
+    A company key's enterprise may have at most ``quota`` subscriptions (``None``: no
+    limit; operators are never limited)."""
     owner = _owner(principal, enterprise_id)
     if url is not None:
         await check_target(url)
@@ -78,11 +86,21 @@ async def create_subscription(
     )
     secret = new_secret()
     async with uow() as work:
+        if quota is not None and owner is not None and not principal.is_operator:
+            await _check_quota(work, enterprise_id=owner, quota=quota)
         stored = await work.subscriptions.add(subscription, secret=secret)
         if backfill and stored.wants("eligibility.changed"):
             await _backfill(work, stored)
         await work.commit()
     return stored, secret
+
+
+async def _check_quota(work: UnitOfWork, *, enterprise_id: str, quota: int) -> None:
+    if await work.subscriptions.lock_and_count(enterprise_id) >= quota:
+        raise SubscriptionQuotaError(
+            f"subscription quota reached: a company may have at most {quota}"
+            " subscriptions (MAX_SUBSCRIPTIONS_PER_COMPANY); delete one first"
+        )
 
 
 async def _backfill(work: UnitOfWork, subscription: Subscription) -> None:

@@ -209,6 +209,14 @@ class PostgresProductionRepository:
             ) from None
         return _production(row)
 
+    async def count_live(self, enterprise_id: str) -> int:
+        count: int = await self._conn.fetchval(
+            "SELECT count(*) FROM productions WHERE enterprise_id = $1::uuid"
+            " AND deleted_at IS NULL",
+            enterprise_id,
+        )
+        return count
+
     async def soft_delete(self, production_id: str) -> StoredProduction:
         row = await self._conn.fetchrow(
             "UPDATE productions SET deleted_at = now(), version = version + 1, updated_at = now()"

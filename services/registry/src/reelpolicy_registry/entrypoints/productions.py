@@ -71,11 +71,15 @@ async def create_production(
 
     ``enterprise_id`` must name a live enterprise; a company key may create
     productions of its own enterprise only (others: 404).
-    ``external_id`` is unique per enterprise (409 when taken).
+    ``external_id`` is unique per enterprise (409 when taken). A company key's
+    enterprise has at most ``MAX_PRODUCTIONS_PER_COMPANY`` live productions (409 beyond).
     """
     stored = await call(
         handlers.create_production(
-            uow=registry.uow, data=body.model_dump(mode="json"), owner=owner_of(principal)
+            uow=registry.uow,
+            data=body.model_dump(mode="json"),
+            owner=owner_of(principal),
+            quota=None if principal.is_operator else registry.settings.max_productions_per_company,
         )
     )
     return production_resource(stored, response)

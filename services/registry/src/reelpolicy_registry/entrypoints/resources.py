@@ -132,6 +132,8 @@ async def call(operation: Any) -> Any:
         raise ApiError(412, str(exc), field="If-Match", extra={"version": exc.current}) from None
     except DuplicateError as exc:
         raise ApiError(409, exc.message, field=exc.field) from None
+    except handlers.QuotaExceededError as exc:
+        raise ApiError(409, str(exc), field=exc.field) from None
 
 
 def owner_of(principal: Principal) -> str | None:

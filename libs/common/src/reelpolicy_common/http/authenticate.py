@@ -1,0 +1,96 @@
+"""Check the caller's API key from the headers before anything reads the request body.
+
+FastAPI parses a ``Body`` parameter before it runs the route's dependencies, so a key
+checked by a dependency comes too late: a caller without a key could make a service
+read and parse (or buffer) a body of any size. This pure ASGI middleware answers 401
+(missing or unknown key) and 429 (over the key's rate) from the headers alone and
+leaves the checked :class:`~reelpolicy_common.auth.Principal` in the scope, where
+:func:`~reelpolicy_common.auth.current_principal` takes it without a second lookup.
+Role checks (operator-only routes) stay with the routes' dependencies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# ``auth`` imports ``http.errors``, whose package imports this module through ``app``:
+# import the module (not its names) so either can be imported first
+from reelpolicy_common import auth
+from reelpolicy_common.http.answers import answer_error
+from reelpolicy_common.http.errors import ApiError
+from reelpolicy_common.http.rate_limit import RateLimiter
+from reelpolicy_common.runtime import ServiceRuntime
+
+Scope = dict[str, Any]
+
+PUBLIC_PATH_PREFIXES = ("/docs", "/redoc", "/asyncapi")
+
+
+def is_public(path: str, public_paths: frozenset[str]) -> bool:
+    return path in public_paths or path.startswith(PUBLIC_PATH_PREFIXES)
+
+
+def bearer_key(scope: Scope) -> str | None:
+    for name, value in scope.get("headers") or ():
+        if name == b"authorization":
+            scheme, _, key = value.decode("latin-1").partition(" ")
+            key = key.strip()
+            return key if scheme.lower() == "bearer" and key else None
+    return None
+
+
+class AuthenticateFirst:
+    """ASGI: 401 / 429 before the app sees a request to a non-public path."""
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        runtime: ServiceRuntime,
+        secret_key: str,
+        public_paths: frozenset[str],
+        limiter: RateLimiter | None,
+        limit_operators: bool,
+    ) -> None:
+        self.app = app
+        self.runtime = runtime
+        self.secret_key = secret_key
+        self.public_paths = public_paths
+        self.limiter = limiter
+        self.limit_operators = limit_operators
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or is_public(scope["path"], self.public_paths):
+            await self.app(scope, receive, send)
+            return
+        try:
+            principal = await self._principal(scope)
+        except Exception as exc:  # answered as a route raising it would be (401, 503)
+            await answer_error(scope, receive, send, exc)
+            return
+        if self.limiter is not None and (self.limit_operators or not principal.is_operator):
+            wait = self.limiter.retry_after(principal.key_id)
+            if wait:
+                error = ApiError(
+                    429,
+                    f"rate limit of this API key reached; retry in {wait} s",
+                    field="Authorization",
+                )
+                await answer_error(scope, receive, send, error, headers={"Retry-After": str(wait)})
+                return
+        scope[auth.PRINCIPAL_SCOPE_KEY] = principal
+        await self.app(scope, receive, send)
+
+    async def _principal(self, scope: Scope) -> auth.Principal:
+        key = bearer_key(scope)
+        if key is None:
+            raise ApiError(401, "missing bearer API key", field="Authorization")
+        principal = await auth.find_principal(
+            self.runtime.pool,
+            key=key,
+            secret_key=self.secret_key,
+            cache=self.runtime.principals,
+        )
+        if principal is None:
+            raise ApiError(401, "unknown or revoked API key", field="Authorization")
+        return principal
