@@ -185,7 +185,8 @@ class ServiceRuntime:
                 stopped()
 
     def task_problems(self) -> dict[str, str]:
-        """Background tasks and consumers that are down or stuck, by name."""
+        """Background tasks and consumers that are down or stuck, by name, with why (their
+        last error's text included: for the log, not for /healthz)."""
         if self._stopping:
             return {}
         problems = {
@@ -197,17 +198,38 @@ class ServiceRuntime:
         return problems
 
     async def check_health(self) -> dict[str, str]:
-        """Problems with the database, the broker, background tasks or consumers, by
-        name; empty when healthy."""
-        problems = self.task_problems()
+        """Problems with the database, the broker, background tasks or consumers: each
+        name with its state in a few fixed words (``unreachable``, ``restarting``...);
+        empty when healthy. What went wrong (error texts, which name hosts and users) is
+        logged, never answered."""
+        details = self.task_problems()
+        problems = {name: _task_state(name, self._supervised) for name in details}
         try:
             async with self.pool.acquire(timeout=2) as conn:
                 await conn.fetchval("SELECT 1", timeout=2)
         except Exception as exc:
-            problems["database"] = f"{type(exc).__name__}: {exc}"[:300]
+            details["database"] = f"{type(exc).__name__}: {exc}"
+            problems["database"] = "unreachable"
         try:
             if not await self.broker.ping(timeout=2):
-                problems["broker"] = "broker did not answer"
+                details["broker"] = "broker did not answer"
+                problems["broker"] = "unreachable"
         except Exception as exc:
-            problems["broker"] = f"{type(exc).__name__}: {exc}"[:300]
+            details["broker"] = f"{type(exc).__name__}: {exc}"
+            problems["broker"] = "unreachable"
+        if details:
+            log.warning(
+                "unhealthy: %s", "; ".join(f"{name}: {why}" for name, why in details.items())
+            )
         return problems
+
+
+_TASK_STATES = {"returned": "returned, not restarted", "died": "died", "restarting": "restarting"}
+
+
+def _task_state(name: str, supervised: list[SupervisedTask]) -> str:
+    """What /healthz says of a task or consumer with a problem: its state, not its error."""
+    for task in supervised:
+        if task.name == name:
+            return _TASK_STATES.get(task.state, "no heartbeat")
+    return "consume task(s) stopped"
