@@ -467,6 +467,24 @@ def test_each_service_logs_in_to_postgres_as_its_own_role(
     assert len(re.findall(r"\bOWNER\b", script)) == len(APP_SERVICES), "one database each"
 
 
+KAFKA_SECURITY_VARS = (
+    "KAFKA_SECURITY_PROTOCOL",
+    "KAFKA_SASL_MECHANISM",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+    "KAFKA_SSL_CA_FILE",
+)
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_kafka_security_settings_are_read_and_documented(name: str) -> None:
+    declared = settings_env(name)
+    runbook = (DEPLOY / "runbook.md").read_text(encoding="utf-8")
+    for var in KAFKA_SECURITY_VARS:
+        assert declared.get(var) is False, f"{name} must read {var} (optional)"
+        assert f"`{var}`" in runbook, f"deploy/runbook.md must document {var}"
+
+
 # ---------------------------------------------------------------- deploy/
 
 

@@ -25,7 +25,7 @@ from prometheus_client import REGISTRY
 from reelpolicy_common.auth_cache import PrincipalCache
 from reelpolicy_common.consumer.runner import RetryPolicy
 from reelpolicy_common.db.pool import ConnectionLimits, create_pool
-from reelpolicy_common.kafka import KafkaRecordPublisher, make_producer
+from reelpolicy_common.kafka import KafkaRecordPublisher, KafkaSecurity, make_producer
 from reelpolicy_common.metrics import PrometheusOutboxMetrics
 from reelpolicy_common.outbox.relay import OutboxRelay
 from reelpolicy_common.settings import ServiceSettings
@@ -56,8 +56,10 @@ class ServiceRuntime:
 
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
+        self.kafka_security = KafkaSecurity.from_settings(settings)
         self.broker = KafkaBroker(
             settings.kafka_bootstrap_servers,
+            security=self.kafka_security.faststream(),
             enable_idempotence=settings.kafka_enable_idempotence,
             graceful_timeout=settings.shutdown_grace_seconds,
             client_id=f"reelpolicy-{settings.service_name}",
@@ -134,6 +136,7 @@ class ServiceRuntime:
         producer = make_producer(
             bootstrap_servers=s.kafka_bootstrap_servers,
             enable_idempotence=s.kafka_enable_idempotence,
+            security=self.kafka_security,
         )
         relay: SupervisedTask | None = None
         self._stopping = False
