@@ -4,10 +4,12 @@ down or stuck, its heartbeat on /metrics (real runtime, PostgreSQL and broker)."
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -22,6 +24,7 @@ from reelpolicy_common.runtime import ServiceRuntime
 from reelpolicy_common.settings import ServiceSettings
 from reelpolicy_common.supervisor import heartbeat
 from support import eventually, unique_topic
+from tcp_fault_proxy import postgres_proxy, through
 
 pytestmark = pytest.mark.servers
 
@@ -169,3 +172,44 @@ async def test_a_consumer_whose_consume_task_stopped_makes_healthz_answer_503(
             lambda: _unhealthy(client, f"consumer:probe:{topic}"), timeout=10, interval=0.1
         )
         assert "consume task(s) stopped" in problem
+
+
+async def test_healthz_names_a_dead_database_without_its_error_text(
+    fresh_database: str, bootstrap_servers: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = postgres_proxy(fresh_database)
+    try:
+        dsn = through(proxy, fresh_database)
+        runtime = runtime_for(dsn, bootstrap_servers)
+        async with serving(runtime) as client:
+            assert await health(client) == (200, {"status": "ok"})
+            proxy.stop()  # the database's address now refuses connections
+            status, body = await eventually(
+                lambda: _unhealthy_with(client, "database"), timeout=10, interval=0.1
+            )
+            assert status == 503
+            assert body["problems"]["database"] == "unreachable"
+            answered = json.dumps(body)
+            user = urlsplit(dsn).username
+            assert user
+            assert user not in answered
+            for leak in (str(proxy.port), "127.0.0.1", "Error", "Connect call failed"):
+                assert leak not in answered, (leak, answered)
+
+            async def logged_with_address() -> bool:  # a new connection's error names it
+                status, body = await health(client)
+                assert status == 503
+                assert str(proxy.port) not in json.dumps(body)
+                return any(
+                    m.startswith("unhealthy") and "database: " in m and str(proxy.port) in m
+                    for m in (r.getMessage() for r in caplog.records)
+                )
+
+            await eventually(logged_with_address, timeout=10, interval=0.1)
+    finally:
+        proxy.stop()
+
+
+async def _unhealthy_with(client: httpx.AsyncClient, name: str) -> tuple[int, Any] | None:
+    status, body = await health(client)
+    return (status, body) if name in body.get("problems", {}) else None

@@ -26,7 +26,14 @@ COMPOSE_SPEC = ROOT.parent / "shared" / "compose-spec.json"
 
 APP_SERVICES = ("registry", "ingest", "rules", "notify")
 SCALABLE = ("rules", "notify")
-SECRET_VARS = ("REELPOLICY_SECRET_KEY", "POSTGRES_PASSWORD", "NOTIFY_SEALING_KEYS")
+DB_PASSWORD_VARS = {name: f"{name.upper()}_DB_PASSWORD" for name in APP_SERVICES}
+"""Each service's own database role's password (the init script reads them too)."""
+SECRET_VARS = (
+    "REELPOLICY_SECRET_KEY",
+    "POSTGRES_PASSWORD",
+    "NOTIFY_SEALING_KEYS",
+    *DB_PASSWORD_VARS.values(),
+)
 COMPLETED = "service_completed_successfully"
 HEALTHY = "service_healthy"
 CONDITIONS = {HEALTHY, COMPLETED, "service_started"}
@@ -370,8 +377,10 @@ def test_secrets_come_from_the_environment_without_defaults(compose: dict[str, A
                     f"{name}.{key} must come from the environment, not {value!r}"
                 )
             if key == "DATABASE_URL":
-                assert re.match(r"postgresql://[^:/@]+:\$\{POSTGRES_PASSWORD:\?[^}]+\}@", value), (
-                    f"{name}'s DATABASE_URL must interpolate POSTGRES_PASSWORD"
+                service = name.removesuffix("-migrate")
+                var = DB_PASSWORD_VARS[service]
+                assert re.match(rf"postgresql://[^:/@]+:\$\{{{var}:\?[^}}]+\}}@", value), (
+                    f"{name}'s DATABASE_URL must interpolate {var}, its own role's password"
                 )
 
 
@@ -402,6 +411,78 @@ def test_postgres_init_script_creates_every_service_database(
     assert created == wanted
     for name, url in urls.items():
         assert parse_url(url).hostname == "postgres", name
+
+
+def published_host_ips(service: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(host address, the entry) for every port mapping the service publishes ("" for
+    all interfaces, what a mapping without an address means)."""
+    for entry in service.get("ports") or []:
+        if isinstance(entry, dict):
+            yield str(entry.get("host_ip", "")), str(entry)
+            continue
+        spec = str(entry).partition("/")[0]
+        pieces = spec.rsplit(":", 2)
+        yield (pieces[0] if len(pieces) == 3 else ""), str(entry)
+
+
+def test_every_published_port_is_bound_to_localhost(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """Nothing (Kafka's PLAINTEXT listener, Jaeger, Prometheus, the mail UI, the APIs) is
+    reachable from other machines unless an operator opens it (deploy/runbook.md)."""
+    published = 0
+    for name, service in services.items():
+        for host_ip, entry in published_host_ips(service):
+            published += 1
+            assert host_ip == "127.0.0.1", f"{name} publishes {entry!r} on every interface"
+    assert published, "compose publishes no port at all: the check would be empty"
+    for name in ("kafka", "jaeger", "prometheus", "mailpit"):
+        assert list(published_host_ips(services[name])), f"{name} publishes nothing"
+
+
+def test_each_service_logs_in_to_postgres_as_its_own_role(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    users = {}
+    for name in APP_SERVICES:
+        for job in (name, migration_job(name)):
+            url = parse_url(environment(services[job])["DATABASE_URL"])
+            assert url.username == f"reelpolicy_{name}", job
+            assert url.password == DB_PASSWORD_VARS[name], job
+        users[name] = url.username
+    assert len(set(users.values())) == len(APP_SERVICES)
+    superuser = environment(services["postgres"])["POSTGRES_USER"]
+    assert superuser not in users.values(), "the superuser serves no service"
+    postgres_env = environment(services["postgres"])
+    for var in DB_PASSWORD_VARS.values():
+        assert postgres_env.get(var, "").startswith(f"${{{var}:?"), f"the init script needs {var}"
+
+    script = (DEPLOY / "postgres" / "10-create-databases.sql").read_text(encoding="utf-8")
+    for name, user in users.items():
+        database = f"reelpolicy_{name}"
+        assert re.search(rf"^\\getenv\s+(\w+)\s+{DB_PASSWORD_VARS[name]}$", script, re.M)
+        assert re.search(rf"^CREATE ROLE {user} LOGIN PASSWORD :'\w+';$", script, re.M), user
+        assert re.search(rf"^CREATE DATABASE {database} OWNER {user};$", script, re.M), user
+        assert re.search(rf"^REVOKE ALL ON DATABASE {database} FROM PUBLIC;$", script, re.M)
+    assert len(re.findall(r"\bOWNER\b", script)) == len(APP_SERVICES), "one database each"
+
+
+KAFKA_SECURITY_VARS = (
+    "KAFKA_SECURITY_PROTOCOL",
+    "KAFKA_SASL_MECHANISM",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+    "KAFKA_SSL_CA_FILE",
+)
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_kafka_security_settings_are_read_and_documented(name: str) -> None:
+    declared = settings_env(name)
+    runbook = (DEPLOY / "runbook.md").read_text(encoding="utf-8")
+    for var in KAFKA_SECURITY_VARS:
+        assert declared.get(var) is False, f"{name} must read {var} (optional)"
+        assert f"`{var}`" in runbook, f"deploy/runbook.md must document {var}"
 
 
 # ---------------------------------------------------------------- deploy/

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
 from pathlib import Path
 
 import asyncpg
 import pytest
+from registry_helpers import new_enterprise
 
 from reelpolicy_registry.cli import main
 from support import migrate_service, service_env
@@ -15,11 +18,11 @@ from support import migrate_service, service_env
 pytestmark = pytest.mark.servers
 
 
-def count(dsn: str, sql: str) -> int:
+def count(dsn: str, sql: str, *args: object) -> int:
     async def go() -> int:
         conn = await asyncpg.connect(dsn)
         try:
-            return int(await conn.fetchval(sql))
+            return int(await conn.fetchval(sql, *args))
         finally:
             await conn.close()
 
@@ -70,3 +73,46 @@ def test_commands(env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         " WHERE topic = 'reelpolicy.snapshots.v1' AND event_type = 'snapshot.completed'"
     )
     assert count(env, marker) == 121
+
+
+def test_import_reads_rows_of_files_as_written(
+    env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A JSON Lines row ends at LF only (a CR between tokens is JSON whitespace); a quoted
+    CSV cell keeps its line breaks; errors name the line a row starts on."""
+    enterprise = new_enterprise()
+    code = enterprise["credit_code"]
+    jsonl = tmp_path / "rows.jsonl"
+    jsonl.write_bytes(
+        (
+            json.dumps({"type": "enterprise", **enterprise})
+            + "\n"
+            + '{"type": "production",\r"enterprise_credit_code": "'
+            + code
+            + '",'
+            + '\r"external_id": "j1", "title": "a\u2028b"}\r\n'
+            + '{"type": "production", "title": "no enterprise"}\n'
+        ).encode()
+    )
+    assert main(["import", str(jsonl)]) == 1
+    out, err = capsys.readouterr()
+    assert "accepted 2, unchanged 0, rejected 1" in out
+    assert re.findall(r"row \d+: [^\r\n]*", err) == ["row 3: enterprise_id: no such enterprise"]
+
+    csv_file = tmp_path / "rows.csv"
+    csv_file.write_bytes(
+        (
+            "type,enterprise_credit_code,external_id,title\r\n"
+            f'production,{code},c1,"line one\r\nline two"\r\n'
+            "production,nope,c2,x\r\n"
+        ).encode()
+    )
+    assert main(["import", str(csv_file)]) == 1
+    out, err = capsys.readouterr()
+    assert "accepted 1, unchanged 0, rejected 1" in out
+    assert re.findall(r"row \d+: [^\r\n]*", err) == [
+        "row 4: enterprise_credit_code: no such enterprise"
+    ]
+    titles = "SELECT count(*) FROM productions WHERE attributes->>'title' = $1"
+    assert count(env, titles, "a\u2028b") == 1
+    assert count(env, titles, "line one\r\nline two") == 1

@@ -22,7 +22,7 @@ from reelpolicy_registry.domain import (
 from reelpolicy_registry.generate import credit_code, generate_rows
 from reelpolicy_registry.import_validation import EnterpriseRow, row_errors, validate_row
 from reelpolicy_registry.regions import is_known_region, region_name, region_table
-from reelpolicy_registry.rows import MalformedFileError, RawRow, csv_rows, jsonl_rows
+from reelpolicy_registry.rows import MalformedFileError, RawRow, csv_lines, csv_rows, jsonl_rows
 
 GOOD_CODE = credit_code(random.Random(1), "310110")
 
@@ -165,9 +165,9 @@ def test_csv_rows_lists_nested_and_json_cells() -> None:
         'production,,,douyin;kuaishou,120,"[{""issuer_level"":""district""}]",C1,T\n'
         "enterprise,Star,C2,,,,,\n"
     )
-    rows = list(csv_rows(text.splitlines()))
+    rows = list(csv_rows(csv_lines(text)))
     assert rows[0] == RawRow(
-        1,
+        2,  # its line in the file: the header is line 1
         {
             "type": "production",
             "platforms": ["douyin", "kuaishou"],
@@ -177,7 +177,7 @@ def test_csv_rows_lists_nested_and_json_cells() -> None:
             "title": "T",
         },
     )
-    assert rows[1] == RawRow(2, {"type": "enterprise", "name": "Star", "credit_code": "C2"})
+    assert rows[1] == RawRow(3, {"type": "enterprise", "name": "Star", "credit_code": "C2"})
 
 
 def test_csv_with_unknown_columns_is_malformed() -> None:

@@ -161,6 +161,83 @@ async def test_csv_import(registry: RegistryClient) -> None:
     assert bad.json()["errors"][0]["field"] == "header"
 
 
+LINE_SEPARATORS = "\u2028\u2029\u0085\x0b\x0c\x1c\x1d\x1e"
+"""Every separator ``str.splitlines`` knows besides CR and LF: none ends a row."""
+
+
+async def test_jsonl_keeps_unicode_line_separators_inside_a_row(registry: RegistryClient) -> None:
+    e = new_enterprise()
+    # JSON allows these raw in a string (the C0 controls of LINE_SEPARATORS it does not:
+    # a row holding one raw is refused, as one row, below)
+    title = "One\u2028two\u2029three\u0085four"
+    rows = [
+        {"type": "enterprise", **e},
+        {"type": "production", "enterprise_credit_code": e["credit_code"], "title": title},
+    ]
+    body = jsonl(rows)
+    assert title in body
+    report = (await registry.client.post("/v1/import", content=body, headers=JSONL)).json()
+    assert report == {"accepted": 2, "unchanged": 0, "rejected": 0, "errors": []}
+    stored = (await registry.client.get("/v1/productions")).json()["items"]
+    assert [p["title"] for p in stored] == [title]
+
+
+async def test_jsonl_rows_are_numbered_by_their_line_in_the_file(registry: RegistryClient) -> None:
+    e = new_enterprise()
+    body = (
+        json.dumps({"type": "enterprise", **e})
+        + "\r\n"  # a CRLF file
+        + '{"type": "production",\x0c"title": "form feed is not JSON whitespace"}\r\n'
+        + "\r\n"
+        + '{"type": "production",\u2028"title": "nor is U+2028"}\n'
+        + '{"type": "production",\r"title": "CR is", "enterprise_credit_code": "nope"}\n'
+    )
+    report = (await registry.client.post("/v1/import", content=body, headers=JSONL)).json()
+    assert (report["accepted"], report["rejected"]) == (1, 3)
+    assert sorted({(e["row"], e["field"]) for e in report["errors"]}) == [
+        (2, "row"),
+        (4, "row"),
+        (5, "enterprise_credit_code"),
+    ]
+
+
+async def test_csv_quoted_cells_keep_their_line_breaks(registry: RegistryClient) -> None:
+    e = new_enterprise()
+    title = f"First line\r\nsecond\nthird\rfourth{LINE_SEPARATORS}end"
+    quoted = '"' + title + '"'
+    csv_text = (
+        "type,name,credit_code,region_code,kind,enterprise_credit_code,external_id,title\r\n"
+        f"enterprise,{e['name']},{e['credit_code']},310110,production_company,,,\r\n"
+        f"production,,,,,{e['credit_code']},x1,{quoted}\r\n"
+    )
+    headers = {"Content-Type": "text/csv"}
+    report = (await registry.client.post("/v1/import", content=csv_text, headers=headers)).json()
+    assert report == {"accepted": 2, "unchanged": 0, "rejected": 0, "errors": []}
+    stored = (await registry.client.get("/v1/productions")).json()["items"]
+    assert [p["title"] for p in stored] == [title]
+
+
+async def test_csv_rows_are_numbered_by_the_line_their_record_starts_on(
+    registry: RegistryClient,
+) -> None:
+    e = new_enterprise()
+    csv_text = (
+        "type,name,credit_code,region_code,kind,enterprise_credit_code,external_id,title\n"
+        f"enterprise,{e['name']},{e['credit_code']},310110,production_company,,,\n"
+        f'production,,,,,{e["credit_code"]},x1,"spans\nthree\nlines"\n'
+        "\n"
+        f"production,,,,,{e['credit_code']},x2,bad,extra\n"
+        'production,,,,,nope,x3,"two\u2028lines"\n'
+    )
+    headers = {"Content-Type": "text/csv"}
+    report = (await registry.client.post("/v1/import", content=csv_text, headers=headers)).json()
+    assert (report["accepted"], report["rejected"]) == (2, 2)
+    assert [(e["row"], e["field"]) for e in report["errors"]] == [
+        (7, "row"),
+        (8, "enterprise_credit_code"),
+    ]
+
+
 async def test_bad_input_corpus_changes_nothing(registry: RegistryClient) -> None:
     client = registry.client
     owner = await registry.enterprise()

@@ -1,4 +1,5 @@
-"""Kafka adapters: the outbox's record publisher and topic creation (aiokafka)."""
+"""Kafka adapters: the outbox's record publisher and topic creation (aiokafka), and how
+every client connects (:class:`KafkaSecurity`: TLS and SASL from the settings)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import logging
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
     CorruptRecordException,
@@ -23,14 +25,22 @@ from aiokafka.errors import (
     TopicAlreadyExistsError,
     UnsupportedForMessageFormatError,
 )
+from aiokafka.helpers import create_ssl_context
 from aiokafka.partitioner import murmur2
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from faststream.security import (
+    BaseSecurity,
+    SASLPlaintext,
+    SASLScram256,
+    SASLScram512,
+)
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from reelpolicy_common import topics
 from reelpolicy_common.outbox.relay import PermanentPublishError
 from reelpolicy_common.outbox.store import OutboxRecord
+from reelpolicy_common.settings import ServiceSettings
 from reelpolicy_common.telemetry import (
     context_from_headers,
     current_trace_headers,
@@ -41,7 +51,79 @@ log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("reelpolicy.outbox")
 
 
-def make_producer(*, bootstrap_servers: str, enable_idempotence: bool) -> AIOKafkaProducer:
+_SASL_SECURITY = {
+    "PLAIN": SASLPlaintext,
+    "SCRAM-SHA-256": SASLScram256,
+    "SCRAM-SHA-512": SASLScram512,
+}
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How a Kafka client connects (``KAFKA_SECURITY_PROTOCOL``, ``KAFKA_SASL_*``,
+    ``KAFKA_SSL_CA_FILE``); the default is PLAINTEXT, what the embedded broker speaks."""
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> KafkaSecurity:
+        password = settings.kafka_sasl_password
+        return cls(
+            protocol=settings.kafka_security_protocol,
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            username=settings.kafka_sasl_username,
+            password=password.get_secret_value() if password is not None else None,
+            ca_file=str(settings.kafka_ssl_ca_file) if settings.kafka_ssl_ca_file else None,
+        )
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
+
+    def client_options(self) -> dict[str, Any]:
+        """aiokafka's keyword arguments for a producer, consumer or admin client."""
+        options: dict[str, Any] = {"security_protocol": self.protocol}
+        if self.uses_tls:  # aiokafka needs a context for TLS; without a CA file, the system's
+            options["ssl_context"] = create_ssl_context(cafile=self.ca_file)
+        if self.uses_sasl:
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.username
+            options["sasl_plain_password"] = self.password
+        return options
+
+    def faststream(self) -> BaseSecurity:
+        """The same for FastStream's ``KafkaBroker(security=...)``, which turns it into
+        these aiokafka arguments for the clients it makes."""
+        context = create_ssl_context(cafile=self.ca_file) if self.uses_tls else None
+        if self.uses_sasl:
+            sasl = _SASL_SECURITY[self.sasl_mechanism or ""]
+            return sasl(self.username or "", self.password or "", ssl_context=context)
+        return BaseSecurity(ssl_context=context)  # PLAINTEXT without a context
+
+
+PLAINTEXT = KafkaSecurity()
+
+
+def kafka_consumer(settings: ServiceSettings, **options: Any) -> AIOKafkaConsumer:
+    """A consumer of the service's broker, connecting as the settings say."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **KafkaSecurity.from_settings(settings).client_options(),
+        **options,
+    )
+
+
+def make_producer(
+    *, bootstrap_servers: str, enable_idempotence: bool, security: KafkaSecurity = PLAINTEXT
+) -> AIOKafkaProducer:
     """A producer tuned for the relay: acks from all replicas, no linger.
 
     The relay hands over whole record batches (:class:`KafkaRecordPublisher`), all of
@@ -50,6 +132,7 @@ def make_producer(*, bootstrap_servers: str, enable_idempotence: bool) -> AIOKaf
     """
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers,
+        **security.client_options(),
         enable_idempotence=enable_idempotence,
         acks="all",
         linger_ms=0,
@@ -191,13 +274,23 @@ class KafkaRecordPublisher:
             raise ConnectionError("could not refresh metadata from the broker")
 
 
+def admin_client(
+    *, bootstrap_servers: str, security: KafkaSecurity = PLAINTEXT
+) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **security.client_options())
+
+
 async def ensure_topics(
-    *, bootstrap_servers: str, names: Iterable[str] = topics.ALL_TOPICS, replication: int = 1
+    *,
+    bootstrap_servers: str,
+    names: Iterable[str] = topics.ALL_TOPICS,
+    replication: int = 1,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> None:
     """Create the topics that are missing, with the partition counts the services expect
     and their cleanup policy and retention (:func:`reelpolicy_common.topics.config`).
     Existing topics are left as they are (an operator may have tuned them)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = admin_client(bootstrap_servers=bootstrap_servers, security=security)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -25,7 +25,7 @@ from prometheus_client import REGISTRY
 from reelpolicy_common.auth_cache import PrincipalCache
 from reelpolicy_common.consumer.runner import RetryPolicy
 from reelpolicy_common.db.pool import ConnectionLimits, create_pool
-from reelpolicy_common.kafka import KafkaRecordPublisher, make_producer
+from reelpolicy_common.kafka import KafkaRecordPublisher, KafkaSecurity, make_producer
 from reelpolicy_common.metrics import PrometheusOutboxMetrics
 from reelpolicy_common.outbox.relay import OutboxRelay
 from reelpolicy_common.settings import ServiceSettings
@@ -56,8 +56,10 @@ class ServiceRuntime:
 
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
+        self.kafka_security = KafkaSecurity.from_settings(settings)
         self.broker = KafkaBroker(
             settings.kafka_bootstrap_servers,
+            security=self.kafka_security.faststream(),
             enable_idempotence=settings.kafka_enable_idempotence,
             graceful_timeout=settings.shutdown_grace_seconds,
             client_id=f"reelpolicy-{settings.service_name}",
@@ -134,6 +136,7 @@ class ServiceRuntime:
         producer = make_producer(
             bootstrap_servers=s.kafka_bootstrap_servers,
             enable_idempotence=s.kafka_enable_idempotence,
+            security=self.kafka_security,
         )
         relay: SupervisedTask | None = None
         self._stopping = False
@@ -185,7 +188,8 @@ class ServiceRuntime:
                 stopped()
 
     def task_problems(self) -> dict[str, str]:
-        """Background tasks and consumers that are down or stuck, by name."""
+        """Background tasks and consumers that are down or stuck, by name, with why (their
+        last error's text included: for the log, not for /healthz)."""
         if self._stopping:
             return {}
         problems = {
@@ -197,17 +201,38 @@ class ServiceRuntime:
         return problems
 
     async def check_health(self) -> dict[str, str]:
-        """Problems with the database, the broker, background tasks or consumers, by
-        name; empty when healthy."""
-        problems = self.task_problems()
+        """Problems with the database, the broker, background tasks or consumers: each
+        name with its state in a few fixed words (``unreachable``, ``restarting``...);
+        empty when healthy. What went wrong (error texts, which name hosts and users) is
+        logged, never answered."""
+        details = self.task_problems()
+        problems = {name: _task_state(name, self._supervised) for name in details}
         try:
             async with self.pool.acquire(timeout=2) as conn:
                 await conn.fetchval("SELECT 1", timeout=2)
         except Exception as exc:
-            problems["database"] = f"{type(exc).__name__}: {exc}"[:300]
+            details["database"] = f"{type(exc).__name__}: {exc}"
+            problems["database"] = "unreachable"
         try:
             if not await self.broker.ping(timeout=2):
-                problems["broker"] = "broker did not answer"
+                details["broker"] = "broker did not answer"
+                problems["broker"] = "unreachable"
         except Exception as exc:
-            problems["broker"] = f"{type(exc).__name__}: {exc}"[:300]
+            details["broker"] = f"{type(exc).__name__}: {exc}"
+            problems["broker"] = "unreachable"
+        if details:
+            log.warning(
+                "unhealthy: %s", "; ".join(f"{name}: {why}" for name, why in details.items())
+            )
         return problems
+
+
+_TASK_STATES = {"returned": "returned, not restarted", "died": "died", "restarting": "restarting"}
+
+
+def _task_state(name: str, supervised: list[SupervisedTask]) -> str:
+    """What /healthz says of a task or consumer with a problem: its state, not its error."""
+    for task in supervised:
+        if task.name == name:
+            return _TASK_STATES.get(task.state, "no heartbeat")
+    return "consume task(s) stopped"

@@ -8,9 +8,9 @@ refuses to start with a missing or placeholder secret.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "password", "dev"})
@@ -50,6 +50,25 @@ class ServiceSettings(BaseSettings):
     kafka_enable_idempotence: bool = Field(
         default=False,
         description="Idempotent producer; the embedded broker does not support it.",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        description="How every Kafka client of the service connects: TLS (SSL, SASL_SSL)"
+        " and SASL authentication (SASL_*); see deploy/runbook.md, Kafka security settings.",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None, description="SASL mechanism; required with a SASL_* protocol."
+    )
+    kafka_sasl_username: str | None = Field(
+        default=None, description="SASL user; required with a SASL_* protocol."
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None, description="SASL password; required with a SASL_* protocol."
+    )
+    kafka_ssl_ca_file: FilePath | None = Field(
+        default=None,
+        description="PEM file of the CA that signed the broker's certificate (SSL,"
+        " SASL_SSL); unset: the system's CAs.",
     )
     kafka_consumer_group: str | None = Field(
         default=None, description="Consumer group id; defaults to reelpolicy-<service>."
@@ -134,6 +153,24 @@ class ServiceSettings(BaseSettings):
         description="Slack beyond a task's own heartbeat interval before /healthz reports it"
         " as stuck (a slow query or a long pause must not flap the health check).",
     )
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> Self:
+        if self.kafka_security_protocol.startswith("SASL_"):
+            missing = [
+                name
+                for name, value in (
+                    ("KAFKA_SASL_MECHANISM", self.kafka_sasl_mechanism),
+                    ("KAFKA_SASL_USERNAME", self.kafka_sasl_username),
+                    ("KAFKA_SASL_PASSWORD", self.kafka_sasl_password),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(
+                    f"KAFKA_SECURITY_PROTOCOL {self.kafka_security_protocol} needs {missing}"
+                )
+        return self
 
     @property
     def consumer_group(self) -> str:

@@ -73,12 +73,17 @@ def _import(args: argparse.Namespace) -> int:
     from tqdm import tqdm  # type: ignore[import-untyped]
 
     path: Path = args.file
-    with path.open(encoding="utf-8-sig", newline="") as f:
+    is_csv = path.suffix.lower() == ".csv" or args.format == "csv"
+    # the csv module reads CSV line ends itself; a JSON Lines row ends at "\n" only
+    newline = "" if is_csv else "\n"
+    with path.open(encoding="utf-8-sig", newline=newline) as f:
         total = sum(1 for _ in f)
     settings = Settings()
     validators = validation_processes(settings.import_processes)
-    with path.open(encoding="utf-8-sig", newline="") as f, tqdm(total=total, unit="row") as bar:
-        is_csv = path.suffix.lower() == ".csv" or args.format == "csv"
+    with (
+        path.open(encoding="utf-8-sig", newline=newline) as f,
+        tqdm(total=total, unit="row") as bar,
+    ):
         rows = csv_rows(f) if is_csv else jsonl_rows(f)
         try:
             report = asyncio.run(

@@ -2,21 +2,26 @@
 
 JSON Lines: one object per line, ``{"type": "enterprise" | "production", ...}`` with
 the attributes of :mod:`reelpolicy_common.subjects`; a production names its
-enterprise by ``enterprise_credit_code`` (or ``enterprise_id``). Blank lines are
-skipped; rows are numbered from 1 by line.
+enterprise by ``enterprise_credit_code`` (or ``enterprise_id``). Lines end at ``\n``
+only (:func:`jsonl_lines`; a ``\r`` before it is JSON whitespace): U+2028, U+0085,
+form feed and the other separators ``str.splitlines`` knows stay inside their row.
+Blank lines are skipped; a row's number is its line number in the file.
 
 CSV (UTF-8, header row required): a ``type`` column plus any attribute columns
 (one file may mix both types; a cell that does not apply is left empty). An
 empty cell means unknown. List fields (``tags``, ``filming_region_codes``,
 ``platforms``, ``themes``, ``awards``, ``overseas.markets``, ``overseas.languages``)
 are ``;``-separated; ``metrics.views`` and ``metrics.rating`` fill ``metrics``;
-``grants`` and ``region_history`` hold JSON arrays. Rows are numbered from 1 after
-the header.
+``grants`` and ``region_history`` hold JSON arrays. The csv module reads the line
+ends (:func:`csv_lines`), so a quoted cell keeps its line breaks as written. A row's
+number is the file line its record starts on (the header is line 1), what an editor
+shows; it is the spreadsheet row number too while no cell spans lines.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -68,6 +73,18 @@ class MalformedFileError(Exception):
         self.message = message
 
 
+def jsonl_lines(text: str) -> list[str]:
+    """The lines of a JSON Lines text, split on ``\n`` only (a file to iterate over is
+    opened with ``newline="\n"`` for the same lines)."""
+    return text.split("\n")
+
+
+def csv_lines(text: str) -> io.StringIO:
+    """A CSV text as :func:`csv_rows` reads it: each line with its own line end, as
+    from a file opened with ``newline=""``."""
+    return io.StringIO(text, newline="")
+
+
 def jsonl_rows(lines: Iterable[str]) -> Iterator[RawRow | RowError]:
     """Rows of a JSON Lines file (parsed and validated later, in one step per row)."""
     for number, line in enumerate(lines, start=1):
@@ -99,7 +116,9 @@ def _csv_record(header: list[str], values: list[str]) -> dict[str, Any]:
 
 
 def csv_rows(lines: Iterable[str]) -> Iterator[RawRow | RowError]:
-    """Rows of a CSV file; raises :class:`MalformedFileError` for a bad header."""
+    """Rows of a CSV file (:func:`csv_lines`, or a file opened with ``newline=""``),
+    each numbered by the line it starts on; raises :class:`MalformedFileError` for a
+    bad header."""
     reader = csv.reader(lines)
     try:
         header = [h.strip() for h in next(reader)]
@@ -111,9 +130,8 @@ def csv_rows(lines: Iterable[str]) -> Iterator[RawRow | RowError]:
     if unknown or "type" not in header or len(set(header)) != len(header):
         problem = f"unknown columns {unknown}" if unknown else "missing or repeated columns"
         raise MalformedFileError("header", f"{problem}; a 'type' column is required")
-    number = 0
     while True:
-        number += 1
+        number = reader.line_num + 1  # the line after the previous record
         try:
             values = next(reader)
         except StopIteration:

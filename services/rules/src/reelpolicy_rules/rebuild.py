@@ -85,6 +85,7 @@ from reelpolicy_common.events import (
     SnapshotCompleted,
     decode_envelope,
 )
+from reelpolicy_common.kafka import kafka_consumer
 from reelpolicy_policy import parse_policy
 from reelpolicy_rules.adapters.cache import PolicyBook, SubjectCache
 from reelpolicy_rules.adapters.consumer_groups import JOIN_TIMEOUT_SECONDS, move_groups
@@ -294,8 +295,8 @@ async def _replay(
 ) -> Replay:
     """Apply every record of both topics below each partition's end, after finding each
     source's latest snapshot; refuse unless every such snapshot was read in full."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+    consumer = kafka_consumer(
+        settings,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=_FETCH_MAX_WAIT_MS,

@@ -74,7 +74,9 @@ def create_service_app(
     async def healthz() -> JSONResponse:
         """503 names each problem: ``database``, ``broker``, a background task (e.g.
         ``outbox-relay``) that is down, restarting or overdue with its heartbeat, or a
-        ``consumer:<name>`` whose consume task stopped."""
+        ``consumer:<name>`` whose consume task stopped; each with its state in a few
+        fixed words, never an error's text (which names hosts and users): the service
+        logs that."""
         problems = await runtime.check_health()
         if problems:
             return JSONResponse({"status": "unhealthy", "problems": problems}, status_code=503)

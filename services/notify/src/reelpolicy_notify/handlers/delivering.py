@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -63,6 +64,23 @@ async def _send(
         subject=subject,
         text=text,
         headers={"X-Reelpolicy-Delivery": str(claimed.id), **current_trace_headers()},
+    )
+
+
+def traced_url(url: str | None) -> str:
+    """``url`` as a trace may record it: scheme, host, port and path, without the
+    credentials, query or fragment (where receivers put their tokens)."""
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:  # not a URL a client could send to: nothing worth recording
+        return ""
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    return urlunsplit(
+        (parts.scheme, host if port is None else f"{host}:{port}", parts.path, "", "")
     )
 
 
@@ -132,7 +150,7 @@ async def attempt_delivery(
             "reelpolicy.delivery.id": str(claimed.id),
             "reelpolicy.delivery.attempt": claimed.total_attempts,
             "http.request.method": "POST",
-            "url.full": claimed.url or "",
+            "url.full": traced_url(claimed.url),
         },
     ) as span:
         result = _unsendable(claimed) or await _send(

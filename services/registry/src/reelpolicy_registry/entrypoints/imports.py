@@ -13,7 +13,13 @@ from reelpolicy_common.http.errors import problem_response
 from reelpolicy_common.http.problems import problem_body
 from reelpolicy_registry.entrypoints.resources import RegistryDep
 from reelpolicy_registry.importing import ImportReport, import_rows
-from reelpolicy_registry.rows import MalformedFileError, csv_rows, jsonl_rows
+from reelpolicy_registry.rows import (
+    MalformedFileError,
+    csv_lines,
+    csv_rows,
+    jsonl_lines,
+    jsonl_rows,
+)
 
 router = APIRouter(prefix="/v1/import", tags=["import"])
 
@@ -84,9 +90,11 @@ async def import_file(request: Request, registry: RegistryDep, _: OperatorPrinci
         text = (await request.body()).decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ApiError(400, "the file is not UTF-8", field="body") from None
-    lines = text.splitlines()
     try:
-        rows = jsonl_rows(lines) if content_type in JSONL_TYPES else csv_rows(lines)
+        if content_type in JSONL_TYPES:
+            rows = jsonl_rows(jsonl_lines(text))
+        else:
+            rows = csv_rows(csv_lines(text))
         report = await import_rows(
             uow=registry.uow,
             rows=rows,

@@ -18,10 +18,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError
 
+from reelpolicy_common.kafka import kafka_consumer
 from reelpolicy_rules.config import Settings
 
 log = logging.getLogger(__name__)
@@ -55,12 +57,8 @@ async def _move_group(
     settings: Settings, group: str, offsets: dict[TopicPartition, int], *, join_timeout: float
 ) -> str:
     """Commit ``offsets`` for ``group``; returns how ("standalone" or "joined")."""
-    common = {
-        "bootstrap_servers": settings.kafka_bootstrap_servers,
-        "group_id": group,
-        "enable_auto_commit": False,
-    }
-    consumer = AIOKafkaConsumer(**common)
+    common: dict[str, Any] = {"group_id": group, "enable_auto_commit": False}
+    consumer = kafka_consumer(settings, **common)
     await consumer.start()
     try:
         consumer.assign(list(offsets))
@@ -81,7 +79,7 @@ async def _move_group(
             if set(assigned) == set(offsets):
                 alone.set()
 
-    member = AIOKafkaConsumer(**common)
+    member = kafka_consumer(settings, **common)
     await member.start()
     try:
         member.subscribe(sorted({tp.topic for tp in offsets}), listener=_Alone())
