@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from reelpolicy_common.auth import CurrentPrincipal, OperatorPrincipal, not_found
 from reelpolicy_common.http import ApiError
+from reelpolicy_common.storable import StoredJsonObject, StoredText
 from reelpolicy_policy import PolicyValidationError, parse_policy
 from reelpolicy_rules.bootstrap import Rules
 from reelpolicy_rules.handlers.bulk import plan_bulk
@@ -69,8 +70,8 @@ def _with_notes(trace: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]
 async def list_eligibility(
     rules: RulesDep,
     principal: CurrentPrincipal,
-    enterprise_id: str | None = None,
-    production_id: str | None = None,
+    enterprise_id: StoredText | None = None,
+    production_id: StoredText | None = None,
     include_ineligible: Annotated[
         bool, Query(description="Also list ineligible results (computed live).")
     ] = False,
@@ -133,7 +134,7 @@ async def list_eligibility(
     summary="How one result changed over time, and which event changed it",
 )
 async def eligibility_history(
-    subject_id: str, policy_id: str, rules: RulesDep, principal: CurrentPrincipal
+    subject_id: StoredText, policy_id: StoredText, rules: RulesDep, principal: CurrentPrincipal
 ) -> History:
     async with rules.uow() as work:
         rows = await work.results.history(subject_id, policy_id)
@@ -155,7 +156,7 @@ async def eligibility_history(
 async def simulate(
     rules: RulesDep,
     _: OperatorPrincipal,
-    document: Annotated[dict[str, Any], Body(description="A policy document (JSON).")],
+    document: Annotated[StoredJsonObject, Body(description="A policy document (JSON).")],
 ) -> dict[str, Any]:
     try:
         draft = parse_policy(document)
