@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 
 from reelpolicy_common.auth import CurrentPrincipal, not_found
 from reelpolicy_common.http import ApiError, Page
+from reelpolicy_common.storable import StoredText
 from reelpolicy_notify.entrypoints.deps import NotifyDep
 from reelpolicy_notify.entrypoints.schemas import (
     DeliveryOut,
@@ -38,7 +39,7 @@ async def list_(
     status: Status | None = None,
     since: Annotated[datetime | None, Query(description="created at or after")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: str | None = None,
+    cursor: StoredText | None = None,
 ) -> Page[DeliveryOut]:
     items = await use_cases.list_deliveries(
         uow=notify.uow,

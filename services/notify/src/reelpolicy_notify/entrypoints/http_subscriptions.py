@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 
 from reelpolicy_common.auth import CurrentPrincipal, not_found
 from reelpolicy_common.http import ApiError, Page
+from reelpolicy_common.storable import StoredText
 from reelpolicy_notify.domain.filters import Filters
 from reelpolicy_notify.domain.targets import UnsafeTargetError
 from reelpolicy_notify.entrypoints.deps import NotifyDep
@@ -62,9 +63,9 @@ async def create(
 async def list_(
     notify: NotifyDep,
     principal: CurrentPrincipal,
-    enterprise_id: str | None = None,
+    enterprise_id: StoredText | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: str | None = None,
+    cursor: StoredText | None = None,
 ) -> Page[SubscriptionOut]:
     items = await use_cases.list_subscriptions(
         uow=notify.uow,
