@@ -60,6 +60,15 @@ CASES = [
         "MAX_CRITERIA_DEPTH",
         body=deep_policy_json(300),
     ),
+    # so deep the JSON parser itself gives up, before the route runs: FastAPI answers 400
+    Case(
+        "simulate: criteria nested 1,000 deep",
+        "POST",
+        "/v1/simulate",
+        400,
+        "body",
+        body=deep_policy_json(1000),
+    ),
 ]
 
 
