@@ -37,6 +37,15 @@ def jsonl(*rows: dict[str, Any]) -> str:
     return "".join(json.dumps({"type": "enterprise", **row}) + "\n" for row in rows)
 
 
+def csv_with_grants(cell: str) -> str:
+    good, bad = enterprise(), enterprise()
+    lines = ["type,name,credit_code,region_code,kind,region_history"] + [
+        f"enterprise,{e['name']},{e['credit_code']},310110,production_company,{history}"
+        for e, history in ((good, ""), (bad, cell))
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def csv_with_name(name: str) -> str:
     good, bad = enterprise(), enterprise(name=name)
     lines = ["type,name,credit_code,region_code,kind"] + [
@@ -135,6 +144,15 @@ CASES = [
         200,
         '"field":"name"',
         body=csv_with_name("a\x00b"),
+        content_type="text/csv",
+    ),
+    Case(
+        "import: a CSV JSON cell nested 5,000 deep",
+        "POST",
+        "/v1/import",
+        200,
+        '"field":"row"',
+        body=csv_with_grants("[" * 5000 + "]" * 5000),
         content_type="text/csv",
     ),
 ]
