@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import pytest
-from pydantic import BaseModel, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, Field, StringConstraints, TypeAdapter, ValidationError
 
 from reelpolicy_common.storable import (
     NO_NUL_PATTERN,
@@ -14,6 +14,7 @@ from reelpolicy_common.storable import (
     PG_INT_MIN,
     PgBigInt,
     PgInt,
+    PgTimestamp,
     StoredJsonObject,
     StoredText,
     unstorable_json_path,
@@ -99,3 +100,21 @@ def test_the_json_schema_states_the_limits() -> None:
     assert schema["tags"]["items"]["pattern"] == NO_NUL_PATTERN
     count = schema["count"]["anyOf"][0]
     assert (count["minimum"], count["maximum"]) == (PG_INT_MIN, PG_INT_MAX)
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("2026-12-07T10:00:00+08:00", True),
+        ("0001-01-01T00:00:00", True),  # naive: sent as it is
+        ("0001-01-01T00:00:00+11:00", False),  # before year 1 in UTC
+        ("9999-12-31T23:59:59-01:00", False),  # after year 9999 in UTC
+    ],
+)
+def test_timestamps_must_exist_in_utc(text: str, ok: bool) -> None:
+    adapter = TypeAdapter(PgTimestamp)
+    if ok:
+        adapter.validate_python(text)
+    else:
+        with pytest.raises(ValidationError, match="outside years 1 to 9999"):
+            adapter.validate_python(text)

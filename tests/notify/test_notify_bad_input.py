@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +21,10 @@ def subscription(**changes: Any) -> str:
     body = {"channel": "email", "email": "ops@example.com", "events": ["eligibility.changed"]}
     return json.dumps({**body, **changes})
 
+
+CURSOR_BEFORE_YEAR_1 = base64.urlsafe_b64encode(
+    f"0001-01-01T00:00:00+11:00|{uuid.UUID(int=1)}".encode()
+).decode()
 
 CASES = [
     # text PostgreSQL cannot store reached the insert (500)
@@ -71,6 +77,30 @@ CASES = [
         body=json.dumps({"email": "a\x00b@example.com"}),
     ),
     # query parameters
+    Case(
+        "a time before year 1 in UTC",
+        "POST",
+        "/v1/deliveries/replay",
+        422,
+        "since",
+        params={"since": "0001-01-01T00:00:00+11:01"},
+    ),
+    Case(
+        "a time after year 9999 in UTC",
+        "GET",
+        "/v1/deliveries",
+        422,
+        "since",
+        params={"since": "9999-12-31T23:59:59-01:00"},
+    ),
+    Case(
+        "a cursor holding a time before year 1 in UTC",
+        "GET",
+        "/v1/deliveries",
+        400,
+        "cursor",
+        params={"cursor": CURSOR_BEFORE_YEAR_1},
+    ),
     Case(
         "NUL in the enterprise filter",
         "GET",

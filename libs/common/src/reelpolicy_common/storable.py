@@ -9,13 +9,16 @@ client gets a 422 naming the field. Use them for every field that reaches the da
 
 * :data:`StoredText`: a ``str`` field (combine with ``StringConstraints`` / ``Field``);
 * :data:`StoredJson`: free-form JSON (a merge patch, a document), checked throughout;
-* :data:`PgInt`, :data:`PgBigInt`: integers bound for an ``integer`` / ``bigint``.
+* :data:`PgInt`, :data:`PgBigInt`: integers bound for an ``integer`` / ``bigint``;
+* :data:`PgTimestamp`: a date-time whose UTC value exists (``0001-01-01T00:00+11:00``
+  is valid ISO text, but lies before year 1 in UTC, where a ``timestamptz`` is sent).
 
 The module is pure (pydantic only), so the policy language can use it too.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import annotated_types
@@ -80,6 +83,16 @@ def refuse_unstorable_json(value: Any) -> Any:
     return value
 
 
+def refuse_unstorable_timestamp(value: datetime) -> datetime:
+    """``value`` unchanged, or ValueError when its UTC value is outside years 1-9999."""
+    if value.tzinfo is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("lies outside years 1 to 9999 in UTC") from None
+    return value
+
+
 class _DocumentedNoNul:
     """Puts :data:`NO_NUL_PATTERN` in a string's JSON schema, unless it has a pattern."""
 
@@ -106,3 +119,6 @@ PgInt = Annotated[int, annotated_types.Interval(ge=PG_INT_MIN, le=PG_INT_MAX)]
 
 PgBigInt = Annotated[int, annotated_types.Interval(ge=PG_BIGINT_MIN, le=PG_BIGINT_MAX)]
 """An integer that fits PostgreSQL's ``bigint``."""
+
+PgTimestamp = Annotated[datetime, AfterValidator(refuse_unstorable_timestamp)]
+"""A date-time PostgreSQL's ``timestamptz`` can be sent (its UTC value exists)."""

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from reelpolicy_common.http import ApiError
-from reelpolicy_common.storable import StoredText
+from reelpolicy_common.storable import StoredText, refuse_unstorable_timestamp
 from reelpolicy_notify.domain.alerts import AlertType
 from reelpolicy_notify.domain.filters import Filters
 from reelpolicy_notify.domain.records import Channel, Delivery, Subscription
@@ -184,6 +184,6 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
         return None
     try:
         when, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(when), uuid.UUID(ident)
+        return refuse_unstorable_timestamp(datetime.fromisoformat(when)), uuid.UUID(ident)
     except ValueError:
         raise ApiError(400, "malformed cursor", field="cursor") from None
