@@ -63,3 +63,10 @@ async def four_services(
 ) -> AsyncIterator[dict[str, InProcessService]]:
     async with contextlib.AsyncExitStack() as stack:
         yield {name: await _start(stack, name, admin_uri, bootstrap) for name in SERVICE_NAMES}
+
+
+@contextlib.asynccontextmanager
+async def one_service(name: str, admin_uri: str, bootstrap: str) -> AsyncIterator[InProcessService]:
+    """One of the four services in this process (its own fresh database)."""
+    async with contextlib.AsyncExitStack() as stack:
+        yield await _start(stack, name, admin_uri, bootstrap)

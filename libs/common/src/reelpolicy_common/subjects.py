@@ -18,10 +18,17 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from reelpolicy_common.storable import PG_BIGINT_MAX, PgBigInt, PgInt, StoredText
+
 RegionCode = Annotated[str, StringConstraints(pattern=r"^[1-9]\d{5}$")]
 """A six-digit GB/T 2260 administrative division code (``310110`` is Yangpu, Shanghai)."""
 
-Money = Annotated[int, Field(ge=0, description="Integer yuan (CNY), never negative.")]
+MAX_MONEY_CNY = PG_BIGINT_MAX // 1024
+"""The largest amount accepted: sums of many amounts still fit a ``bigint`` column."""
+
+Money = Annotated[
+    int, Field(ge=0, le=MAX_MONEY_CNY, description="Integer yuan (CNY), never negative.")
+]
 
 
 class EnterpriseKind(StrEnum):
@@ -93,13 +100,13 @@ class Grant(BaseModel):
     issuer_region_code: RegionCode | None = None
     amount_cny: Money
     received_on: date
-    programme: str | None = Field(default=None, max_length=200)
+    programme: StoredText | None = Field(default=None, max_length=200)
 
 
 class Metrics(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    views: int | None = Field(default=None, ge=0)
+    views: PgBigInt | None = Field(default=None, ge=0)
     rating: float | None = Field(default=None, ge=0, le=10)
 
 
@@ -109,7 +116,7 @@ class Overseas(BaseModel):
     markets: list[Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]] = Field(
         default_factory=list, description="ISO 3166-1 alpha-2 country codes."
     )
-    languages: list[Annotated[str, StringConstraints(min_length=2, max_length=8)]] = Field(
+    languages: list[Annotated[StoredText, StringConstraints(min_length=2, max_length=8)]] = Field(
         default_factory=list, description="BCP 47 language tags."
     )
 
@@ -128,15 +135,17 @@ class EnterpriseAttributes(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
-    credit_code: Annotated[str, StringConstraints(min_length=18, max_length=18)]
+    name: Annotated[
+        StoredText, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)
+    ]
+    credit_code: Annotated[StoredText, StringConstraints(min_length=18, max_length=18)]
     region_code: RegionCode
     established_on: date | None = None
-    employees: int | None = Field(default=None, ge=0)
+    employees: PgInt | None = Field(default=None, ge=0)
     registered_capital_cny: Money | None = None
     sme: bool | None = None
     kind: EnterpriseKind
-    tags: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(
+    tags: list[Annotated[StoredText, StringConstraints(min_length=1, max_length=64)]] = Field(
         default_factory=list
     )
     region_history: list[Relocation] = Field(
@@ -150,9 +159,11 @@ class ProductionAttributes(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    enterprise_id: str
-    external_id: str | None = Field(default=None, max_length=120)
-    title: Annotated[str, StringConstraints(min_length=1, max_length=300, strip_whitespace=True)]
+    enterprise_id: StoredText
+    external_id: StoredText | None = Field(default=None, max_length=120)
+    title: Annotated[
+        StoredText, StringConstraints(min_length=1, max_length=300, strip_whitespace=True)
+    ]
     region_code: RegionCode | None = None
     filming_region_codes: list[RegionCode] | None = None
     episodes: int | None = Field(default=None, ge=1, le=10_000)

@@ -13,6 +13,7 @@ from datetime import date
 from functools import cached_property
 from typing import Any
 
+from reelpolicy_common.storable import PG_BIGINT_MAX, PG_BIGINT_MIN
 from reelpolicy_policy.fields import OPERATORS, FieldSpec, FieldType, SubjectType, fields_for
 
 PREFIX_RE = re.compile(r"^\d{2}(\d{2}){0,2}$")
@@ -94,6 +95,8 @@ def _scalar(spec: FieldSpec, v: Any, path: str, errors: Errors) -> Any:
     elif t is FieldType.int:
         if isinstance(v, bool) or not isinstance(v, int):
             bad = "an integer"
+        elif not PG_BIGINT_MIN <= v <= PG_BIGINT_MAX:  # the engine compares in 64 bits
+            bad = "a 64-bit integer"
     elif t is FieldType.float:
         if isinstance(v, bool) or not isinstance(v, int | float):
             bad = "a number"

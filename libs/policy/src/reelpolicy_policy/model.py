@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from reelpolicy_common.subjects import IssuerLevel
+from reelpolicy_common.storable import PgInt
+from reelpolicy_common.subjects import MAX_MONEY_CNY, IssuerLevel
 from reelpolicy_policy.criteria import Node
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,79}$")]
@@ -21,7 +22,7 @@ Ident = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 FactId = Annotated[str, StringConstraints(pattern=r"^F-[A-Z]{2}-\d{2}$")]
 RegionCode = Annotated[str, StringConstraints(pattern=r"^[1-9]\d{5}$")]
 Prefix = Annotated[str, StringConstraints(pattern=r"^\d{2}(\d{2}){0,2}$")]
-Yuan = Annotated[int, Field(ge=0)]
+Yuan = Annotated[int, Field(ge=0, le=MAX_MONEY_CNY)]
 Percent = Annotated[float, Field(gt=0, le=1000, multiple_of=0.01)]
 
 Basis = Literal[
@@ -111,7 +112,7 @@ class PolicyDocument(_Strict):
     """A policy document (criteria kept raw here; see ``Policy.criteria``)."""
 
     id: Slug
-    version: Annotated[int, Field(ge=1)] | None = None
+    version: Annotated[PgInt, Field(ge=1)] | None = None
     title: Text
     issuer: Issuer
     sources: Annotated[list[Source], Field(min_length=1)]

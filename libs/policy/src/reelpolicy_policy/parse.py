@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from reelpolicy_policy.criteria import Errors, node_to_dict, parse_criteria, predicates
 from reelpolicy_policy.fields import FieldType, fields_for
+from reelpolicy_policy.limits import MAX_DOCUMENT_DEPTH, document_limit_errors
 from reelpolicy_policy.model import (
     Policy,
     PolicyDocument,
@@ -112,6 +113,9 @@ def parse_policy(data: dict[str, Any]) -> Policy:
     """Validate a policy document (a JSON-like dict); raise :class:`PolicyValidationError`."""
     if not isinstance(data, dict):
         raise PolicyValidationError([{"path": "$", "message": "expected an object"}])
+    limits = document_limit_errors(data)
+    if limits:
+        raise PolicyValidationError(limits)
     errors: Errors = []
     try:
         doc = PolicyDocument.model_validate(data)
@@ -153,14 +157,15 @@ def policy_document_dict(policy: Policy) -> dict[str, Any]:
 def load_policy_text(text: str | bytes, content_type: str) -> Policy:
     """Parse a JSON or YAML policy document (by MIME type or ``json``/``yaml``)."""
     ctype = content_type.split(";")[0].strip().lower()
+    if ctype not in JSON_TYPES | YAML_TYPES:
+        msg = f"unsupported content type {content_type!r}; expected JSON or YAML"
+        raise PolicyValidationError([{"path": "$", "message": msg}])
     try:
-        if ctype in JSON_TYPES:
-            data = json.loads(text)
-        elif ctype in YAML_TYPES:
-            data = yaml.safe_load(text)
-        else:
-            msg = f"unsupported content type {content_type!r}; expected JSON or YAML"
-            raise PolicyValidationError([{"path": "$", "message": msg}])
-    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        data = json.loads(text) if ctype in JSON_TYPES else yaml.safe_load(text)
+    # ValueError: also an integer longer than Python converts (4,300 digits)
+    except (ValueError, yaml.YAMLError) as exc:
         raise PolicyValidationError([{"path": "$", "message": f"not parseable: {exc}"}]) from None
+    except RecursionError:  # the parsers recurse per level: far past the depth limit
+        message = f"nested deeper than {MAX_DOCUMENT_DEPTH} levels (MAX_DOCUMENT_DEPTH)"
+        raise PolicyValidationError([{"path": "$", "message": message}]) from None
     return parse_policy(data)

@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 import yaml
 
+from reelpolicy_policy.limits import MAX_DOCUMENT_DEPTH
+
 
 @dataclass(frozen=True)
 class StoredPolicy:
@@ -87,6 +89,9 @@ def check_document_size(canonical: dict[str, Any]) -> None:
         )
 
 
+_TOO_DEEP = f"the YAML is nested deeper than {MAX_DOCUMENT_DEPTH} levels (MAX_DOCUMENT_DEPTH)"
+
+
 def check_yaml_expansion(text: str | bytes) -> None:
     """Refuse YAML whose aliases expand past :data:`MAX_YAML_NODES` nodes, before it is
     loaded: a small text can name one anchor many times over, many levels deep, and
@@ -98,7 +103,7 @@ def check_yaml_expansion(text: str | bytes) -> None:
     except yaml.YAMLError:
         return
     except RecursionError:
-        raise DocumentTooLargeError("the YAML is nested too deeply") from None
+        raise DocumentTooLargeError(_TOO_DEEP) from None
     sizes: dict[int, int] = {}
 
     def expanded(node: yaml.Node) -> int:
@@ -117,4 +122,4 @@ def check_yaml_expansion(text: str | bytes) -> None:
         if root is not None and expanded(root) > MAX_YAML_NODES:
             raise DocumentTooLargeError(f"the YAML expands to more than {MAX_YAML_NODES} nodes")
     except RecursionError:
-        raise DocumentTooLargeError("the YAML is nested too deeply") from None
+        raise DocumentTooLargeError(_TOO_DEEP) from None

@@ -6,8 +6,10 @@ explicitly, and emits its events through the unit of work (the outbox).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from reelpolicy_common import topics
 from reelpolicy_common.events import (
@@ -73,6 +75,14 @@ def _revoked(policy: StoredPolicy, reason: str | None) -> Envelope:
     )
 
 
+def _canonical_form(policy: Policy) -> tuple[dict[str, Any], int | None, str]:
+    """The canonical document (without its version), the version supplied, its hash."""
+    canonical = policy_document_dict(policy)
+    check_document_size(canonical)  # DocumentTooLargeError: its event could not be published
+    supplied = canonical.pop("version", None)
+    return canonical, supplied, content_sha(canonical)
+
+
 async def submit_policy(*, uow: UowFactory, policy: Policy) -> Submitted:
     """Store a validated ``policy`` as the next version of its id.
 
@@ -80,10 +90,8 @@ async def submit_policy(*, uow: UowFactory, policy: Policy) -> Submitted:
     one, :class:`~reelpolicy_ingest.domain.DocumentTooLargeError` for a document over
     the canonical size limit. An identical resubmission of the latest version is a no-op.
     """
-    canonical = policy_document_dict(policy)
-    check_document_size(canonical)  # DocumentTooLargeError: its event could not be published
-    supplied = canonical.pop("version", None)
-    sha = content_sha(canonical)
+    # serializing and hashing a large document takes milliseconds: off the event loop
+    canonical, supplied, sha = await asyncio.to_thread(_canonical_form, policy)
     async with uow() as work:
         await work.policies.lock(canonical["id"])
         latest = await work.policies.latest(canonical["id"])

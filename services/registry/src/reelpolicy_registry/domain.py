@@ -20,6 +20,7 @@ from stdnum import exceptions as stdnum_errors
 from stdnum.cn import uscc
 
 from reelpolicy_common.http.errors import validation_details
+from reelpolicy_common.storable import PG_INT_MAX, StoredText
 from reelpolicy_common.subjects import (
     Award,
     EnterpriseAttributes,
@@ -84,7 +85,7 @@ MAX_MARKETS = 250
 MAX_LANGUAGES = 50
 """Overseas languages."""
 
-Tag = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Tag = Annotated[StoredText, StringConstraints(min_length=1, max_length=64)]
 
 
 class OverseasInput(Overseas):
@@ -93,7 +94,7 @@ class OverseasInput(Overseas):
         max_length=MAX_MARKETS,
         description=f"ISO 3166-1 alpha-2 country codes (at most {MAX_MARKETS}).",
     )
-    languages: list[Annotated[str, StringConstraints(min_length=2, max_length=8)]] = Field(
+    languages: list[Annotated[StoredText, StringConstraints(min_length=2, max_length=8)]] = Field(
         default_factory=list,
         max_length=MAX_LANGUAGES,
         description=f"BCP 47 language tags (at most {MAX_LANGUAGES}).",
@@ -272,6 +273,8 @@ def parse_if_match(header: str | None) -> int | None:
     if value == "*":
         return None
     value = value.removeprefix("W/").strip().strip('"')
-    if not value.isdigit():
+    # ASCII digits only (str.isdigit() takes "²", which int() refuses), and a version
+    # the integer column can hold
+    if not (value.isascii() and value.isdigit()) or int(value) > PG_INT_MAX:
         raise InvalidRecordError.one("If-Match", "If-Match must be a version number")
     return int(value)

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError
 
+from reelpolicy_common.storable import StoredText
 from reelpolicy_registry.domain import EnterpriseInput, ProductionInput
 from reelpolicy_registry.rows import RowError
 
@@ -29,8 +30,8 @@ class EnterpriseRow(EnterpriseInput):
 
 class ProductionRow(ProductionInput):
     type: Literal["production"]
-    enterprise_credit_code: str | None = None
-    enterprise_id: str = ""
+    enterprise_credit_code: StoredText | None = None
+    enterprise_id: StoredText = ""
 
 
 ROW = TypeAdapter[EnterpriseRow | ProductionRow](

@@ -149,4 +149,7 @@ def csv_rows(lines: Iterable[str]) -> Iterator[RawRow | RowError]:
         except ValueError as exc:
             yield RowError(number, "row", f"malformed JSON cell: {exc}")
             continue
+        except RecursionError:  # the json module recurses per level of nesting
+            yield RowError(number, "row", "a JSON cell is nested too deeply")
+            continue
         yield RawRow(number, data)

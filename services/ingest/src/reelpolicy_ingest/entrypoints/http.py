@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -10,10 +12,11 @@ from pydantic import BaseModel, Field
 
 from reelpolicy_common.auth import CurrentPrincipal, OperatorPrincipal
 from reelpolicy_common.http import ApiError, Page, problem_example, problem_responses
+from reelpolicy_common.storable import PgInt, StoredText
 from reelpolicy_ingest import handlers
 from reelpolicy_ingest.bootstrap import Ingest
 from reelpolicy_ingest.domain import DocumentTooLargeError, StoredPolicy, check_yaml_expansion
-from reelpolicy_policy import PolicyValidationError, load_policy_text, policy_json_schema
+from reelpolicy_policy import Policy, PolicyValidationError, load_policy_text, policy_json_schema
 
 router = APIRouter(prefix="/v1/policies", tags=["policies"])
 
@@ -24,6 +27,18 @@ async def get_ingest(request: Request) -> Ingest:
 
 
 IngestDep = Annotated[Ingest, Depends(get_ingest)]
+PARSE_THREADS = 2
+"""Documents parsed and validated at once; more wait their turn. Parsing runs in these
+threads, not on the event loop, so a large document never stalls other requests."""
+_parsers = ThreadPoolExecutor(PARSE_THREADS, thread_name_prefix="policy-parse")
+
+
+def _parse_document(body: bytes, content_type: str) -> Policy:
+    if "yaml" in content_type:
+        check_yaml_expansion(body)
+    return load_policy_text(body, content_type)
+
+
 PolicyId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{1,80}$", description="Policy slug.")]
 
 
@@ -148,10 +163,9 @@ async def submit(
             field="document",
         )
     content_type = request.headers.get("content-type", "application/json")
+    loop = asyncio.get_running_loop()
     try:
-        if "yaml" in content_type:
-            check_yaml_expansion(body)
-        policy = load_policy_text(body, content_type)
+        policy = await loop.run_in_executor(_parsers, _parse_document, body, content_type)
         result = await handlers.submit_policy(uow=ingest.uow, policy=policy)
     except DocumentTooLargeError as exc:
         raise ApiError(413, exc.message, field="document") from None
@@ -183,7 +197,9 @@ async def list_policies(
     ingest: IngestDep,
     _: CurrentPrincipal,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        StoredText | None, Query(description="next_cursor of the previous page")
+    ] = None,
 ) -> Page[PolicySummary]:
     after = None
     if cursor:
@@ -221,7 +237,7 @@ async def get_latest(policy_id: PolicyId, ingest: IngestDep, _: CurrentPrincipal
 )
 async def get_version(
     policy_id: PolicyId,
-    version: Annotated[int, Path(ge=1)],
+    version: Annotated[PgInt, Path(ge=1)],
     ingest: IngestDep,
     _: CurrentPrincipal,
 ) -> dict[str, Any]:
@@ -242,7 +258,7 @@ async def revoke(
     policy_id: PolicyId,
     ingest: IngestDep,
     _: OperatorPrincipal,
-    reason: Annotated[str | None, Query(max_length=500)] = None,
+    reason: Annotated[StoredText | None, Query(max_length=500)] = None,
 ) -> RevokeResponse:
     try:
         policy = await handlers.revoke_policy(uow=ingest.uow, policy_id=policy_id, reason=reason)

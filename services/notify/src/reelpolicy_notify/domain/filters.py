@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from reelpolicy_common.storable import PgBigInt, StoredText
 from reelpolicy_notify.domain.policies import PolicyFacts
 
 
@@ -21,10 +22,10 @@ class Filters(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     region_prefix: str | None = Field(default=None, pattern=r"^\d{1,6}$")
-    issuer_level: str | None = None
-    policy_ids: list[str] | None = None
-    benefit_kinds: list[str] | None = None
-    min_amount_cny: int | None = Field(default=None, ge=0)
+    issuer_level: StoredText | None = None
+    policy_ids: list[StoredText] | None = None
+    benefit_kinds: list[StoredText] | None = None
+    min_amount_cny: PgBigInt | None = Field(default=None, ge=0)
 
     @classmethod
     def from_json(cls, raw: dict[str, Any] | None) -> Filters:

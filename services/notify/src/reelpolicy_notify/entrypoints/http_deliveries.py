@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 
 from reelpolicy_common.auth import CurrentPrincipal, not_found
 from reelpolicy_common.http import ApiError, Page, problem_responses
+from reelpolicy_common.storable import PgTimestamp, StoredText
 from reelpolicy_notify.entrypoints.deps import NotifyDep
 from reelpolicy_notify.entrypoints.schemas import (
     DeliveryOut,
@@ -43,9 +44,9 @@ async def list_(
     principal: CurrentPrincipal,
     subscription_id: uuid.UUID | None = None,
     status: Status | None = None,
-    since: Annotated[datetime | None, Query(description="created at or after")] = None,
+    since: Annotated[PgTimestamp | None, Query(description="created at or after")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: str | None = None,
+    cursor: StoredText | None = None,
 ) -> Page[DeliveryOut]:
     items = await use_cases.list_deliveries(
         uow=notify.uow,
@@ -74,7 +75,7 @@ async def list_(
 async def replay_since(
     notify: NotifyDep,
     principal: CurrentPrincipal,
-    since: Annotated[datetime, Query(description="failed at or after this time")],
+    since: Annotated[PgTimestamp, Query(description="failed at or after this time")],
 ) -> Replayed:
     count = await use_cases.replay_failed_since(
         uow=notify.uow, principal=principal, since=_aware(since, "since")

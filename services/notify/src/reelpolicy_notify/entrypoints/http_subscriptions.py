@@ -15,6 +15,7 @@ from reelpolicy_common.http import (
     problem_responses,
     request_example,
 )
+from reelpolicy_common.storable import StoredText
 from reelpolicy_notify.domain.filters import Filters
 from reelpolicy_notify.domain.targets import UnsafeTargetError
 from reelpolicy_notify.entrypoints.deps import NotifyDep
@@ -111,9 +112,9 @@ async def create(
 async def list_(
     notify: NotifyDep,
     principal: CurrentPrincipal,
-    enterprise_id: str | None = None,
+    enterprise_id: StoredText | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: str | None = None,
+    cursor: StoredText | None = None,
 ) -> Page[SubscriptionOut]:
     items = await use_cases.list_subscriptions(
         uow=notify.uow,

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from reelpolicy_common.http import ApiError
+from reelpolicy_common.storable import StoredText, refuse_unstorable_timestamp
 from reelpolicy_notify.domain.alerts import AlertType
 from reelpolicy_notify.domain.filters import Filters
 from reelpolicy_notify.domain.records import Channel, Delivery, Subscription
@@ -25,8 +26,8 @@ class Digest(BaseModel):
 class _Fields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str | None = Field(default=None, max_length=2000)
-    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$", max_length=320)
+    url: StoredText | None = Field(default=None, max_length=2000)
+    email: StoredText | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$", max_length=320)
     events: list[AlertType] | None = Field(default=None, min_length=1)
     filters: Filters | None = None
     digest: Digest | None = None
@@ -34,7 +35,9 @@ class _Fields(BaseModel):
 
 
 class SubscriptionCreate(_Fields):
-    enterprise_id: str | None = Field(default=None, description="Null: platform-wide (operator).")
+    enterprise_id: StoredText | None = Field(
+        default=None, description="Null: platform-wide (operator)."
+    )
     channel: Channel
     events: list[AlertType] = Field(min_length=1)
     backfill: bool = Field(default=False, description="Send current eligible results now.")
@@ -181,6 +184,6 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
         return None
     try:
         when, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(when), uuid.UUID(ident)
+        return refuse_unstorable_timestamp(datetime.fromisoformat(when)), uuid.UUID(ident)
     except ValueError:
         raise ApiError(400, "malformed cursor", field="cursor") from None

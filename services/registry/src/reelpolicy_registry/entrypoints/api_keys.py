@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from reelpolicy_common.auth import OperatorPrincipal, Role
 from reelpolicy_common.http import problem_example, problem_responses
+from reelpolicy_common.storable import StoredText
 from reelpolicy_registry import api_keys
 from reelpolicy_registry.entrypoints.resources import RegistryDep, call
 from reelpolicy_registry.ports import ApiKeyRecord
@@ -19,8 +20,10 @@ router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
 
 class IssueKeyRequest(BaseModel):
     role: Role
-    enterprise_id: str | None = Field(default=None, description="Required for a company key.")
-    label: str | None = Field(default=None, max_length=200)
+    enterprise_id: StoredText | None = Field(
+        default=None, description="Required for a company key."
+    )
+    label: StoredText | None = Field(default=None, max_length=200)
 
 
 class IssuedKeyResponse(BaseModel):
@@ -105,7 +108,7 @@ async def list_keys(registry: RegistryDep, _: OperatorPrincipal) -> list[ApiKeyR
 
 @router.delete("/{key_id}", response_model=ApiKeyResource, responses=problem_responses(403, 404))
 async def revoke_key(
-    key_id: Annotated[str, Path(max_length=64)], registry: RegistryDep, _: OperatorPrincipal
+    key_id: Annotated[StoredText, Path(max_length=64)], registry: RegistryDep, _: OperatorPrincipal
 ) -> ApiKeyResource:
     """Revoke a key (idempotent); every service stops accepting it once it sees the event."""
     return _resource(await call(api_keys.revoke_api_key(uow=registry.uow, key_id=key_id)))

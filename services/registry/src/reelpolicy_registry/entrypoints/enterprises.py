@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Query, Response
 
 from reelpolicy_common.auth import CurrentPrincipal, OperatorPrincipal
 from reelpolicy_common.http import Page, problem_example, problem_responses, request_example
+from reelpolicy_common.storable import StoredText
 from reelpolicy_common.subjects import EnterpriseKind
 from reelpolicy_registry import handlers
 from reelpolicy_registry.domain import EnterpriseInput
@@ -73,7 +74,10 @@ async def create_enterprise(
 
 @router.get("/{enterprise_id}", response_model=EnterpriseResource, responses=problem_responses(404))
 async def get_enterprise(
-    enterprise_id: str, registry: RegistryDep, principal: CurrentPrincipal, response: Response
+    enterprise_id: StoredText,
+    registry: RegistryDep,
+    principal: CurrentPrincipal,
+    response: Response,
 ) -> EnterpriseResource:
     """One enterprise (a company key sees only its own; others answer 404)."""
     stored = await call(
@@ -98,7 +102,7 @@ async def get_enterprise(
     ),
 )
 async def patch_enterprise(
-    enterprise_id: str,
+    enterprise_id: StoredText,
     body: Annotated[dict[str, Any], Body(description="JSON merge patch of the attributes.")],
     registry: RegistryDep,
     principal: CurrentPrincipal,
@@ -130,7 +134,7 @@ async def patch_enterprise(
     responses=problem_responses(400, 403, 404, 412),
 )
 async def delete_enterprise(
-    enterprise_id: str, registry: RegistryDep, _: OperatorPrincipal, if_match: IfMatch = None
+    enterprise_id: StoredText, registry: RegistryDep, _: OperatorPrincipal, if_match: IfMatch = None
 ) -> EnterpriseResource:
     """Soft-delete an enterprise and its productions (operator only).
 
@@ -153,8 +157,8 @@ async def list_enterprises(
     principal: CurrentPrincipal,
     region_prefix: Annotated[str | None, Query(pattern=r"^\d{1,6}$")] = None,
     kind: EnterpriseKind | None = None,
-    tag: str | None = None,
-    q: Annotated[str | None, Query(max_length=100, description="Part of the name.")] = None,
+    tag: StoredText | None = None,
+    q: Annotated[StoredText | None, Query(max_length=100, description="Part of the name.")] = None,
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Page[EnterpriseResource]:

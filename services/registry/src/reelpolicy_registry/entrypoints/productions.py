@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Query, Response
 
 from reelpolicy_common.auth import CurrentPrincipal
 from reelpolicy_common.http import Page, problem_example, problem_responses, request_example
+from reelpolicy_common.storable import StoredText
 from reelpolicy_common.subjects import ContentStatus, Platform, Theme
 from reelpolicy_registry import handlers
 from reelpolicy_registry.domain import ProductionInput
@@ -87,7 +88,10 @@ async def create_production(
 
 @router.get("/{production_id}", response_model=ProductionResource, responses=problem_responses(404))
 async def get_production(
-    production_id: str, registry: RegistryDep, principal: CurrentPrincipal, response: Response
+    production_id: StoredText,
+    registry: RegistryDep,
+    principal: CurrentPrincipal,
+    response: Response,
 ) -> ProductionResource:
     """One production (a company key sees only its enterprise's; others answer 404)."""
     stored = await call(
@@ -113,7 +117,7 @@ async def get_production(
     ),
 )
 async def patch_production(
-    production_id: str,
+    production_id: StoredText,
     body: Annotated[dict[str, Any], Body(description="JSON merge patch of the attributes.")],
     registry: RegistryDep,
     principal: CurrentPrincipal,
@@ -143,7 +147,10 @@ async def patch_production(
     responses=problem_responses(400, 404, 412),
 )
 async def delete_production(
-    production_id: str, registry: RegistryDep, principal: CurrentPrincipal, if_match: IfMatch = None
+    production_id: StoredText,
+    registry: RegistryDep,
+    principal: CurrentPrincipal,
+    if_match: IfMatch = None,
 ) -> ProductionResource:
     """Soft-delete a production (emits a ``deleted: true`` snapshot); 412 on a stale If-Match."""
     stored = await call(
@@ -161,7 +168,7 @@ async def delete_production(
 async def list_productions(
     registry: RegistryDep,
     principal: CurrentPrincipal,
-    enterprise_id: str | None = None,
+    enterprise_id: StoredText | None = None,
     region_prefix: Annotated[str | None, Query(pattern=r"^\d{1,6}$")] = None,
     platform: Platform | None = None,
     theme: Theme | None = None,

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from reelpolicy_common.auth import Principal
 from reelpolicy_common.http import ApiError
+from reelpolicy_common.storable import StoredText
 from reelpolicy_common.subjects import EnterpriseAttributes, ProductionAttributes
 from reelpolicy_registry import handlers
 from reelpolicy_registry.bootstrap import Registry
@@ -35,11 +36,11 @@ async def get_registry(request: Request) -> Registry:
 
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 IfMatch = Annotated[
-    str | None,
+    StoredText | None,
     Header(alias="If-Match", description='The version you last saw: `3`, `"3"` or `W/"3"`.'),
 ]
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
-Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
+Cursor = Annotated[StoredText | None, Query(description="next_cursor of the previous page")]
 
 
 class Resource(BaseModel):

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from reelpolicy_common.auth import CurrentPrincipal, OperatorPrincipal, not_found
 from reelpolicy_common.http import ApiError, problem_example, problem_responses
+from reelpolicy_common.storable import StoredJsonObject, StoredText
 from reelpolicy_policy import PolicyValidationError, parse_policy
 from reelpolicy_rules.bootstrap import Rules
 from reelpolicy_rules.handlers.bulk import plan_bulk
@@ -106,8 +107,8 @@ def _with_notes(trace: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]
 async def list_eligibility(
     rules: RulesDep,
     principal: CurrentPrincipal,
-    enterprise_id: str | None = None,
-    production_id: str | None = None,
+    enterprise_id: StoredText | None = None,
+    production_id: StoredText | None = None,
     include_ineligible: Annotated[
         bool, Query(description="Also list ineligible results (computed live).")
     ] = False,
@@ -175,7 +176,7 @@ async def list_eligibility(
     responses=problem_responses(404),
 )
 async def eligibility_history(
-    subject_id: str, policy_id: str, rules: RulesDep, principal: CurrentPrincipal
+    subject_id: StoredText, policy_id: StoredText, rules: RulesDep, principal: CurrentPrincipal
 ) -> History:
     async with rules.uow() as work:
         rows = await work.results.history(subject_id, policy_id)
@@ -203,7 +204,7 @@ async def eligibility_history(
 async def simulate(
     rules: RulesDep,
     _: OperatorPrincipal,
-    document: Annotated[dict[str, Any], Body(description="A policy document (JSON).")],
+    document: Annotated[StoredJsonObject, Body(description="A policy document (JSON).")],
 ) -> dict[str, Any]:
     try:
         draft = parse_policy(document)
