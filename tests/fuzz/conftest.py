@@ -28,6 +28,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         f"seed {FUZZ_SEED}, {FUZZ_EXAMPLES} examples per operation"
         f" (make fuzz SEED={FUZZ_SEED} EXAMPLES={FUZZ_EXAMPLES} repeats this run)"
     )
+    terminalreporter.write_line(f"service logs in {TALLY.log_dir}")
 
 
 @pytest.fixture(scope="module")

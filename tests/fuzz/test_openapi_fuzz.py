@@ -16,7 +16,11 @@ with an operator key of their own and without reusing ids seen in earlier answer
 
 ``FUZZ_SEED`` and ``FUZZ_EXAMPLES`` set the seed and the examples per operation
 (``make fuzz SEED=... EXAMPLES=...``); the summary at the end prints both and the
-requests sent per service.
+requests sent per service. The generation is seeded (each operation's seed derives from
+it, the stateful scenarios and their rule order too) and keeps no example database, so
+a seed sends the same requests again, except where a request reuses an id the services
+generated in an earlier answer. A failing operation stops at its first distinct failure
+(Hypothesis then shrinks it), so fixing one finding can uncover the next.
 """
 
 from __future__ import annotations
@@ -30,10 +34,18 @@ import requests
 import schemathesis
 from fuzz_platform import FUZZ_EXAMPLES, FUZZ_SEED, TALLY, FuzzPlatform
 
-pytestmark = [pytest.mark.servers, pytest.mark.fuzz, pytest.mark.timeout(900)]
+# The first test's time includes starting the platform.
+pytestmark = [
+    pytest.mark.servers,
+    pytest.mark.fuzz,
+    pytest.mark.timeout(300 + 20 * FUZZ_EXAMPLES),
+]
 
 API_KEY_PATHS = r"^/v1/api-keys"
 STATEFUL_STEPS = 6
+"""Calls in one stateful scenario."""
+REQUEST_TIMEOUT_SECONDS = 10
+"""A request that takes longer fails the run: no input may hang a service."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +93,7 @@ def _schema(platform: FuzzPlatform, target: Target, *, reuse_answers: bool) -> A
             "seed": FUZZ_SEED,
             "base-url": base_url,
             "headers": {"Authorization": f"Bearer {key}"},
-            "request-timeout": 30,
+            "request-timeout": REQUEST_TIMEOUT_SECONDS,
             "checks": {"enabled": True},
             "generation": {"mode": "all", "max-examples": FUZZ_EXAMPLES, "database": "none"},
             "phases": {
