@@ -96,7 +96,16 @@ def _schema(platform: FuzzPlatform, target: Target, *, reuse_answers: bool) -> A
             "base-url": base_url,
             "headers": {"Authorization": f"Bearer {key}"},
             "request-timeout": REQUEST_TIMEOUT_SECONDS,
-            "checks": {"enabled": True},
+            "checks": {
+                "enabled": True,
+                # The services' convention, stated in each operation's OpenAPI: 422 is a
+                # request that does not match its schema; 400 a schema-valid request that
+                # breaks a documented rule the schema language cannot state (one of two
+                # query parameters, a cursor not given by an earlier page, an empty CSV).
+                "positive_data_acceptance": {
+                    "expected-statuses": ["2xx", "3xx", 400, 401, 403, 404, 409, 429, "5xx"]
+                },
+            },
             "generation": {"mode": "all", "max-examples": FUZZ_EXAMPLES, "database": "none"},
             "phases": {
                 "fuzzing": {"extra-data-sources": {"responses": reuse_answers}},
