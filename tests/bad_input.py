@@ -67,7 +67,8 @@ class Case:
     """Must appear in the response text."""
     params: dict[str, str] = field(default_factory=dict)
     body: str | None = None
-    """Raw body text (JSON escapes stay escapes)."""
+    """Raw body text (JSON escapes stay escapes), sent as UTF-8; a lone surrogate
+    U+DC80..U+DCFF is sent as the one byte 0x80..0xFF it escapes (text not UTF-8)."""
     content_type: str = "application/json"
     headers: dict[str, bytes] = field(default_factory=dict)
 
@@ -85,7 +86,7 @@ async def send(client: httpx.AsyncClient, case: Case, ids: dict[str, str]) -> ht
     headers: dict[str, Any] = dict(case.headers)
     content = None
     if case.body is not None:
-        content = _fill(case.body, ids).encode("utf-8")
+        content = _fill(case.body, ids).encode("utf-8", errors="surrogateescape")
         headers["Content-Type"] = case.content_type
     params = {k: _fill(v, ids) for k, v in case.params.items()}
     return await client.request(

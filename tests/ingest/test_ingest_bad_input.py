@@ -54,7 +54,7 @@ CASES = [
         "NUL in notes (JSON)",
         "POST",
         "/v1/policies",
-        422,
+        400,
         "notes",
         body=policy_json(notes="a\x00b"),
     ),
@@ -62,7 +62,7 @@ CASES = [
         "lone surrogate in title (JSON)",
         "POST",
         "/v1/policies",
-        422,
+        400,
         "title.zh",
         body=policy_json(title={"zh": "a\ud800b", "en": "x"}),
     ),
@@ -70,7 +70,7 @@ CASES = [
         "NUL escape in notes (YAML)",
         "POST",
         "/v1/policies",
-        422,
+        400,
         "notes",
         body=f'{policy_json()[:-1]}, "notes": "a\\0b"}}',
         content_type=YAML,
@@ -79,7 +79,7 @@ CASES = [
         "lone surrogate escape in notes (YAML)",
         "POST",
         "/v1/policies",
-        422,
+        400,
         "notes",
         body=f'{policy_json()[:-1]}, "notes": "a\\udc80b"}}',
         content_type=YAML,
@@ -97,7 +97,7 @@ CASES = [
         "criteria value beyond 64 bits",
         "POST",
         "/v1/policies",
-        422,
+        400,
         "value",
         body=_with_criteria_value(10**30),
     ),
@@ -105,7 +105,7 @@ CASES = [
         "amount beyond bigint",
         "POST",
         "/v1/policies",
-        422,
+        400,
         "max_amount_cny",
         body=_with_amount(10**20),
     ),
@@ -113,7 +113,7 @@ CASES = [
         "integer of 5,000 digits",
         "POST",
         "/v1/policies",
-        422,
+        400,
         "not parseable",
         body=_with_criteria_value(0).replace('"value": 0', '"value": ' + "9" * 5000),
     ),
@@ -122,7 +122,7 @@ CASES = [
         "criteria nested 300 deep (JSON)",
         "POST",
         "/v1/policies",
-        422,
+        400,
         "MAX_CRITERIA_DEPTH",
         body=deep_policy_json(300),
     ),
@@ -130,7 +130,7 @@ CASES = [
         "criteria nested 1,000 deep (JSON)",
         "POST",
         "/v1/policies",
-        422,
+        400,
         "MAX_DOCUMENT_DEPTH",
         body=deep_policy_json(1000),
     ),
@@ -138,11 +138,16 @@ CASES = [
         "criteria nested 300 deep (YAML)",
         "POST",
         "/v1/policies",
-        422,
+        400,
         "MAX_CRITERIA_DEPTH",
         body=deep_policy_json(300),
         content_type=YAML,
     ),
+    # the request schema is a JSON object: a body that is not one breaks it (422)
+    Case("a JSON array", "POST", "/v1/policies", 422, "expected a JSON object", body="[]"),
+    Case("JSON not UTF-8", "POST", "/v1/policies", 422, "not parseable", body="{\udcff}"),
+    # found by review: a cursor no page gave decoded to a NUL and reached the query (500)
+    Case("cursor hiding a NUL", "GET", "/v1/policies", 400, "cursor", params={"cursor": "YQA="}),
     Case(
         "criteria nested 1,000 deep (YAML)",
         "POST",
@@ -190,7 +195,7 @@ async def test_a_slow_document_does_not_stall_other_requests(ingest: httpx.Async
         latencies.append(time.perf_counter() - sent)
     parsing = time.perf_counter() - started
     response = await submit
-    assert response.status_code == 422, response.text  # notes must be text
+    assert response.status_code == 400, response.text  # notes must be text
     assert parsing > 0.5, parsing  # slow enough for a stall to show
     assert len(latencies) >= 5, (latencies, parsing)
     assert max(latencies) < parsing / 4, (max(latencies), parsing)

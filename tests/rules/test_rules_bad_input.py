@@ -34,12 +34,12 @@ CASES = [
         "history subject_id with NUL", "GET", "/v1/eligibility/a%00b/p/history", 422, "subject_id"
     ),
     Case("history policy_id with NUL", "GET", "/v1/eligibility/s/a%00b/history", 422, "policy_id"),
-    # a draft document is held to what could be stored
+    # a draft document is held to what could be stored: a rule of the language (400)
     Case(
         "simulate: NUL in a draft's notes",
         "POST",
         "/v1/simulate",
-        422,
+        400,
         "notes",
         body=policy_json(notes="a\x00b"),
     ),
@@ -47,7 +47,7 @@ CASES = [
         "simulate: lone surrogate in a draft's title",
         "POST",
         "/v1/simulate",
-        422,
+        400,
         "title",
         body=policy_json(title={"zh": "\ud800", "en": "x"}),
     ),
@@ -56,18 +56,31 @@ CASES = [
         "simulate: criteria nested 300 deep",
         "POST",
         "/v1/simulate",
-        422,
+        400,
         "MAX_CRITERIA_DEPTH",
         body=deep_policy_json(300),
     ),
-    # so deep the JSON parser itself gives up, before the route runs: FastAPI answers 400
+    # so deep the JSON parser itself gives up: a rule of the language, named (FastAPI's
+    # own parser answered an undocumented 400 "There was an error parsing the body")
     Case(
         "simulate: criteria nested 1,000 deep",
         "POST",
         "/v1/simulate",
         400,
-        "body",
+        "MAX_DOCUMENT_DEPTH",
         body=deep_policy_json(1000),
+    ),
+    # found by the fuzzer: text that is not UTF-8 was FastAPI's undocumented 400
+    Case(
+        "simulate: body not UTF-8",
+        "POST",
+        "/v1/simulate",
+        422,
+        "not parseable",
+        body="z\udcff",
+    ),
+    Case(
+        "simulate: a JSON array", "POST", "/v1/simulate", 422, "expected a JSON object", body="[]"
     ),
 ]
 

@@ -135,6 +135,11 @@ async def test_events_in_eligibility_out(rules: Running) -> None:
         assert r.status_code == code
     h = {"Authorization": f"Bearer {mine}"}
     assert (await rules.client.post("/v1/simulate", json=doc1, headers=h)).status_code == 403
+    # giving neither id: a company key gets its own enterprise's results, an operator 400
+    own = await rules.client.get("/v1/eligibility", headers=h)
+    assert own.status_code == 200, own.text
+    assert own.json() == got
+    assert (await rules.client.get("/v1/eligibility")).status_code == 400
 
     # simulate: impact of a draft, nothing written or emitted
     before = await rules.outbox_count()

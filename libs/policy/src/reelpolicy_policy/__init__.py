@@ -32,7 +32,12 @@ from reelpolicy_policy.evaluate import (
 from reelpolicy_policy.fields import FIELDS, FieldSpec, FieldType, Subject, flatten_subject
 from reelpolicy_policy.frame import frame_schema, subjects_to_frame
 from reelpolicy_policy.model import Policy, PolicyScope, PolicyValidationError
-from reelpolicy_policy.parse import load_policy_text, parse_policy, policy_document_dict
+from reelpolicy_policy.parse import (
+    MalformedBodyError,
+    load_policy_text,
+    parse_policy,
+    policy_document_dict,
+)
 from reelpolicy_policy.schema import policy_json_schema
 
 __all__ = [
@@ -43,6 +48,7 @@ __all__ = [
     "FieldType",
     "FundAllocation",
     "FundReport",
+    "MalformedBodyError",
     "Policy",
     "PolicyScope",
     "PolicyValidationError",

@@ -154,18 +154,36 @@ def policy_document_dict(policy: Policy) -> dict[str, Any]:
     return out
 
 
+class MalformedBodyError(PolicyValidationError):
+    """A body that breaks the request schema the APIs publish for a policy document (a
+    JSON object, or YAML text): another media type, or JSON text that is not an object.
+
+    The APIs answer it 422; every other refusal is a rule of the policy language (400).
+    """
+
+
 def load_policy_text(text: str | bytes, content_type: str) -> Policy:
-    """Parse a JSON or YAML policy document (by MIME type or ``json``/``yaml``)."""
+    """Parse a JSON or YAML policy document (by MIME type or ``json``/``yaml``).
+
+    Raises :class:`MalformedBodyError` for another media type or JSON text that is not
+    a JSON object, :class:`PolicyValidationError` for any other refusal.
+    """
     ctype = content_type.split(";")[0].strip().lower()
     if ctype not in JSON_TYPES | YAML_TYPES:
         msg = f"unsupported content type {content_type!r}; expected JSON or YAML"
-        raise PolicyValidationError([{"path": "$", "message": msg}])
+        raise MalformedBodyError([{"path": "$", "message": msg}])
     try:
         data = json.loads(text) if ctype in JSON_TYPES else yaml.safe_load(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # not JSON text at all
+        refusal = MalformedBodyError if ctype in JSON_TYPES else PolicyValidationError
+        raise refusal([{"path": "$", "message": f"not parseable: {exc}"}]) from None
     # ValueError: also an integer longer than Python converts (4,300 digits)
     except (ValueError, yaml.YAMLError) as exc:
         raise PolicyValidationError([{"path": "$", "message": f"not parseable: {exc}"}]) from None
     except RecursionError:  # the parsers recurse per level: far past the depth limit
         message = f"nested deeper than {MAX_DOCUMENT_DEPTH} levels (MAX_DOCUMENT_DEPTH)"
         raise PolicyValidationError([{"path": "$", "message": message}]) from None
+    if ctype in JSON_TYPES and not isinstance(data, dict):
+        message = f"expected a JSON object, not {type(data).__name__}"
+        raise MalformedBodyError([{"path": "$", "message": message}])
     return parse_policy(data)

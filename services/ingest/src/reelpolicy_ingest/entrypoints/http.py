@@ -12,11 +12,17 @@ from pydantic import BaseModel, Field
 
 from reelpolicy_common.auth import CurrentPrincipal, OperatorPrincipal
 from reelpolicy_common.http import ApiError, Page, problem_example, problem_responses
-from reelpolicy_common.storable import PgInt, StoredText
+from reelpolicy_common.storable import PgInt, StoredText, unstorable_reason
 from reelpolicy_ingest import handlers
 from reelpolicy_ingest.bootstrap import Ingest
 from reelpolicy_ingest.domain import DocumentTooLargeError, StoredPolicy, check_yaml_expansion
-from reelpolicy_policy import Policy, PolicyValidationError, load_policy_text, policy_json_schema
+from reelpolicy_policy import (
+    MalformedBodyError,
+    Policy,
+    PolicyValidationError,
+    load_policy_text,
+    policy_json_schema,
+)
 
 router = APIRouter(prefix="/v1/policies", tags=["policies"])
 
@@ -38,6 +44,15 @@ def _parse_document(body: bytes, content_type: str) -> Policy:
         check_yaml_expansion(body)
     return load_policy_text(body, content_type)
 
+
+POLICY_REFUSED = (
+    "The document is not a valid policy (the JSON Schema at `GET /v1/policies/schema`,"
+    " cross-references, value types per field, storable text and numbers, nesting"
+    " limits): `errors` names each JSON path at fault"
+)
+"""Why a policy document is published as a bare JSON object: the language is recursive,
+its operators depend on the field, and its cross-references no JSON Schema can state,
+so a client sends a document as it was written and gets every refusal with its path."""
 
 PolicyId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{1,80}$", description="Policy slug.")]
 
@@ -82,10 +97,14 @@ def _summary(p: StoredPolicy) -> PolicySummary:
 
 
 def _validation_error(exc: PolicyValidationError) -> ApiError:
+    """422 for a body that breaks the published request schema (not a JSON object, or
+    an unsupported media type); 400 for a document the policy language refuses."""
     details: list[dict[str, Any]] = [
         {"field": e["path"], "message": e["message"]} for e in exc.errors
     ]
-    return ApiError(422, "invalid policy document", details=details)
+    if isinstance(exc, MalformedBodyError):
+        return ApiError(422, "not a policy document", details=details)
+    return ApiError(400, "invalid policy document", details=details)
 
 
 @router.get("/schema", summary="JSON Schema of policy documents")
@@ -98,7 +117,10 @@ async def get_schema(_: CurrentPrincipal) -> dict[str, Any]:
     response_model=SubmitResponse,
     status_code=201,
     summary="Store a policy document (JSON, or YAML with Content-Type: application/yaml)",
-    description="Limits (413 naming `document`): the body at most `MAX_DOCUMENT_BYTES`"
+    description="The request schema is a JSON object (or YAML text); the policy language"
+    " (its JSON Schema at `GET /v1/policies/schema`, then cross-references and value types"
+    " per field) is checked by the server and answered 400. Limits (413 naming"
+    " `document`): the body at most `MAX_DOCUMENT_BYTES`"
     " (256 KiB by default), its canonical JSON at most 512 KiB, and a YAML document at"
     " most 200,000 nodes once its aliases are expanded.",
     responses={
@@ -106,13 +128,15 @@ async def get_schema(_: CurrentPrincipal) -> dict[str, Any]:
         **problem_responses(
             403,
             descriptions={
+                400: POLICY_REFUSED,
                 409: "`version` is not the next one (`context.next_version` says which is)",
                 413: "The document is over a size limit (see above)",
-                422: "The document is not a valid policy: `errors` names each path at fault",
+                422: "The body is not a JSON object (JSON) or the media type is neither JSON"
+                " nor YAML",
             },
             examples={
-                422: problem_example(
-                    422,
+                400: problem_example(
+                    400,
                     "invalid policy document",
                     ("$.criteria.all[0].field", "unknown field 'production.platfroms'"),
                 )
@@ -191,7 +215,10 @@ async def submit(
     "",
     response_model=Page[PolicySummary],
     summary="Latest version of every policy",
-    responses=problem_responses(400),
+    responses=problem_responses(
+        descriptions={400: "`cursor` is not the `next_cursor` of an earlier page"},
+        examples={400: problem_example(400, "malformed cursor", ("cursor", "malformed cursor"))},
+    ),
 )
 async def list_policies(
     ingest: IngestDep,
@@ -207,6 +234,8 @@ async def list_policies(
             after = base64.urlsafe_b64decode(cursor.encode()).decode()
         except ValueError:
             raise ApiError(400, "malformed cursor", field="cursor") from None
+        if unstorable_reason(after) is not None:  # never a policy id: no page gave it
+            raise ApiError(400, "malformed cursor", field="cursor")
     async with ingest.uow() as work:
         items = await work.policies.list_latest(after=after, limit=limit + 1)
     more = len(items) > limit

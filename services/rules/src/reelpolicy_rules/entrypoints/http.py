@@ -6,13 +6,13 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import polars as pl
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from reelpolicy_common.auth import CurrentPrincipal, OperatorPrincipal, not_found
 from reelpolicy_common.http import ApiError, problem_example, problem_responses
-from reelpolicy_common.storable import StoredJsonObject, StoredText
-from reelpolicy_policy import PolicyValidationError, parse_policy
+from reelpolicy_common.storable import StoredText
+from reelpolicy_policy import MalformedBodyError, PolicyValidationError, load_policy_text
 from reelpolicy_rules.bootstrap import Rules
 from reelpolicy_rules.handlers.bulk import plan_bulk
 from reelpolicy_rules.handlers.per_subject import build_subjects, evaluate_subjects
@@ -91,7 +91,8 @@ def _with_notes(trace: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]
         200: {"content": {"application/json": {"example": ELIGIBILITY_EXAMPLE}}},
         **problem_responses(
             descriptions={
-                400: "Neither `enterprise_id` nor `production_id` was given",
+                400: "An operator key gave neither `enterprise_id` nor `production_id` (a"
+                " company key that gives neither gets its own enterprise's results)",
                 404: "No such enterprise or production, or (company key) not the caller's",
             },
             examples={
@@ -115,9 +116,13 @@ async def list_eligibility(
 ) -> EligibilityList:
     """The enterprise's own results and its productions' (or one production's).
 
-    Give ``enterprise_id`` or ``production_id`` (at least one; 400 otherwise). A
-    company key sees only its own enterprise's results (others: 404).
+    Give ``enterprise_id`` or ``production_id``. A company key sees only its own
+    enterprise's results (others: 404) and, giving neither, gets them; an operator key
+    must give one (400).
     """
+    if enterprise_id is None and production_id is None:
+        # a company key is bound to one enterprise: "my results" is the only question
+        enterprise_id = principal.enterprise_id
     if enterprise_id is None and production_id is None:
         raise ApiError(400, "give enterprise_id or production_id", field="enterprise_id")
     async with rules.uow() as work:
@@ -197,22 +202,45 @@ async def eligibility_history(
 @router.post(
     "/simulate",
     summary="Impact of a draft policy on the current projection (no events)",
+    description="The body is a draft policy document (JSON), published as a bare JSON"
+    " object: the policy language (its JSON Schema at ingest's `GET /v1/policies/schema`,"
+    " then cross-references and value types per field) is checked here and answered 400.",
     responses=problem_responses(
-        403, descriptions={422: "The draft is not a valid policy: `errors` names each path"}
+        403,
+        descriptions={
+            400: "The draft is not a valid policy (the policy JSON Schema, cross-references,"
+            " value types per field, storable text and numbers, nesting limits): `errors`"
+            " names each JSON path at fault",
+            422: "The body is not a JSON object (not JSON text, or another JSON value)",
+        },
+        examples={
+            400: problem_example(
+                400,
+                "invalid policy document",
+                ("$.criteria.all[0].field", "unknown field 'production.platfroms'"),
+            )
+        },
     ),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "A policy document (JSON).",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
 )
-async def simulate(
-    rules: RulesDep,
-    _: OperatorPrincipal,
-    document: Annotated[StoredJsonObject, Body(description="A policy document (JSON).")],
-) -> dict[str, Any]:
+async def simulate(request: Request, rules: RulesDep, _: OperatorPrincipal) -> dict[str, Any]:
+    # The body is read here, not by FastAPI: its parser answers an undocumented 400 for
+    # text that is not UTF-8 or nests past the interpreter's recursion limit.
     try:
-        draft = parse_policy(document)
+        draft = load_policy_text(await request.body(), "application/json")
     except PolicyValidationError as exc:
         details: list[dict[str, Any]] = [
             {"field": e["path"], "message": e["message"]} for e in exc.errors
         ]
-        raise ApiError(422, "invalid policy document", details=details) from None
+        status = 422 if isinstance(exc, MalformedBodyError) else 400
+        detail = "not a JSON object" if status == 422 else "invalid policy document"
+        raise ApiError(status, detail, details=details) from None
     today = rules.today()
     async with rules.uow() as work:  # never committed: nothing is written or emitted
         await work.projection.lock_all()
