@@ -166,6 +166,11 @@ async def test_events_are_published_and_revocation_is_an_event(ingest: Ingest) -
     revoked = await ingest.client.delete(f"/v1/policies/{doc['id']}", params={"reason": "ended"})
     assert revoked.json() == {"id": doc["id"], "version": 1, "revoked": True}
     assert (await ingest.client.delete(f"/v1/policies/{doc['id']}")).status_code == 200
+    # found by the fuzzer: a revoked policy was still served (200) by its id
+    for path in (f"/v1/policies/{doc['id']}", f"/v1/policies/{doc['id']}/versions/1"):
+        gone = await ingest.client.get(path)
+        assert gone.status_code == 410, (path, gone.text)
+        assert gone.json()["errors"][0]["field"] == "policy_id"
     events = await topic_events(
         ingest.bootstrap, topics.POLICY, where=lambda e: e.key == doc["id"], expected=2
     )

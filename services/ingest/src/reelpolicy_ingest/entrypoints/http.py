@@ -246,23 +246,43 @@ async def list_policies(
     return Page[PolicySummary](items=[_summary(p) for p in items], next_cursor=next_cursor)
 
 
+REVOKED = (
+    "The policy was revoked (`DELETE`): its documents stay stored and in the event log,"
+    " the list shows it with `revoked: true`, and a changed document reinstates it"
+    " (`context.version`: its latest version)"
+)
+
+
+def _gone(policy: StoredPolicy) -> ApiError:
+    """A revoked policy is gone from reads by id: DELETE means the resource is no
+    longer served, though revocation is an event, not erasure."""
+    return ApiError(
+        410,
+        f"policy {policy.policy_id} was revoked",
+        field="policy_id",
+        extra={"version": policy.version},
+    )
+
+
 @router.get(
     "/{policy_id}",
     summary="The latest version, exactly as the schema defines it",
-    responses=problem_responses(404),
+    responses=problem_responses(404, descriptions={410: REVOKED}),
 )
 async def get_latest(policy_id: PolicyId, ingest: IngestDep, _: CurrentPrincipal) -> dict[str, Any]:
     async with ingest.uow() as work:
         policy = await work.policies.latest(policy_id)
     if policy is None:
         raise ApiError(404, f"policy {policy_id} not found", field="policy_id")
+    if policy.revoked:
+        raise _gone(policy)
     return policy.document
 
 
 @router.get(
     "/{policy_id}/versions/{version}",
     summary="One stored version",
-    responses=problem_responses(404),
+    responses=problem_responses(404, descriptions={410: REVOKED}),
 )
 async def get_version(
     policy_id: PolicyId,
@@ -274,6 +294,8 @@ async def get_version(
         policy = await work.policies.version(policy_id, version)
     if policy is None:
         raise ApiError(404, f"policy {policy_id} has no version {version}", field="version")
+    if policy.revoked:
+        raise _gone(policy)
     return policy.document
 
 
