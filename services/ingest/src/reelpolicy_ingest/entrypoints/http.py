@@ -246,18 +246,18 @@ async def list_policies(
     return Page[PolicySummary](items=[_summary(p) for p in items], next_cursor=next_cursor)
 
 
-REVOKED = (
-    "The policy was revoked (`DELETE`): its documents stay stored and in the event log,"
+NOT_FOUND_OR_REVOKED = (
+    "No such policy (or version), or the policy was revoked (`DELETE`; `errors[0].context`"
+    " then names its latest `version`): its documents stay stored and in the event log,"
     " the list shows it with `revoked: true`, and a changed document reinstates it"
-    " (`context.version`: its latest version)"
 )
 
 
-def _gone(policy: StoredPolicy) -> ApiError:
-    """A revoked policy is gone from reads by id: DELETE means the resource is no
-    longer served, though revocation is an event, not erasure."""
+def _revoked(policy: StoredPolicy) -> ApiError:
+    """A revoked policy is no longer served by its id. 404, not 410 Gone: a changed
+    document reinstates it, so its absence is not known to be permanent (RFC 9110)."""
     return ApiError(
-        410,
+        404,
         f"policy {policy.policy_id} was revoked",
         field="policy_id",
         extra={"version": policy.version},
@@ -267,7 +267,7 @@ def _gone(policy: StoredPolicy) -> ApiError:
 @router.get(
     "/{policy_id}",
     summary="The latest version, exactly as the schema defines it",
-    responses=problem_responses(404, descriptions={410: REVOKED}),
+    responses=problem_responses(descriptions={404: NOT_FOUND_OR_REVOKED}),
 )
 async def get_latest(policy_id: PolicyId, ingest: IngestDep, _: CurrentPrincipal) -> dict[str, Any]:
     async with ingest.uow() as work:
@@ -275,14 +275,14 @@ async def get_latest(policy_id: PolicyId, ingest: IngestDep, _: CurrentPrincipal
     if policy is None:
         raise ApiError(404, f"policy {policy_id} not found", field="policy_id")
     if policy.revoked:
-        raise _gone(policy)
+        raise _revoked(policy)
     return policy.document
 
 
 @router.get(
     "/{policy_id}/versions/{version}",
     summary="One stored version",
-    responses=problem_responses(404, descriptions={410: REVOKED}),
+    responses=problem_responses(descriptions={404: NOT_FOUND_OR_REVOKED}),
 )
 async def get_version(
     policy_id: PolicyId,
@@ -295,7 +295,7 @@ async def get_version(
     if policy is None:
         raise ApiError(404, f"policy {policy_id} has no version {version}", field="version")
     if policy.revoked:
-        raise _gone(policy)
+        raise _revoked(policy)
     return policy.document
 
 
