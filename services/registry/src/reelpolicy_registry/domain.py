@@ -11,6 +11,7 @@ could not take would otherwise be refused only after the change was stored.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any
@@ -265,16 +266,23 @@ def patched_production(current: StoredProduction, patch: dict[str, Any]) -> Prod
     return updated
 
 
+IF_MATCH_PATTERN = r'^[ \t]*(\*|(W/)?"?[0-9]+"?)[ \t]*$'
+"""The ``If-Match`` forms accepted (``*``, ``3``, ``"3"``, ``W/"3"``): ASCII only, so
+the published JSON Schema pattern and the server agree on every value."""
+
+_IF_MATCH = re.compile(IF_MATCH_PATTERN)
+
+
 def parse_if_match(header: str | None) -> int | None:
     """The version an ``If-Match`` header names (``3``, ``"3"``, ``W/"3"``), or None for ``*``."""
     if header is None:
         return None
-    value = header.strip()
+    if _IF_MATCH.fullmatch(header) is None:
+        raise InvalidRecordError.one("If-Match", "If-Match must be a version number")
+    value = header.strip(" \t")
     if value == "*":
         return None
-    value = value.removeprefix("W/").strip().strip('"')
-    # ASCII digits only (str.isdigit() takes "²", which int() refuses), and a version
-    # the integer column can hold
-    if not (value.isascii() and value.isdigit()) or int(value) > PG_INT_MAX:
-        raise InvalidRecordError.one("If-Match", "If-Match must be a version number")
-    return int(value)
+    version = int(value.removeprefix("W/").strip('"'))
+    if version > PG_INT_MAX:
+        raise InvalidRecordError.one("If-Match", "If-Match names a version beyond any stored")
+    return version

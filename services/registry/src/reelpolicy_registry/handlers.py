@@ -35,10 +35,13 @@ UowFactory = Callable[[], UnitOfWork]
 
 
 class NotFoundError(Exception):
-    def __init__(self, what: str, ident: str) -> None:
+    """No such record; ``field`` is where the request named it."""
+
+    def __init__(self, what: str, ident: str, *, field: str = "id") -> None:
         super().__init__(f"{what} {ident} not found")
         self.what = what
         self.ident = ident
+        self.field = field
 
 
 class QuotaExceededError(Exception):

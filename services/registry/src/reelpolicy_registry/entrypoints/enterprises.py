@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from reelpolicy_common.auth import CurrentPrincipal, OperatorPrincipal
 from reelpolicy_common.http import Page, problem_example, problem_responses, request_example
@@ -13,6 +13,8 @@ from reelpolicy_common.subjects import EnterpriseKind
 from reelpolicy_registry import handlers
 from reelpolicy_registry.domain import EnterpriseInput
 from reelpolicy_registry.entrypoints.resources import (
+    BAD_CURSOR,
+    BAD_IF_MATCH,
     Cursor,
     EnterpriseResource,
     IfMatch,
@@ -24,8 +26,8 @@ from reelpolicy_registry.entrypoints.resources import (
     expected_version,
     owner_of,
     page_cursor,
-    patch_body,
 )
+from reelpolicy_registry.patches import EnterprisePatch, patch_members
 
 router = APIRouter(prefix="/v1/enterprises", tags=["enterprises"])
 
@@ -92,9 +94,9 @@ async def get_enterprise(
     "/{enterprise_id}",
     response_model=EnterpriseResource,
     responses=problem_responses(
-        400,
         404,
         descriptions={
+            400: BAD_IF_MATCH,
             409: "The patched credit code belongs to another live enterprise",
             412: "`If-Match` is not the current version",
             422: "The patched record is invalid, or the body is not a JSON object",
@@ -103,7 +105,7 @@ async def get_enterprise(
 )
 async def patch_enterprise(
     enterprise_id: StoredText,
-    body: Annotated[dict[str, Any], Body(description="JSON merge patch of the attributes.")],
+    body: EnterprisePatch,
     registry: RegistryDep,
     principal: CurrentPrincipal,
     response: Response,
@@ -120,7 +122,7 @@ async def patch_enterprise(
         handlers.patch_enterprise(
             uow=registry.uow,
             enterprise_id=enterprise_id,
-            patch=patch_body(body),
+            patch=patch_members(body),
             expected_version=expected_version(if_match),
             owner=owner_of(principal),
         )
@@ -131,7 +133,7 @@ async def patch_enterprise(
 @router.delete(
     "/{enterprise_id}",
     response_model=EnterpriseResource,
-    responses=problem_responses(400, 403, 404, 412),
+    responses=problem_responses(403, 404, 412, descriptions={400: BAD_IF_MATCH}),
 )
 async def delete_enterprise(
     enterprise_id: StoredText, registry: RegistryDep, _: OperatorPrincipal, if_match: IfMatch = None
@@ -151,7 +153,11 @@ async def delete_enterprise(
     return enterprise_resource(stored)
 
 
-@router.get("", response_model=Page[EnterpriseResource], responses=problem_responses(400))
+@router.get(
+    "",
+    response_model=Page[EnterpriseResource],
+    responses=problem_responses(descriptions={400: BAD_CURSOR}),
+)
 async def list_enterprises(
     registry: RegistryDep,
     principal: CurrentPrincipal,
