@@ -14,8 +14,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from reelpolicy_common.subjects import Metrics
-from reelpolicy_registry.domain import EnterpriseInput, OverseasInput, ProductionInput
+from reelpolicy_registry.domain import (
+    EnterpriseInput,
+    MetricsInput,
+    OverseasInput,
+    ProductionInput,
+)
 
 
 def _without_default(schema: dict[str, Any]) -> None:
@@ -64,7 +68,7 @@ def merge_patch_model(
 
 
 OverseasPatch = merge_patch_model(OverseasInput, name="OverseasPatch")
-MetricsPatch = merge_patch_model(Metrics, name="MetricsPatch")
+MetricsPatch = merge_patch_model(MetricsInput, name="MetricsPatch")
 if TYPE_CHECKING:
     # mypy cannot type a model made at run time; the routes need only a BaseModel
     EnterprisePatch = BaseModel

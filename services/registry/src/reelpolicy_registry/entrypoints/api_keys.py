@@ -12,7 +12,7 @@ from reelpolicy_common.auth import OperatorPrincipal, Role
 from reelpolicy_common.http import problem_example, problem_responses
 from reelpolicy_common.storable import StoredText
 from reelpolicy_registry import api_keys
-from reelpolicy_registry.entrypoints.resources import RegistryDep, call
+from reelpolicy_registry.entrypoints.resources import BAD_JSON, RegistryDep, call
 from reelpolicy_registry.ports import ApiKeyRecord
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
@@ -76,6 +76,7 @@ def _resource(k: ApiKeyRecord) -> ApiKeyResource:
     responses=problem_responses(
         403,
         descriptions={
+            400: BAD_JSON,
             404: "No live enterprise has the company key's `enterprise_id`",
             422: "The body does not match its schema (e.g. a company key without"
             " `enterprise_id`, an operator key with one)",

@@ -15,6 +15,8 @@ from reelpolicy_registry.domain import EnterpriseInput
 from reelpolicy_registry.entrypoints.resources import (
     BAD_CURSOR,
     BAD_IF_MATCH,
+    BAD_JSON,
+    BAD_RECORD,
     Cursor,
     EnterpriseResource,
     IfMatch,
@@ -39,14 +41,15 @@ router = APIRouter(prefix="/v1/enterprises", tags=["enterprises"])
     responses=problem_responses(
         403,
         descriptions={
+            400: f"{BAD_RECORD}; or {BAD_JSON}",
             409: "A live enterprise has this credit code",
-            422: "Invalid attributes (e.g. a credit code whose check digit is wrong)",
+            422: "The body does not match its schema",
         },
         examples={
-            422: problem_example(
-                422,
-                "credit_code: check digit does not match",
-                ("credit_code", "check digit does not match"),
+            400: problem_example(
+                400,
+                "credit_code: unified social credit code has a wrong check digit",
+                ("credit_code", "unified social credit code has a wrong check digit"),
             )
         },
     ),
@@ -66,7 +69,7 @@ async def create_enterprise(
 ) -> EnterpriseResource:
     """Register an enterprise (operator only).
 
-    The credit code's check digit and the region code (GB/T 2260) are verified;
+    The credit code's check digit and the region code (GB/T 2260) are verified (400);
     a live enterprise with the same credit code answers 409.
     """
     data = body.model_dump(mode="json")
@@ -96,10 +99,11 @@ async def get_enterprise(
     responses=problem_responses(
         404,
         descriptions={
-            400: BAD_IF_MATCH,
+            400: f"{BAD_IF_MATCH}; or {BAD_RECORD}; or {BAD_JSON}",
             409: "The patched credit code belongs to another live enterprise",
             412: "`If-Match` is not the current version",
-            422: "The patched record is invalid, or the body is not a JSON object",
+            422: "The patch does not match its schema (an attribute that is not patchable,"
+            " a `null` for one the record needs, a value of the wrong shape)",
         },
     ),
 )

@@ -15,6 +15,7 @@ from reelpolicy_registry.domain import ProductionInput
 from reelpolicy_registry.entrypoints.resources import (
     BAD_CURSOR,
     BAD_IF_MATCH,
+    BAD_JSON,
     Cursor,
     IfMatch,
     Limit,
@@ -39,6 +40,7 @@ router = APIRouter(prefix="/v1/productions", tags=["productions"])
     response_model=ProductionResource,
     responses=problem_responses(
         descriptions={
+            400: f"A region code absent from GB/T 2260; or {BAD_JSON}",
             404: "No such enterprise, or (company key) not the caller's enterprise",
             409: "The enterprise already has a production with this `external_id`",
         },
@@ -110,11 +112,12 @@ async def get_production(
     responses=problem_responses(
         404,
         descriptions={
-            400: BAD_IF_MATCH,
+            400: f"{BAD_IF_MATCH}; or a region code absent from GB/T 2260; or {BAD_JSON}",
             409: "The patched `external_id` is taken in the enterprise",
             412: "`If-Match` is not the current version",
-            422: "The patched record is invalid (it cannot move to another enterprise),"
-            " or the body is not a JSON object",
+            422: "The patch does not match its schema (an attribute that is not patchable,"
+            " such as `enterprise_id`: a production cannot move; a `null` for one the"
+            " record needs; a value of the wrong shape)",
         },
     ),
 )

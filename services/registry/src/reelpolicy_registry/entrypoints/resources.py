@@ -20,6 +20,7 @@ from reelpolicy_registry import handlers
 from reelpolicy_registry.bootstrap import Registry
 from reelpolicy_registry.domain import (
     IF_MATCH_PATTERN,
+    MAX_REGION_HISTORY,
     InvalidRecordError,
     StoredEnterprise,
     StoredProduction,
@@ -53,6 +54,14 @@ BAD_IF_MATCH = (
 """What a 400 means on an operation taking ``If-Match``."""
 BAD_CURSOR = "`cursor` is not a `next_cursor` that an earlier page gave"
 """What a 400 means on a list operation."""
+BAD_RECORD = (
+    "the record breaks a rule the schema cannot state: a credit code's check digit"
+    " (GB 32100-2015), a region code absent from GB/T 2260, or (a patch) a region change"
+    f" that would keep more than {MAX_REGION_HISTORY} earlier regions"
+)
+"""What a 400 means on an operation that stores a record."""
+BAD_JSON = "the body is not JSON text (e.g. not UTF-8)"
+"""What a 400 means on an operation taking a JSON body (FastAPI cannot read it)."""
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
 Cursor = Annotated[StoredText | None, Query(description="next_cursor of the previous page")]
 
@@ -136,11 +145,16 @@ def page_cursor(items: list[T], limit: int, ident: Callable[[T], str]) -> str | 
 
 
 async def call(operation: Any) -> Any:
-    """Await a use case, turning its domain errors into HTTP errors."""
+    """Await a use case, turning its domain errors into HTTP errors.
+
+    A request reaches a use case only once it matches its schema, so a record the
+    registry refuses breaks a rule the schema cannot state: 400 (a check digit, a region
+    code absent from GB/T 2260, a region history over its bound).
+    """
     try:
         return await operation
     except InvalidRecordError as exc:
-        raise ApiError(422, str(exc), details=exc.errors) from None
+        raise ApiError(400, str(exc), details=exc.errors) from None
     except handlers.NotFoundError as exc:
         raise ApiError(404, str(exc), field=exc.field) from None
     except handlers.StaleVersionError as exc:
