@@ -102,8 +102,10 @@ def _schema(platform: FuzzPlatform, target: Target, *, reuse_answers: bool) -> A
                 # request that does not match its schema; 400 a schema-valid request that
                 # breaks a documented rule the schema language cannot state (one of two
                 # query parameters, a cursor not given by an earlier page, an empty CSV).
+                # 412: a well-formed If-Match naming a version that is not the current one
+                # (RFC 9110's answer to a failed precondition; no schema knows the version).
                 "positive_data_acceptance": {
-                    "expected-statuses": ["2xx", "3xx", 400, 401, 403, 404, 409, 429, "5xx"]
+                    "expected-statuses": ["2xx", "3xx", 400, 401, 403, 404, 409, 412, 429, "5xx"]
                 },
             },
             "generation": {"mode": "all", "max-examples": FUZZ_EXAMPLES, "database": "none"},

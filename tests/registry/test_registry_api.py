@@ -213,3 +213,34 @@ async def test_openapi_and_asyncapi_documents(registry: RegistryClient) -> None:
     asyncapi = await registry.client.get("/asyncapi.json")
     assert asyncapi.status_code == 200
     assert topics.REGISTRY in asyncapi.text
+
+
+async def test_openapi_states_the_merge_patch_and_key_bodies(registry: RegistryClient) -> None:
+    openapi = (await registry.client.get("/openapi.json")).json()
+    schemas = openapi["components"]["schemas"]
+
+    def body(path: str, method: str) -> dict[str, object]:
+        ref: str = openapi["paths"][path][method]["requestBody"]["content"]["application/json"][
+            "schema"
+        ]["$ref"]
+        return schemas[ref.rsplit("/", 1)[1]]  # type: ignore[no-any-return]
+
+    enterprise_patch = body("/v1/enterprises/{enterprise_id}", "patch")
+    assert enterprise_patch["additionalProperties"] is False
+    assert not enterprise_patch.get("required")
+    members = enterprise_patch["properties"]
+    assert isinstance(members, dict)
+    # a null removes a member: allowed where the record stays valid without it
+    assert "anyOf" not in members["name"]
+    assert {"type": "null"} in members["sme"]["anyOf"]
+    assert {"type": "null"} in members["tags"]["anyOf"]
+    production_patch = body("/v1/productions/{production_id}", "patch")
+    assert production_patch["additionalProperties"] is False
+    assert "enterprise_id" not in production_patch["properties"]  # type: ignore[operator]
+    assert schemas["OverseasPatch"]["additionalProperties"] is False
+    issue = openapi["paths"]["/v1/api-keys"]["post"]["requestBody"]["content"]["application/json"][
+        "schema"
+    ]
+    assert issue["discriminator"]["propertyName"] == "role"
+    assert "required" in schemas["CompanyKeyRequest"]
+    assert "enterprise_id" in schemas["CompanyKeyRequest"]["required"]

@@ -62,7 +62,7 @@ async def issue_api_key(
     key_hash = hash_api_key(key, secret_key=secret_key)
     async with uow() as work:
         if enterprise_id is not None and await work.enterprises.get(enterprise_id) is None:
-            raise InvalidRecordError.one("enterprise_id", "no such enterprise")
+            raise NotFoundError("enterprise", enterprise_id, field="enterprise_id")
         existing = await work.api_keys.get(key_id)
         if existing is not None:
             if existing.key_hash != key_hash or existing.revoked:

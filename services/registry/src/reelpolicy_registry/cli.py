@@ -50,7 +50,7 @@ def _create_key(args: argparse.Namespace) -> int:
                 ),
             )
         )
-    except InvalidRecordError as exc:
+    except (InvalidRecordError, handlers.NotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(issued.key)

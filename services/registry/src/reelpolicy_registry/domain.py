@@ -11,6 +11,7 @@ could not take would otherwise be refused only after the change was stored.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any
@@ -25,6 +26,7 @@ from reelpolicy_common.subjects import (
     Award,
     EnterpriseAttributes,
     Grant,
+    Metrics,
     Overseas,
     Platform,
     ProductionAttributes,
@@ -84,6 +86,9 @@ MAX_MARKETS = 250
 """Overseas markets (ISO 3166-1 has 249 codes)."""
 MAX_LANGUAGES = 50
 """Overseas languages."""
+MAX_VIEWS = 2**53 - 1
+"""A production's views: the largest integer every JSON reader (a float) holds exactly,
+so the published maximum means the same to all of them."""
 
 Tag = Annotated[StoredText, StringConstraints(min_length=1, max_length=64)]
 
@@ -101,8 +106,18 @@ class OverseasInput(Overseas):
     )
 
 
+class MetricsInput(Metrics):
+    views: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_VIEWS,
+        description=f"Views so far (at most {MAX_VIEWS}).",
+    )
+
+
 class EnterpriseInput(EnterpriseAttributes):
-    """Enterprise attributes as the registry accepts them."""
+    """Enterprise attributes as the API takes them (the published schema); the registry's
+    own rules are :class:`CheckedEnterprise`'s."""
 
     tags: list[Tag] = Field(
         default_factory=list,
@@ -113,9 +128,14 @@ class EnterpriseInput(EnterpriseAttributes):
         default_factory=list,
         max_length=MAX_REGION_HISTORY,
         description="Earlier registered regions; the current one is region_code. At most"
-        f" {MAX_REGION_HISTORY}: a region change that would add one more answers 422"
+        f" {MAX_REGION_HISTORY}: a region change that would add one more answers 400"
         " unless the same patch sets region_history itself.",
     )
+
+
+class CheckedEnterprise(EnterpriseInput):
+    """An enterprise that also keeps the rules the schema cannot state: the credit code's
+    check digit, and region codes present in GB/T 2260."""
 
     @field_validator("credit_code")
     @classmethod
@@ -136,7 +156,8 @@ class EnterpriseInput(EnterpriseAttributes):
 
 
 class ProductionInput(ProductionAttributes):
-    """Production attributes as the registry accepts them."""
+    """Production attributes as the API takes them (the published schema); the registry's
+    own rules are :class:`CheckedProduction`'s."""
 
     filming_region_codes: list[RegionCode] | None = Field(
         default=None,
@@ -152,6 +173,11 @@ class ProductionInput(ProductionAttributes):
         description=f"Grants already received (at most {MAX_GRANTS}).",
     )
     overseas: OverseasInput | None = None
+    metrics: MetricsInput | None = None
+
+
+class CheckedProduction(ProductionInput):
+    """A production whose region codes are all present in GB/T 2260."""
 
     @field_validator("region_code")
     @classmethod
@@ -173,16 +199,16 @@ class ProductionInput(ProductionAttributes):
         return value
 
 
-def validate_enterprise(data: Any) -> EnterpriseInput:
+def validate_enterprise(data: Any) -> CheckedEnterprise:
     try:
-        return EnterpriseInput.model_validate(data)
+        return CheckedEnterprise.model_validate(data)
     except ValidationError as exc:
         raise InvalidRecordError.from_validation(exc) from None
 
 
-def validate_production(data: Any) -> ProductionInput:
+def validate_production(data: Any) -> CheckedProduction:
     try:
-        return ProductionInput.model_validate(data)
+        return CheckedProduction.model_validate(data)
     except ValidationError as exc:
         raise InvalidRecordError.from_validation(exc) from None
 
@@ -228,7 +254,7 @@ class StoredProduction:
 
 def patched_enterprise(
     current: StoredEnterprise, patch: dict[str, Any], *, today: date
-) -> tuple[EnterpriseInput, date | None]:
+) -> tuple[CheckedEnterprise, date | None]:
     """The enterprise after ``patch`` (validated whole) and its new region-since date.
 
     A new ``region_code`` pushes the old one, with the date it was registered there
@@ -254,7 +280,7 @@ def patched_enterprise(
     return updated, today
 
 
-def patched_production(current: StoredProduction, patch: dict[str, Any]) -> ProductionInput:
+def patched_production(current: StoredProduction, patch: dict[str, Any]) -> CheckedProduction:
     """The production after ``patch``; its enterprise cannot change."""
     merged = merge_patch(current.attributes, patch)
     updated = validate_production(merged)
@@ -265,16 +291,23 @@ def patched_production(current: StoredProduction, patch: dict[str, Any]) -> Prod
     return updated
 
 
+IF_MATCH_PATTERN = r'^[ \t]*(\*|(W/)?"?[0-9]+"?)[ \t]*$'
+"""The ``If-Match`` forms accepted (``*``, ``3``, ``"3"``, ``W/"3"``): ASCII only, so
+the published JSON Schema pattern and the server agree on every value."""
+
+_IF_MATCH = re.compile(IF_MATCH_PATTERN)
+
+
 def parse_if_match(header: str | None) -> int | None:
     """The version an ``If-Match`` header names (``3``, ``"3"``, ``W/"3"``), or None for ``*``."""
     if header is None:
         return None
-    value = header.strip()
+    if _IF_MATCH.fullmatch(header) is None:
+        raise InvalidRecordError.one("If-Match", "If-Match must be a version number")
+    value = header.strip(" \t")
     if value == "*":
         return None
-    value = value.removeprefix("W/").strip().strip('"')
-    # ASCII digits only (str.isdigit() takes "²", which int() refuses), and a version
-    # the integer column can hold
-    if not (value.isascii() and value.isdigit()) or int(value) > PG_INT_MAX:
-        raise InvalidRecordError.one("If-Match", "If-Match must be a version number")
-    return int(value)
+    version = int(value.removeprefix("W/").strip('"'))
+    if version > PG_INT_MAX:
+        raise InvalidRecordError.one("If-Match", "If-Match names a version beyond any stored")
+    return version

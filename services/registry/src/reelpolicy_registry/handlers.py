@@ -15,7 +15,6 @@ from typing import Any
 from reelpolicy_common import topics
 from reelpolicy_common.events import new_snapshot_id, snapshot_headers, snapshot_marker
 from reelpolicy_registry.domain import (
-    InvalidRecordError,
     StoredEnterprise,
     StoredProduction,
     patched_enterprise,
@@ -35,10 +34,13 @@ UowFactory = Callable[[], UnitOfWork]
 
 
 class NotFoundError(Exception):
-    def __init__(self, what: str, ident: str) -> None:
+    """No such record; ``field`` is where the request named it."""
+
+    def __init__(self, what: str, ident: str, *, field: str = "id") -> None:
         super().__init__(f"{what} {ident} not found")
         self.what = what
         self.ident = ident
+        self.field = field
 
 
 class QuotaExceededError(Exception):
@@ -143,7 +145,7 @@ async def create_production(
     async with uow() as work:
         enterprise = await work.enterprises.get(attributes.enterprise_id, for_update=True)
         if enterprise is None:
-            raise InvalidRecordError.one("enterprise_id", "no such enterprise")
+            raise NotFoundError("enterprise", attributes.enterprise_id, field="enterprise_id")
         # the enterprise's row lock serializes its creations: the count cannot go stale
         if quota is not None and await work.productions.count_live(enterprise.id) >= quota:
             raise QuotaExceededError(

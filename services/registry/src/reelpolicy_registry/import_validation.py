@@ -20,15 +20,15 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, TypeAdapter, ValidationError
 
 from reelpolicy_common.storable import StoredText
-from reelpolicy_registry.domain import EnterpriseInput, ProductionInput
+from reelpolicy_registry.domain import CheckedEnterprise, CheckedProduction
 from reelpolicy_registry.rows import RowError
 
 
-class EnterpriseRow(EnterpriseInput):
+class EnterpriseRow(CheckedEnterprise):
     type: Literal["enterprise"]
 
 
-class ProductionRow(ProductionInput):
+class ProductionRow(CheckedProduction):
     type: Literal["production"]
     enterprise_credit_code: StoredText | None = None
     enterprise_id: StoredText = ""
@@ -40,8 +40,8 @@ ROW = TypeAdapter[EnterpriseRow | ProductionRow](
 # A row's attributes, as stored: serialized as the parent model, so the row's own
 # fields (``type``, ``enterprise_credit_code``) are left out (a third faster than
 # ``model_dump_json(exclude=...)``).
-ENTERPRISE_ATTRIBUTES = TypeAdapter(EnterpriseInput)
-PRODUCTION_ATTRIBUTES = TypeAdapter(ProductionInput)
+ENTERPRISE_ATTRIBUTES = TypeAdapter(CheckedEnterprise)
+PRODUCTION_ATTRIBUTES = TypeAdapter(CheckedProduction)
 _NO_ENTERPRISE = b'{"enterprise_id":""'  # how a production's attributes begin here
 
 Record = tuple[int, str | dict[str, Any]]

@@ -3,27 +3,42 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from reelpolicy_common.auth import OperatorPrincipal, Role
 from reelpolicy_common.http import problem_example, problem_responses
 from reelpolicy_common.storable import StoredText
 from reelpolicy_registry import api_keys
-from reelpolicy_registry.entrypoints.resources import RegistryDep, call
+from reelpolicy_registry.entrypoints.resources import BAD_JSON, RegistryDep, call
 from reelpolicy_registry.ports import ApiKeyRecord
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
 
 
-class IssueKeyRequest(BaseModel):
-    role: Role
-    enterprise_id: StoredText | None = Field(
-        default=None, description="Required for a company key."
-    )
+class OperatorKeyRequest(BaseModel):
+    """An operator key: bound to no enterprise."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["operator"]
+    enterprise_id: None = Field(default=None, description="An operator key has none.")
     label: StoredText | None = Field(default=None, max_length=200)
+
+
+class CompanyKeyRequest(BaseModel):
+    """A company key: bound to one live enterprise."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["company"]
+    enterprise_id: StoredText = Field(description="The live enterprise the key acts for.")
+    label: StoredText | None = Field(default=None, max_length=200)
+
+
+IssueKeyRequest = Annotated[OperatorKeyRequest | CompanyKeyRequest, Field(discriminator="role")]
 
 
 class IssuedKeyResponse(BaseModel):
@@ -61,14 +76,14 @@ def _resource(k: ApiKeyRecord) -> ApiKeyResource:
     responses=problem_responses(
         403,
         descriptions={
-            422: "A company key without `enterprise_id`, an operator key with one,"
-            " or no such enterprise"
+            400: BAD_JSON,
+            404: "No live enterprise has the company key's `enterprise_id`",
+            422: "The body does not match its schema (e.g. a company key without"
+            " `enterprise_id`, an operator key with one)",
         },
         examples={
             422: problem_example(
-                422,
-                "a company key needs enterprise_id; an operator key has none",
-                ("enterprise_id", "a company key needs enterprise_id; an operator key has none"),
+                422, "enterprise_id: Field required", ("enterprise_id", "Field required")
             )
         },
     ),
@@ -78,8 +93,8 @@ async def issue_key(
 ) -> IssuedKeyResponse:
     """Issue a key; the answer shows it once. Every service learns of it by event.
 
-    A ``company`` key needs ``enterprise_id`` (a live enterprise); an ``operator`` key
-    must not have one (422 naming ``enterprise_id``).
+    A ``company`` key needs ``enterprise_id`` (a live enterprise, else 404); an
+    ``operator`` key must not have one (422 naming ``enterprise_id``).
     """
     issued = await call(
         api_keys.issue_api_key(

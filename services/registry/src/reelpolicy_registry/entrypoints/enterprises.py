@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from reelpolicy_common.auth import CurrentPrincipal, OperatorPrincipal
 from reelpolicy_common.http import Page, problem_example, problem_responses, request_example
@@ -13,6 +13,10 @@ from reelpolicy_common.subjects import EnterpriseKind
 from reelpolicy_registry import handlers
 from reelpolicy_registry.domain import EnterpriseInput
 from reelpolicy_registry.entrypoints.resources import (
+    BAD_CURSOR,
+    BAD_IF_MATCH,
+    BAD_JSON,
+    BAD_RECORD,
     Cursor,
     EnterpriseResource,
     IfMatch,
@@ -24,8 +28,8 @@ from reelpolicy_registry.entrypoints.resources import (
     expected_version,
     owner_of,
     page_cursor,
-    patch_body,
 )
+from reelpolicy_registry.patches import EnterprisePatch, patch_members
 
 router = APIRouter(prefix="/v1/enterprises", tags=["enterprises"])
 
@@ -37,14 +41,15 @@ router = APIRouter(prefix="/v1/enterprises", tags=["enterprises"])
     responses=problem_responses(
         403,
         descriptions={
+            400: f"{BAD_RECORD}; or {BAD_JSON}",
             409: "A live enterprise has this credit code",
-            422: "Invalid attributes (e.g. a credit code whose check digit is wrong)",
+            422: "The body does not match its schema",
         },
         examples={
-            422: problem_example(
-                422,
-                "credit_code: check digit does not match",
-                ("credit_code", "check digit does not match"),
+            400: problem_example(
+                400,
+                "credit_code: unified social credit code has a wrong check digit",
+                ("credit_code", "unified social credit code has a wrong check digit"),
             )
         },
     ),
@@ -64,7 +69,7 @@ async def create_enterprise(
 ) -> EnterpriseResource:
     """Register an enterprise (operator only).
 
-    The credit code's check digit and the region code (GB/T 2260) are verified;
+    The credit code's check digit and the region code (GB/T 2260) are verified (400);
     a live enterprise with the same credit code answers 409.
     """
     data = body.model_dump(mode="json")
@@ -92,18 +97,19 @@ async def get_enterprise(
     "/{enterprise_id}",
     response_model=EnterpriseResource,
     responses=problem_responses(
-        400,
         404,
         descriptions={
+            400: f"{BAD_IF_MATCH}; or {BAD_RECORD}; or {BAD_JSON}",
             409: "The patched credit code belongs to another live enterprise",
             412: "`If-Match` is not the current version",
-            422: "The patched record is invalid, or the body is not a JSON object",
+            422: "The patch does not match its schema (an attribute that is not patchable,"
+            " a `null` for one the record needs, a value of the wrong shape)",
         },
     ),
 )
 async def patch_enterprise(
     enterprise_id: StoredText,
-    body: Annotated[dict[str, Any], Body(description="JSON merge patch of the attributes.")],
+    body: EnterprisePatch,
     registry: RegistryDep,
     principal: CurrentPrincipal,
     response: Response,
@@ -120,7 +126,7 @@ async def patch_enterprise(
         handlers.patch_enterprise(
             uow=registry.uow,
             enterprise_id=enterprise_id,
-            patch=patch_body(body),
+            patch=patch_members(body),
             expected_version=expected_version(if_match),
             owner=owner_of(principal),
         )
@@ -131,7 +137,7 @@ async def patch_enterprise(
 @router.delete(
     "/{enterprise_id}",
     response_model=EnterpriseResource,
-    responses=problem_responses(400, 403, 404, 412),
+    responses=problem_responses(403, 404, 412, descriptions={400: BAD_IF_MATCH}),
 )
 async def delete_enterprise(
     enterprise_id: StoredText, registry: RegistryDep, _: OperatorPrincipal, if_match: IfMatch = None
@@ -151,7 +157,11 @@ async def delete_enterprise(
     return enterprise_resource(stored)
 
 
-@router.get("", response_model=Page[EnterpriseResource], responses=problem_responses(400))
+@router.get(
+    "",
+    response_model=Page[EnterpriseResource],
+    responses=problem_responses(descriptions={400: BAD_CURSOR}),
+)
 async def list_enterprises(
     registry: RegistryDep,
     principal: CurrentPrincipal,

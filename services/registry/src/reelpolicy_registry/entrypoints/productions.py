@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from reelpolicy_common.auth import CurrentPrincipal
 from reelpolicy_common.http import Page, problem_example, problem_responses, request_example
@@ -13,6 +13,9 @@ from reelpolicy_common.subjects import ContentStatus, Platform, Theme
 from reelpolicy_registry import handlers
 from reelpolicy_registry.domain import ProductionInput
 from reelpolicy_registry.entrypoints.resources import (
+    BAD_CURSOR,
+    BAD_IF_MATCH,
+    BAD_JSON,
     Cursor,
     IfMatch,
     Limit,
@@ -24,9 +27,9 @@ from reelpolicy_registry.entrypoints.resources import (
     is_uuid,
     owner_of,
     page_cursor,
-    patch_body,
     production_resource,
 )
+from reelpolicy_registry.patches import ProductionPatch, patch_members
 
 router = APIRouter(prefix="/v1/productions", tags=["productions"])
 
@@ -37,6 +40,7 @@ router = APIRouter(prefix="/v1/productions", tags=["productions"])
     response_model=ProductionResource,
     responses=problem_responses(
         descriptions={
+            400: f"A region code absent from GB/T 2260; or {BAD_JSON}",
             404: "No such enterprise, or (company key) not the caller's enterprise",
             409: "The enterprise already has a production with this `external_id`",
         },
@@ -106,19 +110,20 @@ async def get_production(
     "/{production_id}",
     response_model=ProductionResource,
     responses=problem_responses(
-        400,
         404,
         descriptions={
+            400: f"{BAD_IF_MATCH}; or a region code absent from GB/T 2260; or {BAD_JSON}",
             409: "The patched `external_id` is taken in the enterprise",
             412: "`If-Match` is not the current version",
-            422: "The patched record is invalid (it cannot move to another enterprise),"
-            " or the body is not a JSON object",
+            422: "The patch does not match its schema (an attribute that is not patchable,"
+            " such as `enterprise_id`: a production cannot move; a `null` for one the"
+            " record needs; a value of the wrong shape)",
         },
     ),
 )
 async def patch_production(
     production_id: StoredText,
-    body: Annotated[dict[str, Any], Body(description="JSON merge patch of the attributes.")],
+    body: ProductionPatch,
     registry: RegistryDep,
     principal: CurrentPrincipal,
     response: Response,
@@ -133,7 +138,7 @@ async def patch_production(
         handlers.patch_production(
             uow=registry.uow,
             production_id=production_id,
-            patch=patch_body(body),
+            patch=patch_members(body),
             expected_version=expected_version(if_match),
             owner=owner_of(principal),
         )
@@ -144,7 +149,7 @@ async def patch_production(
 @router.delete(
     "/{production_id}",
     response_model=ProductionResource,
-    responses=problem_responses(400, 404, 412),
+    responses=problem_responses(404, 412, descriptions={400: BAD_IF_MATCH}),
 )
 async def delete_production(
     production_id: StoredText,
@@ -164,7 +169,11 @@ async def delete_production(
     return production_resource(stored)
 
 
-@router.get("", response_model=Page[ProductionResource], responses=problem_responses(400))
+@router.get(
+    "",
+    response_model=Page[ProductionResource],
+    responses=problem_responses(descriptions={400: BAD_CURSOR}),
+)
 async def list_productions(
     registry: RegistryDep,
     principal: CurrentPrincipal,

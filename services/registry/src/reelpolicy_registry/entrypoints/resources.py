@@ -19,6 +19,8 @@ from reelpolicy_common.subjects import EnterpriseAttributes, ProductionAttribute
 from reelpolicy_registry import handlers
 from reelpolicy_registry.bootstrap import Registry
 from reelpolicy_registry.domain import (
+    IF_MATCH_PATTERN,
+    MAX_REGION_HISTORY,
     InvalidRecordError,
     StoredEnterprise,
     StoredProduction,
@@ -37,8 +39,29 @@ async def get_registry(request: Request) -> Registry:
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 IfMatch = Annotated[
     StoredText | None,
-    Header(alias="If-Match", description='The version you last saw: `3`, `"3"` or `W/"3"`.'),
+    Header(
+        alias="If-Match",
+        description='The version you last saw: `3`, `"3"` or `W/"3"` (or `*`: any). Another'
+        " form, or a number beyond any version, answers 400.",
+        # published, not enforced here: a malformed If-Match answers 400 (parse_if_match)
+        json_schema_extra={"pattern": IF_MATCH_PATTERN},
+    ),
 ]
+BAD_IF_MATCH = (
+    '`If-Match` is not a version (`3`, `"3"`, `W/"3"`) nor `*`, or names a number beyond'
+    " any version"
+)
+"""What a 400 means on an operation taking ``If-Match``."""
+BAD_CURSOR = "`cursor` is not a `next_cursor` that an earlier page gave"
+"""What a 400 means on a list operation."""
+BAD_RECORD = (
+    "the record breaks a rule the schema cannot state: a credit code's check digit"
+    " (GB 32100-2015), a region code absent from GB/T 2260, or (a patch) a region change"
+    f" that would keep more than {MAX_REGION_HISTORY} earlier regions"
+)
+"""What a 400 means on an operation that stores a record."""
+BAD_JSON = "the body is not JSON text (e.g. not UTF-8)"
+"""What a 400 means on an operation taking a JSON body (FastAPI cannot read it)."""
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
 Cursor = Annotated[StoredText | None, Query(description="next_cursor of the previous page")]
 
@@ -122,13 +145,18 @@ def page_cursor(items: list[T], limit: int, ident: Callable[[T], str]) -> str | 
 
 
 async def call(operation: Any) -> Any:
-    """Await a use case, turning its domain errors into HTTP errors."""
+    """Await a use case, turning its domain errors into HTTP errors.
+
+    A request reaches a use case only once it matches its schema, so a record the
+    registry refuses breaks a rule the schema cannot state: 400 (a check digit, a region
+    code absent from GB/T 2260, a region history over its bound).
+    """
     try:
         return await operation
     except InvalidRecordError as exc:
-        raise ApiError(422, str(exc), details=exc.errors) from None
+        raise ApiError(400, str(exc), details=exc.errors) from None
     except handlers.NotFoundError as exc:
-        raise ApiError(404, str(exc), field="id") from None
+        raise ApiError(404, str(exc), field=exc.field) from None
     except handlers.StaleVersionError as exc:
         raise ApiError(412, str(exc), field="If-Match", extra={"version": exc.current}) from None
     except DuplicateError as exc:
@@ -140,9 +168,3 @@ async def call(operation: Any) -> Any:
 def owner_of(principal: Principal) -> str | None:
     """The enterprise a company key is bound to (None for an operator: no restriction)."""
     return None if principal.is_operator else principal.enterprise_id
-
-
-def patch_body(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise ApiError(422, "a merge patch must be a JSON object", field="body")
-    return body
