@@ -107,7 +107,9 @@ async def create(
     "",
     response_model=Page[SubscriptionOut],
     summary="List subscriptions",
-    responses=problem_responses(400),
+    responses=problem_responses(
+        400, descriptions={400: "`cursor` was not given by an earlier page"}
+    ),
 )
 async def list_(
     notify: NotifyDep,

@@ -15,6 +15,7 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
+from pydantic.config import JsonDict
 
 from reelpolicy_common.http import ApiError
 from reelpolicy_common.storable import StoredText, refuse_unstorable, refuse_unstorable_timestamp
@@ -51,7 +52,25 @@ class _Fields(BaseModel):
     deadline_days: int | None = Field(default=None, ge=1, le=366)
 
 
+CHANNEL_TARGET_SCHEMA: JsonDict = {
+    "anyOf": [
+        {
+            "properties": {
+                "channel": {"const": channel},
+                target: {"type": "string", "minLength": 1},
+                other: {"type": "null"},
+            },
+            "required": [target],
+        }
+        for channel, target, other in (("webhook", "url", "email"), ("email", "email", "url"))
+    ]
+}
+"""The channel-target rule of :class:`SubscriptionCreate`, published with its schema."""
+
+
 class SubscriptionCreate(_Fields):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=CHANNEL_TARGET_SCHEMA)
+
     enterprise_id: StoredText | None = Field(
         default=None, description="Null: platform-wide (operator)."
     )
