@@ -86,6 +86,15 @@ CASES = [
         "region_prefix",
         body=subscription(filters={"region_prefix": "\u0663"}),
     ),
+    # a schema-valid url breaking the egress rule (DNS) was a 422, the schema-mismatch status
+    Case(
+        "a webhook url whose host does not resolve",
+        "POST",
+        "/v1/subscriptions",
+        400,
+        "url",
+        body=subscription(channel="webhook", email=None, url="https://hook.example.invalid/x"),
+    ),
     Case(
         "NUL in a patched e-mail address",
         "PATCH",
