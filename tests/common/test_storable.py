@@ -118,3 +118,9 @@ def test_timestamps_must_exist_in_utc(text: str, ok: bool) -> None:
     else:
         with pytest.raises(ValidationError, match="outside years 1 to 9999"):
             adapter.validate_python(text)
+
+
+@pytest.mark.parametrize("value", ["0.5", 1700000000, 0.5, "2026-01-01", "2026-01-01T00:00"])
+def test_timestamps_are_rfc3339_text(value: object) -> None:
+    with pytest.raises(ValidationError, match="RFC 3339 date-time"):
+        TypeAdapter(PgTimestamp).validate_python(value)

@@ -68,6 +68,33 @@ CASES = [
         "min_amount_cny",
         body=subscription(filters={"min_amount_cny": 2**70}),
     ),
+    # the published bound was compared as a float by clients (2**63 - 1 rounds up)
+    Case(
+        "minimum amount past the JSON-safe integers",
+        "POST",
+        "/v1/subscriptions",
+        422,
+        "min_amount_cny",
+        body=subscription(filters={"min_amount_cny": 2**53}),
+    ),
+    # pydantic's \d takes any Unicode digit, the published (ECMA) \d only ASCII ones
+    Case(
+        "a non-ASCII digit in the region prefix",
+        "POST",
+        "/v1/subscriptions",
+        422,
+        "region_prefix",
+        body=subscription(filters={"region_prefix": "\u0663"}),
+    ),
+    # a schema-valid url breaking the egress rule (DNS) was a 422, the schema-mismatch status
+    Case(
+        "a webhook url whose host does not resolve",
+        "POST",
+        "/v1/subscriptions",
+        400,
+        "url",
+        body=subscription(channel="webhook", email=None, url="https://hook.example.invalid/x"),
+    ),
     Case(
         "NUL in a patched e-mail address",
         "PATCH",
@@ -92,6 +119,15 @@ CASES = [
         422,
         "since",
         params={"since": "9999-12-31T23:59:59-01:00"},
+    ),
+    # a number was taken as Unix time, against the published format: date-time
+    Case(
+        "a number as the replay time",
+        "POST",
+        "/v1/deliveries/replay",
+        422,
+        "since",
+        params={"since": "0.5"},
     ),
     Case(
         "a cursor holding a time before year 1 in UTC",

@@ -10,19 +10,22 @@ client gets a 422 naming the field. Use them for every field that reaches the da
 * :data:`StoredText`: a ``str`` field (combine with ``StringConstraints`` / ``Field``);
 * :data:`StoredJson`: free-form JSON (a merge patch, a document), checked throughout;
 * :data:`PgInt`, :data:`PgBigInt`: integers bound for an ``integer`` / ``bigint``;
-* :data:`PgTimestamp`: a date-time whose UTC value exists (``0001-01-01T00:00+11:00``
-  is valid ISO text, but lies before year 1 in UTC, where a ``timestamptz`` is sent).
+* :data:`PgTimestamp`: an RFC 3339 date-time text whose UTC value exists
+  (``0001-01-01T00:00+11:00`` is valid ISO text, but lies before year 1 in UTC, where a
+  ``timestamptz`` is sent). Pydantic alone would also take a number (``0.5``) as Unix
+  time, which the published ``format: date-time`` does not allow.
 
 The module is pure (pydantic only), so the policy language can use it too.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import annotated_types
-from pydantic import AfterValidator, GetJsonSchemaHandler
+from pydantic import AfterValidator, BeforeValidator, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
@@ -30,6 +33,9 @@ PG_INT_MIN, PG_INT_MAX = -(2**31), 2**31 - 1
 """The range of PostgreSQL's ``integer``."""
 PG_BIGINT_MIN, PG_BIGINT_MAX = -(2**63), 2**63 - 1
 """The range of PostgreSQL's ``bigint``."""
+JSON_SAFE_INT_MAX = 2**53 - 1
+"""The largest integer every JSON reader holds exactly (RFC 7493): a published bound
+above it is compared as a float by some clients, which then send values past it."""
 
 NO_NUL_PATTERN = "^[^\\u0000]*$"
 """What the OpenAPI documents of a stored string (lone surrogates cannot be sent in
@@ -83,6 +89,22 @@ def refuse_unstorable_json(value: Any) -> Any:
     return value
 
 
+RFC3339_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})?"
+)
+"""RFC 3339's date-time (``format: date-time``); the offset is optional here so that the
+caller can refuse a naive time with its own message (or send it as it is)."""
+
+
+def refuse_non_date_time_text(value: Any) -> Any:
+    """``value`` unchanged when a ``datetime`` or RFC 3339 text, else ValueError."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and RFC3339_DATE_TIME.fullmatch(value):
+        return value
+    raise ValueError("must be an RFC 3339 date-time text (e.g. 2026-01-01T00:00:00Z)")
+
+
 def refuse_unstorable_timestamp(value: datetime) -> datetime:
     """``value`` unchanged, or ValueError when its UTC value is outside years 1-9999."""
     if value.tzinfo is not None:
@@ -120,5 +142,9 @@ PgInt = Annotated[int, annotated_types.Interval(ge=PG_INT_MIN, le=PG_INT_MAX)]
 PgBigInt = Annotated[int, annotated_types.Interval(ge=PG_BIGINT_MIN, le=PG_BIGINT_MAX)]
 """An integer that fits PostgreSQL's ``bigint``."""
 
-PgTimestamp = Annotated[datetime, AfterValidator(refuse_unstorable_timestamp)]
-"""A date-time PostgreSQL's ``timestamptz`` can be sent (its UTC value exists)."""
+PgTimestamp = Annotated[
+    datetime,
+    BeforeValidator(refuse_non_date_time_text),
+    AfterValidator(refuse_unstorable_timestamp),
+]
+"""RFC 3339 date-time text PostgreSQL's ``timestamptz`` can be sent (its UTC value exists)."""

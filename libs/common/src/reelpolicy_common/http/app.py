@@ -13,6 +13,7 @@ from prometheus_fastapi_instrumentator import Instrumentator
 
 from reelpolicy_common.http.authenticate import AuthenticateFirst
 from reelpolicy_common.http.body_limit import BodyLimit
+from reelpolicy_common.http.concrete_paths import ConcretePathsFirst
 from reelpolicy_common.http.errors import install_error_handlers
 from reelpolicy_common.http.problems import document_problems
 from reelpolicy_common.http.rate_limit import RateLimiter
@@ -48,6 +49,7 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     settings = runtime.settings
+    app.add_middleware(ConcretePathsFirst, routes=app.router.routes)
     # added first, so it runs inside the authentication: a caller without a key is
     # answered 401 whatever the size of what it sends
     app.add_middleware(BodyLimit, default=settings.max_body_bytes, limits=body_limits or {})

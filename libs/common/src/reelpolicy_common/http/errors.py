@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 
 from reelpolicy_common.consumer.faults import INFRASTRUCTURE_ERRORS, is_infrastructure_error
 from reelpolicy_common.http.problems import PROBLEM_MEDIA_TYPE, problem_body
+from reelpolicy_common.http.routing import allowed_methods
 from reelpolicy_common.outbox.store import EventTooLargeError
 
 T = TypeVar("T")
@@ -111,11 +112,17 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, ValidationError)
         return problem_response(validation_problem(list(exc.errors())))
 
-    async def on_http_exception(_: Request, exc: Exception) -> JSONResponse:
+    async def on_http_exception(request: Request, exc: Exception) -> JSONResponse:
         # Starlette's own answers (no such path, method not allowed) in the same shape
         assert isinstance(exc, HTTPException)
         body = problem_body(exc.status_code, str(exc.detail))
-        return problem_response(body, headers=exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette lists the methods of the first route on the path; the
+            # OpenAPI document declares every route's there
+            methods = allowed_methods(request.app.router.routes, request.url.path)
+            headers["Allow"] = ", ".join(methods)
+        return problem_response(body, headers=headers)
 
     async def on_event_too_large(_: Request, exc: Exception) -> JSONResponse:
         # the state change and its event rolled back together (the outbox write raised

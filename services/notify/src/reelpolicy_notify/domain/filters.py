@@ -14,18 +14,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reelpolicy_common.storable import PgBigInt, StoredText
+from reelpolicy_common.storable import JSON_SAFE_INT_MAX, StoredText
 from reelpolicy_notify.domain.policies import PolicyFacts
 
 
 class Filters(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    region_prefix: str | None = Field(default=None, pattern=r"^\d{1,6}$")
+    region_prefix: str | None = Field(default=None, pattern=r"^[0-9]{1,6}$")
     issuer_level: StoredText | None = None
     policy_ids: list[StoredText] | None = None
     benefit_kinds: list[StoredText] | None = None
-    min_amount_cny: PgBigInt | None = Field(default=None, ge=0)
+    min_amount_cny: int | None = Field(default=None, ge=0, le=JSON_SAFE_INT_MAX)
 
     @classmethod
     def from_json(cls, raw: dict[str, Any] | None) -> Filters:

@@ -36,7 +36,11 @@ def _aware(when: datetime, field: str) -> datetime:
     response_model=Page[DeliveryOut],
     summary="Deliveries with their attempts",
     responses=problem_responses(
-        400, descriptions={422: "Invalid parameters, or `since` without a timezone"}
+        400,
+        descriptions={
+            400: "`cursor` was not given by an earlier page",
+            422: "Invalid parameters, or `since` without a timezone",
+        },
     ),
 )
 async def list_(

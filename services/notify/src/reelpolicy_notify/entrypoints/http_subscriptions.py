@@ -38,8 +38,15 @@ from reelpolicy_notify.handlers.subscriptions import (
 router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
 
 
+URL_REFUSED = (
+    "A webhook `url` refused: not http(s)://host/..., with credentials, a port outside"
+    " the allow-list, or a host that does not resolve or resolves to a non-public address"
+)
+
+
 def _unsafe(exc: UnsafeTargetError) -> ApiError:
-    return ApiError(422, f"webhook url refused: {exc}", field="url")
+    # 400: the request matches its schema; the rule depends on DNS the schema cannot state
+    return ApiError(400, f"webhook url refused: {exc}", field="url")
 
 
 @router.post(
@@ -48,9 +55,11 @@ def _unsafe(exc: UnsafeTargetError) -> ApiError:
     response_model=SubscriptionCreated,
     summary="Subscribe",
     responses=problem_responses(
+        400,
         descriptions={
+            400: URL_REFUSED,
             404: "(company key) `enterprise_id` is not the caller's enterprise",
-            422: "Invalid fields, a channel without its target, or a refused webhook url",
+            422: "Invalid fields, or a channel without its target",
         },
         examples={
             422: problem_example(
@@ -75,7 +84,7 @@ async def create(
 ) -> SubscriptionCreated:
     """A ``webhook`` subscription needs ``url`` and no ``email``; an ``email`` one needs
     ``email`` and no ``url``. A webhook url must be https (or http) on a public address
-    (422 naming ``url`` otherwise). ``enterprise_id`` null is platform-wide for an
+    (400 naming ``url`` otherwise). ``enterprise_id`` null is platform-wide for an
     operator; a company key subscribes to its own enterprise only (another: 404).
     """
     try:
@@ -107,7 +116,9 @@ async def create(
     "",
     response_model=Page[SubscriptionOut],
     summary="List subscriptions",
-    responses=problem_responses(400),
+    responses=problem_responses(
+        400, descriptions={400: "`cursor` was not given by an earlier page"}
+    ),
 )
 async def list_(
     notify: NotifyDep,
@@ -154,10 +165,11 @@ async def get(
     response_model=SubscriptionOut,
     summary="Change",
     responses=problem_responses(
+        400,
         404,
         descriptions={
-            422: "Invalid fields, `url` on an email subscription, `email` on a webhook"
-            " one, or a refused webhook url"
+            400: URL_REFUSED,
+            422: "Invalid fields, `url` on an email subscription, or `email` on a webhook one",
         },
     ),
 )

@@ -5,12 +5,20 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+from pydantic.config import JsonDict
 
 from reelpolicy_common.http import ApiError
-from reelpolicy_common.storable import StoredText, refuse_unstorable_timestamp
+from reelpolicy_common.storable import StoredText, refuse_unstorable, refuse_unstorable_timestamp
 from reelpolicy_notify.domain.alerts import AlertType
 from reelpolicy_notify.domain.filters import Filters
 from reelpolicy_notify.domain.records import Channel, Delivery, Subscription
@@ -23,18 +31,46 @@ class Digest(BaseModel):
     window_seconds: int = Field(ge=1, le=7 * 24 * 3600)
 
 
+EMAIL_PATTERN = r"^[^@\x00-\x20\x7f]+@[^@\x00-\x20\x7f]+$"
+"""An address with no control character or space: explicit ASCII classes, as the
+published (ECMA) pattern and pydantic's (Rust) read ``\\s`` differently (U+0085)."""
+
+EmailAddress = Annotated[
+    str, StringConstraints(pattern=EMAIL_PATTERN, max_length=320), AfterValidator(refuse_unstorable)
+]
+"""Its own pattern: StoredText's documented one would replace it in the schema."""
+
+
 class _Fields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: StoredText | None = Field(default=None, max_length=2000)
-    email: StoredText | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$", max_length=320)
+    email: EmailAddress | None = None
     events: list[AlertType] | None = Field(default=None, min_length=1)
     filters: Filters | None = None
     digest: Digest | None = None
     deadline_days: int | None = Field(default=None, ge=1, le=366)
 
 
+CHANNEL_TARGET_SCHEMA: JsonDict = {
+    "anyOf": [
+        {
+            "properties": {
+                "channel": {"const": channel},
+                target: {"type": "string", "minLength": 1},
+                other: {"type": "null"},
+            },
+            "required": [target],
+        }
+        for channel, target, other in (("webhook", "url", "email"), ("email", "email", "url"))
+    ]
+}
+"""The channel-target rule of :class:`SubscriptionCreate`, published with its schema."""
+
+
 class SubscriptionCreate(_Fields):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=CHANNEL_TARGET_SCHEMA)
+
     enterprise_id: StoredText | None = Field(
         default=None, description="Null: platform-wide (operator)."
     )
