@@ -103,6 +103,32 @@ CASES = [
         "email",
         body=json.dumps({"email": "a\x00b@example.com"}),
     ),
+    # lax validation read a boolean as an integer, against the published type
+    Case(
+        "a boolean as deadline_days",
+        "POST",
+        "/v1/subscriptions",
+        422,
+        "deadline_days",
+        body=subscription(deadline_days=True),
+    ),
+    Case(
+        "a boolean as min_amount_cny",
+        "POST",
+        "/v1/subscriptions",
+        422,
+        "min_amount_cny",
+        body=subscription(filters={"min_amount_cny": True}),
+    ),
+    # a rule of the stored subscription, which no schema can state: 400, not 422
+    Case(
+        "a url on an email subscription",
+        "PATCH",
+        "/v1/subscriptions/{subscription_id}",
+        400,
+        "url",
+        body=json.dumps({"url": "https://example.com/hook"}),
+    ),
     # query parameters
     Case(
         "a time before year 1 in UTC",

@@ -25,7 +25,7 @@ class Filters(BaseModel):
     issuer_level: StoredText | None = None
     policy_ids: list[StoredText] | None = None
     benefit_kinds: list[StoredText] | None = None
-    min_amount_cny: int | None = Field(default=None, ge=0, le=JSON_SAFE_INT_MAX)
+    min_amount_cny: int | None = Field(default=None, ge=0, le=JSON_SAFE_INT_MAX, strict=True)
 
     @classmethod
     def from_json(cls, raw: dict[str, Any] | None) -> Filters:

@@ -168,8 +168,7 @@ async def get(
         400,
         404,
         descriptions={
-            400: URL_REFUSED,
-            422: "Invalid fields, `url` on an email subscription, or `email` on a webhook one",
+            400: f"{URL_REFUSED}; or `url` on an email subscription, `email` on a webhook one",
         },
     ),
 )

@@ -28,7 +28,7 @@ Email = str
 
 class Digest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    window_seconds: int = Field(ge=1, le=7 * 24 * 3600)
+    window_seconds: int = Field(ge=1, le=7 * 24 * 3600, strict=True)
 
 
 EMAIL_PATTERN = r"^[^@\x00-\x20\x7f]+@[^@\x00-\x20\x7f]+$"
@@ -49,7 +49,8 @@ class _Fields(BaseModel):
     events: list[AlertType] | None = Field(default=None, min_length=1)
     filters: Filters | None = None
     digest: Digest | None = None
-    deadline_days: int | None = Field(default=None, ge=1, le=366)
+    # strict: JSON Schema's integer is no boolean (lax mode would read true as 1)
+    deadline_days: int | None = Field(default=None, ge=1, le=366, strict=True)
 
 
 CHANNEL_TARGET_SCHEMA: JsonDict = {
@@ -93,9 +94,9 @@ class SubscriptionPatch(_Fields):
     def changes(self, current: Subscription) -> dict[str, Any]:
         given = self.model_fields_set
         if "url" in given and current.channel != "webhook":
-            raise ApiError(422, "url applies to webhook subscriptions", field="url")
+            raise ApiError(400, "url applies to webhook subscriptions", field="url")
         if "email" in given and current.channel != "email":
-            raise ApiError(422, "email applies to email subscriptions", field="email")
+            raise ApiError(400, "email applies to email subscriptions", field="email")
         changes: dict[str, Any] = {}
         for name in ("url", "email", "events", "filters", "deadline_days", "enabled"):
             value = getattr(self, name)
