@@ -105,6 +105,17 @@ def refuse_non_date_time_text(value: Any) -> Any:
     raise ValueError("must be an RFC 3339 date-time text (e.g. 2026-01-01T00:00:00Z)")
 
 
+def refuse_non_integer_json(value: Any) -> Any:
+    """JSON Schema's ``integer`` is a number without a fraction: never a boolean or a
+    string, which pydantic's lax mode would read as one (``true`` as 1, ``"5"`` as 5).
+
+    Use it after the bounds, ``Annotated[int, Interval(...), BeforeValidator(this)]``:
+    before them, pydantic publishes an optional field's bounds as ``ge``/``le``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be an integer")
+    return value
+
+
 def refuse_unstorable_timestamp(value: datetime) -> datetime:
     """``value`` unchanged, or ValueError when its UTC value is outside years 1-9999."""
     if value.tzinfo is not None:

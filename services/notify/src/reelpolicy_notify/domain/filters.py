@@ -10,11 +10,12 @@ policy-based filters (events of different topics are not ordered).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from annotated_types import Interval
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from reelpolicy_common.storable import JSON_SAFE_INT_MAX, StoredText
+from reelpolicy_common.storable import JSON_SAFE_INT_MAX, StoredText, refuse_non_integer_json
 from reelpolicy_notify.domain.policies import PolicyFacts
 
 
@@ -25,7 +26,12 @@ class Filters(BaseModel):
     issuer_level: StoredText | None = None
     policy_ids: list[StoredText] | None = None
     benefit_kinds: list[StoredText] | None = None
-    min_amount_cny: int | None = Field(default=None, ge=0, le=JSON_SAFE_INT_MAX, strict=True)
+    min_amount_cny: (
+        Annotated[
+            int, Interval(ge=0, le=JSON_SAFE_INT_MAX), BeforeValidator(refuse_non_integer_json)
+        ]
+        | None
+    ) = None
 
     @classmethod
     def from_json(cls, raw: dict[str, Any] | None) -> Filters:

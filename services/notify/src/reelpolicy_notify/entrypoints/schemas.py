@@ -7,9 +7,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from annotated_types import Interval
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -18,7 +20,12 @@ from pydantic import (
 from pydantic.config import JsonDict
 
 from reelpolicy_common.http import ApiError
-from reelpolicy_common.storable import StoredText, refuse_unstorable, refuse_unstorable_timestamp
+from reelpolicy_common.storable import (
+    StoredText,
+    refuse_non_integer_json,
+    refuse_unstorable,
+    refuse_unstorable_timestamp,
+)
 from reelpolicy_notify.domain.alerts import AlertType
 from reelpolicy_notify.domain.filters import Filters
 from reelpolicy_notify.domain.records import Channel, Delivery, Subscription
@@ -28,7 +35,9 @@ Email = str
 
 class Digest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    window_seconds: int = Field(ge=1, le=7 * 24 * 3600, strict=True)
+    window_seconds: Annotated[
+        int, Interval(ge=1, le=7 * 24 * 3600), BeforeValidator(refuse_non_integer_json)
+    ]
 
 
 EMAIL_PATTERN = r"^[^@\x00-\x20\x7f]+@[^@\x00-\x20\x7f]+$"
@@ -49,8 +58,9 @@ class _Fields(BaseModel):
     events: list[AlertType] | None = Field(default=None, min_length=1)
     filters: Filters | None = None
     digest: Digest | None = None
-    # strict: JSON Schema's integer is no boolean (lax mode would read true as 1)
-    deadline_days: int | None = Field(default=None, ge=1, le=366, strict=True)
+    deadline_days: (
+        Annotated[int, Interval(ge=1, le=366), BeforeValidator(refuse_non_integer_json)] | None
+    ) = None
 
 
 CHANNEL_TARGET_SCHEMA: JsonDict = {
