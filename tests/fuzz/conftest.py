@@ -17,7 +17,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.section("fuzz: requests sent")
     for service in SERVICES:
         keys = ", ".join(
-            f"{key} {count}"
+            f"{key} {count} ({TALLY.accepted[(name, key)]} 2xx)"
             for (name, key), count in sorted(TALLY.requests.items())
             if name == service
         )

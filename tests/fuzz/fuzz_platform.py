@@ -59,6 +59,8 @@ class Tally:
     """Requests sent per (service, key), for the closing summary."""
 
     requests: Counter[tuple[str, str]] = field(default_factory=Counter)
+    accepted: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """2xx answers: the key reached the service (a run answered only 401 proves nothing)."""
     log_dir: Path | None = None
 
     def per_service(self) -> dict[str, int]:

@@ -80,6 +80,8 @@ class CountingSession(requests.Session):
 
     def _count(self, response: requests.Response, *_: Any, **__: Any) -> requests.Response:
         TALLY.requests[(self.target.service, self.target.key)] += 1
+        if 200 <= response.status_code < 300:
+            TALLY.accepted[(self.target.service, self.target.key)] += 1
         return response
 
 
@@ -94,7 +96,9 @@ def _schema(platform: FuzzPlatform, target: Target, *, reuse_answers: bool) -> A
         {
             "seed": FUZZ_SEED,
             "base-url": base_url,
-            "headers": {"Authorization": f"Bearer {key}"},
+            # as the scheme the OpenAPI declares, so the auth checks know the key is the
+            # configured one (and probe the operation without it and with a wrong one)
+            "auth": {"openapi": {"HTTPBearer": {"bearer": key}}},
             "request-timeout": REQUEST_TIMEOUT_SECONDS,
             "checks": {
                 "enabled": True,
