@@ -50,11 +50,12 @@ from reelpolicy_devstack.servers import (
     free_port,
     wait_for_port,
 )
+from reelpolicy_registry.adapters.import_workers import validation_processes
 from reelpolicy_registry.adapters.postgres import RegistryUnitOfWork
+from reelpolicy_registry.domain.import_files import jsonl_rows
+from reelpolicy_registry.domain.import_validation import validate_chunk
 from reelpolicy_registry.generate import generate_rows
-from reelpolicy_registry.import_validation import validate_chunk, validation_processes
-from reelpolicy_registry.importing import import_rows
-from reelpolicy_registry.rows import jsonl_rows
+from reelpolicy_registry.handlers.imports import import_rows
 
 SECRET = "bench-secret-key-0123456789abcdef"
 CONNECTIONS = 16  # keep-alive connections of the POST load
@@ -262,7 +263,7 @@ async def post_latency(
     when: str,
     seed: int,
 ) -> None:
-    from reelpolicy_registry.generate import _Regions, enterprise_row
+    from reelpolicy_registry.generate import RegionPicker, enterprise_row
 
     port = free_port()
     env = {
@@ -293,7 +294,7 @@ async def post_latency(
     try:
         await asyncio.to_thread(wait_for_port, "127.0.0.1", port, timeout=30)
         key = await operator_key(dsn)
-        rng, regions = random.Random(seed), _Regions()  # new credit codes each run
+        rng, regions = random.Random(seed), RegionPicker()  # new credit codes each run
         bodies = [
             json.dumps({k: v for k, v in enterprise_row(rng, regions, n).items() if k != "type"})
             .encode()

@@ -10,19 +10,25 @@ import pytest
 from pydantic import ValidationError
 from stdnum.cn import uscc
 
-from reelpolicy_registry.domain import (
-    InvalidRecordError,
+from reelpolicy_registry.domain.errors import InvalidRecordError
+from reelpolicy_registry.domain.import_files import (
+    MalformedFileError,
+    RawRow,
+    csv_lines,
+    csv_rows,
+    jsonl_rows,
+)
+from reelpolicy_registry.domain.import_validation import EnterpriseRow, row_errors, validate_row
+from reelpolicy_registry.domain.records import (
     StoredEnterprise,
     merge_patch,
-    parse_if_match,
     patched_enterprise,
     validate_enterprise,
     validate_production,
 )
+from reelpolicy_registry.domain.regions import is_known_region, region_name, region_table
+from reelpolicy_registry.domain.versions import parse_if_match
 from reelpolicy_registry.generate import credit_code, generate_rows
-from reelpolicy_registry.import_validation import EnterpriseRow, row_errors, validate_row
-from reelpolicy_registry.regions import is_known_region, region_name, region_table
-from reelpolicy_registry.rows import MalformedFileError, RawRow, csv_lines, csv_rows, jsonl_rows
 
 GOOD_CODE = credit_code(random.Random(1), "310110")
 

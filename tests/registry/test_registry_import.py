@@ -14,13 +14,13 @@ from reelpolicy_common import topics
 from reelpolicy_common.db.pool import connect, create_pool
 from reelpolicy_common.events import EventType, decode_envelope
 from reelpolicy_common.outbox.store import lane_of
-from reelpolicy_registry.adapters.bulk import PostgresBulkLoader
+from reelpolicy_registry.adapters.import_staging import PostgresImportStaging
 from reelpolicy_registry.adapters.postgres import PostgresProductionRepository, RegistryUnitOfWork
-from reelpolicy_registry.events import production_event
+from reelpolicy_registry.domain.events import EventHead, production_event
+from reelpolicy_registry.domain.import_files import jsonl_rows
 from reelpolicy_registry.generate import generate_rows
-from reelpolicy_registry.importing import import_rows
-from reelpolicy_registry.ports import EventHead, ProductionStage
-from reelpolicy_registry.rows import jsonl_rows
+from reelpolicy_registry.handlers.imports import import_rows
+from reelpolicy_registry.ports import ProductionStage
 from support import topic_events
 
 pytestmark = pytest.mark.servers
@@ -434,7 +434,7 @@ async def test_imported_production_events_are_the_api_paths_events(
     registry: RegistryClient,
 ) -> None:
     """Both ways the import writes productions announce them as the API would, the
-    database building the events (``adapters.bulk``): those of enterprises it creates
+    database building the events (``adapters.import_staging``): those of enterprises it creates
     (inserted as new) and the others (upserted)."""
     rows = list(generate_rows(enterprises=3, productions=30, seed=8))
     unkeyed = {k: v for k, v in rows[-1].items() if k != "external_id"} | {"title": "No key"}
@@ -495,7 +495,7 @@ async def test_a_production_created_meanwhile_sends_its_chunk_to_the_upsert(
     raced = productions[1]
     raced_ids: list[str] = []
 
-    class RacingLoader(PostgresBulkLoader):
+    class RacingLoader(PostgresImportStaging):
         async def insert_new_productions(
             self, rows: list[ProductionStage], *, events: EventHead
         ) -> bool:
@@ -508,7 +508,7 @@ async def test_a_production_created_meanwhile_sends_its_chunk_to_the_upsert(
     class RacingUnitOfWork(RegistryUnitOfWork):
         async def __aenter__(self) -> RacingUnitOfWork:
             await super().__aenter__()
-            self.bulk = RacingLoader(self.conn)
+            self.import_staging = RacingLoader(self.conn)
             return self
 
     async with running_registry(fresh_database, bootstrap_servers) as registry:

@@ -12,15 +12,15 @@ from typing import Any, TypeVar
 
 from reelpolicy_common.cli import service_main
 from reelpolicy_common.db.pool import create_pool
-from reelpolicy_registry import api_keys, handlers
+from reelpolicy_registry.adapters.import_workers import validation_processes
 from reelpolicy_registry.adapters.postgres import RegistryUnitOfWork
 from reelpolicy_registry.config import Settings
-from reelpolicy_registry.domain import InvalidRecordError
+from reelpolicy_registry.domain.errors import InvalidRecordError, NotFoundError
+from reelpolicy_registry.domain.import_files import MalformedFileError, csv_rows, jsonl_rows
 from reelpolicy_registry.generate import generate_rows
-from reelpolicy_registry.import_validation import validation_processes
-from reelpolicy_registry.importing import import_rows
+from reelpolicy_registry.handlers import api_keys, records
+from reelpolicy_registry.handlers.imports import import_rows
 from reelpolicy_registry.main import create_app
-from reelpolicy_registry.rows import MalformedFileError, csv_rows, jsonl_rows
 
 T = TypeVar("T")
 UowFactory = Callable[[], RegistryUnitOfWork]
@@ -50,7 +50,7 @@ def _create_key(args: argparse.Namespace) -> int:
                 ),
             )
         )
-    except (InvalidRecordError, handlers.NotFoundError) as exc:
+    except (InvalidRecordError, NotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(issued.key)
@@ -62,7 +62,7 @@ def _revoke_key(args: argparse.Namespace) -> int:
         asyncio.run(
             _with_uow(Settings(), lambda uow: api_keys.revoke_api_key(uow=uow, key_id=args.key_id))
         )
-    except handlers.NotFoundError as exc:
+    except NotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"revoked {args.key_id}")
@@ -126,7 +126,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _republish(_: argparse.Namespace) -> int:
-    count = asyncio.run(_with_uow(Settings(), lambda uow: handlers.republish_all(uow=uow)))
+    count = asyncio.run(_with_uow(Settings(), lambda uow: records.republish_all(uow=uow)))
     print(f"republished {count} records")
     return 0
 
