@@ -33,14 +33,14 @@ from policy_change import (
 from policy_change import start_service as start_rules
 from policy_change import wait_healthy as wait_rules
 from reelpolicy_common import topics
-from reelpolicy_devstack.servers import database_uri, ensure_database, free_port
-from reelpolicy_devstack.services import ServiceGroup, run
-from reelpolicy_registry.generate import (
+from reelpolicy_datagen.registry_rows import (
     RegionPicker,
     credit_code,
     enterprise_row,
     generate_rows,
 )
+from reelpolicy_devstack.servers import database_uri, ensure_database, free_port
+from reelpolicy_devstack.services import ServiceGroup, run
 from registry_import import operator_key
 from registry_latency import publish_catalog
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from reelpolicy_datagen.registry_rows import generate_rows
 from reelpolicy_registry.domain.import_files import RawRow
-from reelpolicy_registry.generate import generate_rows
 from reelpolicy_registry.handlers.imports import import_rows
 
 

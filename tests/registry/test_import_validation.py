@@ -8,13 +8,13 @@ import multiprocessing
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 
+from reelpolicy_datagen.registry_rows import generate_rows
 from reelpolicy_registry.domain.import_validation import (
     PRODUCTION_ATTRIBUTES,
     ProductionRow,
     validate_chunk,
     with_enterprise_id,
 )
-from reelpolicy_registry.generate import generate_rows
 
 
 def records() -> list[tuple[int, str | dict[str, object]]]:

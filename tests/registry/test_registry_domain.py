@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 from stdnum.cn import uscc
 
+from reelpolicy_datagen.registry_rows import credit_code, generate_rows
 from reelpolicy_registry.domain.errors import InvalidRecordError
 from reelpolicy_registry.domain.import_files import (
     MalformedFileError,
@@ -28,7 +29,6 @@ from reelpolicy_registry.domain.records import (
 )
 from reelpolicy_registry.domain.regions import is_known_region, region_name, region_table
 from reelpolicy_registry.domain.versions import parse_if_match
-from reelpolicy_registry.generate import credit_code, generate_rows
 
 GOOD_CODE = credit_code(random.Random(1), "310110")
 

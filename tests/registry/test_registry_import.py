@@ -14,11 +14,11 @@ from reelpolicy_common import topics
 from reelpolicy_common.db.pool import connect, create_pool
 from reelpolicy_common.events import EventType, decode_envelope
 from reelpolicy_common.outbox.store import lane_of
+from reelpolicy_datagen.registry_rows import generate_rows
 from reelpolicy_registry.adapters.import_staging import PostgresImportStaging
 from reelpolicy_registry.adapters.postgres import PostgresProductionRepository, RegistryUnitOfWork
 from reelpolicy_registry.domain.events import EventHead, production_event
 from reelpolicy_registry.domain.import_files import jsonl_rows
-from reelpolicy_registry.generate import generate_rows
 from reelpolicy_registry.handlers.imports import import_rows
 from reelpolicy_registry.ports import ProductionStage
 from support import topic_events

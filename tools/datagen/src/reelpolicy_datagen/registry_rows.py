@@ -1,4 +1,4 @@
-"""Synthetic registry data (pure): realistic enterprises and productions as JSON Lines rows.
+"""Synthetic registry data: realistic enterprises and productions as JSON Lines rows.
 
 Distributions follow ``shared/policy-facts.md``: most companies in Zhengzhou, Xi'an
 and Chongqing, then Shanghai's districts (Yangpu, Songjiang, Minhang first), Hangzhou,
