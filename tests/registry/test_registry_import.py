@@ -367,8 +367,12 @@ async def test_productions_without_external_id_are_not_imported_twice(
     registry: RegistryClient,
 ) -> None:
     owner = new_enterprise()
-    plain = {"type": "production", "enterprise_credit_code": owner["credit_code"],
-             "region_code": "410100", "budget_cny": 500_000}  # fmt: skip
+    plain = {
+        "type": "production",
+        "enterprise_credit_code": owner["credit_code"],
+        "region_code": "410100",
+        "budget_cny": 500_000,
+    }
     rows = [
         {"type": "enterprise", **owner},
         {**plain, "title": "No key A"},
@@ -378,9 +382,11 @@ async def test_productions_without_external_id_are_not_imported_twice(
     first = await registry.client.post("/v1/import", content=jsonl(rows), headers=JSONL)
     assert first.status_code == 200, first.text
     assert first.json() == {
-        "accepted": 3, "unchanged": 0, "rejected": 1,
+        "accepted": 3,
+        "unchanged": 0,
+        "rejected": 1,
         "errors": [{"row": 4, "field": "row", "message": "repeats row 2"}],
-    }  # fmt: skip
+    }
     assert await registry.fetchval("SELECT count(*) FROM productions") == 2
 
     again = await registry.client.post("/v1/import", content=jsonl(rows[:3]), headers=JSONL)
@@ -420,8 +426,11 @@ async def assert_events_are_the_api_paths_events(dsn: str, *, after_seq: int = 0
             expected = production_event(stored)
             assert event.key in seen_enterprises  # its enterprise's event came first
             assert (event.type, event.key, event.producer, event.schema_version) == (
-                expected.type, expected.key, expected.producer, expected.schema_version,
-            )  # fmt: skip
+                expected.type,
+                expected.key,
+                expected.producer,
+                expected.schema_version,
+            )
             assert event.payload == expected.payload
             assert row["event_id"] == event.event_id
             productions += 1
