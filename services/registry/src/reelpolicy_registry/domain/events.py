@@ -1,7 +1,7 @@
 """The registry's events: full snapshots keyed by enterprise id (via the outbox).
 
 An enterprise and its productions share the Kafka key (the enterprise id), so their
-events stay in order. For the bulk import, where a pydantic object per row would
+events stay in order. For the import of a file, where a pydantic object per row would
 dominate the cost, :func:`raw_enterprise_event` builds the same JSON by string
 assembly and the database builds production events around
 :func:`production_upserted_head`; tests check both decode as the typed payload.
@@ -32,8 +32,8 @@ PRODUCER = "registry"
 
 @dataclass(frozen=True)
 class EventHead:
-    """What the events of one bulk upsert share: the envelope's fields but its id, key
-    and payload, and the outbox row's topic."""
+    """What the events of one chunk of import rows share: the envelope's fields but its
+    id, key and payload, and the outbox row's topic."""
 
     topic: str
     event_type: str
@@ -100,7 +100,7 @@ def api_key_event(
 
 
 class PreparedEvent:
-    """An event whose wire form was assembled already (bulk import).
+    """An event whose wire form was assembled already (the import).
 
     It offers what the outbox writer reads of an :class:`Envelope` (``event_id``,
     ``type``, ``schema_version``, ``key``, :meth:`to_bytes`) without a pydantic
@@ -146,7 +146,7 @@ def raw_enterprise_event(enterprise_id: str, version: int, attributes_json: str)
 
 
 def production_upserted_head() -> EventHead:
-    """The shared fields of the bulk import's ``production.upserted`` events (the
+    """The shared fields of the import's ``production.upserted`` events (the
     database builds each envelope around them: ``adapters.import_staging``)."""
     return EventHead(
         topic=topics.REGISTRY,
