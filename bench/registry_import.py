@@ -6,7 +6,7 @@
     .venv/bin/python bench/registry_import.py --validate-processes 0 --rate 0  # in a thread
 
 Starts an embedded PostgreSQL and broker, migrates, generates synthetic JSON Lines
-(``reelpolicy_registry.generate``), imports them through the same handler the
+(``reelpolicy_datagen.registry_rows``), imports them through the same handler the
 ``POST /v1/import`` endpoint uses, prints rows/s stored and where the CPU went (per row:
 this process, the validation workers, PostgreSQL), then runs the outbox
 relay and prints the time until the broker has acknowledged the last event (then checks
@@ -42,6 +42,7 @@ from reelpolicy_common.db.migrations import apply_migrations, common_migrations,
 from reelpolicy_common.db.pool import connect, create_pool
 from reelpolicy_common.kafka import KafkaRecordPublisher, ensure_topics, make_producer
 from reelpolicy_common.outbox import OutboxRelay
+from reelpolicy_datagen.registry_rows import generate_rows
 from reelpolicy_devstack.servers import (
     EmbeddedBroker,
     EmbeddedPostgres,
@@ -50,11 +51,11 @@ from reelpolicy_devstack.servers import (
     free_port,
     wait_for_port,
 )
+from reelpolicy_registry.adapters.import_workers import validation_processes
 from reelpolicy_registry.adapters.postgres import RegistryUnitOfWork
-from reelpolicy_registry.generate import generate_rows
-from reelpolicy_registry.import_validation import validate_chunk, validation_processes
-from reelpolicy_registry.importing import import_rows
-from reelpolicy_registry.rows import jsonl_rows
+from reelpolicy_registry.domain.import_files import jsonl_rows
+from reelpolicy_registry.domain.import_validation import validate_chunk
+from reelpolicy_registry.handlers.imports import import_rows
 
 SECRET = "bench-secret-key-0123456789abcdef"
 CONNECTIONS = 16  # keep-alive connections of the POST load
@@ -262,7 +263,7 @@ async def post_latency(
     when: str,
     seed: int,
 ) -> None:
-    from reelpolicy_registry.generate import _Regions, enterprise_row
+    from reelpolicy_datagen.registry_rows import RegionPicker, enterprise_row
 
     port = free_port()
     env = {
@@ -293,7 +294,7 @@ async def post_latency(
     try:
         await asyncio.to_thread(wait_for_port, "127.0.0.1", port, timeout=30)
         key = await operator_key(dsn)
-        rng, regions = random.Random(seed), _Regions()  # new credit codes each run
+        rng, regions = random.Random(seed), RegionPicker()  # new credit codes each run
         bodies = [
             json.dumps({k: v for k, v in enterprise_row(rng, regions, n).items() if k != "type"})
             .encode()

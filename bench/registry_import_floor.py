@@ -40,12 +40,12 @@ from reelpolicy_common import topics
 from reelpolicy_common.db.pool import create_pool
 from reelpolicy_common.ids import uuid7_text
 from reelpolicy_common.outbox.store import EncodedEvent, enqueue_encoded
+from reelpolicy_datagen.registry_rows import generate_rows
 from reelpolicy_devstack.servers import EmbeddedPostgres, database_uri, ensure_database
-from reelpolicy_registry.adapters.bulk import upsert_enterprises
-from reelpolicy_registry.domain import StoredProduction
-from reelpolicy_registry.events import production_event
-from reelpolicy_registry.generate import generate_rows
-from reelpolicy_registry.import_validation import validate_chunk, with_enterprise_id
+from reelpolicy_registry.adapters.import_staging import upsert_enterprises
+from reelpolicy_registry.domain.events import production_event
+from reelpolicy_registry.domain.import_validation import validate_chunk, with_enterprise_id
+from reelpolicy_registry.domain.records import StoredProduction
 from reelpolicy_registry.ports import ProductionStage
 from registry_import import migrate_registry, own_cpu_seconds, process_cpu_seconds
 

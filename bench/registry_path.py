@@ -33,9 +33,14 @@ from policy_change import (
 from policy_change import start_service as start_rules
 from policy_change import wait_healthy as wait_rules
 from reelpolicy_common import topics
+from reelpolicy_datagen.registry_rows import (
+    RegionPicker,
+    credit_code,
+    enterprise_row,
+    generate_rows,
+)
 from reelpolicy_devstack.servers import database_uri, ensure_database, free_port
 from reelpolicy_devstack.services import ServiceGroup, run
-from reelpolicy_registry.generate import _Regions, credit_code, enterprise_row, generate_rows
 from registry_import import operator_key
 from registry_latency import publish_catalog
 
@@ -47,7 +52,7 @@ def import_lines(a: argparse.Namespace) -> tuple[bytes, int]:
     rows: list[dict[str, Any]] = list(
         generate_rows(enterprises=max(1, a.productions // 10), productions=a.productions, seed=3)
     )
-    rng, regions = random.Random(11), _Regions()
+    rng, regions = random.Random(11), RegionPicker()
     owners = []
     for n in range(40):
         ent = {**enterprise_row(rng, regions, 10**6 + n), "region_code": "410102"}

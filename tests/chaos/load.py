@@ -24,8 +24,8 @@ from typing import Any, TextIO
 import httpx
 import yaml
 
-from reelpolicy_registry.generate import REGION_WEIGHTS, enterprise_row, production_row
-from reelpolicy_registry.regions import counties_under
+from reelpolicy_datagen.registry_rows import REGION_WEIGHTS, enterprise_row, production_row
+from reelpolicy_registry.domain.regions import counties_under
 
 ROOT = Path(__file__).resolve().parents[2]
 # Policies over wide regions (most demo companies are in Zhengzhou, Xi'an, Chongqing,

@@ -173,7 +173,7 @@ class Platform:
             "--key", self.operator_key, env=registry_env)  # fmt: skip
         run("ingest", "sync", str(ROOT / "catalog"), env=self.services["ingest"].env)
         demo = self.log_dir / "demo.jsonl"
-        run("registry", "generate", "--enterprises", str(DEMO_ENTERPRISES),
+        run("datagen", "--enterprises", str(DEMO_ENTERPRISES),
             "--productions", str(DEMO_PRODUCTIONS), "--seed", "7", "--out", str(demo),
             env=registry_env)  # fmt: skip
         run("registry", "import", str(demo), env=registry_env)

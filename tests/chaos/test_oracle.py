@@ -30,10 +30,10 @@ from reelpolicy_common import topics
 from reelpolicy_common.db.pool import connect
 from reelpolicy_common.events import Envelope, EventType
 from reelpolicy_common.kafka import ensure_topics
+from reelpolicy_datagen.registry_rows import generate_rows
 from reelpolicy_devstack.servers import EmbeddedPostgres, database_uri, ensure_database
 from reelpolicy_notify.domain.alerts import eligibility_alert
 from reelpolicy_policy import evaluate_bulk, load_catalog, parse_policy, policy_document_dict
-from reelpolicy_registry.generate import generate_rows
 from reelpolicy_rules.domain.bulk_frames import apply_frame_constraints, bulk_outcomes
 from reelpolicy_rules.domain.subject_frame import (
     enterprise_frame,

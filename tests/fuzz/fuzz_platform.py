@@ -158,7 +158,7 @@ def start_platform(
         run("ingest", "sync", str(ROOT / "catalog"), env=envs["ingest"])
         demo = log_dir / "demo.jsonl"
         counts = ["--enterprises", str(DEMO_ENTERPRISES), "--productions", str(DEMO_PRODUCTIONS)]
-        run("registry", "generate", *counts, "--seed", "7", "--out", str(demo), env=registry_env)
+        run("datagen", *counts, "--seed", "7", "--out", str(demo), env=registry_env)
         run("registry", "import", str(demo), env=registry_env)
         urls = {
             name: group.start(name, port=free_port(), env=envs[name], log_dir=log_dir).url

@@ -12,8 +12,8 @@ import httpx
 
 from reelpolicy_common import topics
 from reelpolicy_common.kafka import ensure_topics
+from reelpolicy_datagen.registry_rows import credit_code
 from reelpolicy_registry.config import Settings
-from reelpolicy_registry.generate import credit_code
 from reelpolicy_registry.main import create_app
 from support import add_api_key, migrate_service, settings_for
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from reelpolicy_registry.generate import generate_rows
-from reelpolicy_registry.importing import import_rows
-from reelpolicy_registry.rows import RawRow
+from reelpolicy_datagen.registry_rows import generate_rows
+from reelpolicy_registry.domain.import_files import RawRow
+from reelpolicy_registry.handlers.imports import import_rows
 
 
 @dataclass
@@ -40,7 +40,7 @@ class WriteFailedError(Exception):
 class FakeUnitOfWork:
     def __init__(self, db: FakeDatabase) -> None:
         self.db = db
-        self.bulk = self
+        self.import_staging = self
         self._enterprises: dict[str, str] = {}
         self._productions: list[str] = []
         self._events = 0

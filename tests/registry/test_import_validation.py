@@ -8,8 +8,8 @@ import multiprocessing
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 
-from reelpolicy_registry.generate import generate_rows
-from reelpolicy_registry.import_validation import (
+from reelpolicy_datagen.registry_rows import generate_rows
+from reelpolicy_registry.domain.import_validation import (
     PRODUCTION_ATTRIBUTES,
     ProductionRow,
     validate_chunk,
@@ -35,12 +35,16 @@ def test_production_attributes_name_the_resolved_enterprise_as_serializing_would
     data = dict(records())
     for number, credit_code, given, external_id, attributes in chunk.productions:
         raw = data[number]
-        row = ProductionRow.model_validate_json(raw) if isinstance(raw, str) else (
-            ProductionRow.model_validate(raw)
-        )  # fmt: skip
+        row = (
+            ProductionRow.model_validate_json(raw)
+            if isinstance(raw, str)
+            else ProductionRow.model_validate(raw)
+        )
         assert (credit_code, given, external_id) == (
-            row.enterprise_credit_code, row.enterprise_id, row.external_id,
-        )  # fmt: skip
+            row.enterprise_credit_code,
+            row.enterprise_id,
+            row.external_id,
+        )
         row.enterprise_id = enterprise_id
         assert with_enterprise_id(attributes, enterprise_id) == PRODUCTION_ATTRIBUTES.dump_json(row)
 

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from bad_input import NUL, Case, check, send, service_client
+from reelpolicy_datagen.registry_rows import credit_code
 from reelpolicy_devstack.servers import EmbeddedBroker, EmbeddedPostgres
-from reelpolicy_registry.generate import credit_code
 
 pytestmark = pytest.mark.servers
 

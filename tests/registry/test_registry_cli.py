@@ -1,4 +1,4 @@
-"""The registry's commands against a real database: keys, generate, import, republish."""
+"""The registry's commands against a real database: keys, import, republish."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 from registry_helpers import new_enterprise
 
+from reelpolicy_datagen.cli import main as datagen
 from reelpolicy_registry.cli import main
 from support import migrate_service, service_env
 
@@ -52,9 +53,7 @@ def test_commands(env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main(["api-keys", "create", "--role", "company"]) == 1  # needs --enterprise
 
     data = tmp_path / "data.jsonl"
-    assert (
-        main(["generate", "--enterprises", "20", "--productions", "100", "--out", str(data)]) == 0
-    )
+    assert datagen(["--enterprises", "20", "--productions", "100", "--out", str(data)]) == 0
     assert main(["import", str(data)]) == 0
     assert main(["import", str(data)]) == 0
     assert "accepted 0, unchanged 120" in capsys.readouterr().out

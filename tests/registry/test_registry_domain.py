@@ -1,4 +1,4 @@
-"""Pure registry rules: credit codes, the region table, merge patches, file rows, generator."""
+"""The registry's domain: credit codes, the region table, merge patches, versions, file rows."""
 
 from __future__ import annotations
 
@@ -10,19 +10,25 @@ import pytest
 from pydantic import ValidationError
 from stdnum.cn import uscc
 
-from reelpolicy_registry.domain import (
-    InvalidRecordError,
+from reelpolicy_datagen.registry_rows import credit_code
+from reelpolicy_registry.domain.errors import InvalidRecordError
+from reelpolicy_registry.domain.import_files import (
+    MalformedFileError,
+    RawRow,
+    csv_lines,
+    csv_rows,
+    jsonl_rows,
+)
+from reelpolicy_registry.domain.import_validation import EnterpriseRow, row_errors, validate_row
+from reelpolicy_registry.domain.records import (
     StoredEnterprise,
     merge_patch,
-    parse_if_match,
     patched_enterprise,
     validate_enterprise,
     validate_production,
 )
-from reelpolicy_registry.generate import credit_code, generate_rows
-from reelpolicy_registry.import_validation import EnterpriseRow, row_errors, validate_row
-from reelpolicy_registry.regions import is_known_region, region_name, region_table
-from reelpolicy_registry.rows import MalformedFileError, RawRow, csv_lines, csv_rows, jsonl_rows
+from reelpolicy_registry.domain.regions import is_known_region, region_name, region_table
+from reelpolicy_registry.domain.versions import parse_if_match
 
 GOOD_CODE = credit_code(random.Random(1), "310110")
 
@@ -146,8 +152,14 @@ def test_if_match_garbage_is_an_error() -> None:
 
 def test_rows_are_validated_in_one_step_with_per_field_errors() -> None:
     good = json.dumps({"type": "enterprise", **enterprise()})
-    lines = [good, "", "{not json", '{"type":"movie"}', "[1]",
-             '{"type":"production","title":"T","budget_cny":-1}']  # fmt: skip
+    lines = [
+        good,
+        "",
+        "{not json",
+        '{"type":"movie"}',
+        "[1]",
+        '{"type":"production","title":"T","budget_cny":-1}',
+    ]
     rows = list(jsonl_rows(lines))
     assert [r.row for r in rows] == [1, 3, 4, 5, 6]
     assert isinstance(validate_row(rows[0].data), EnterpriseRow)
@@ -185,28 +197,3 @@ def test_csv_with_unknown_columns_is_malformed() -> None:
         list(csv_rows(["type,colour", "enterprise,red"]))
     with pytest.raises(MalformedFileError):
         list(csv_rows([]))
-
-
-def test_generator_is_deterministic_valid_and_realistic() -> None:
-    rows = list(generate_rows(enterprises=300, productions=2000, seed=7))
-    assert rows == list(generate_rows(enterprises=300, productions=2000, seed=7))
-    enterprises = [r for r in rows if r["type"] == "enterprise"]
-    productions = [r for r in rows if r["type"] == "production"]
-    by_code = {e["credit_code"]: e for e in enterprises}
-    assert len(by_code) == 300
-    for e in enterprises:
-        validate_enterprise({k: v for k, v in e.items() if k != "type"})
-    for p in productions:
-        data = {k: v for k, v in p.items() if k not in ("type", "enterprise_credit_code")}
-        validate_production({**data, "enterprise_id": "x"})
-        assert p["enterprise_credit_code"] in by_code
-    budgets = [p["budget_cny"] for p in productions if "budget_cny" in p]
-    assert min(budgets) >= 300_000
-    assert max(budgets) <= 1_500_000
-    assert any("budget_cny" not in p for p in productions)  # some unknowns
-    top = {"4101", "6101", "50"}
-    assert (
-        sum(e["region_code"][:4] in top or e["region_code"][:2] in top for e in enterprises) > 100
-    )
-    assert sum(bool(p.get("awards")) for p in productions) < len(productions) * 0.05
-    assert any(p.get("grants") for p in productions)

@@ -14,13 +14,13 @@ from reelpolicy_common import topics
 from reelpolicy_common.db.pool import connect, create_pool
 from reelpolicy_common.events import EventType, decode_envelope
 from reelpolicy_common.outbox.store import lane_of
-from reelpolicy_registry.adapters.bulk import PostgresBulkLoader
+from reelpolicy_datagen.registry_rows import generate_rows
+from reelpolicy_registry.adapters.import_staging import PostgresImportStaging
 from reelpolicy_registry.adapters.postgres import PostgresProductionRepository, RegistryUnitOfWork
-from reelpolicy_registry.events import production_event
-from reelpolicy_registry.generate import generate_rows
-from reelpolicy_registry.importing import import_rows
-from reelpolicy_registry.ports import EventHead, ProductionStage
-from reelpolicy_registry.rows import jsonl_rows
+from reelpolicy_registry.domain.events import EventHead, production_event
+from reelpolicy_registry.domain.import_files import jsonl_rows
+from reelpolicy_registry.handlers.imports import import_rows
+from reelpolicy_registry.ports import ProductionStage
 from support import topic_events
 
 pytestmark = pytest.mark.servers
@@ -367,8 +367,12 @@ async def test_productions_without_external_id_are_not_imported_twice(
     registry: RegistryClient,
 ) -> None:
     owner = new_enterprise()
-    plain = {"type": "production", "enterprise_credit_code": owner["credit_code"],
-             "region_code": "410100", "budget_cny": 500_000}  # fmt: skip
+    plain = {
+        "type": "production",
+        "enterprise_credit_code": owner["credit_code"],
+        "region_code": "410100",
+        "budget_cny": 500_000,
+    }
     rows = [
         {"type": "enterprise", **owner},
         {**plain, "title": "No key A"},
@@ -378,9 +382,11 @@ async def test_productions_without_external_id_are_not_imported_twice(
     first = await registry.client.post("/v1/import", content=jsonl(rows), headers=JSONL)
     assert first.status_code == 200, first.text
     assert first.json() == {
-        "accepted": 3, "unchanged": 0, "rejected": 1,
+        "accepted": 3,
+        "unchanged": 0,
+        "rejected": 1,
         "errors": [{"row": 4, "field": "row", "message": "repeats row 2"}],
-    }  # fmt: skip
+    }
     assert await registry.fetchval("SELECT count(*) FROM productions") == 2
 
     again = await registry.client.post("/v1/import", content=jsonl(rows[:3]), headers=JSONL)
@@ -420,8 +426,11 @@ async def assert_events_are_the_api_paths_events(dsn: str, *, after_seq: int = 0
             expected = production_event(stored)
             assert event.key in seen_enterprises  # its enterprise's event came first
             assert (event.type, event.key, event.producer, event.schema_version) == (
-                expected.type, expected.key, expected.producer, expected.schema_version,
-            )  # fmt: skip
+                expected.type,
+                expected.key,
+                expected.producer,
+                expected.schema_version,
+            )
             assert event.payload == expected.payload
             assert row["event_id"] == event.event_id
             productions += 1
@@ -434,7 +443,7 @@ async def test_imported_production_events_are_the_api_paths_events(
     registry: RegistryClient,
 ) -> None:
     """Both ways the import writes productions announce them as the API would, the
-    database building the events (``adapters.bulk``): those of enterprises it creates
+    database building the events (``adapters.import_staging``): those of enterprises it creates
     (inserted as new) and the others (upserted)."""
     rows = list(generate_rows(enterprises=3, productions=30, seed=8))
     unkeyed = {k: v for k, v in rows[-1].items() if k != "external_id"} | {"title": "No key"}
@@ -495,7 +504,7 @@ async def test_a_production_created_meanwhile_sends_its_chunk_to_the_upsert(
     raced = productions[1]
     raced_ids: list[str] = []
 
-    class RacingLoader(PostgresBulkLoader):
+    class RacingLoader(PostgresImportStaging):
         async def insert_new_productions(
             self, rows: list[ProductionStage], *, events: EventHead
         ) -> bool:
@@ -508,7 +517,7 @@ async def test_a_production_created_meanwhile_sends_its_chunk_to_the_upsert(
     class RacingUnitOfWork(RegistryUnitOfWork):
         async def __aenter__(self) -> RacingUnitOfWork:
             await super().__aenter__()
-            self.bulk = RacingLoader(self.conn)
+            self.import_staging = RacingLoader(self.conn)
             return self
 
     async with running_registry(fresh_database, bootstrap_servers) as registry:

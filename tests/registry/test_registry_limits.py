@@ -13,9 +13,9 @@ import pytest
 from registry_helpers import RegistryClient, new_enterprise, running_registry
 
 from reelpolicy_common.outbox.store import MAX_EVENT_BYTES
-from reelpolicy_registry import domain
-from reelpolicy_registry.domain import StoredEnterprise, StoredProduction
-from reelpolicy_registry.events import enterprise_event, production_event
+from reelpolicy_registry.domain import records
+from reelpolicy_registry.domain.events import enterprise_event, production_event
+from reelpolicy_registry.domain.records import StoredEnterprise, StoredProduction
 
 pytestmark = pytest.mark.servers
 
@@ -44,7 +44,7 @@ async def test_too_many_or_too_long_tags_answer_422_and_store_nothing(
     registry: RegistryClient,
 ) -> None:
     too_many = await registry.client.post(
-        "/v1/enterprises", json=new_enterprise(tags=[f"t{i}" for i in range(domain.MAX_TAGS + 1)])
+        "/v1/enterprises", json=new_enterprise(tags=[f"t{i}" for i in range(records.MAX_TAGS + 1)])
     )
     assert too_many.status_code == 422, too_many.text
     assert fields(too_many) == ["tags"]
@@ -55,7 +55,7 @@ async def test_too_many_or_too_long_tags_answer_422_and_store_nothing(
     assert fields(too_long) == ["tags.1"]
     assert await stored(registry) == (0, 0, 0)
 
-    created = await registry.enterprise(tags=[WIDE] * domain.MAX_TAGS)  # at the limit
+    created = await registry.enterprise(tags=[WIDE] * records.MAX_TAGS)  # at the limit
     before = await stored(registry)
     company = await registry.company_client(created["id"])
     # ~900 KB of tags in one merge patch (under the 1 MiB body limit): its event would
@@ -72,7 +72,7 @@ async def test_region_history_is_bounded_even_when_a_move_appends_to_it(
 ) -> None:
     history = [
         {"region_code": "310117", "since": str(date(2000, 1, 1) + timedelta(days=i))}
-        for i in range(domain.MAX_REGION_HISTORY + 1)
+        for i in range(records.MAX_REGION_HISTORY + 1)
     ]
     over = await registry.client.post(
         "/v1/enterprises", json=new_enterprise(region_history=history)
@@ -91,17 +91,17 @@ async def test_region_history_is_bounded_even_when_a_move_appends_to_it(
         json={"region_code": "310112", "region_history": history[1:-1]},
     )
     assert trimmed.status_code == 200, trimmed.text
-    assert len(trimmed.json()["region_history"]) == domain.MAX_REGION_HISTORY - 1
+    assert len(trimmed.json()["region_history"]) == records.MAX_REGION_HISTORY - 1
 
 
 async def test_production_lists_are_bounded(registry: RegistryClient) -> None:
     eid = (await registry.enterprise())["id"]
     grant = {"issuer_level": "municipal", "amount_cny": 1, "received_on": "2024-01-01"}
     cases = {
-        "filming_region_codes": ["310110"] * (domain.MAX_FILMING_REGIONS + 1),
-        "grants": [grant] * (domain.MAX_GRANTS + 1),
-        "platforms": ["douyin"] * (domain.MAX_VOCABULARY_ITEMS + 1),
-        "overseas": {"markets": ["US"] * (domain.MAX_MARKETS + 1)},
+        "filming_region_codes": ["310110"] * (records.MAX_FILMING_REGIONS + 1),
+        "grants": [grant] * (records.MAX_GRANTS + 1),
+        "platforms": ["douyin"] * (records.MAX_VOCABULARY_ITEMS + 1),
+        "overseas": {"markets": ["US"] * (records.MAX_MARKETS + 1)},
     }
     for field, value in cases.items():
         answer = await registry.client.post(
@@ -135,11 +135,11 @@ async def test_an_import_row_over_a_limit_is_a_row_error(registry: RegistryClien
 async def test_the_limits_are_documented_in_openapi(registry: RegistryClient) -> None:
     schemas = (await registry.client.get("/openapi.json")).json()["components"]["schemas"]
     enterprise = schemas["EnterpriseInput"]["properties"]
-    assert enterprise["tags"]["maxItems"] == domain.MAX_TAGS
-    assert enterprise["region_history"]["maxItems"] == domain.MAX_REGION_HISTORY
+    assert enterprise["tags"]["maxItems"] == records.MAX_TAGS
+    assert enterprise["region_history"]["maxItems"] == records.MAX_REGION_HISTORY
     assert enterprise["name"]["maxLength"] == 200
     production = schemas["ProductionInput"]["properties"]
-    assert production["grants"]["anyOf"][0]["maxItems"] == domain.MAX_GRANTS
+    assert production["grants"]["anyOf"][0]["maxItems"] == records.MAX_GRANTS
 
 
 def test_a_record_at_every_limit_still_fits_in_one_event() -> None:
@@ -147,12 +147,12 @@ def test_a_record_at_every_limit_still_fits_in_one_event() -> None:
     makes an event well under ``MAX_EVENT_BYTES``."""
     now = datetime(2024, 1, 1, tzinfo=UTC)
     wide = "政" * 200
-    enterprise = domain.validate_enterprise(
+    enterprise = records.validate_enterprise(
         new_enterprise(
             name=wide,
-            tags=[WIDE] * domain.MAX_TAGS,
+            tags=[WIDE] * records.MAX_TAGS,
             region_history=[{"region_code": "310117", "since": "2020-01-01"}]
-            * domain.MAX_REGION_HISTORY,
+            * records.MAX_REGION_HISTORY,
         )
     )
     grant = {
@@ -162,19 +162,19 @@ def test_a_record_at_every_limit_still_fits_in_one_event() -> None:
         "received_on": "2024-01-01",
         "programme": wide,
     }
-    production = domain.validate_production(
+    production = records.validate_production(
         {
             "enterprise_id": "e" * 36,
             "external_id": "x" * 120,
             "title": "政" * 300,
-            "filming_region_codes": ["310110"] * domain.MAX_FILMING_REGIONS,
-            "platforms": ["tencent_video"] * domain.MAX_VOCABULARY_ITEMS,
-            "themes": ["yellow_river_culture"] * domain.MAX_VOCABULARY_ITEMS,
-            "awards": ["nrta_outstanding_work"] * domain.MAX_VOCABULARY_ITEMS,
-            "grants": [grant] * domain.MAX_GRANTS,
+            "filming_region_codes": ["310110"] * records.MAX_FILMING_REGIONS,
+            "platforms": ["tencent_video"] * records.MAX_VOCABULARY_ITEMS,
+            "themes": ["yellow_river_culture"] * records.MAX_VOCABULARY_ITEMS,
+            "awards": ["nrta_outstanding_work"] * records.MAX_VOCABULARY_ITEMS,
+            "grants": [grant] * records.MAX_GRANTS,
             "overseas": {
-                "markets": ["US"] * domain.MAX_MARKETS,
-                "languages": ["zh-Hans"] * domain.MAX_LANGUAGES,
+                "markets": ["US"] * records.MAX_MARKETS,
+                "languages": ["zh-Hans"] * records.MAX_LANGUAGES,
             },
         }
     )

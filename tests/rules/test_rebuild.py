@@ -43,6 +43,7 @@ from reelpolicy_common.events import (
     snapshot_marker,
 )
 from reelpolicy_common.kafka import ensure_topics
+from reelpolicy_datagen.registry_rows import credit_code
 from reelpolicy_devstack.servers import (
     EmbeddedBroker,
     EmbeddedPostgres,
@@ -55,11 +56,10 @@ from reelpolicy_ingest.cli import main as ingest_main
 from reelpolicy_ingest.config import Settings as IngestSettings
 from reelpolicy_ingest.main import create_app as create_ingest_app
 from reelpolicy_policy import load_policy_text
-from reelpolicy_registry import handlers as registry_handlers
 from reelpolicy_registry.adapters.postgres import RegistryUnitOfWork
 from reelpolicy_registry.cli import main as registry_main
 from reelpolicy_registry.config import Settings as RegistrySettings
-from reelpolicy_registry.generate import credit_code
+from reelpolicy_registry.handlers import records as registry_handlers
 from reelpolicy_registry.main import create_app as create_registry_app
 from reelpolicy_rules.bootstrap import bootstrap
 from reelpolicy_rules.cli import main as rules_main

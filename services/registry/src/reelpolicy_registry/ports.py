@@ -3,35 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import date, datetime
+from collections.abc import Callable
+from datetime import date
 from typing import Any, Protocol
 
-from reelpolicy_common.auth import Role
 from reelpolicy_common.uow import PublishingUnitOfWorkPort
-from reelpolicy_registry.domain import StoredEnterprise, StoredProduction
-
-
-class DuplicateError(Exception):
-    """A uniqueness rule was broken (credit code, or external id per enterprise)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
-
-
-@dataclass(frozen=True)
-class ApiKeyRecord:
-    key_id: str
-    key_hash: str
-    role: Role
-    enterprise_id: str | None
-    label: str | None
-    created_at: datetime
-    revoked: bool
-    version: int | None = None
-    """1 when issued, one more per change; ``None`` for a key stored without one."""
+from reelpolicy_registry.domain.api_keys import ApiKeyRecord, Role
+from reelpolicy_registry.domain.events import EventHead
+from reelpolicy_registry.domain.records import StoredEnterprise, StoredProduction
 
 
 class EnterpriseRepository(Protocol):
@@ -91,25 +70,13 @@ class ApiKeyRepository(Protocol):
 
 
 ProductionStage = tuple[str, str, str | None, str | None, bytes]
-"""A production row for the bulk import: candidate id, enterprise id, external id,
+"""A production row of an import: candidate id, enterprise id, external id,
 import key (the row's fingerprint, when it has no external id) and attributes JSON."""
 
 
-@dataclass(frozen=True)
-class EventHead:
-    """What the events of one bulk upsert share: the envelope's fields but its id, key
-    and payload, and the outbox row's topic and headers."""
-
-    topic: str
-    event_type: str
-    schema_version: int
-    occurred_at: str
-    producer: str
-    headers: dict[str, str]
-
-
-class BulkLoader(Protocol):
-    """COPY-based upserts; each returns only the rows that were created or changed."""
+class ImportStaging(Protocol):
+    """An import's writes, a chunk at a time: upserts that return (or count) only the
+    rows created or changed, and the look-up of the enterprises rows name."""
 
     async def upsert_enterprises(self, rows: list[tuple[uuid.UUID, str, str]]) -> list[Any]: ...
 
@@ -140,6 +107,10 @@ class UnitOfWork(PublishingUnitOfWorkPort, Protocol):
     def api_keys(self) -> ApiKeyRepository: ...
 
     @property
-    def bulk(self) -> BulkLoader: ...
+    def import_staging(self) -> ImportStaging: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
+
+
+UowFactory = Callable[[], UnitOfWork]
+"""A new unit of work per call: what every use case takes."""

@@ -12,7 +12,7 @@
 5. The operator key is registered (``REELPOLICY_OPERATOR_KEY`` or a generated one kept
    in ``.devdata/operator_key``; one the registry refuses, e.g. revoked, is replaced
    by a fresh one), the policy catalog is synced (a revoked policy stays revoked), and
-   on first start demo data is imported.
+   on first start demo data (``reelpolicy-datagen``) is imported.
 6. The four services start as separate processes; once all are healthy their URLs
    are printed. A service that exits is started again with backoff (1 s doubling to
    30 s), appending to its log. Ctrl-C (or SIGTERM) stops everything this command
@@ -144,8 +144,8 @@ class Stack:
         print(run("ingest", "sync", str(self.root / "catalog"), env=envs["ingest"]), end="")
         demo = self.data_dir / "demo.jsonl"
         if not demo.exists():
-            run("registry", "generate", "--enterprises", "200", "--productions", "1000",
-                "--seed", "7", "--out", str(demo), env=envs["registry"])  # fmt: skip
+            counts = ["--enterprises", "200", "--productions", "1000"]
+            run("datagen", *counts, "--seed", "7", "--out", str(demo), env=envs["registry"])
             run("registry", "import", str(demo), env=envs["registry"])
 
         for name in SERVICES:

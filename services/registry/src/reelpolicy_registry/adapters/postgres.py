@@ -9,12 +9,13 @@ from typing import Any
 
 import asyncpg
 
+from reelpolicy_common.auth import Role, upsert_api_key
 from reelpolicy_common.ids import uuid7
 from reelpolicy_common.uow import PostgresUnitOfWork
-from reelpolicy_registry.adapters.api_keys import PostgresApiKeyRepository
-from reelpolicy_registry.adapters.bulk import PostgresBulkLoader
-from reelpolicy_registry.domain import StoredEnterprise, StoredProduction
-from reelpolicy_registry.ports import DuplicateError
+from reelpolicy_registry.adapters.import_staging import PostgresImportStaging
+from reelpolicy_registry.domain.api_keys import ApiKeyRecord
+from reelpolicy_registry.domain.errors import DuplicateError
+from reelpolicy_registry.domain.records import StoredEnterprise, StoredProduction
 
 _ENTERPRISE_COLUMNS = (
     " id::text, version, attributes, region_since, created_at, updated_at,"
@@ -25,6 +26,10 @@ _PRODUCTION_COLUMNS = (
 )
 _ENTERPRISE = f"SELECT{_ENTERPRISE_COLUMNS} FROM enterprises"
 _PRODUCTION = f"SELECT{_PRODUCTION_COLUMNS} FROM productions"
+_API_KEYS = (
+    "SELECT key_id, key_hash, role, enterprise_id, label, created_at,"
+    " revoked_at IS NOT NULL AS revoked, nullif(version, 0) AS version FROM api_keys"
+)
 
 
 def _enterprise(row: Any) -> StoredEnterprise:
@@ -263,15 +268,57 @@ class PostgresProductionRepository:
         return [_production(r) for r in rows]
 
 
+class PostgresApiKeyRepository:
+    """The registry's own ``api_keys`` table (common migration 003)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def store(
+        self,
+        *,
+        key_id: str,
+        key_hash: str,
+        role: Role,
+        enterprise_id: str | None,
+        label: str | None,
+        revoked: bool,
+        version: int,
+    ) -> None:
+        await upsert_api_key(
+            self._conn,
+            key_id=key_id,
+            key_hash=key_hash,
+            role=role,
+            enterprise_id=enterprise_id,
+            label=label,
+            revoked=revoked,
+            version=version,
+        )
+
+    async def get(self, key_id: str) -> ApiKeyRecord | None:
+        row = await self._conn.fetchrow(_API_KEYS + " WHERE key_id = $1", key_id)
+        return None if row is None else ApiKeyRecord(**dict(row))
+
+    async def find_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
+        row = await self._conn.fetchrow(_API_KEYS + " WHERE key_hash = $1", key_hash)
+        return None if row is None else ApiKeyRecord(**dict(row))
+
+    async def find(self) -> list[ApiKeyRecord]:
+        return [
+            ApiKeyRecord(**dict(r)) for r in await self._conn.fetch(_API_KEYS + " ORDER BY key_id")
+        ]
+
+
 class RegistryUnitOfWork(PostgresUnitOfWork):
     enterprises: PostgresEnterpriseRepository
     productions: PostgresProductionRepository
     api_keys: PostgresApiKeyRepository
-    bulk: PostgresBulkLoader
+    import_staging: PostgresImportStaging
 
     async def __aenter__(self) -> RegistryUnitOfWork:
         await super().__aenter__()
-        self.bulk = PostgresBulkLoader(self.conn)
+        self.import_staging = PostgresImportStaging(self.conn)
         self.enterprises = PostgresEnterpriseRepository(self.conn)
         self.productions = PostgresProductionRepository(self.conn)
         self.api_keys = PostgresApiKeyRepository(self.conn)

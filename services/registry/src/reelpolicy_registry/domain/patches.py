@@ -4,8 +4,8 @@ A patch names only attributes of the record (no other member); each member is th
 attribute's own schema, and ``null`` is allowed exactly where removing the member leaves
 a valid record (an optional attribute, which becomes unknown or its default). Nested
 objects are patched the same way, member by member. The merged record is still
-validated whole (:func:`reelpolicy_registry.domain.validate_enterprise`), for the rules
-the schema cannot state (a credit code's check digit, a region code in GB/T 2260).
+validated whole (:func:`.records.validate_enterprise`), for the rules the schema cannot
+state (a credit code's check digit, a region code in GB/T 2260).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from reelpolicy_registry.domain import (
+from reelpolicy_registry.domain.records import (
     EnterpriseInput,
     MetricsInput,
     OverseasInput,

@@ -1,9 +1,10 @@
-"""Validating bulk-import rows (pure): a chunk of records in, compact tuples out.
+"""Validating import rows: a chunk of records in, compact tuples out.
 
 :func:`validate_chunk` is the CPU-heavy half of an import (pydantic validation and
-serialization, about 15 µs a row) and needs nothing but its argument, so the import
-runs it in a worker process (``IMPORT_PROCESSES``) or a thread, beside the event loop
-that feeds the database. Its input and output are plain tuples, cheap to pickle.
+serialization) and needs nothing but its argument, so the import runs it in a worker
+process (``IMPORT_PROCESSES``: :mod:`reelpolicy_registry.adapters.import_workers`) or a
+thread, beside the event loop that feeds the database. Its input and output are plain
+tuples, cheap to pickle.
 
 A production's attributes are serialized with ``enterprise_id`` empty, as the first
 member: the importer resolves the enterprise (by credit code, among stored ones) and
@@ -13,15 +14,14 @@ the resolved row.
 
 from __future__ import annotations
 
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError
 
 from reelpolicy_common.storable import StoredText
-from reelpolicy_registry.domain import CheckedEnterprise, CheckedProduction
-from reelpolicy_registry.rows import RowError
+from reelpolicy_registry.domain.import_files import RowError
+from reelpolicy_registry.domain.records import CheckedEnterprise, CheckedProduction
 
 
 class EnterpriseRow(CheckedEnterprise):
@@ -102,18 +102,6 @@ def validate_chunk(records: list[Record]) -> ValidatedChunk:
             (number, row.enterprise_credit_code, given, row.external_id, attributes)
         )
     return chunk
-
-
-def validation_processes(count: int) -> Executor | None:
-    """A pool of ``count`` worker processes for :func:`validate_chunk` (None for 0: the
-    import then validates in a thread). They start fresh (``spawn``: nothing of the
-    parent's threads or sockets is inherited) when the first chunk is submitted."""
-    if count == 0:
-        return None
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
-    return ProcessPoolExecutor(count, mp_context=get_context("spawn"))
 
 
 def with_enterprise_id(attributes: bytes, enterprise_id: str) -> bytes:

@@ -1,4 +1,4 @@
-"""Synthetic registry data (pure): realistic enterprises and productions as JSON Lines rows.
+"""Synthetic registry data: realistic enterprises and productions as JSON Lines rows.
 
 Distributions follow ``shared/policy-facts.md``: most companies in Zhengzhou, Xi'an
 and Chongqing, then Shanghai's districts (Yangpu, Songjiang, Minhang first), Hangzhou,
@@ -17,7 +17,7 @@ from typing import Any
 
 from stdnum.cn import uscc
 
-from reelpolicy_registry.regions import counties_under
+from reelpolicy_registry.domain.regions import counties_under
 
 REGION_WEIGHTS: list[tuple[str, float]] = [
     ("4101", 0.22),
@@ -78,7 +78,10 @@ def credit_code(rng: random.Random, region_code: str) -> str:
     return body + uscc.calc_check_digit(body)
 
 
-class _Regions:
+class RegionPicker:
+    """Draws an enterprise's region: a prefix by :data:`REGION_WEIGHTS`, then one of its
+    districts or counties."""
+
     def __init__(self) -> None:
         self.prefixes = [p for p, _ in REGION_WEIGHTS]
         self.weights = [w for _, w in REGION_WEIGHTS]
@@ -93,7 +96,7 @@ def _maybe(rng: random.Random, share_known: float, value: Any) -> Any:
     return value if rng.random() < share_known else None
 
 
-def enterprise_row(rng: random.Random, regions: _Regions, n: int) -> dict[str, Any]:
+def enterprise_row(rng: random.Random, regions: RegionPicker, n: int) -> dict[str, Any]:
     region = regions.pick(rng)
     established = date(2015, 1, 1) + timedelta(days=rng.randrange(0, 3900))
     employees = int(rng.lognormvariate(3.0, 1.0))
@@ -113,7 +116,7 @@ def enterprise_row(rng: random.Random, regions: _Regions, n: int) -> dict[str, A
 
 
 def production_row(
-    rng: random.Random, regions: _Regions, enterprise: dict[str, Any], n: int
+    rng: random.Random, regions: RegionPicker, enterprise: dict[str, Any], n: int
 ) -> dict[str, Any]:
     region = enterprise["region_code"] if rng.random() < 0.8 else regions.pick(rng)
     platforms = [p for p, w in PLATFORM_WEIGHTS.items() if rng.random() < w] or ["douyin"]
@@ -160,7 +163,7 @@ def production_row(
 def generate_rows(*, enterprises: int, productions: int, seed: int = 0) -> Iterator[dict[str, Any]]:
     """All enterprises first, then productions spread over them (a few prolific ones)."""
     rng = random.Random(seed)
-    regions = _Regions()
+    regions = RegionPicker()
     made = [enterprise_row(rng, regions, n) for n in range(enterprises)]
     yield from made
     if not made:

@@ -10,26 +10,28 @@ from reelpolicy_common.auth import CurrentPrincipal
 from reelpolicy_common.http import Page, problem_example, problem_responses, request_example
 from reelpolicy_common.storable import StoredText
 from reelpolicy_common.subjects import ContentStatus, Platform, Theme
-from reelpolicy_registry import handlers
-from reelpolicy_registry.domain import ProductionInput
-from reelpolicy_registry.entrypoints.resources import (
-    BAD_CURSOR,
-    BAD_IF_MATCH,
-    BAD_JSON,
+from reelpolicy_registry.domain.patches import ProductionPatch, patch_members
+from reelpolicy_registry.domain.records import ProductionInput
+from reelpolicy_registry.entrypoints.http.deps import (
     Cursor,
     IfMatch,
     Limit,
-    ProductionResource,
     RegistryDep,
-    call,
     decode_cursor,
     expected_version,
     is_uuid,
     owner_of,
     page_cursor,
+)
+from reelpolicy_registry.entrypoints.http.errors import call
+from reelpolicy_registry.entrypoints.http.schemas import (
+    BAD_CURSOR,
+    BAD_IF_MATCH,
+    BAD_JSON,
+    ProductionResource,
     production_resource,
 )
-from reelpolicy_registry.patches import ProductionPatch, patch_members
+from reelpolicy_registry.handlers import records as use_cases
 
 router = APIRouter(prefix="/v1/productions", tags=["productions"])
 
@@ -80,7 +82,7 @@ async def create_production(
     enterprise has at most ``MAX_PRODUCTIONS_PER_COMPANY`` live productions (409 beyond).
     """
     stored = await call(
-        handlers.create_production(
+        use_cases.create_production(
             uow=registry.uow,
             data=body.model_dump(mode="json"),
             owner=owner_of(principal),
@@ -99,7 +101,7 @@ async def get_production(
 ) -> ProductionResource:
     """One production (a company key sees only its enterprise's; others answer 404)."""
     stored = await call(
-        handlers.get_production(
+        use_cases.get_production(
             uow=registry.uow, production_id=production_id, owner=owner_of(principal)
         )
     )
@@ -135,7 +137,7 @@ async def patch_production(
     a malformed one is 400). A company key patches only its enterprise's (others: 404).
     """
     stored = await call(
-        handlers.patch_production(
+        use_cases.patch_production(
             uow=registry.uow,
             production_id=production_id,
             patch=patch_members(body),
@@ -159,7 +161,7 @@ async def delete_production(
 ) -> ProductionResource:
     """Soft-delete a production (emits a ``deleted: true`` snapshot); 412 on a stale If-Match."""
     stored = await call(
-        handlers.delete_production(
+        use_cases.delete_production(
             uow=registry.uow,
             production_id=production_id,
             expected_version=expected_version(if_match),

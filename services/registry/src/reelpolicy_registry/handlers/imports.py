@@ -1,4 +1,4 @@
-"""Bulk import: validate every row, upsert the valid ones, report the rest.
+"""Importing a file's rows: validate every row, upsert the valid ones, report the rest.
 
 Rows are handled in chunks (one transaction each): enterprises of the chunk first,
 then its productions, which find their enterprise by credit code (or id) among the
@@ -34,18 +34,16 @@ from reelpolicy_common import topics
 from reelpolicy_common.gc_control import gc_paused
 from reelpolicy_common.ids import uuid7, uuid7_text
 from reelpolicy_common.switch_interval import short_switch_interval
-from reelpolicy_registry.events import production_upserted_head, raw_enterprise_event
-from reelpolicy_registry.import_validation import (
+from reelpolicy_registry.domain.events import production_upserted_head, raw_enterprise_event
+from reelpolicy_registry.domain.import_files import RawRow, RowError
+from reelpolicy_registry.domain.import_validation import (
     ValidatedChunk,
     ValidEnterprise,
     ValidProduction,
     validate_chunk,
     with_enterprise_id,
 )
-from reelpolicy_registry.ports import ProductionStage, UnitOfWork
-from reelpolicy_registry.rows import RawRow, RowError
-
-UowFactory = Callable[[], UnitOfWork]
+from reelpolicy_registry.ports import ProductionStage, UnitOfWork, UowFactory
 
 
 @dataclass
@@ -107,7 +105,9 @@ def _unresolved(rows: list[ValidProduction], seen: _Seen) -> tuple[set[str], set
 
 async def _look_up(work: UnitOfWork, codes: set[str], ids: set[str], seen: _Seen) -> None:
     """Record which of ``codes`` and ``ids`` name live enterprises, and their ids."""
-    by_code, live = await work.bulk.enterprise_ids(credit_codes=list(codes), ids=list(ids))
+    by_code, live = await work.import_staging.enterprise_ids(
+        credit_codes=list(codes), ids=list(ids)
+    )
     seen.enterprise_by_code.update(by_code)
     seen.live_ids.update(live)
 
@@ -218,7 +218,7 @@ async def _store_chunk(
     enterprises = _valid_enterprises(parsed.enterprises, seen, report)
     if enterprises:
         json_by_code = {code: text for _, code, text in enterprises}
-        changed = await work.bulk.upsert_enterprises(enterprises)
+        changed = await work.import_staging.upsert_enterprises(enterprises)
         for r in changed:  # their productions need no look-up
             seen.enterprise_by_code[r["credit_code"]] = r["id"]
             if r["version"] == 1:  # inserted (an update raises the version)
@@ -243,12 +243,12 @@ async def _store_productions(
     head = production_upserted_head()
     upserted = productions.upserted
     if productions.new:
-        if await work.bulk.insert_new_productions(productions.new, events=head):
+        if await work.import_staging.insert_new_productions(productions.new, events=head):
             report.accepted += len(productions.new)
         else:  # one was created meanwhile (through the API): upsert them all
             upserted = upserted + productions.new
     if upserted:
-        changed_count = await work.bulk.upsert_productions(upserted, events=head)
+        changed_count = await work.import_staging.upsert_productions(upserted, events=head)
         report.accepted += changed_count
         report.unchanged += len(upserted) - changed_count
 
@@ -330,11 +330,13 @@ async def import_rows(
     validate_ahead: int = 1,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    """Import ``rows`` (from :mod:`reelpolicy_registry.rows`); returns the per-row report.
+    """Import ``rows`` (from :mod:`reelpolicy_registry.domain.import_files`); returns the
+    per-row report.
 
     While chunks are being stored (up to ``writers`` at once), the next ones
-    (``validate_ahead``) are read and validated in ``validators``, a process pool, or by
-    default in a thread (:mod:`reelpolicy_registry.import_validation`). The cyclic
+    (``validate_ahead``) are read and validated in ``validators``, a process pool
+    (:mod:`reelpolicy_registry.adapters.import_workers`), or by default in a thread
+    (:mod:`reelpolicy_registry.domain.import_validation`). The cyclic
     garbage collector is paused meanwhile (:mod:`reelpolicy_common.gc_control`) and
     threads switch more often (:mod:`reelpolicy_common.switch_interval`). ``progress``
     counts the rows handed over.

@@ -1,4 +1,4 @@
-"""Registry rules (pure): what a valid enterprise or production is, and how edits apply.
+"""Enterprises and productions: what a valid one is, and how an edit applies.
 
 The attribute schema is :mod:`reelpolicy_common.subjects`; the registry adds the
 checks only it can make: a unified social credit code's checksum (GB 32100-2015,
@@ -11,7 +11,6 @@ could not take would otherwise be refused only after the change was stored.
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any
@@ -20,8 +19,7 @@ from pydantic import Field, StringConstraints, ValidationError, field_validator
 from stdnum import exceptions as stdnum_errors
 from stdnum.cn import uscc
 
-from reelpolicy_common.http.errors import validation_details
-from reelpolicy_common.storable import PG_INT_MAX, StoredText
+from reelpolicy_common.storable import StoredText
 from reelpolicy_common.subjects import (
     Award,
     EnterpriseAttributes,
@@ -34,23 +32,8 @@ from reelpolicy_common.subjects import (
     Relocation,
     Theme,
 )
-from reelpolicy_registry.regions import is_known_region
-
-
-class InvalidRecordError(Exception):
-    """A record that breaks a rule; ``errors`` name the field and the reason."""
-
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
-        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
-        self.errors = errors
-
-    @classmethod
-    def one(cls, field: str, message: str) -> InvalidRecordError:
-        return cls([{"field": field, "message": message}])
-
-    @classmethod
-    def from_validation(cls, exc: ValidationError) -> InvalidRecordError:
-        return cls(validation_details(list(exc.errors())))
+from reelpolicy_registry.domain.errors import InvalidRecordError
+from reelpolicy_registry.domain.regions import is_known_region
 
 
 def check_credit_code(value: str) -> str:
@@ -289,25 +272,3 @@ def patched_production(current: StoredProduction, patch: dict[str, Any]) -> Chec
             "enterprise_id", "a production cannot move to another enterprise"
         )
     return updated
-
-
-IF_MATCH_PATTERN = r'^[ \t]*(\*|(W/)?"?[0-9]+"?)[ \t]*$'
-"""The ``If-Match`` forms accepted (``*``, ``3``, ``"3"``, ``W/"3"``): ASCII only, so
-the published JSON Schema pattern and the server agree on every value."""
-
-_IF_MATCH = re.compile(IF_MATCH_PATTERN)
-
-
-def parse_if_match(header: str | None) -> int | None:
-    """The version an ``If-Match`` header names (``3``, ``"3"``, ``W/"3"``), or None for ``*``."""
-    if header is None:
-        return None
-    if _IF_MATCH.fullmatch(header) is None:
-        raise InvalidRecordError.one("If-Match", "If-Match must be a version number")
-    value = header.strip(" \t")
-    if value == "*":
-        return None
-    version = int(value.removeprefix("W/").strip('"'))
-    if version > PG_INT_MAX:
-        raise InvalidRecordError.one("If-Match", "If-Match names a version beyond any stored")
-    return version

@@ -11,15 +11,15 @@ from reelpolicy_common.auth import OperatorPrincipal
 from reelpolicy_common.http import ApiError, problem_responses
 from reelpolicy_common.http.errors import problem_response
 from reelpolicy_common.http.problems import problem_body
-from reelpolicy_registry.entrypoints.resources import RegistryDep
-from reelpolicy_registry.importing import ImportReport, import_rows
-from reelpolicy_registry.rows import (
+from reelpolicy_registry.domain.import_files import (
     MalformedFileError,
     csv_lines,
     csv_rows,
     jsonl_lines,
     jsonl_rows,
 )
+from reelpolicy_registry.entrypoints.http.deps import RegistryDep
+from reelpolicy_registry.handlers.imports import ImportReport, import_rows
 
 router = APIRouter(prefix="/v1/import", tags=["import"])
 

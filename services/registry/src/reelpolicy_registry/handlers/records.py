@@ -1,20 +1,24 @@
-"""Registry use cases: create, patch, delete enterprises and productions; republish.
+"""Enterprises and productions: create, read, patch, delete; republish every record.
 
-Each takes a unit-of-work factory (the port) and keyword-only arguments, commits
-explicitly, and emits one event per changed record through the unit of work (the
-outbox). ``owner`` restricts a call to one enterprise's records (a company key):
-anything else is reported as not found.
+``owner`` restricts a call to one enterprise's records (a company key): anything else
+is reported as not found.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from reelpolicy_common import topics
 from reelpolicy_common.events import new_snapshot_id, snapshot_headers, snapshot_marker
-from reelpolicy_registry.domain import (
+from reelpolicy_registry.domain.errors import NotFoundError, QuotaExceededError
+from reelpolicy_registry.domain.events import (
+    PRODUCER,
+    api_key_event,
+    enterprise_event,
+    production_event,
+)
+from reelpolicy_registry.domain.records import (
     StoredEnterprise,
     StoredProduction,
     patched_enterprise,
@@ -22,47 +26,11 @@ from reelpolicy_registry.domain import (
     validate_enterprise,
     validate_production,
 )
-from reelpolicy_registry.events import (
-    PRODUCER,
-    api_key_event,
-    enterprise_event,
-    production_event,
-)
-from reelpolicy_registry.ports import UnitOfWork
-
-UowFactory = Callable[[], UnitOfWork]
+from reelpolicy_registry.domain.versions import check_version
+from reelpolicy_registry.ports import UowFactory
 
 
-class NotFoundError(Exception):
-    """No such record; ``field`` is where the request named it."""
-
-    def __init__(self, what: str, ident: str, *, field: str = "id") -> None:
-        super().__init__(f"{what} {ident} not found")
-        self.what = what
-        self.ident = ident
-        self.field = field
-
-
-class QuotaExceededError(Exception):
-    """A company is at the most records of a kind it may have (operators have none)."""
-
-    def __init__(self, message: str, *, field: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class StaleVersionError(Exception):
-    def __init__(self, *, expected: int, current: int) -> None:
-        super().__init__(f"version {expected} is stale; the current version is {current}")
-        self.current = current
-
-
-def _check_version(expected: int | None, current: int) -> None:
-    if expected is not None and expected != current:
-        raise StaleVersionError(expected=expected, current=current)
-
-
-def _today() -> Any:
+def _today() -> date:
     return datetime.now(UTC).date()
 
 
@@ -106,7 +74,7 @@ async def patch_enterprise(
         current = await work.enterprises.get(enterprise_id, for_update=True)
         if current is None:
             raise NotFoundError("enterprise", enterprise_id)
-        _check_version(expected_version, current.version)
+        check_version(expected_version, current.version)
         updated, since = patched_enterprise(current, patch, today=_today())
         attributes = updated.model_dump(mode="json")
         if attributes == current.attributes:
@@ -125,7 +93,7 @@ async def delete_enterprise(
         current = await work.enterprises.get(enterprise_id, for_update=True)
         if current is None:
             raise NotFoundError("enterprise", enterprise_id)
-        _check_version(expected_version, current.version)
+        check_version(expected_version, current.version)
         productions = await work.productions.soft_delete_of_enterprise(enterprise_id)
         stored = await work.enterprises.soft_delete(enterprise_id)
         work.publish(topics.REGISTRY, *(production_event(p) for p in productions))
@@ -181,7 +149,7 @@ async def patch_production(
         current = await work.productions.get(production_id, for_update=True)
         if current is None or (owner is not None and current.enterprise_id != owner):
             raise NotFoundError("production", production_id)
-        _check_version(expected_version, current.version)
+        check_version(expected_version, current.version)
         attributes = patched_production(current, patch).model_dump(mode="json")
         if attributes == current.attributes:
             return current
@@ -198,7 +166,7 @@ async def delete_production(
         current = await work.productions.get(production_id, for_update=True)
         if current is None or (owner is not None and current.enterprise_id != owner):
             raise NotFoundError("production", production_id)
-        _check_version(expected_version, current.version)
+        check_version(expected_version, current.version)
         stored = await work.productions.soft_delete(production_id)
         work.publish(topics.REGISTRY, production_event(stored))
         await work.commit()

@@ -1,7 +1,7 @@
 """The registry's events: full snapshots keyed by enterprise id (via the outbox).
 
 An enterprise and its productions share the Kafka key (the enterprise id), so their
-events stay in order. For the bulk import, where a pydantic object per row would
+events stay in order. For the import of a file, where a pydantic object per row would
 dominate the cost, :func:`raw_enterprise_event` builds the same JSON by string
 assembly and the database builds production events around
 :func:`production_upserted_head`; tests check both decode as the typed payload.
@@ -10,6 +10,7 @@ assembly and the database builds production events around
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -23,13 +24,22 @@ from reelpolicy_common.events import (
 )
 from reelpolicy_common.events.envelope import CURRENT_SCHEMA_VERSION
 from reelpolicy_common.ids import uuid7
-from reelpolicy_common.outbox.store import outbox_headers
 from reelpolicy_common.subjects import EnterpriseAttributes, ProductionAttributes
-from reelpolicy_common.telemetry import current_trace_headers
-from reelpolicy_registry.domain import StoredEnterprise, StoredProduction
-from reelpolicy_registry.ports import EventHead
+from reelpolicy_registry.domain.records import StoredEnterprise, StoredProduction
 
 PRODUCER = "registry"
+
+
+@dataclass(frozen=True)
+class EventHead:
+    """What the events of one chunk of import rows share: the envelope's fields but its
+    id, key and payload, and the outbox row's topic."""
+
+    topic: str
+    event_type: str
+    schema_version: int
+    occurred_at: str
+    producer: str
 
 
 def enterprise_event(enterprise: StoredEnterprise) -> Envelope:
@@ -90,7 +100,7 @@ def api_key_event(
 
 
 class PreparedEvent:
-    """An event whose wire form was assembled already (bulk import).
+    """An event whose wire form was assembled already (the import).
 
     It offers what the outbox writer reads of an :class:`Envelope` (``event_id``,
     ``type``, ``schema_version``, ``key``, :meth:`to_bytes`) without a pydantic
@@ -136,16 +146,12 @@ def raw_enterprise_event(enterprise_id: str, version: int, attributes_json: str)
 
 
 def production_upserted_head() -> EventHead:
-    """The shared fields of the bulk import's ``production.upserted`` events (the
-    database builds each envelope around them: ``adapters.bulk``)."""
-    kind = EventType.production_upserted
+    """The shared fields of the import's ``production.upserted`` events (the
+    database builds each envelope around them: ``adapters.import_staging``)."""
     return EventHead(
         topic=topics.REGISTRY,
-        event_type=kind.value,
+        event_type=EventType.production_upserted.value,
         schema_version=CURRENT_SCHEMA_VERSION,
         occurred_at=_utc_now_text(),
         producer=PRODUCER,
-        headers=outbox_headers(
-            current_trace_headers(), event_type=kind.value, schema_version=CURRENT_SCHEMA_VERSION
-        ),
     )

@@ -10,26 +10,28 @@ from reelpolicy_common.auth import CurrentPrincipal, OperatorPrincipal
 from reelpolicy_common.http import Page, problem_example, problem_responses, request_example
 from reelpolicy_common.storable import StoredText
 from reelpolicy_common.subjects import EnterpriseKind
-from reelpolicy_registry import handlers
-from reelpolicy_registry.domain import EnterpriseInput
-from reelpolicy_registry.entrypoints.resources import (
-    BAD_CURSOR,
-    BAD_IF_MATCH,
-    BAD_JSON,
-    BAD_RECORD,
+from reelpolicy_registry.domain.patches import EnterprisePatch, patch_members
+from reelpolicy_registry.domain.records import EnterpriseInput
+from reelpolicy_registry.entrypoints.http.deps import (
     Cursor,
-    EnterpriseResource,
     IfMatch,
     Limit,
     RegistryDep,
-    call,
     decode_cursor,
-    enterprise_resource,
     expected_version,
     owner_of,
     page_cursor,
 )
-from reelpolicy_registry.patches import EnterprisePatch, patch_members
+from reelpolicy_registry.entrypoints.http.errors import call
+from reelpolicy_registry.entrypoints.http.schemas import (
+    BAD_CURSOR,
+    BAD_IF_MATCH,
+    BAD_JSON,
+    BAD_RECORD,
+    EnterpriseResource,
+    enterprise_resource,
+)
+from reelpolicy_registry.handlers import records as use_cases
 
 router = APIRouter(prefix="/v1/enterprises", tags=["enterprises"])
 
@@ -73,7 +75,7 @@ async def create_enterprise(
     a live enterprise with the same credit code answers 409.
     """
     data = body.model_dump(mode="json")
-    stored = await call(handlers.create_enterprise(uow=registry.uow, data=data))
+    stored = await call(use_cases.create_enterprise(uow=registry.uow, data=data))
     return enterprise_resource(stored, response)
 
 
@@ -86,7 +88,7 @@ async def get_enterprise(
 ) -> EnterpriseResource:
     """One enterprise (a company key sees only its own; others answer 404)."""
     stored = await call(
-        handlers.get_enterprise(
+        use_cases.get_enterprise(
             uow=registry.uow, enterprise_id=enterprise_id, owner=owner_of(principal)
         )
     )
@@ -123,7 +125,7 @@ async def patch_enterprise(
     own enterprise (others: 404).
     """
     stored = await call(
-        handlers.patch_enterprise(
+        use_cases.patch_enterprise(
             uow=registry.uow,
             enterprise_id=enterprise_id,
             patch=patch_members(body),
@@ -148,7 +150,7 @@ async def delete_enterprise(
     answers 412. Answers the deleted snapshot.
     """
     stored = await call(
-        handlers.delete_enterprise(
+        use_cases.delete_enterprise(
             uow=registry.uow,
             enterprise_id=enterprise_id,
             expected_version=expected_version(if_match),

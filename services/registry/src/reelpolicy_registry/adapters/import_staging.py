@@ -1,15 +1,14 @@
-"""Bulk upserts: COPY into a temporary staging table, then one INSERT ... ON CONFLICT.
+"""The import's staging: COPY a chunk into a temporary table, then one INSERT ... ON CONFLICT.
 
 A row whose attributes equal the stored ones is left alone (and not returned), so
 re-importing a file changes nothing; a changed row gets ``version + 1``.
 
 Productions of enterprises the import has just created cannot exist yet: they are
 staged the same way and inserted by a plain ``INSERT ... SELECT``, with no conflict
-handling and no join back to the staged rows (:func:`insert_new_productions`). Not
-COPied straight into ``productions`` and ``outbox``: that was cheaper still for the
-import, but COPY writes through a small ring of buffers, and the relay then read and
-wrote back about a quarter more pages to publish those outbox rows (measured; see the
-registry README).
+handling and no join back to the staged rows (:func:`insert_new_productions`). They
+are not COPied straight into ``productions`` and ``outbox``: COPY writes through a small
+ring of buffers, and the relay would then read and write back more pages to publish
+those outbox rows than the import saves.
 """
 
 from __future__ import annotations
@@ -20,8 +19,10 @@ from typing import Any
 import asyncpg
 
 from reelpolicy_common.ids import uuid7_text
-from reelpolicy_common.outbox.store import lane_of
-from reelpolicy_registry.ports import EventHead, ProductionStage
+from reelpolicy_common.outbox.store import lane_of, outbox_headers
+from reelpolicy_common.telemetry import current_trace_headers
+from reelpolicy_registry.domain.events import EventHead
+from reelpolicy_registry.ports import ProductionStage
 
 _STAGE_ENTERPRISES = """
 CREATE TEMP TABLE IF NOT EXISTS stage_enterprises
@@ -36,6 +37,15 @@ SET attributes = EXCLUDED.attributes, version = e.version + 1, updated_at = now(
 WHERE e.attributes IS DISTINCT FROM EXCLUDED.attributes
 RETURNING e.id::text AS id, e.credit_code, e.version"""
 
+_STAGED_PRODUCTION_COLUMNS = [
+    "id",
+    "enterprise_id",
+    "external_id",
+    "import_key",
+    "attributes",
+    "event_id",
+    "lane",
+]
 _STAGE_PRODUCTIONS = """
 CREATE TEMP TABLE IF NOT EXISTS stage_productions
     (id uuid, enterprise_id uuid, external_id text, import_key text, attributes text,
@@ -64,8 +74,8 @@ DO NOTHING"""
     + _CHANGED
 )
 # The envelope of a production.upserted event, from a row of ``changed`` or of
-# ``stage_productions`` (below), built by concatenation (no JSON parsing; measured 7%
-# less time for the statement than json_build_object): every piece but the staged
+# ``stage_productions`` (below), built by concatenation (no JSON parsing, so cheaper
+# than json_build_object): every piece but the staged
 # attributes is a uuid, an integer or one of the head's constants, and the attributes
 # are the JSON text the import validated, so the value is the envelope's JSON with its
 # fields in the contract's order (``tests/registry`` decode them against
@@ -121,25 +131,36 @@ async def _stage_productions(conn: asyncpg.Connection, rows: list[ProductionStag
     await conn.execute(_STAGE_PRODUCTIONS)
     await conn.execute("TRUNCATE stage_productions")
     records = (  # each with the event id and outbox lane its event gets, if any
-        (ident, enterprise_id, external_id, import_key, attributes.decode(), uuid7_text(),
-         lane_of(enterprise_id))
+        (
+            ident,
+            enterprise_id,
+            external_id,
+            import_key,
+            attributes.decode(),
+            uuid7_text(),
+            lane_of(enterprise_id),
+        )
         for ident, enterprise_id, external_id, import_key, attributes in rows
-    )  # fmt: skip
+    )
     await conn.copy_records_to_table(
-        "stage_productions",
-        records=records,
-        columns=[
-            "id", "enterprise_id", "external_id", "import_key", "attributes", "event_id", "lane"
-        ],
-    )  # fmt: skip
+        "stage_productions", records=records, columns=_STAGED_PRODUCTION_COLUMNS
+    )
 
 
 def _head(events: EventHead) -> tuple[str, str, str, str, str, dict[str, str]]:
-    """The statements' parameters $1..$6."""
+    """The statements' parameters $1..$6; the outbox rows' headers are what every writer
+    of the outbox stores (the current trace context, the event's type and version)."""
+    headers = outbox_headers(
+        current_trace_headers(), event_type=events.event_type, schema_version=events.schema_version
+    )
     return (
-        events.topic, events.event_type, str(events.schema_version), events.occurred_at,
-        events.producer, events.headers,
-    )  # fmt: skip
+        events.topic,
+        events.event_type,
+        str(events.schema_version),
+        events.occurred_at,
+        events.producer,
+        headers,
+    )
 
 
 async def upsert_productions(
@@ -197,8 +218,9 @@ async def enterprise_ids(
     return by_code, live
 
 
-class PostgresBulkLoader:
-    """The bulk port on one connection (inside the unit of work's transaction)."""
+class PostgresImportStaging:
+    """The import's staging port on one connection (inside the unit of work's
+    transaction)."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn

@@ -1,27 +1,27 @@
-"""API keys: the registry issues and revokes them, and tells every service (events).
+"""API keys: issue and revoke them, telling every service (``api_key.changed``).
 
-Each issue or revoke is stored in the registry's own ``api_keys`` table and emits
-``api_key.changed`` (only the key's hash travels) on the registry topic, keyed by
-the enterprise id (or ``"operator"``), in one transaction. The event carries the
-key's version (1 when issued, one more per change) so that every service applies
-only newer states; a revoked key stays revoked (its id is never issued again).
+Each change is stored in the registry's ``api_keys`` table and emits its event on the
+registry topic, keyed by the enterprise id (or ``"operator"``), in one transaction
+(the rules: :mod:`reelpolicy_registry.domain.api_keys`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from reelpolicy_common import topics
-from reelpolicy_common.auth import Role, hash_api_key, new_api_key
-from reelpolicy_registry.domain import InvalidRecordError
-from reelpolicy_registry.events import api_key_event
-from reelpolicy_registry.handlers import NotFoundError
-from reelpolicy_registry.ports import ApiKeyRecord, UnitOfWork
-
-UowFactory = Callable[[], UnitOfWork]
-
-ISSUED_VERSION = 1
+from reelpolicy_common.auth import hash_api_key, new_api_key
+from reelpolicy_registry.domain.api_keys import (
+    ISSUED_VERSION,
+    ApiKeyRecord,
+    Role,
+    check_binding,
+    key_id_of,
+    next_version,
+)
+from reelpolicy_registry.domain.errors import InvalidRecordError, NotFoundError
+from reelpolicy_registry.domain.events import api_key_event
+from reelpolicy_registry.ports import UowFactory
 
 
 @dataclass(frozen=True)
@@ -29,13 +29,6 @@ class IssuedKey:
     key_id: str
     key: str
     created: bool
-
-
-def _key_id_of(key: str) -> str | None:
-    parts = key.split("_", 2)
-    if len(parts) == 3 and parts[0] == "rp" and parts[1] and parts[2]:
-        return parts[1]
-    return None
 
 
 async def issue_api_key(
@@ -48,17 +41,11 @@ async def issue_api_key(
     explicit_key: str | None = None,
 ) -> IssuedKey:
     """Issue a key (or register ``explicit_key`` exactly, idempotently); answers it once."""
-    if (role == "company") != (enterprise_id is not None):
-        raise InvalidRecordError.one(
-            "enterprise_id", "a company key needs enterprise_id; an operator key has none"
-        )
+    check_binding(role, enterprise_id)
     if explicit_key is None:
         key_id, key = new_api_key()
     else:
-        found = _key_id_of(explicit_key)
-        if found is None or len(explicit_key) < 24:
-            raise InvalidRecordError.one("key", "a key looks like rp_<key_id>_<secret>")
-        key_id, key = found, explicit_key
+        key_id, key = key_id_of(explicit_key), explicit_key
     key_hash = hash_api_key(key, secret_key=secret_key)
     async with uow() as work:
         if enterprise_id is not None and await work.enterprises.get(enterprise_id) is None:
@@ -101,7 +88,7 @@ async def revoke_api_key(*, uow: UowFactory, key_id: str) -> ApiKeyRecord:
             raise NotFoundError("api key", key_id)
         if existing.revoked:
             return existing
-        version = (existing.version or 0) + 1
+        version = next_version(existing)
         await work.api_keys.store(
             key_id=key_id,
             key_hash=existing.key_hash,
@@ -124,13 +111,4 @@ async def revoke_api_key(*, uow: UowFactory, key_id: str) -> ApiKeyRecord:
             ),
         )
         await work.commit()
-    return ApiKeyRecord(
-        existing.key_id,
-        existing.key_hash,
-        existing.role,
-        existing.enterprise_id,
-        existing.label,
-        existing.created_at,
-        True,
-        version,
-    )
+    return replace(existing, revoked=True, version=version)

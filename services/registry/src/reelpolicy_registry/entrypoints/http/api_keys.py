@@ -11,9 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from reelpolicy_common.auth import OperatorPrincipal, Role
 from reelpolicy_common.http import problem_example, problem_responses
 from reelpolicy_common.storable import StoredText
-from reelpolicy_registry import api_keys
-from reelpolicy_registry.entrypoints.resources import BAD_JSON, RegistryDep, call
-from reelpolicy_registry.ports import ApiKeyRecord
+from reelpolicy_registry.domain.api_keys import ApiKeyRecord
+from reelpolicy_registry.entrypoints.http.deps import RegistryDep
+from reelpolicy_registry.entrypoints.http.errors import call
+from reelpolicy_registry.entrypoints.http.schemas import BAD_JSON
+from reelpolicy_registry.handlers import api_keys as use_cases
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
 
@@ -97,7 +99,7 @@ async def issue_key(
     ``operator`` key must not have one (422 naming ``enterprise_id``).
     """
     issued = await call(
-        api_keys.issue_api_key(
+        use_cases.issue_api_key(
             uow=registry.uow,
             secret_key=registry.settings.reelpolicy_secret_key.get_secret_value(),
             role=body.role,
@@ -126,4 +128,4 @@ async def revoke_key(
     key_id: Annotated[StoredText, Path(max_length=64)], registry: RegistryDep, _: OperatorPrincipal
 ) -> ApiKeyResource:
     """Revoke a key (idempotent); every service stops accepting it once it sees the event."""
-    return _resource(await call(api_keys.revoke_api_key(uow=registry.uow, key_id=key_id)))
+    return _resource(await call(use_cases.revoke_api_key(uow=registry.uow, key_id=key_id)))

@@ -1,4 +1,4 @@
-"""Bulk-import files (pure): JSON Lines or CSV into rows, or per-row errors.
+"""Import files: JSON Lines or CSV into rows, or per-row errors.
 
 JSON Lines: one object per line, ``{"type": "enterprise" | "production", ...}`` with
 the attributes of :mod:`reelpolicy_common.subjects`; a production names its

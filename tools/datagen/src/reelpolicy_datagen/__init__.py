@@ -1,0 +1,1 @@
+"""Synthetic data for demos, benchmarks and tests (``reelpolicy-datagen``)."""
