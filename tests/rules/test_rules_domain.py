@@ -8,13 +8,17 @@ import polars as pl
 from rules_helpers import enterprise_policy
 
 from reelpolicy_policy import Result, parse_policy
-from reelpolicy_rules.domain.bulk_frames import apply_frame_constraints, diff_frames, impact_counts
 from reelpolicy_rules.domain.calendar import local_day, next_day_start, policies_for_new_day
 from reelpolicy_rules.domain.constraints import (
     FundLedger,
     apply_subject_constraints,
     fund_holdings,
     related_policies,
+)
+from reelpolicy_rules.domain.outcome_frames import (
+    apply_frame_constraints,
+    diff_frames,
+    impact_counts,
 )
 from reelpolicy_rules.domain.outcomes import Outcome, diff_outcomes
 from reelpolicy_rules.domain.snapshots import is_newer, policy_applies, rounds
@@ -97,10 +101,14 @@ def test_snapshot_versions() -> None:
     assert not policy_applies(incoming=1, stored=1, revoke=False)
 
 
-def test_bulk_built_eligibility_event_decodes_as_the_envelope() -> None:
+def test_encoded_eligibility_event_decodes_as_the_envelope() -> None:
 
     from reelpolicy_common.events import EligibilityChanged, EventType, decode_envelope
-    from reelpolicy_rules.handlers.changes import PRODUCER, EventEncoder, eligibility_event
+    from reelpolicy_rules.handlers.eligibility_changes import (
+        PRODUCER,
+        EventEncoder,
+        eligibility_event,
+    )
 
     row = {
         "subject_type": "production", "subject_id": "p-1", "enterprise_id": "e-1",

@@ -95,7 +95,7 @@ from reelpolicy_rules.config import Settings
 from reelpolicy_rules.domain.calendar import local_day
 from reelpolicy_rules.domain.snapshots import policy_applies
 from reelpolicy_rules.entrypoints.consumers import group_ids
-from reelpolicy_rules.handlers.bulk import run_bulk
+from reelpolicy_rules.handlers.policy_recalculation import recalculate_policies
 from reelpolicy_rules.handlers.registry_events import (
     ENTERPRISE_TYPES,
     PRODUCTION_TYPES,
@@ -359,7 +359,7 @@ async def rebuild(
                     "results of policies on neither topic are kept as they are: %s",
                     sorted(r["policy_id"] for r in orphans),
                 )
-            plan = await run_bulk(
+            plan = await recalculate_policies(
                 work, cache=cache, book=book, seeds=seeds,
                 today=local_day(system_clock(), settings.timezone), cause=REBUILD_CAUSE,
                 trace_limit=settings.bulk_trace_limit,

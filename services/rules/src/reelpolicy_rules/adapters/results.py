@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import polars as pl
 
-from reelpolicy_rules.domain.bulk_frames import OUTCOME_SCHEMA
+from reelpolicy_rules.domain.outcome_frames import OUTCOME_SCHEMA
 from reelpolicy_rules.domain.outcomes import Key, Outcome
 
 RESULT_COLUMNS = [

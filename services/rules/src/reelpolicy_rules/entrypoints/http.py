@@ -14,8 +14,8 @@ from reelpolicy_common.http import ApiError, problem_example, problem_responses
 from reelpolicy_common.storable import StoredText
 from reelpolicy_policy import MalformedBodyError, PolicyValidationError, load_policy_text
 from reelpolicy_rules.bootstrap import Rules
-from reelpolicy_rules.handlers.bulk import plan_bulk
-from reelpolicy_rules.handlers.per_subject import build_subjects, evaluate_subjects
+from reelpolicy_rules.handlers.policy_recalculation import plan_recalculation
+from reelpolicy_rules.handlers.subject_recalculation import build_subjects, evaluate_subjects
 
 router = APIRouter(prefix="/v1", tags=["eligibility"])
 
@@ -246,7 +246,7 @@ async def simulate(request: Request, rules: RulesDep, _: OperatorPrincipal) -> d
         await work.projection.lock_all()
         await rules.book.refresh(work.conn)
         active = [p for p in rules.book.active() if p.id != draft.id] + [draft]
-        plan = await plan_bulk(
+        plan = await plan_recalculation(
             work, cache=rules.cache, active=active, seeds=[draft.id], today=today
         )
     counts = plan.impact(draft.id)

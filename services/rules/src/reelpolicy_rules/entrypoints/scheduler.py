@@ -15,7 +15,7 @@ import logging
 from reelpolicy_common.supervisor import heartbeat
 from reelpolicy_rules.bootstrap import Rules
 from reelpolicy_rules.domain.calendar import next_day_start
-from reelpolicy_rules.handlers.clock import tick
+from reelpolicy_rules.handlers.new_day import tick
 
 log = logging.getLogger(__name__)
 TICK_ALLOWANCE_SECONDS = 300.0  # a new day re-evaluates every date-dependent result

@@ -27,8 +27,12 @@ from reelpolicy_policy import PolicyValidationError, parse_policy
 from reelpolicy_rules.adapters.cache import PolicyBook, SubjectCache
 from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
 from reelpolicy_rules.domain.snapshots import policy_applies
-from reelpolicy_rules.handlers.bulk import explained_rows, impact_event, plan_bulk
-from reelpolicy_rules.handlers.changes import write_changes
+from reelpolicy_rules.handlers.eligibility_changes import write_changes
+from reelpolicy_rules.handlers.policy_recalculation import (
+    explained_rows,
+    impact_event,
+    plan_recalculation,
+)
 
 UowFactory = Callable[[], RulesUnitOfWork]
 STARTED = ".started"
@@ -89,7 +93,7 @@ async def handle_policy_event(
                 await work.projection.store_policy(policy_id, version, document)
         await book.refresh(work.conn)
         with gc_paused():
-            plan = await plan_bulk(
+            plan = await plan_recalculation(
                 work, cache=cache, active=book.active(), seeds=[policy_id], today=today
             )
             if not revoke and not resumed:

@@ -23,7 +23,7 @@ from reelpolicy_rules.adapters.cache import PolicyBook
 from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
 from reelpolicy_rules.adapters.projection import PostgresProjection
 from reelpolicy_rules.domain.snapshots import is_newer, rounds
-from reelpolicy_rules.handlers.per_subject import Target, reevaluate_targets
+from reelpolicy_rules.handlers.subject_recalculation import Target, reevaluate_targets
 
 UowFactory = Callable[[], RulesUnitOfWork]
 ENTERPRISE_TYPES = (EventType.enterprise_upserted, EventType.enterprise_deleted)

@@ -1,4 +1,5 @@
-"""Writing changes: results, history and eligibility events, in the caller's transaction.
+"""Writing eligibility changes: results, history and ``eligibility.changed`` outbox rows,
+in the caller's transaction.
 
 A change row is a dict with the fields of ``EligibilityChanged`` (less ``cause``).
 Stored results are upserted, results that became ineligible are deleted, every

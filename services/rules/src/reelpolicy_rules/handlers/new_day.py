@@ -1,4 +1,4 @@
-"""The clock: at a new day, re-evaluate the policies whose results depend on the date.
+"""A new day: re-evaluate the policies whose results depend on the date.
 
 The last evaluated day is stored, so a restart catches up on the days it missed.
 Several instances may tick: the exclusive projection lock and the stored day make
@@ -13,7 +13,7 @@ from datetime import date
 from reelpolicy_rules.adapters.cache import PolicyBook, SubjectCache
 from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
 from reelpolicy_rules.domain.calendar import policies_for_new_day
-from reelpolicy_rules.handlers.bulk import run_bulk
+from reelpolicy_rules.handlers.policy_recalculation import recalculate_policies
 
 CLOCK_CAUSE = "clock"
 
@@ -36,7 +36,7 @@ async def tick(
         due = policies_for_new_day(book.active(), before=last, today=today)
         changed = 0
         if due:
-            plan = await run_bulk(
+            plan = await recalculate_policies(
                 work, cache=cache, book=book, seeds=[p.id for p in due], today=today,
                 cause=CLOCK_CAUSE, trace_limit=trace_limit,
             )  # fmt: skip

@@ -1,4 +1,5 @@
-"""The bulk path on frames (pure polars): outcomes, constraints, diff, impact counts.
+"""Outcomes as frames, for recalculating policies (pure polars): outcomes, constraints,
+diff, impact counts.
 
 Frames of outcomes have the columns of :data:`OUTCOME_SCHEMA` and hold only stored
 results (eligible / unknown); absent means ineligible, so diffs stay small.
@@ -26,13 +27,14 @@ OUTCOME_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
 KEYS = ["subject_id", "policy_id"]
 
 
-def bulk_outcomes(bulk: BulkResult, *, subjects: pl.DataFrame, subject_type: str) -> pl.DataFrame:
-    """Stored-result rows (not ineligible) of a bulk run; ``subjects`` maps id -> enterprise."""
-    statuses = [pl.col(f"{p.id}:status") != 0 for p in bulk.policies]
+def outcome_frame(result: BulkResult, *, subjects: pl.DataFrame, subject_type: str) -> pl.DataFrame:
+    """Stored-result rows (not ineligible) of a columnar run; ``subjects`` maps id ->
+    enterprise."""
+    statuses = [pl.col(f"{p.id}:status") != 0 for p in result.policies]
     if not statuses:
         return pl.DataFrame(schema=OUTCOME_SCHEMA)
-    kept = bulk.frame.filter(pl.any_horizontal(statuses))
-    long = BulkResult(frame=kept, policies=bulk.policies).long()
+    kept = result.frame.filter(pl.any_horizontal(statuses))
+    long = BulkResult(frame=kept, policies=result.policies).long()
     long = long.filter(pl.col("status") != "ineligible")
     return long.join(subjects.select("subject_id", "enterprise_id"), on="subject_id").select(
         pl.lit(subject_type).alias("subject_type"), *[c for c in OUTCOME_SCHEMA if c != "subject_type"]

@@ -1,4 +1,5 @@
-"""The bulk path: re-evaluate every subject for some policies with the columnar engine.
+"""Recalculating policies: every subject re-evaluated for some policies at once, with the
+columnar engine (the "bulk" path, as against the per-subject one).
 
 Used for a policy change (new, new version, revoked), a new day (the clock), a rebuild
 and a simulation. The seed policies are evaluated together with every policy sharing
@@ -24,17 +25,17 @@ from reelpolicy_common.metrics import EVALUATION_SECONDS
 from reelpolicy_policy import Policy, evaluate_bulk
 from reelpolicy_rules.adapters.cache import PolicyBook, SubjectCache
 from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
-from reelpolicy_rules.domain.bulk_frames import (
+from reelpolicy_rules.domain.constraints import fund_of, related_policies
+from reelpolicy_rules.domain.outcome_frames import (
     OUTCOME_SCHEMA,
     FundState,
     ImpactCounts,
     apply_frame_constraints,
-    bulk_outcomes,
     diff_frames,
     impact_counts,
+    outcome_frame,
 )
-from reelpolicy_rules.domain.constraints import fund_of, related_policies
-from reelpolicy_rules.handlers.changes import PRODUCER, write_changes
+from reelpolicy_rules.handlers.eligibility_changes import PRODUCER, write_changes
 from reelpolicy_rules.handlers.explain import explain_rows
 
 _tracer = trace.get_tracer("reelpolicy.rules")
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class BulkPlan:
+class RecalculationPlan:
     policy_ids: list[str]
     policies: dict[str, Policy]
     current: pl.DataFrame
@@ -70,21 +71,21 @@ def evaluate_policies(
             if chosen:
                 frame = cache.frame(kind)
                 bulk = evaluate_bulk(chosen, frame, today=today)
-                parts.append(bulk_outcomes(bulk, subjects=frame, subject_type=kind))
+                parts.append(outcome_frame(bulk, subjects=frame, subject_type=kind))
         current = pl.concat(parts) if parts else pl.DataFrame(schema=OUTCOME_SCHEMA)
         result = apply_frame_constraints(current, policies=policies)
     EVALUATION_SECONDS.labels("bulk").observe(time.perf_counter() - started)
     return result
 
 
-async def plan_bulk(
+async def plan_recalculation(
     work: RulesUnitOfWork,
     *,
     cache: SubjectCache,
     active: Sequence[Policy],
     seeds: Sequence[str],
     today: date,
-) -> BulkPlan:
+) -> RecalculationPlan:
     """Evaluate and diff (no writes). Call with the projection locked (``lock_all``)."""
     started = time.perf_counter()
     await cache.refresh(work.conn)
@@ -95,10 +96,10 @@ async def plan_bulk(
     changes = diff_frames(previous, current)
     log.info("bulk %s: %d change(s) planned in %.2fs", list(seeds), changes.height,
              time.perf_counter() - started)  # fmt: skip
-    return BulkPlan(sorted(ids), {p.id: p for p in running}, current, changes, funds)
+    return RecalculationPlan(sorted(ids), {p.id: p for p in running}, current, changes, funds)
 
 
-def impact_event(plan: BulkPlan, *, policy_id: str, version: int) -> Envelope:
+def impact_event(plan: RecalculationPlan, *, policy_id: str, version: int) -> Envelope:
     counts = plan.impact(policy_id)
     fund = plan.fund_of(policy_id)
     payload = PolicyImpact(
@@ -147,7 +148,7 @@ def change_rows(changes: pl.DataFrame, *, versions: dict[str, int]) -> list[dict
 
 
 def explained_rows(
-    plan: BulkPlan,
+    plan: RecalculationPlan,
     *,
     cache: SubjectCache,
     book: PolicyBook,
@@ -171,7 +172,7 @@ def explained_rows(
     return out
 
 
-async def run_bulk(
+async def recalculate_policies(
     work: RulesUnitOfWork,
     *,
     cache: SubjectCache,
@@ -180,14 +181,16 @@ async def run_bulk(
     today: date,
     cause: str,
     trace_limit: int,
-) -> BulkPlan:
+) -> RecalculationPlan:
     """Re-evaluate ``seeds`` (and related policies) and write the changes, in the
     caller's transaction.
 
     The cyclic garbage collector is paused meanwhile (:mod:`reelpolicy_common.gc_control`).
     """
     with gc_paused():
-        plan = await plan_bulk(work, cache=cache, active=book.active(), seeds=seeds, today=today)
+        plan = await plan_recalculation(
+            work, cache=cache, active=book.active(), seeds=seeds, today=today
+        )
         out = explained_rows(plan, cache=cache, book=book, today=today, trace_limit=trace_limit)
         await write_changes(work, out, cause=cause)
         return plan

@@ -1,4 +1,5 @@
-"""The per-subject path: re-evaluate enterprises (with their productions) or productions.
+"""Recalculating subjects: re-evaluate enterprises (with their productions) or productions
+against every active policy (the per-subject path).
 
 Every active policy of the subject's type is evaluated with the per-subject evaluator
 (full explanation traces), then stacking caps and fund draws are applied across each
@@ -37,7 +38,7 @@ from reelpolicy_rules.domain.constraints import (
     fund_of,
 )
 from reelpolicy_rules.domain.outcomes import Key, Outcome, diff_outcomes, outcome_of
-from reelpolicy_rules.handlers.changes import ChangeRow, change_row, write_changes
+from reelpolicy_rules.handlers.eligibility_changes import ChangeRow, change_row, write_changes
 
 _tracer = trace.get_tracer("reelpolicy.rules")
 
