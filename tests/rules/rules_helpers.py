@@ -17,7 +17,7 @@ from reelpolicy_common import topics
 from reelpolicy_common.db.pool import create_pool
 from reelpolicy_common.events import Envelope, EventType
 from reelpolicy_devstack.servers import EmbeddedPostgres, database_uri, ensure_database
-from reelpolicy_rules.adapters.cache import PolicyBook
+from reelpolicy_rules.adapters.cache import InMemoryPolicyBook
 from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
 from support import migrate_service
 
@@ -151,7 +151,7 @@ class RulesDatabase:
     the handlers directly."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool, self.book = pool, PolicyBook()
+        self.pool, self.book = pool, InMemoryPolicyBook()
 
     @classmethod
     async def create(cls, postgres: EmbeddedPostgres, *, max_size: int) -> Self:

@@ -26,7 +26,7 @@ from rules_helpers import (
 
 from reelpolicy_common.events import Envelope
 from reelpolicy_devstack.servers import EmbeddedPostgres
-from reelpolicy_rules.adapters.cache import SubjectCache
+from reelpolicy_rules.adapters.cache import PolarsSubjectCache
 from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
 from reelpolicy_rules.adapters.projection import PROJECTION_LOCK
 from reelpolicy_rules.handlers.policy_events import commit_steps, handle_policy_event
@@ -50,7 +50,7 @@ def test_commit_steps_cover_every_row_once_and_at_least_one_step() -> None:
 class Rules(RulesDatabase):
     def __init__(self, pool: asyncpg.Pool) -> None:
         super().__init__(pool)
-        self.cache = SubjectCache()
+        self.cache = PolarsSubjectCache()
 
     async def apply(self, envelope: Envelope, *, commit_rows: int, trace_limit: int = 1000) -> int:
         return await handle_policy_event(

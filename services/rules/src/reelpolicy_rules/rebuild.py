@@ -75,7 +75,6 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from reelpolicy_common import topics
-from reelpolicy_common.auth import apply_api_key_changed
 from reelpolicy_common.db.pool import create_pool
 from reelpolicy_common.events import (
     Envelope,
@@ -87,7 +86,7 @@ from reelpolicy_common.events import (
 )
 from reelpolicy_common.kafka import kafka_consumer
 from reelpolicy_policy import parse_policy
-from reelpolicy_rules.adapters.cache import PolicyBook, SubjectCache
+from reelpolicy_rules.adapters.cache import InMemoryPolicyBook, PolarsSubjectCache
 from reelpolicy_rules.adapters.consumer_groups import JOIN_TIMEOUT_SECONDS, move_groups
 from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
 from reelpolicy_rules.bootstrap import system_clock
@@ -138,7 +137,7 @@ async def apply_snapshot(work: RulesUnitOfWork, env: Envelope) -> None:
     elif t in ENTERPRISE_TYPES + PRODUCTION_TYPES:
         await store_newer(p, [snapshot_of(env)])
     elif t is EventType.api_key_changed:
-        await apply_api_key_changed(work.conn, env.payload)
+        await work.apply_api_key_changed(env.payload)
 
 
 class SnapshotError(RuntimeError):
@@ -345,19 +344,16 @@ async def rebuild(
     try:
         async with RulesUnitOfWork(pool) as work:
             await work.projection.lock_all()
-            await work.conn.execute("TRUNCATE policies, enterprises, productions")
+            await work.projection.clear()
             replay = await _replay(settings, work, stall_seconds=stall_seconds)
-            book, cache = PolicyBook(), SubjectCache()
-            await book.refresh(work.conn)
+            book, cache = InMemoryPolicyBook(), PolarsSubjectCache()
+            await book.refresh(work.projection)
             seeds = sorted(book.policies)  # revoked ones too: their results must go
-            orphans = await work.conn.fetch(
-                "SELECT DISTINCT policy_id FROM results WHERE NOT (policy_id = ANY($1::text[]))",
-                seeds,
-            )
+            orphans = await work.results.policies_other_than(seeds)
             if orphans:
                 log.warning(
                     "results of policies on neither topic are kept as they are: %s",
-                    sorted(r["policy_id"] for r in orphans),
+                    sorted(orphans),
                 )
             plan = await recalculate_policies(
                 work, cache=cache, book=book, seeds=seeds,

@@ -43,7 +43,7 @@ def _outcome(row: Any) -> Outcome:
     )
 
 
-class PostgresResults:
+class PostgresResultRepository:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
 
@@ -145,6 +145,13 @@ class PostgresResults:
                 subject_id,
             )
         )
+
+    async def policies_other_than(self, policy_ids: Sequence[str]) -> list[str]:
+        rows = await self._conn.fetch(
+            "SELECT DISTINCT policy_id FROM results WHERE NOT (policy_id = ANY($1::text[]))",
+            list(policy_ids),
+        )
+        return [r["policy_id"] for r in rows]
 
     async def history(self, subject_id: str, policy_id: str) -> list[asyncpg.Record]:
         return list(

@@ -135,7 +135,7 @@ async def list_eligibility(
         if enterprise is None and not productions:
             raise not_found("enterprise", enterprise_id)
         rows = await work.results.for_enterprise(enterprise_id, subject_id=production_id)
-        await rules.book.refresh(work.conn)
+        await rules.book.refresh(work.projection)
     subjects = build_subjects(
         enterprise_id=enterprise_id, enterprise=enterprise, productions=productions,
         include_enterprise=production_id is None,
@@ -244,7 +244,7 @@ async def simulate(request: Request, rules: RulesDep, _: OperatorPrincipal) -> d
     today = rules.today()
     async with rules.uow() as work:  # never committed: nothing is written or emitted
         await work.projection.lock_all()
-        await rules.book.refresh(work.conn)
+        await rules.book.refresh(work.projection)
         active = [p for p in rules.book.active() if p.id != draft.id] + [draft]
         plan = await plan_recalculation(
             work, cache=rules.cache, active=active, seeds=[draft.id], today=today

@@ -23,9 +23,9 @@ from reelpolicy_common import topics
 from reelpolicy_common.events import Envelope, EventType
 from reelpolicy_common.events.envelope import CURRENT_SCHEMA_VERSION
 from reelpolicy_common.ids import uuid7
-from reelpolicy_common.outbox.store import EncodedEvent, enqueue_encoded
-from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
+from reelpolicy_common.outbox.store import EncodedEvent
 from reelpolicy_rules.domain.outcomes import Change
+from reelpolicy_rules.ports import UnitOfWork
 
 log = logging.getLogger(__name__)
 PRODUCER = "rules"
@@ -88,7 +88,7 @@ class EventEncoder:
 
 
 async def write_changes(
-    work: RulesUnitOfWork, rows: Sequence[ChangeRow], *, cause: str | Sequence[str]
+    work: UnitOfWork, rows: Sequence[ChangeRow], *, cause: str | Sequence[str]
 ) -> int:
     """Store ``rows`` and queue their events; returns how many changes were written.
 
@@ -126,7 +126,7 @@ async def write_changes(
     t_results = time.perf_counter()
     await work.results.add_history(history)
     t_history = time.perf_counter()
-    await enqueue_encoded(work.conn, topic=topics.ELIGIBILITY, events=events, count=len(rows))
+    await work.publish_encoded(topics.ELIGIBILITY, events, count=len(rows))
     if len(rows) >= 1000:
         log.info(
             "wrote %d change(s): rows %.2fs, results %.2fs, history %.2fs, encode+outbox %.2fs",

@@ -18,9 +18,9 @@ from reelpolicy_policy import Policy, evaluate_values
 from reelpolicy_policy.evaluate import in_force
 from reelpolicy_policy.fields import age_days
 from reelpolicy_policy.frame import frame_to_values
-from reelpolicy_rules.adapters.cache import SubjectCache
 from reelpolicy_rules.domain.constraints import fund_note
 from reelpolicy_rules.domain.outcome_frames import FundState
+from reelpolicy_rules.ports import SubjectCache
 
 
 def _values(cache: SubjectCache, ids: set[str], today: date) -> dict[str, dict[str, Any]]:

@@ -7,20 +7,18 @@ exactly one of them do the work.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
 
-from reelpolicy_rules.adapters.cache import PolicyBook, SubjectCache
-from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
 from reelpolicy_rules.domain.calendar import policies_for_new_day
 from reelpolicy_rules.handlers.policy_recalculation import recalculate_policies
+from reelpolicy_rules.ports import PolicyBook, SubjectCache, UnitOfWorkFactory
 
 CLOCK_CAUSE = "clock"
 
 
 async def tick(
     *,
-    uow: Callable[[], RulesUnitOfWork],
+    uow: UnitOfWorkFactory,
     cache: SubjectCache,
     book: PolicyBook,
     today: date,
@@ -32,7 +30,7 @@ async def tick(
         last: date | None = await work.projection.last_day()
         if last is not None and last >= today:
             return None
-        await book.refresh(work.conn)
+        await book.refresh(work.projection)
         due = policies_for_new_day(book.active(), before=last, today=today)
         changed = 0
         if due:

@@ -16,7 +16,6 @@ the first commit and is not sent again).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
 
 from reelpolicy_common import topics
@@ -24,8 +23,6 @@ from reelpolicy_common.consumer import PermanentError
 from reelpolicy_common.events import Envelope, EventType, PolicyPublished, PolicyRevoked
 from reelpolicy_common.gc_control import gc_paused
 from reelpolicy_policy import PolicyValidationError, parse_policy
-from reelpolicy_rules.adapters.cache import PolicyBook, SubjectCache
-from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
 from reelpolicy_rules.domain.snapshots import policy_applies
 from reelpolicy_rules.handlers.eligibility_changes import write_changes
 from reelpolicy_rules.handlers.policy_recalculation import (
@@ -33,8 +30,8 @@ from reelpolicy_rules.handlers.policy_recalculation import (
     impact_event,
     plan_recalculation,
 )
+from reelpolicy_rules.ports import PolicyBook, SubjectCache, UnitOfWorkFactory
 
-UowFactory = Callable[[], RulesUnitOfWork]
 STARTED = ".started"
 """Suffix of the consumer name under which a policy event's first commit is recorded."""
 
@@ -48,7 +45,7 @@ def commit_steps(total: int, size: int) -> list[tuple[int, int]]:
 
 async def handle_policy_event(
     *,
-    uow: UowFactory,
+    uow: UnitOfWorkFactory,
     cache: SubjectCache,
     book: PolicyBook,
     envelope: Envelope,
@@ -91,7 +88,7 @@ async def handle_policy_event(
                 except PolicyValidationError as exc:
                     raise PermanentError(str(exc)) from None
                 await work.projection.store_policy(policy_id, version, document)
-        await book.refresh(work.conn)
+        await book.refresh(work.projection)
         with gc_paused():
             plan = await plan_recalculation(
                 work, cache=cache, active=book.active(), seeds=[policy_id], today=today

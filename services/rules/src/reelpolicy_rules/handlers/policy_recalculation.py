@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -23,8 +23,6 @@ from reelpolicy_common.events import Envelope, EventType, PolicyImpact
 from reelpolicy_common.gc_control import gc_paused
 from reelpolicy_common.metrics import EVALUATION_SECONDS
 from reelpolicy_policy import Policy, evaluate_bulk
-from reelpolicy_rules.adapters.cache import PolicyBook, SubjectCache
-from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
 from reelpolicy_rules.domain.constraints import fund_of, related_policies
 from reelpolicy_rules.domain.outcome_frames import (
     OUTCOME_SCHEMA,
@@ -37,6 +35,7 @@ from reelpolicy_rules.domain.outcome_frames import (
 )
 from reelpolicy_rules.handlers.eligibility_changes import PRODUCER, write_changes
 from reelpolicy_rules.handlers.explain import explain_rows
+from reelpolicy_rules.ports import PolicyBook, SubjectCache, UnitOfWork
 
 _tracer = trace.get_tracer("reelpolicy.rules")
 log = logging.getLogger(__name__)
@@ -79,7 +78,7 @@ def evaluate_policies(
 
 
 async def plan_recalculation(
-    work: RulesUnitOfWork,
+    work: UnitOfWork,
     *,
     cache: SubjectCache,
     active: Sequence[Policy],
@@ -88,7 +87,7 @@ async def plan_recalculation(
 ) -> RecalculationPlan:
     """Evaluate and diff (no writes). Call with the projection locked (``lock_all``)."""
     started = time.perf_counter()
-    await cache.refresh(work.conn)
+    await cache.refresh(work.projection)
     ids = related_policies(seeds, active)
     running = [p for p in active if p.id in ids]
     current, funds = evaluate_policies(cache, running, today=today)
@@ -127,7 +126,7 @@ _EXPLAIN_COLUMNS = [
 ]  # fmt: skip
 
 
-def change_rows(changes: pl.DataFrame, *, versions: dict[str, int]) -> list[dict[str, Any]]:
+def change_rows(changes: pl.DataFrame, *, versions: Mapping[str, int]) -> list[dict[str, Any]]:
     """The change rows (``EligibilityChanged`` fields less ``cause`` and ``explanation``)."""
     if changes.is_empty():
         return []
@@ -173,7 +172,7 @@ def explained_rows(
 
 
 async def recalculate_policies(
-    work: RulesUnitOfWork,
+    work: UnitOfWork,
     *,
     cache: SubjectCache,
     book: PolicyBook,

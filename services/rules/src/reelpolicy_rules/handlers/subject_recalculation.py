@@ -28,8 +28,6 @@ from reelpolicy_policy import (
     may_apply,
     subject_values,
 )
-from reelpolicy_rules.adapters.cache import PolicyBook
-from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
 from reelpolicy_rules.domain.constraints import (
     FundLedger,
     apply_subject_constraints,
@@ -39,6 +37,7 @@ from reelpolicy_rules.domain.constraints import (
 )
 from reelpolicy_rules.domain.outcomes import Key, Outcome, diff_outcomes, outcome_of
 from reelpolicy_rules.handlers.eligibility_changes import ChangeRow, change_row, write_changes
+from reelpolicy_rules.ports import PolicyBook, UnitOfWork
 
 _tracer = trace.get_tracer("reelpolicy.rules")
 
@@ -123,7 +122,7 @@ def _plan(target: Target, *, enterprise: Any, productions: Sequence[Any]) -> _Pl
 
 
 async def reevaluate_targets(
-    work: RulesUnitOfWork, book: PolicyBook, *, targets: Sequence[Target], today: date
+    work: UnitOfWork, book: PolicyBook, *, targets: Sequence[Target], today: date
 ) -> int:
     """Re-evaluate ``targets`` (one per enterprise) as if one after the other.
 
@@ -195,7 +194,7 @@ def _constrain(
 
 
 async def _fund_ledger(
-    work: RulesUnitOfWork, plans: Sequence[_Plan], policies: Sequence[Policy],
+    work: UnitOfWork, plans: Sequence[_Plan], policies: Sequence[Policy],
     fund_by_policy: dict[str, str],
 ) -> FundLedger | None:  # fmt: skip
     """Lock the funds the plans' eligible results would draw on and read what they hold."""
