@@ -1,4 +1,4 @@
-"""Wires the rules service: settings -> runtime -> caches, consumers, scheduler, publishers."""
+"""Wires the rules service: settings -> runtime -> caches, the unit of work, the publisher."""
 
 from __future__ import annotations
 
@@ -46,15 +46,12 @@ class Rules:
 
 
 def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -> Rules:
-    from reelpolicy_rules.entrypoints.consumers import register_consumers
-    from reelpolicy_rules.entrypoints.scheduler import run_scheduler
-
+    """The runtime, caches and publisher; ``main.create_app`` adds the consumers and the
+    scheduler."""
     settings = settings or Settings()
     runtime = ServiceRuntime(settings)
     rules = Rules(settings, runtime, clock or system_clock)
     runtime.on_started(rules.load)
-    register_consumers(rules)
-    runtime.add_background(lambda: run_scheduler(rules), name="rules-scheduler")
     runtime.broker.publisher(
         topics.ELIGIBILITY,
         title="eligibility events",
