@@ -61,12 +61,13 @@ from reelpolicy_registry.cli import main as registry_main
 from reelpolicy_registry.config import Settings as RegistrySettings
 from reelpolicy_registry.generate import credit_code
 from reelpolicy_registry.main import create_app as create_registry_app
+from reelpolicy_rules.adapters.consumer_groups import group_ids
 from reelpolicy_rules.bootstrap import bootstrap
 from reelpolicy_rules.cli import main as rules_main
+from reelpolicy_rules.cli import rebuild
 from reelpolicy_rules.config import Settings
-from reelpolicy_rules.entrypoints.consumers import group_ids
+from reelpolicy_rules.handlers.rebuild import REBUILD_CAUSE, SnapshotError
 from reelpolicy_rules.main import create_app
-from reelpolicy_rules.rebuild import REBUILD_CAUSE, SnapshotError, rebuild
 from support import eventually, migrate_service, service_env, settings_for
 
 pytestmark = pytest.mark.servers

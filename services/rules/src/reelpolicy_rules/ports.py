@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, Protocol
 
@@ -183,3 +183,54 @@ class SubjectCache(Protocol):
 
     def frame(self, subject_type: str) -> pl.DataFrame:
         """Live subjects of one type, in the engine layout, plus ``enterprise_id``."""
+
+
+Partition = tuple[str, int]
+"""(topic, partition number)."""
+
+
+class ReplayedRecord(Protocol):
+    """A record read back from a topic."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def partition(self) -> int: ...
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def value(self) -> bytes | None: ...
+
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
+
+OnRecord = Callable[[ReplayedRecord], Awaitable[None]]
+
+
+class TopicReader(Protocol):
+    """Reads whole topics: each partition from its start up to the end it had when the
+    read reached it (records written later are left to the service)."""
+
+    async def open(self, topic_names: Sequence[str]) -> None:
+        """Connect and find every partition of ``topic_names`` (the ones read later)."""
+
+    async def read_to_ends(
+        self, topic_names: Sequence[str], on_record: OnRecord
+    ) -> dict[Partition, int]:
+        """Hand every record below its partition's end to ``on_record``, in partition
+        order; returns each partition's end (the offset to commit). Raises if the read
+        stalls."""
+
+    async def close(self) -> None: ...
+
+
+class ConsumerGroups(Protocol):
+    """The service's consumer groups, one per topic it consumes."""
+
+    async def move(self, ends: Mapping[Partition, int]) -> dict[str, str]:
+        """Commit ``ends`` for the group of each topic; returns how each group was moved
+        (group id -> "standalone" or "joined")."""

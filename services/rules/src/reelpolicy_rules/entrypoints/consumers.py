@@ -18,16 +18,13 @@ from reelpolicy_common.consumer import (
     EventHandler,
     subscribe_reliably,
 )
+from reelpolicy_rules.adapters.consumer_groups import group_ids
 from reelpolicy_rules.bootstrap import Rules
 from reelpolicy_rules.handlers.policy_events import handle_policy_event
 from reelpolicy_rules.handlers.registry_events import handle_registry_batch, handle_registry_event
 
 POLICY_CONSUMER = "rules.policy"
 REGISTRY_CONSUMER = "rules.registry"
-
-
-def group_ids(base: str) -> dict[str, str]:
-    return {topics.POLICY: f"{base}.policy", topics.REGISTRY: f"{base}.registry"}
 
 
 def _subscribe(
