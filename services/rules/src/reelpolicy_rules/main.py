@@ -8,7 +8,7 @@ from reelpolicy_common.http import create_service_app
 from reelpolicy_rules.bootstrap import Rules, bootstrap
 from reelpolicy_rules.config import Settings
 from reelpolicy_rules.entrypoints.consumers import register_consumers
-from reelpolicy_rules.entrypoints.http import router
+from reelpolicy_rules.entrypoints.http import routers
 from reelpolicy_rules.entrypoints.scheduler import run_scheduler
 
 
@@ -22,7 +22,7 @@ def create_app(settings: Settings | None = None, *, rules: Rules | None = None) 
         rules.runtime,
         title="reelpolicy rules",
         description="Eligibility projection and recalculation; publishes eligibility changes.",
-        routers=[router],
+        routers=routers,
     )
     app.state.rules = rules
     return app
