@@ -40,12 +40,17 @@ def test_diff_outcomes_only_real_changes() -> None:
 
 def frame(rows: list[tuple[str, str, int | None]]) -> pl.DataFrame:
     return pl.DataFrame(
-        {"subject_type": ["production"] * len(rows), "subject_id": [r[0] for r in rows],
-         "enterprise_id": ["e"] * len(rows), "policy_id": ["p"] * len(rows),
-         "status": [r[1] for r in rows], "amount_cny": [r[2] for r in rows],
-         "missing_fields": [[] for _ in rows]},
+        {
+            "subject_type": ["production"] * len(rows),
+            "subject_id": [r[0] for r in rows],
+            "enterprise_id": ["e"] * len(rows),
+            "policy_id": ["p"] * len(rows),
+            "status": [r[1] for r in rows],
+            "amount_cny": [r[2] for r in rows],
+            "missing_fields": [[] for _ in rows],
+        },
         schema_overrides={"amount_cny": pl.Int64, "missing_fields": pl.List(pl.String)},
-    )  # fmt: skip
+    )
 
 
 def test_diff_frames_and_impact() -> None:
@@ -73,8 +78,14 @@ def test_fund_exhaustion_is_reported_not_dropped() -> None:
     assert out.sort("subject_id")["amount_cny"].to_list() == [100000, 50000]
     assert funds["ff"].exhausted
     assert funds["ff"].unfunded == 1
-    r = Result(policy_id="t-fund", policy_version=1, subject_id="c", subject_type="enterprise",
-               status="eligible", amount_cny=100000)  # fmt: skip
+    r = Result(
+        policy_id="t-fund",
+        policy_version=1,
+        subject_id="c",
+        subject_type="enterprise",
+        status="eligible",
+        amount_cny=100000,
+    )
     remaining = {"ff": 0}
     [got] = apply_subject_constraints([r], policies=[policy], fund_remaining=remaining)
     assert got.status == "eligible"
@@ -111,12 +122,18 @@ def test_encoded_eligibility_event_decodes_as_the_envelope() -> None:
     )
 
     row = {
-        "subject_type": "production", "subject_id": "p-1", "enterprise_id": "e-1",
-        "policy_id": "zz-yellow-river", "policy_version": 3, "previous_status": "eligible",
-        "status": "unknown", "previous_amount_cny": 300_000, "amount_cny": None,
+        "subject_type": "production",
+        "subject_id": "p-1",
+        "enterprise_id": "e-1",
+        "policy_id": "zz-yellow-river",
+        "policy_version": 3,
+        "previous_status": "eligible",
+        "status": "unknown",
+        "previous_amount_cny": 300_000,
+        "amount_cny": None,
         "missing_fields": ["production.budget_cny"],
         "explanation": {"mode": "bulk", "hint": "提供 budget", "nested": [1, 2.5, None, True]},
-    }  # fmt: skip
+    }
     when = datetime(2026, 11, 22, 3, 14, 42, 123456, tzinfo=UTC)
     encoded = EventEncoder(occurred_at=when).encode(row, cause="clock")
     decoded = decode_envelope(encoded.value)

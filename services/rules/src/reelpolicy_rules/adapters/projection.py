@@ -40,16 +40,19 @@ class PostgresProjectionRepository:
             "SELECT pg_advisory_xact_lock_shared($1, 0)"
             " UNION ALL SELECT pg_advisory_xact_lock($2, hashtext(e))"
             " FROM unnest($3::text[]) AS e",
-            PROJECTION_LOCK, _ENTERPRISE, list(enterprise_ids),
-        )  # fmt: skip
+            PROJECTION_LOCK,
+            _ENTERPRISE,
+            list(enterprise_ids),
+        )
 
     async def lock_funds(self, fund_ids: Sequence[str]) -> None:
         """Each fund's lock, in the order given (pass them sorted)."""
         if fund_ids:
             await self._conn.execute(
                 "SELECT pg_advisory_xact_lock($1, hashtext(f)) FROM unnest($2::text[]) AS f",
-                _FUND, list(fund_ids),
-            )  # fmt: skip
+                _FUND,
+                list(fund_ids),
+            )
 
     async def clear(self) -> None:
         await self._conn.execute("TRUNCATE policies, enterprises, productions")
@@ -92,16 +95,25 @@ class PostgresProjectionRepository:
             self._conn,
             "SELECT enterprise_id, deleted::text, attributes::text AS attributes, seq FROM enterprises"
             f" WHERE seq > {int(seq)}",
-            {"enterprise_id": pl.String, "deleted": pl.Boolean, "attributes": pl.String,
-             "seq": pl.Int64},
-        )  # fmt: skip
+            {
+                "enterprise_id": pl.String,
+                "deleted": pl.Boolean,
+                "attributes": pl.String,
+                "seq": pl.Int64,
+            },
+        )
         productions = await _copy_frame(
             self._conn,
             "SELECT production_id, enterprise_id, deleted::text, attributes::text AS attributes, seq"
             f" FROM productions WHERE seq > {int(seq)}",
-            {"production_id": pl.String, "enterprise_id": pl.String, "deleted": pl.Boolean,
-             "attributes": pl.String, "seq": pl.Int64},
-        )  # fmt: skip
+            {
+                "production_id": pl.String,
+                "enterprise_id": pl.String,
+                "deleted": pl.Boolean,
+                "attributes": pl.String,
+                "seq": pl.Int64,
+            },
+        )
         return enterprises, productions
 
     async def versions(
@@ -113,8 +125,9 @@ class PostgresProjectionRepository:
             " WHERE enterprise_id = ANY($1::text[])"
             " UNION ALL SELECT 'production', production_id, version FROM productions"
             " WHERE production_id = ANY($2::text[])",
-            list(enterprise_ids), list(production_ids),
-        )  # fmt: skip
+            list(enterprise_ids),
+            list(production_ids),
+        )
         return {(r["kind"], r["id"]): r["version"] for r in rows}
 
     async def store_enterprises(

@@ -13,13 +13,28 @@ from reelpolicy_rules.domain.outcome_frames import OUTCOME_SCHEMA
 from reelpolicy_rules.domain.outcomes import Key, Outcome
 
 RESULT_COLUMNS = [
-    "subject_type", "subject_id", "policy_id", "enterprise_id", "policy_version", "status",
-    "amount_cny", "missing_fields", "explanation",
-]  # fmt: skip
+    "subject_type",
+    "subject_id",
+    "policy_id",
+    "enterprise_id",
+    "policy_version",
+    "status",
+    "amount_cny",
+    "missing_fields",
+    "explanation",
+]
 HISTORY_COLUMNS = [
-    "subject_id", "policy_id", "enterprise_id", "policy_version", "previous_status", "status",
-    "previous_amount_cny", "amount_cny", "cause", "event_id",
-]  # fmt: skip
+    "subject_id",
+    "policy_id",
+    "enterprise_id",
+    "policy_version",
+    "previous_status",
+    "status",
+    "previous_amount_cny",
+    "amount_cny",
+    "cause",
+    "event_id",
+]
 _UPSERT = """INSERT INTO results ({cols}) {source}
     ON CONFLICT (subject_id, policy_id) DO UPDATE SET
       subject_type = EXCLUDED.subject_type, enterprise_id = EXCLUDED.enterprise_id,
@@ -76,9 +91,7 @@ class PostgresResultRepository:
             header=True,
         )
         schema = {k: v for k, v in OUTCOME_SCHEMA.items() if k != "missing_fields"}
-        df = pl.read_csv(
-            buffer.getvalue(), schema={**schema, "missing": pl.String}
-        )  # fmt: skip
+        df = pl.read_csv(buffer.getvalue(), schema={**schema, "missing": pl.String})
         missing = pl.when(pl.col("missing").is_null() | (pl.col("missing") == ""))
         return df.with_columns(
             missing.then(pl.lit([], pl.List(pl.String)))

@@ -37,8 +37,9 @@ def outcome_frame(result: BulkResult, *, subjects: pl.DataFrame, subject_type: s
     long = BulkResult(frame=kept, policies=result.policies).long()
     long = long.filter(pl.col("status") != "ineligible")
     return long.join(subjects.select("subject_id", "enterprise_id"), on="subject_id").select(
-        pl.lit(subject_type).alias("subject_type"), *[c for c in OUTCOME_SCHEMA if c != "subject_type"]
-    )  # fmt: skip
+        pl.lit(subject_type).alias("subject_type"),
+        *[c for c in OUTCOME_SCHEMA if c != "subject_type"],
+    )
 
 
 @dataclass(frozen=True)
@@ -67,17 +68,21 @@ def apply_frame_constraints(
     funds = {p.id: f for p in policies if (f := fund_of(p)) is not None}
     budgets = fund_budgets(policies)
     table = pl.DataFrame(
-        {"policy_id": list(funds), "fund_id": [f for f, _ in funds.values()],
-         "fund_budget_cny": [budgets[f] for f, _ in funds.values()]},
+        {
+            "policy_id": list(funds),
+            "fund_id": [f for f, _ in funds.values()],
+            "fund_budget_cny": [budgets[f] for f, _ in funds.values()],
+        },
         schema={"policy_id": pl.String, "fund_id": pl.String, "fund_budget_cny": pl.Int64},
-    )  # fmt: skip
+    )
     df = stacked.join(table, on="policy_id", how="left").with_columns(
         pl.col("amount_cny").alias("requested_cny")
     )
     drawing = (
-        pl.col("fund_id").is_not_null() & (pl.col("status") == "eligible")
+        pl.col("fund_id").is_not_null()
+        & (pl.col("status") == "eligible")
         & (pl.col("amount_cny").fill_null(0) > 0)
-    )  # fmt: skip
+    )
     granted = (
         df.filter(drawing)
         .sort(["fund_id", "subject_id", "policy_id"])

@@ -26,9 +26,12 @@ async def run_scheduler(rules: Rules) -> None:
         heartbeat(within=rules.settings.clock_poll_seconds + TICK_ALLOWANCE_SECONDS)
         try:
             changed = await tick(
-                uow=rules.uow, cache=rules.cache, book=rules.book, today=rules.today(),
+                uow=rules.uow,
+                cache=rules.cache,
+                book=rules.book,
+                today=rules.today(),
                 trace_limit=rules.settings.bulk_trace_limit,
-            )  # fmt: skip
+            )
             if changed is not None:
                 log.info("new day %s: %d result(s) changed", rules.today(), changed)
         except asyncio.CancelledError:

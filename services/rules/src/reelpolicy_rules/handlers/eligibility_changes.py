@@ -70,10 +70,16 @@ class EventEncoder:
         when = to_json(occurred_at or datetime.now(UTC))
         self._head = b'{"event_id":"'
         self._middle = (
-            b'","type":' + to_json(EventType.eligibility_changed.value)
-            + b',"schema_version":' + str(CURRENT_SCHEMA_VERSION).encode()
-            + b',"occurred_at":' + when + b',"producer":' + to_json(PRODUCER) + b',"key":'
-        )  # fmt: skip
+            b'","type":'
+            + to_json(EventType.eligibility_changed.value)
+            + b',"schema_version":'
+            + str(CURRENT_SCHEMA_VERSION).encode()
+            + b',"occurred_at":'
+            + when
+            + b',"producer":'
+            + to_json(PRODUCER)
+            + b',"key":'
+        )
 
     def encode(
         self, row: ChangeRow, *, cause: str, event_id: uuid.UUID | None = None
@@ -81,9 +87,16 @@ class EventEncoder:
         event_id = event_id or uuid7()
         key = row["enterprise_id"]
         value = b"".join(
-            (self._head, str(event_id).encode(), self._middle, to_json(key), b',"payload":',
-             to_json({**row, "cause": cause}), b"}")
-        )  # fmt: skip
+            (
+                self._head,
+                str(event_id).encode(),
+                self._middle,
+                to_json(key),
+                b',"payload":',
+                to_json({**row, "cause": cause}),
+                b"}",
+            )
+        )
         return EncodedEvent(event_id, key, EventType.eligibility_changed.value, value)
 
 
@@ -107,15 +120,32 @@ async def write_changes(
             deletes.append(key)
         else:
             upserts.append(
-                (row["subject_type"], row["subject_id"], row["policy_id"], row["enterprise_id"],
-                 row["policy_version"], row["status"], row["amount_cny"], row["missing_fields"],
-                 row["explanation"])
-            )  # fmt: skip
+                (
+                    row["subject_type"],
+                    row["subject_id"],
+                    row["policy_id"],
+                    row["enterprise_id"],
+                    row["policy_version"],
+                    row["status"],
+                    row["amount_cny"],
+                    row["missing_fields"],
+                    row["explanation"],
+                )
+            )
         history.append(
-            (row["subject_id"], row["policy_id"], row["enterprise_id"], row["policy_version"],
-             row["previous_status"], row["status"], row["previous_amount_cny"], row["amount_cny"],
-             row_cause, event_id)
-        )  # fmt: skip
+            (
+                row["subject_id"],
+                row["policy_id"],
+                row["enterprise_id"],
+                row["policy_version"],
+                row["previous_status"],
+                row["status"],
+                row["previous_amount_cny"],
+                row["amount_cny"],
+                row_cause,
+                event_id,
+            )
+        )
     # encoded lazily while the outbox COPY streams, so PostgreSQL ingests as Python encodes
     events = (
         encoder.encode(row, cause=row_cause, event_id=event_id)
@@ -130,7 +160,10 @@ async def write_changes(
     if len(rows) >= 1000:
         log.info(
             "wrote %d change(s): rows %.2fs, results %.2fs, history %.2fs, encode+outbox %.2fs",
-            len(rows), t_rows - started, t_results - t_rows, t_history - t_results,
+            len(rows),
+            t_rows - started,
+            t_results - t_rows,
+            t_history - t_results,
             time.perf_counter() - t_history,
-        )  # fmt: skip
+        )
     return len(rows)

@@ -35,9 +35,14 @@ async def tick(
         changed = 0
         if due:
             plan = await recalculate_policies(
-                work, cache=cache, book=book, seeds=[p.id for p in due], today=today,
-                cause=CLOCK_CAUSE, trace_limit=trace_limit,
-            )  # fmt: skip
+                work,
+                cache=cache,
+                book=book,
+                seeds=[p.id for p in due],
+                today=today,
+                cause=CLOCK_CAUSE,
+                trace_limit=trace_limit,
+            )
             changed = plan.changes.height
         await work.projection.set_last_day(today)
         await work.commit()

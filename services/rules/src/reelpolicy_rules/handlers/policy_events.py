@@ -103,9 +103,14 @@ async def handle_policy_event(
                     await work.begin()
                 # built step by step, so the first step commits (and is relayed) sooner
                 rows = explained_rows(
-                    plan, cache=cache, book=book, today=today, trace_limit=trace_limit,
-                    start=start, stop=stop,
-                )  # fmt: skip
+                    plan,
+                    cache=cache,
+                    book=book,
+                    today=today,
+                    trace_limit=trace_limit,
+                    start=start,
+                    stop=stop,
+                )
                 await write_changes(work, rows, cause=str(event_id))
                 if n == len(steps) - 1:
                     await work.first_time(consumer=consumer, event_id=event_id)

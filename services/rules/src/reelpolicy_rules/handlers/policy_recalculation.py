@@ -93,8 +93,12 @@ async def plan_recalculation(
     current, funds = evaluate_policies(cache, running, today=today)
     previous = await work.results.frame_for_policies(sorted(ids))
     changes = diff_frames(previous, current)
-    log.info("bulk %s: %d change(s) planned in %.2fs", list(seeds), changes.height,
-             time.perf_counter() - started)  # fmt: skip
+    log.info(
+        "bulk %s: %d change(s) planned in %.2fs",
+        list(seeds),
+        changes.height,
+        time.perf_counter() - started,
+    )
     return RecalculationPlan(sorted(ids), {p.id: p for p in running}, current, changes, funds)
 
 
@@ -121,9 +125,14 @@ def impact_event(plan: RecalculationPlan, *, policy_id: str, version: int) -> En
 
 
 _EXPLAIN_COLUMNS = [
-    "subject_id", "policy_id", "status", "amount_cny", "missing_fields", "fund_id",
+    "subject_id",
+    "policy_id",
+    "status",
+    "amount_cny",
+    "missing_fields",
+    "fund_id",
     "requested_cny",
-]  # fmt: skip
+]
 
 
 def change_rows(changes: pl.DataFrame, *, versions: Mapping[str, int]) -> list[dict[str, Any]]:
@@ -132,17 +141,22 @@ def change_rows(changes: pl.DataFrame, *, versions: Mapping[str, int]) -> list[d
         return []
     status = pl.col("status")
     frame = changes.select(
-        "subject_type", "subject_id", "enterprise_id", "policy_id",
+        "subject_type",
+        "subject_id",
+        "enterprise_id",
+        "policy_id",
         pl.col("policy_id")
         .replace_strict(versions, default=0, return_dtype=pl.Int64)
         .alias("policy_version"),
-        "previous_status", "status", "previous_amount_cny",
+        "previous_status",
+        "status",
+        "previous_amount_cny",
         pl.when(status != "ineligible").then(pl.col("amount_cny")).alias("amount_cny"),
         pl.when(status == "unknown")
         .then(pl.col("missing_fields"))
         .otherwise(pl.lit([], pl.List(pl.String)))
         .alias("missing_fields"),
-    )  # fmt: skip
+    )
     return frame.to_dicts()
 
 
@@ -163,9 +177,13 @@ def explained_rows(
     out = change_rows(changes, versions=book.versions)
     explanations = explain_rows(
         changes.select([c for c in _EXPLAIN_COLUMNS if c in changes.columns]).to_dicts(),
-        cache=cache, policies=plan.policies, versions=book.versions, funds=plan.funds,
-        today=today, full_traces=plan.changes.height <= trace_limit,
-    )  # fmt: skip
+        cache=cache,
+        policies=plan.policies,
+        versions=book.versions,
+        funds=plan.funds,
+        today=today,
+        full_traces=plan.changes.height <= trace_limit,
+    )
     for row, expl in zip(out, explanations, strict=True):
         row["explanation"] = expl
     return out

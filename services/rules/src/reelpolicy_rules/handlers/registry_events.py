@@ -56,16 +56,22 @@ def snapshot_of(envelope: Envelope) -> Snapshot:
     if envelope.type in ENTERPRISE_TYPES:
         ent = EnterpriseChanged.model_validate(envelope.payload)
         return Snapshot(
-            envelope, ent.enterprise_id, None, ent.version,
+            envelope,
+            ent.enterprise_id,
+            None,
+            ent.version,
             ent.deleted or envelope.type is EventType.enterprise_deleted,
             ent.attributes.model_dump(mode="json"),
-        )  # fmt: skip
+        )
     prod = ProductionChanged.model_validate(envelope.payload)
     return Snapshot(
-        envelope, prod.enterprise_id, prod.production_id, prod.version,
+        envelope,
+        prod.enterprise_id,
+        prod.production_id,
+        prod.version,
         prod.deleted or envelope.type is EventType.production_deleted,
         prod.attributes.model_dump(mode="json"),
-    )  # fmt: skip
+    )
 
 
 async def handle_registry_event(
@@ -78,9 +84,13 @@ async def handle_registry_event(
 
 
 async def handle_registry_batch(
-    *, uow: UnitOfWorkFactory, book: PolicyBook, envelopes: Sequence[Envelope], consumer: str,
+    *,
+    uow: UnitOfWorkFactory,
+    book: PolicyBook,
+    envelopes: Sequence[Envelope],
+    consumer: str,
     today: date,
-) -> int:  # fmt: skip
+) -> int:
     """Apply registry events (each enterprise's in the given order) in one transaction.
 
     Redelivered events are skipped; the events commit (and their events are queued)
@@ -95,9 +105,13 @@ async def handle_registry_batch(
 
 
 async def apply_registry_events(
-    work: UnitOfWork, *, book: PolicyBook, envelopes: Sequence[Envelope], consumer: str,
+    work: UnitOfWork,
+    *,
+    book: PolicyBook,
+    envelopes: Sequence[Envelope],
+    consumer: str,
     today: date,
-) -> int:  # fmt: skip
+) -> int:
     """Apply the events inside ``work`` (no commit); returns how many results changed."""
     keys = [e for e in envelopes if e.type is EventType.api_key_changed]
     if keys:
@@ -108,15 +122,20 @@ async def apply_registry_events(
     snapshots = [snapshot_of(e) for e in envelopes if e.type in ENTERPRISE_TYPES + PRODUCTION_TYPES]
     total = 0
     for batch in rounds(snapshots, key=lambda s: s.enterprise_id):
-        total += await _apply_round(work, book=book, snapshots=batch, consumer=consumer,
-                                    today=today)  # fmt: skip
+        total += await _apply_round(
+            work, book=book, snapshots=batch, consumer=consumer, today=today
+        )
     return total
 
 
 async def _apply_round(
-    work: UnitOfWork, *, book: PolicyBook, snapshots: Sequence[Snapshot], consumer: str,
+    work: UnitOfWork,
+    *,
+    book: PolicyBook,
+    snapshots: Sequence[Snapshot],
+    consumer: str,
     today: date,
-) -> int:  # fmt: skip
+) -> int:
     """Snapshots of distinct enterprises: lock, deduplicate, store the newer, re-evaluate."""
     await work.projection.lock_enterprises(sorted(s.enterprise_id for s in snapshots))
     fresh = await work.first_times(
@@ -142,15 +161,22 @@ async def store_newer(
         production_ids=[s.production_id for s in snapshots if s.production_id is not None],
     )
     newer = [
-        s for s in snapshots
+        s
+        for s in snapshots
         if is_newer(incoming=s.version, stored=stored.get((s.kind, s.subject_id)))
-    ]  # fmt: skip
+    ]
     await projection.store_enterprises(
-        [(s.enterprise_id, s.version, s.deleted, s.attributes) for s in newer
-         if s.production_id is None]
-    )  # fmt: skip
+        [
+            (s.enterprise_id, s.version, s.deleted, s.attributes)
+            for s in newer
+            if s.production_id is None
+        ]
+    )
     await projection.store_productions(
-        [(s.production_id, s.enterprise_id, s.version, s.deleted, s.attributes) for s in newer
-         if s.production_id is not None]
-    )  # fmt: skip
+        [
+            (s.production_id, s.enterprise_id, s.version, s.deleted, s.attributes)
+            for s in newer
+            if s.production_id is not None
+        ]
+    )
     return newer

@@ -62,9 +62,12 @@ def build_subjects(
 
 
 def evaluate_subjects(
-    subjects: Sequence[Subject], policies: Sequence[Policy], *, today: date,
+    subjects: Sequence[Subject],
+    policies: Sequence[Policy],
+    *,
+    today: date,
     stored: Container[Key] | None = None,
-) -> list[Result]:  # fmt: skip
+) -> list[Result]:
     """Every (subject, policy of its type) result, ineligible ones included.
 
     With ``stored`` (the (subject, policy) keys that have a stored result), a pair
@@ -140,10 +143,11 @@ async def reevaluate_targets(
     ):
         productions[row["enterprise_id"]].append(row)
     plans = [
-        _plan(t, enterprise=enterprises.get(t.enterprise_id),
-              productions=productions[t.enterprise_id])
+        _plan(
+            t, enterprise=enterprises.get(t.enterprise_id), productions=productions[t.enterprise_id]
+        )
         for t in targets
-    ]  # fmt: skip
+    ]
     stored = await work.results.for_subjects(sorted({s for p in plans for s in p.touched}))
     for plan in plans:
         plan.results = evaluate_subjects(plan.subjects, policies, today=today, stored=stored)
@@ -171,9 +175,14 @@ def _holdings(outcomes: Iterable[Outcome], fund_by_policy: dict[str, str]) -> di
 
 
 def _constrain(
-    plan: _Plan, ledger: FundLedger | None, mine: dict[Key, Outcome], live: set[str],
-    fund_by_policy: dict[str, str], policies: Sequence[Policy], book: PolicyBook,
-) -> list[Outcome]:  # fmt: skip
+    plan: _Plan,
+    ledger: FundLedger | None,
+    mine: dict[Key, Outcome],
+    live: set[str],
+    fund_by_policy: dict[str, str],
+    policies: Sequence[Policy],
+    book: PolicyBook,
+) -> list[Outcome]:
     own = _holdings((o for k, o in mine.items() if k[0] in live), fund_by_policy)
     remaining = ledger.remaining_for(own) if ledger else {}
     by_subject: dict[str, list[Result]] = defaultdict(list)
@@ -188,15 +197,18 @@ def _constrain(
         )
     ]
     if ledger:
-        ledger.replace(before=_holdings(mine.values(), fund_by_policy),
-                       after=_holdings(out, fund_by_policy))  # fmt: skip
+        ledger.replace(
+            before=_holdings(mine.values(), fund_by_policy), after=_holdings(out, fund_by_policy)
+        )
     return out
 
 
 async def _fund_ledger(
-    work: UnitOfWork, plans: Sequence[_Plan], policies: Sequence[Policy],
+    work: UnitOfWork,
+    plans: Sequence[_Plan],
+    policies: Sequence[Policy],
     fund_by_policy: dict[str, str],
-) -> FundLedger | None:  # fmt: skip
+) -> FundLedger | None:
     """Lock the funds the plans' eligible results would draw on and read what they hold."""
     wanted = sorted(
         fund_holdings(

@@ -126,9 +126,11 @@ async def list_eligibility(
         rows = await work.results.for_enterprise(enterprise_id, subject_id=production_id)
         await rules.book.refresh(work.projection)
     subjects = build_subjects(
-        enterprise_id=enterprise_id, enterprise=enterprise, productions=productions,
+        enterprise_id=enterprise_id,
+        enterprise=enterprise,
+        productions=productions,
         include_enterprise=production_id is None,
-    )  # fmt: skip
+    )
     live = {
         (r.subject_id, r.policy_id): r
         for r in evaluate_subjects(subjects, rules.book.active(), today=rules.today())
@@ -141,25 +143,34 @@ async def list_eligibility(
             expl = _with_notes(fresh.explanation, expl)
         items.append(
             EligibilityItem(
-                subject_type=row["subject_type"], subject_id=row["subject_id"],
-                enterprise_id=row["enterprise_id"], policy_id=row["policy_id"],
+                subject_type=row["subject_type"],
+                subject_id=row["subject_id"],
+                enterprise_id=row["enterprise_id"],
+                policy_id=row["policy_id"],
                 policy_version=row["current_version"] or row["policy_version"],
-                status=row["status"], amount_cny=row["amount_cny"],
-                missing_fields=list(row["missing_fields"]), explanation=expl,
+                status=row["status"],
+                amount_cny=row["amount_cny"],
+                missing_fields=list(row["missing_fields"]),
+                explanation=expl,
             )
-        )  # fmt: skip
+        )
     if include_ineligible:
         stored = {(i.subject_id, i.policy_id) for i in items}
         for key, r in sorted(live.items()):
             if key not in stored and r.status == "ineligible":
                 items.append(
                     EligibilityItem(
-                        subject_type=r.subject_type, subject_id=r.subject_id,
-                        enterprise_id=enterprise_id, policy_id=r.policy_id,
-                        policy_version=r.policy_version, status=r.status, amount_cny=None,
-                        missing_fields=[], explanation=r.explanation,
+                        subject_type=r.subject_type,
+                        subject_id=r.subject_id,
+                        enterprise_id=enterprise_id,
+                        policy_id=r.policy_id,
+                        policy_version=r.policy_version,
+                        status=r.status,
+                        amount_cny=None,
+                        missing_fields=[],
+                        explanation=r.explanation,
                     )
-                )  # fmt: skip
+                )
     return EligibilityList(items=items)
 
 
@@ -178,11 +189,15 @@ async def eligibility_history(
         raise not_found("result", f"{subject_id}/{policy_id}")
     items = [
         HistoryEntry(
-            changed_at=r["changed_at"], policy_version=r["policy_version"],
-            previous_status=r["previous_status"], status=r["status"],
-            previous_amount_cny=r["previous_amount_cny"], amount_cny=r["amount_cny"],
-            cause=r["cause"], event_id=str(r["event_id"]),
+            changed_at=r["changed_at"],
+            policy_version=r["policy_version"],
+            previous_status=r["previous_status"],
+            status=r["status"],
+            previous_amount_cny=r["previous_amount_cny"],
+            amount_cny=r["amount_cny"],
+            cause=r["cause"],
+            event_id=str(r["event_id"]),
         )
         for r in rows
-    ]  # fmt: skip
+    ]
     return History(subject_id=subject_id, policy_id=policy_id, items=items)

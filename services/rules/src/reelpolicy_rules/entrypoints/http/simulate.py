@@ -72,10 +72,17 @@ async def simulate(request: Request, rules: RulesDep, _: OperatorPrincipal) -> d
         plan.changes.filter(pl.col("policy_id") == draft.id)
         .sort("subject_id")
         .head(rules.settings.simulate_sample_size)
-        .select("subject_type", "subject_id", "enterprise_id", "previous_status", "status",
-                "previous_amount_cny", "amount_cny")
+        .select(
+            "subject_type",
+            "subject_id",
+            "enterprise_id",
+            "previous_status",
+            "status",
+            "previous_amount_cny",
+            "amount_cny",
+        )
         .to_dicts()
-    )  # fmt: skip
+    )
     return {
         "policy_id": draft.id,
         "today": today.isoformat(),
