@@ -11,7 +11,7 @@ from reelpolicy_common.db.pool import create_pool
 from reelpolicy_rules.adapters.cache import InMemoryPolicyBook, PolarsSubjectCache
 from reelpolicy_rules.adapters.consumer_groups import JOIN_TIMEOUT_SECONDS, KafkaConsumerGroups
 from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
-from reelpolicy_rules.adapters.topic_replay import STALL_SECONDS, KafkaTopicReader
+from reelpolicy_rules.adapters.topic_reader import STALL_SECONDS, KafkaTopicReader
 from reelpolicy_rules.bootstrap import system_clock
 from reelpolicy_rules.config import Settings
 from reelpolicy_rules.domain.calendar import local_day

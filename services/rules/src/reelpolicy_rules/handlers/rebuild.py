@@ -36,7 +36,7 @@ a policy that has results but is on neither topic is left alone (with a warning)
 After that transaction commits, it moves both consumer groups to the end offsets it
 read, so the restarted service does not handle those events again.
 
-How each topic is read to its end: :mod:`reelpolicy_rules.adapters.topic_replay`;
+How each topic is read to its end: :mod:`reelpolicy_rules.adapters.topic_reader`;
 moving the groups: :mod:`reelpolicy_rules.adapters.consumer_groups`.
 """
 
