@@ -15,13 +15,13 @@ from reelpolicy_rules.domain.constraints import (
     fund_holdings,
     related_policies,
 )
+from reelpolicy_rules.domain.event_order import is_newer, policy_applies, rounds
 from reelpolicy_rules.domain.outcome_frames import (
     apply_frame_constraints,
     diff_frames,
     impact_counts,
 )
 from reelpolicy_rules.domain.outcomes import Outcome, diff_outcomes
-from reelpolicy_rules.domain.snapshots import is_newer, policy_applies, rounds
 
 
 def outcome(sid: str, status: str, amount: int | None) -> Outcome:

@@ -23,7 +23,7 @@ from reelpolicy_common.consumer import PermanentError
 from reelpolicy_common.events import Envelope, EventType, PolicyPublished, PolicyRevoked
 from reelpolicy_common.gc_control import gc_paused
 from reelpolicy_policy import PolicyValidationError, parse_policy
-from reelpolicy_rules.domain.snapshots import policy_applies
+from reelpolicy_rules.domain.event_order import policy_applies
 from reelpolicy_rules.handlers.eligibility_changes import write_changes
 from reelpolicy_rules.handlers.policy_recalculation import (
     explained_rows,

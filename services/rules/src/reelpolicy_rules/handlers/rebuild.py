@@ -58,7 +58,7 @@ from reelpolicy_common.events import (
     decode_envelope,
 )
 from reelpolicy_policy import parse_policy
-from reelpolicy_rules.domain.snapshots import policy_applies
+from reelpolicy_rules.domain.event_order import policy_applies
 from reelpolicy_rules.handlers.policy_recalculation import recalculate_policies
 from reelpolicy_rules.handlers.registry_events import (
     ENTERPRISE_TYPES,
