@@ -97,7 +97,7 @@ from reelpolicy_notify.domain.filters import Filters, matches
 from reelpolicy_notify.domain.policies import PolicyFacts, policy_facts
 from reelpolicy_policy import Policy, apply_stacking, evaluate_values, parse_policy, subject_values
 from reelpolicy_rules.domain.constraints import fund_budgets, fund_of
-from reelpolicy_rules.handlers.per_subject import build_subjects
+from reelpolicy_rules.handlers.subject_recalculation import build_subjects
 
 Key = tuple[str, str]  # (subject_id, policy_id)
 Verdict = Literal["must", "may", "no"]

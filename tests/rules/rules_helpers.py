@@ -17,7 +17,7 @@ from reelpolicy_common import topics
 from reelpolicy_common.db.pool import create_pool
 from reelpolicy_common.events import Envelope, EventType
 from reelpolicy_devstack.servers import EmbeddedPostgres, database_uri, ensure_database
-from reelpolicy_rules.adapters.cache import PolicyBook
+from reelpolicy_rules.adapters.cache import InMemoryPolicyBook
 from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
 from support import migrate_service
 
@@ -34,8 +34,9 @@ def uid(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def enterprise_policy(pid: str, *, min_employees: int = 10, to: str | None = None,
-                      title: str = "Test") -> dict[str, Any]:  # fmt: skip
+def enterprise_policy(
+    pid: str, *, min_employees: int = 10, to: str | None = None, title: str = "Test"
+) -> dict[str, Any]:
     return {
         "id": pid,
         "title": {"zh": "测试", "en": title},
@@ -43,21 +44,27 @@ def enterprise_policy(pid: str, *, min_employees: int = 10, to: str | None = Non
         "sources": [{"fact": "F-SH-01"}],
         "effective": {"from": "2024-01-01", "to": to},
         "subject": "enterprise",
-        "criteria": {"all": [
-            {"field": "enterprise.region_code", "op": "within", "value": "31"},
-            {"field": "enterprise.employees", "op": "gte", "value": min_employees},
-        ]},
-        "benefits": [{"id": "grant", "kind": "subsidy", "basis": "fixed", "max_amount_cny": 100000}],
-    }  # fmt: skip
+        "criteria": {
+            "all": [
+                {"field": "enterprise.region_code", "op": "within", "value": "31"},
+                {"field": "enterprise.employees", "op": "gte", "value": min_employees},
+            ]
+        },
+        "benefits": [
+            {"id": "grant", "kind": "subsidy", "basis": "fixed", "max_amount_cny": 100000}
+        ],
+    }
 
 
 def production_policy(pid: str) -> dict[str, Any]:
     doc = enterprise_policy(pid)
     doc["subject"] = "production"
-    doc["criteria"] = {"all": [
-        {"field": "production.region_code", "op": "within", "value": "31"},
-        {"field": "production.budget_cny", "op": "gte", "value": 500000},
-    ]}  # fmt: skip
+    doc["criteria"] = {
+        "all": [
+            {"field": "production.region_code", "op": "within", "value": "31"},
+            {"field": "production.budget_cny", "op": "gte", "value": 500000},
+        ]
+    }
     return doc
 
 
@@ -74,17 +81,25 @@ def revoke_event(pid: str, version: int) -> Envelope:
 
 
 def enterprise_event(eid: str, version: int, *, employees: int | None = 20) -> Envelope:
-    attributes = {"name": "E", "credit_code": "9" * 18, "region_code": "310110",
-                  "employees": employees, "kind": "production_company"}  # fmt: skip
+    attributes = {
+        "name": "E",
+        "credit_code": "9" * 18,
+        "region_code": "310110",
+        "employees": employees,
+        "kind": "production_company",
+    }
     payload = {"enterprise_id": eid, "version": version, "attributes": attributes}
     return Envelope(type=EventType.enterprise_upserted, producer="test", key=eid, payload=payload)
 
 
 def production_event(pid: str, eid: str, version: int, *, budget: int = 1_000_000) -> Envelope:
-    attributes = {"enterprise_id": eid, "title": "P", "region_code": "310110",
-                  "budget_cny": budget}  # fmt: skip
-    payload = {"production_id": pid, "enterprise_id": eid, "version": version,
-               "attributes": attributes}  # fmt: skip
+    attributes = {"enterprise_id": eid, "title": "P", "region_code": "310110", "budget_cny": budget}
+    payload = {
+        "production_id": pid,
+        "enterprise_id": eid,
+        "version": version,
+        "attributes": attributes,
+    }
     return Envelope(type=EventType.production_upserted, producer="test", key=eid, payload=payload)
 
 
@@ -107,9 +122,10 @@ class Collector:
 
     def of(self, kind: EventType, **payload: Any) -> list[Envelope]:
         return [
-            e for e in self.events
+            e
+            for e in self.events
             if e.type is kind and all(e.payload.get(k) == v for k, v in payload.items())
-        ]  # fmt: skip
+        ]
 
 
 @contextlib.asynccontextmanager
@@ -151,7 +167,7 @@ class RulesDatabase:
     the handlers directly."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool, self.book = pool, PolicyBook()
+        self.pool, self.book = pool, InMemoryPolicyBook()
 
     @classmethod
     async def create(cls, postgres: EmbeddedPostgres, *, max_size: int) -> Self:

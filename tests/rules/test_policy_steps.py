@@ -26,7 +26,7 @@ from rules_helpers import (
 
 from reelpolicy_common.events import Envelope
 from reelpolicy_devstack.servers import EmbeddedPostgres
-from reelpolicy_rules.adapters.cache import SubjectCache
+from reelpolicy_rules.adapters.cache import PolarsSubjectCache
 from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
 from reelpolicy_rules.adapters.projection import PROJECTION_LOCK
 from reelpolicy_rules.handlers.policy_events import commit_steps, handle_policy_event
@@ -50,24 +50,36 @@ def test_commit_steps_cover_every_row_once_and_at_least_one_step() -> None:
 class Rules(RulesDatabase):
     def __init__(self, pool: asyncpg.Pool) -> None:
         super().__init__(pool)
-        self.cache = SubjectCache()
+        self.cache = PolarsSubjectCache()
 
     async def apply(self, envelope: Envelope, *, commit_rows: int, trace_limit: int = 1000) -> int:
         return await handle_policy_event(
-            uow=self.uow, cache=self.cache, book=self.book, envelope=envelope,
-            consumer=CONSUMER, today=TODAY, trace_limit=trace_limit, commit_rows=commit_rows,
-        )  # fmt: skip
+            uow=self.uow,
+            cache=self.cache,
+            book=self.book,
+            envelope=envelope,
+            consumer=CONSUMER,
+            today=TODAY,
+            trace_limit=trace_limit,
+            commit_rows=commit_rows,
+        )
 
     async def state(self) -> dict[str, Any]:
         """Results, history (as a set) and queued events (payloads, sorted), less ids."""
-        results = [tuple(r.values()) for r in await self.rows(
-            "SELECT subject_id, policy_id, status, amount_cny, explanation FROM results"
-            " ORDER BY subject_id, policy_id"
-        )]  # fmt: skip
-        history = sorted(tuple(r.values()) for r in await self.rows(
-            "SELECT subject_id, policy_id, previous_status, status, amount_cny, cause"
-            " FROM result_history"
-        ))  # fmt: skip
+        results = [
+            tuple(r.values())
+            for r in await self.rows(
+                "SELECT subject_id, policy_id, status, amount_cny, explanation FROM results"
+                " ORDER BY subject_id, policy_id"
+            )
+        ]
+        history = sorted(
+            tuple(r.values())
+            for r in await self.rows(
+                "SELECT subject_id, policy_id, previous_status, status, amount_cny, cause"
+                " FROM result_history"
+            )
+        )
         values = [json.loads(r["value"]) for r in await self.rows("SELECT key, value FROM outbox")]
         events = sorted(
             (v["type"], v["key"], json.dumps(v["payload"], sort_keys=True)) for v in values
@@ -80,9 +92,12 @@ async def _rules(postgres: EmbeddedPostgres) -> Rules:
     for i in range(SUBJECTS):
         for event in (enterprise_event(f"e{i}", 1), production_event(f"p{i}", f"e{i}", 1)):
             await handle_registry_event(
-                uow=rules.uow, book=rules.book, envelope=event, consumer="rules.registry",
+                uow=rules.uow,
+                book=rules.book,
+                envelope=event,
+                consumer="rules.registry",
                 today=TODAY,
-            )  # fmt: skip
+            )
     return rules
 
 
@@ -103,8 +118,15 @@ async def test_steps_reach_what_one_transaction_reaches(
     stepped, whole = pair
     doc = enterprise_policy(f"pol-{uuid.uuid4().hex[:6]}")
     for version, employees in ((1, 10), (2, 30), (3, 10)):  # all, none, all again
-        event = policy_event({**doc, "criteria": {"all": [
-            {"field": "enterprise.employees", "op": "gte", "value": employees}]}}, version)  # fmt: skip
+        event = policy_event(
+            {
+                **doc,
+                "criteria": {
+                    "all": [{"field": "enterprise.employees", "op": "gte", "value": employees}]
+                },
+            },
+            version,
+        )
         assert await stepped.apply(event, commit_rows=2, trace_limit=trace_limit) == SUBJECTS
         assert await whole.apply(event, commit_rows=0, trace_limit=trace_limit) == SUBJECTS
         assert await stepped.apply(event, commit_rows=2) == 0  # redelivered: nothing
@@ -139,9 +161,15 @@ async def test_a_run_that_dies_between_commits_is_finished_by_the_redelivery(
     event = policy_event(enterprise_policy(f"pol-{uuid.uuid4().hex[:6]}"), 1)
     with pytest.raises(ConnectionError):
         await handle_policy_event(
-            uow=lambda: DiesBetweenCommits(stepped.pool), cache=stepped.cache, book=stepped.book,
-            envelope=event, consumer=CONSUMER, today=TODAY, trace_limit=1000, commit_rows=3,
-        )  # fmt: skip
+            uow=lambda: DiesBetweenCommits(stepped.pool),
+            cache=stepped.cache,
+            book=stepped.book,
+            envelope=event,
+            consumer=CONSUMER,
+            today=TODAY,
+            trace_limit=1000,
+            commit_rows=3,
+        )
     assert DiesBetweenCommits.locked_between == [True]  # a subject update would have waited
     partial = await stepped.state()
     assert len(partial["results"]) == 3

@@ -61,12 +61,13 @@ from reelpolicy_registry.cli import main as registry_main
 from reelpolicy_registry.config import Settings as RegistrySettings
 from reelpolicy_registry.handlers import records as registry_handlers
 from reelpolicy_registry.main import create_app as create_registry_app
+from reelpolicy_rules.adapters.consumer_groups import group_ids
 from reelpolicy_rules.bootstrap import bootstrap
 from reelpolicy_rules.cli import main as rules_main
+from reelpolicy_rules.cli import rebuild
 from reelpolicy_rules.config import Settings
-from reelpolicy_rules.entrypoints.consumers import group_ids
+from reelpolicy_rules.handlers.rebuild import REBUILD_CAUSE, SnapshotError
 from reelpolicy_rules.main import create_app
-from reelpolicy_rules.rebuild import REBUILD_CAUSE, SnapshotError, rebuild
 from support import eventually, migrate_service, service_env, settings_for
 
 pytestmark = pytest.mark.servers
@@ -152,11 +153,15 @@ async def projection(dsn: str) -> dict[str, Rows]:
             for r in enterprises
         },
         "productions": {
-            r["production_id"]: (r["enterprise_id"], r["version"], r["deleted"],
-                                 json.loads(r["attributes"]))
+            r["production_id"]: (
+                r["enterprise_id"],
+                r["version"],
+                r["deleted"],
+                json.loads(r["attributes"]),
+            )
             for r in productions
         },
-    }  # fmt: skip
+    }
 
 
 async def results(dsn: str) -> Rows:
@@ -168,11 +173,16 @@ async def results(dsn: str) -> Rows:
     )
     return {
         (r["subject_id"], r["policy_id"]): (
-            r["subject_type"], r["enterprise_id"], r["policy_version"], r["status"],
-            r["amount_cny"], tuple(r["missing_fields"]), r["updated_at"],
+            r["subject_type"],
+            r["enterprise_id"],
+            r["policy_version"],
+            r["status"],
+            r["amount_cny"],
+            tuple(r["missing_fields"]),
+            r["updated_at"],
         )
         for r in rows
-    }  # fmt: skip
+    }
 
 
 async def outbox_after(dsn: str, seq: int) -> list[tuple[str, dict[str, Any]]]:
@@ -310,9 +320,7 @@ async def test_rebuild_restores_the_projection_keeps_results_and_moves_the_group
             await eventually(lambda: seen.of(CHANGED, cause=str(e2_again.event_id)), timeout=60)
             republished = policy_event(enterprise_policy(p_missed), 2)
             await send(broker, topics.POLICY, republished)
-            await eventually(
-                lambda: seen.of(CHANGED, cause=str(republished.event_id)), timeout=60
-            )  # fmt: skip
+            await eventually(lambda: seen.of(CHANGED, cause=str(republished.event_id)), timeout=60)
             assert await processed(dsn, [e2_update, missed_revoke]) == set()
             final = await history(dsn)
             await eventually(lambda: published(seen) == {r[7] for r in final}, timeout=30)
@@ -336,19 +344,26 @@ async def test_rebuild_before_the_first_start_skips_bad_records_and_commits_the_
     pid, bad = uid("rb-n"), uid("rb-bad")
     e1, e2, e3, prod = uid("e"), uid("e"), uid("e"), uid("p")
     gone = Envelope(
-        type=EventType.enterprise_deleted, producer="test", key=e3,
+        type=EventType.enterprise_deleted,
+        producer="test",
+        key=e3,
         payload={**enterprise_event(e3, 2).payload, "deleted": True},
-    )  # fmt: skip
+    )
     sent = await send_snapshot(
-        broker, topics.POLICY,
+        broker,
+        topics.POLICY,
         policy_event(enterprise_policy(pid), 1),
         policy_event({**enterprise_policy(bad), "subject": "planet"}, 1),  # invalid document
-    )  # fmt: skip
+    )
     sent += await send_snapshot(
-        broker, topics.REGISTRY,
-        enterprise_event(e1, 1), enterprise_event(e2, 1, employees=5), enterprise_event(e3, 1),
-        production_event(prod, e3, 1), gone,
-    )  # fmt: skip
+        broker,
+        topics.REGISTRY,
+        enterprise_event(e1, 1),
+        enterprise_event(e2, 1, employees=5),
+        enterprise_event(e3, 1),
+        production_event(prod, e3, 1),
+        gone,
+    )
     sent += await send(broker, topics.REGISTRY, b"not an envelope")
 
     assert await rebuild(settings) == 0
@@ -359,15 +374,15 @@ async def test_rebuild_before_the_first_start_skips_bad_records_and_commits_the_
     got = await projection(dsn)
     assert {k: v[:2] for k, v in got["policies"].items()} == {pid: (1, False)}
     assert {k: v[:2] for k, v in got["enterprises"].items()} == {
-        e1: (1, False), e2: (1, False), e3: (2, True)
-    }  # fmt: skip
+        e1: (1, False),
+        e2: (1, False),
+        e3: (2, True),
+    }
     assert {k: v[:3] for k, v in got["productions"].items()} == {prod: (e3, 1, False)}
-    assert {k: v[3:5] for k, v in (await results(dsn)).items()} == {
-        (e1, pid): ("eligible", 100000)
-    }  # fmt: skip
+    assert {k: v[3:5] for k, v in (await results(dsn)).items()} == {(e1, pid): ("eligible", 100000)}
     assert {r[:7] for r in await history(dsn)} == {
         (e1, pid, 1, "ineligible", "eligible", 100000, REBUILD_CAUSE)
-    }  # fmt: skip
+    }
 
     ends: dict[TopicPartition, int] = {}
     for meta in sent:
@@ -445,9 +460,15 @@ async def drained(*dsns: str) -> bool:
 
 
 async def command(
-    main: Callable[[list[str]], int], argv: list[str], *, service: str, dsn: str, bootstrap: str,
-    group: str, monkeypatch: pytest.MonkeyPatch,
-) -> int:  # fmt: skip
+    main: Callable[[list[str]], int],
+    argv: list[str],
+    *,
+    service: str,
+    dsn: str,
+    bootstrap: str,
+    group: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> int:
     """A service's CLI command as an operator runs it (its own event loop, in a thread)."""
     env = service_env(service=service, database_url=dsn, bootstrap_servers=bootstrap)
     for name, value in {**env, "KAFKA_CONSUMER_GROUP": group}.items():
@@ -456,9 +477,11 @@ async def command(
 
 
 async def test_a_rebuild_after_lost_retention_gives_the_same_results(
-    embedded_postgres: EmbeddedPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    embedded_postgres: EmbeddedPostgres,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+) -> None:
     """State built through the real event path (registry and ingest handlers, their
     relays, the rules service); then the topics lose their oldest records (a fresh broker
     that holds only what came later), and the runbook's procedure rebuilds rules."""
@@ -474,8 +497,13 @@ async def test_a_rebuild_after_lost_retention_gives_the_same_results(
     rng = random.Random(21)
 
     def enterprise(employees: int) -> dict[str, Any]:
-        return {"name": f"E{employees}", "credit_code": credit_code(rng, "310110"),
-                "region_code": "310110", "kind": "production_company", "employees": employees}  # fmt: skip
+        return {
+            "name": f"E{employees}",
+            "credit_code": credit_code(rng, "310110"),
+            "region_code": "310110",
+            "kind": "production_company",
+            "employees": employees,
+        }
 
     def policy(doc: dict[str, Any]) -> Any:
         return load_policy_text(json.dumps(doc).encode(), "application/json")
@@ -486,9 +514,11 @@ async def test_a_rebuild_after_lost_retention_gives_the_same_results(
         # 1. The platform builds its state the normal way, on the first broker.
         await ensure_topics(bootstrap_servers=first.bootstrap_servers)
         served = settings_for(
-            Settings, database_url=dsns["rules"], bootstrap_servers=first.bootstrap_servers,
+            Settings,
+            database_url=dsns["rules"],
+            bootstrap_servers=first.bootstrap_servers,
             kafka_consumer_group=group,
-        )  # fmt: skip
+        )
         async with sources_serving(dsns, first.bootstrap_servers), serving(served):
             for doc in (
                 enterprise_policy(p_ent),
@@ -507,16 +537,21 @@ async def test_a_rebuild_after_lost_retention_gives_the_same_results(
                 uow=registry_uow, data={**budget, "enterprise_id": e3.id}, owner=None
             )
             await registry_handlers.patch_enterprise(
-                uow=registry_uow, enterprise_id=e2.id, patch={"employees": 50},
-                expected_version=None, owner=None,
-            )  # fmt: skip
+                uow=registry_uow,
+                enterprise_id=e2.id,
+                patch={"employees": 50},
+                expected_version=None,
+                owner=None,
+            )
             await registry_handlers.delete_enterprise(
                 uow=registry_uow, enterprise_id=e3.id, expected_version=None
             )
             await ingest_handlers.revoke_policy(uow=ingest_uow, policy_id=p_gone, reason="test")
             expected = {
-                (e1.id, p_ent): "eligible", (e2.id, p_ent): "eligible", (pr1.id, p_prod): "eligible",
-            }  # fmt: skip
+                (e1.id, p_ent): "eligible",
+                (e2.id, p_ent): "eligible",
+                (pr1.id, p_prod): "eligible",
+            }
 
             async def converged() -> bool:
                 now = {k: v[3] for k, v in (await results(dsns["rules"])).items()}
@@ -538,9 +573,12 @@ async def test_a_rebuild_after_lost_retention_gives_the_same_results(
         await ensure_topics(bootstrap_servers=bootstrap)
         async with sources_serving(dsns, bootstrap):
             await registry_handlers.patch_enterprise(
-                uow=registry_uow, enterprise_id=e1.id, patch={"name": "Renamed"},
-                expected_version=None, owner=None,
-            )  # fmt: skip
+                uow=registry_uow,
+                enterprise_id=e1.id,
+                patch={"name": "Renamed"},
+                expected_version=None,
+                owner=None,
+            )
             await ingest_handlers.submit_policy(
                 uow=ingest_uow, policy=policy(enterprise_policy(p_ent, title="Edited"))
             )
@@ -548,9 +586,15 @@ async def test_a_rebuild_after_lost_retention_gives_the_same_results(
 
             # a rebuild from what is left would be partial: it is refused, nothing changes
             rules_cli = functools.partial(
-                command, rules_main, ["rebuild"], service="rules", dsn=dsns["rules"],
-                bootstrap=bootstrap, group=group, monkeypatch=monkeypatch,
-            )  # fmt: skip
+                command,
+                rules_main,
+                ["rebuild"],
+                service="rules",
+                dsn=dsns["rules"],
+                bootstrap=bootstrap,
+                group=group,
+                monkeypatch=monkeypatch,
+            )
             refused = await rules_cli()
             assert await results(dsns["rules"]) == before
             assert await history(dsns["rules"]) == emitted
@@ -560,9 +604,14 @@ async def test_a_rebuild_after_lost_retention_gives_the_same_results(
             # 3. The runbook: republish both sources, wait for their relays, rebuild.
             for service, main in (("registry", registry_main), ("ingest", ingest_main)):
                 code = await command(
-                    main, ["republish"], service=service, dsn=dsns[service], bootstrap=bootstrap,
-                    group=f"reelpolicy-{service}", monkeypatch=monkeypatch,
-                )  # fmt: skip
+                    main,
+                    ["republish"],
+                    service=service,
+                    dsn=dsns[service],
+                    bootstrap=bootstrap,
+                    group=f"reelpolicy-{service}",
+                    monkeypatch=monkeypatch,
+                )
                 assert code == 0
             await eventually(lambda: drained(dsns["registry"], dsns["ingest"]), timeout=30)
             assert await rules_cli() == 0

@@ -76,8 +76,12 @@ async def pair(embedded_postgres: EmbeddedPostgres) -> AsyncIterator[tuple[Rules
 
 def deleted(eid: str, version: int) -> Envelope:
     env = enterprise_event(eid, version)
-    return Envelope(type=EventType.enterprise_deleted, producer="test", key=eid,
-                    payload={**env.payload, "deleted": True})  # fmt: skip
+    return Envelope(
+        type=EventType.enterprise_deleted,
+        producer="test",
+        key=eid,
+        payload={**env.payload, "deleted": True},
+    )
 
 
 async def _apply_both(pair: tuple[Rules, Rules], events: Sequence[Envelope]) -> None:
@@ -121,8 +125,9 @@ async def test_a_batch_reaches_what_events_one_by_one_reach(pair: tuple[Rules, R
     await _apply_both(pair, mixed)
     batch_state = await pair[0].state()
     assert batch_state == await pair[1].state()
-    fund = {r["subject_id"]: r["amount_cny"] for r in batch_state["results"]
-            if r["policy_id"] == "fund"}  # fmt: skip
+    fund = {
+        r["subject_id"]: r["amount_cny"] for r in batch_state["results"] if r["policy_id"] == "fund"
+    }
     # e0's deletion gave p0's draw back and p4 took it; e0 came back (and p0 with it)
     # after the fund was spent; p3 no longer qualifies
     assert fund == {"p0": 0, "p1": 100_000, "p2": 50_000, "p4": 100_000}

@@ -8,7 +8,6 @@ import polars as pl
 from rules_helpers import enterprise_policy
 
 from reelpolicy_policy import Result, parse_policy
-from reelpolicy_rules.domain.bulk_frames import apply_frame_constraints, diff_frames, impact_counts
 from reelpolicy_rules.domain.calendar import local_day, next_day_start, policies_for_new_day
 from reelpolicy_rules.domain.constraints import (
     FundLedger,
@@ -16,8 +15,13 @@ from reelpolicy_rules.domain.constraints import (
     fund_holdings,
     related_policies,
 )
+from reelpolicy_rules.domain.event_order import is_newer, policy_applies, rounds
+from reelpolicy_rules.domain.outcome_frames import (
+    apply_frame_constraints,
+    diff_frames,
+    impact_counts,
+)
 from reelpolicy_rules.domain.outcomes import Outcome, diff_outcomes
-from reelpolicy_rules.domain.snapshots import is_newer, policy_applies, rounds
 
 
 def outcome(sid: str, status: str, amount: int | None) -> Outcome:
@@ -36,12 +40,17 @@ def test_diff_outcomes_only_real_changes() -> None:
 
 def frame(rows: list[tuple[str, str, int | None]]) -> pl.DataFrame:
     return pl.DataFrame(
-        {"subject_type": ["production"] * len(rows), "subject_id": [r[0] for r in rows],
-         "enterprise_id": ["e"] * len(rows), "policy_id": ["p"] * len(rows),
-         "status": [r[1] for r in rows], "amount_cny": [r[2] for r in rows],
-         "missing_fields": [[] for _ in rows]},
+        {
+            "subject_type": ["production"] * len(rows),
+            "subject_id": [r[0] for r in rows],
+            "enterprise_id": ["e"] * len(rows),
+            "policy_id": ["p"] * len(rows),
+            "status": [r[1] for r in rows],
+            "amount_cny": [r[2] for r in rows],
+            "missing_fields": [[] for _ in rows],
+        },
         schema_overrides={"amount_cny": pl.Int64, "missing_fields": pl.List(pl.String)},
-    )  # fmt: skip
+    )
 
 
 def test_diff_frames_and_impact() -> None:
@@ -69,8 +78,14 @@ def test_fund_exhaustion_is_reported_not_dropped() -> None:
     assert out.sort("subject_id")["amount_cny"].to_list() == [100000, 50000]
     assert funds["ff"].exhausted
     assert funds["ff"].unfunded == 1
-    r = Result(policy_id="t-fund", policy_version=1, subject_id="c", subject_type="enterprise",
-               status="eligible", amount_cny=100000)  # fmt: skip
+    r = Result(
+        policy_id="t-fund",
+        policy_version=1,
+        subject_id="c",
+        subject_type="enterprise",
+        status="eligible",
+        amount_cny=100000,
+    )
     remaining = {"ff": 0}
     [got] = apply_subject_constraints([r], policies=[policy], fund_remaining=remaining)
     assert got.status == "eligible"
@@ -95,37 +110,6 @@ def test_snapshot_versions() -> None:
     assert not is_newer(incoming=1, stored=1)
     assert policy_applies(incoming=1, stored=1, revoke=True)
     assert not policy_applies(incoming=1, stored=1, revoke=False)
-
-
-def test_bulk_built_eligibility_event_decodes_as_the_envelope() -> None:
-
-    from reelpolicy_common.events import EligibilityChanged, EventType, decode_envelope
-    from reelpolicy_rules.handlers.changes import PRODUCER, EventEncoder, eligibility_event
-
-    row = {
-        "subject_type": "production", "subject_id": "p-1", "enterprise_id": "e-1",
-        "policy_id": "zz-yellow-river", "policy_version": 3, "previous_status": "eligible",
-        "status": "unknown", "previous_amount_cny": 300_000, "amount_cny": None,
-        "missing_fields": ["production.budget_cny"],
-        "explanation": {"mode": "bulk", "hint": "提供 budget", "nested": [1, 2.5, None, True]},
-    }  # fmt: skip
-    when = datetime(2026, 11, 22, 3, 14, 42, 123456, tzinfo=UTC)
-    encoded = EventEncoder(occurred_at=when).encode(row, cause="clock")
-    decoded = decode_envelope(encoded.value)
-    assert decoded.event_id == encoded.event_id
-    assert decoded.type is EventType.eligibility_changed
-    assert encoded.event_type == decoded.type.value
-    assert decoded.producer == PRODUCER
-    assert decoded.key == "e-1" == encoded.key
-    assert decoded.occurred_at == when
-    assert decoded.schema_version == 1
-    assert decoded.payload == {**row, "cause": "clock"}
-    EligibilityChanged.model_validate(decoded.payload)
-    # byte for byte what the pydantic model writes for the same fields
-    model = eligibility_event(row, cause="clock").model_copy(
-        update={"event_id": encoded.event_id, "occurred_at": when}
-    )
-    assert encoded.value == model.to_bytes()
 
 
 def test_rounds_keep_each_keys_order_and_never_hold_a_key_twice() -> None:

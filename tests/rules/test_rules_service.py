@@ -60,19 +60,22 @@ async def rules(fresh_database: str, bootstrap_servers: str) -> AsyncIterator[Ru
     await migrate_service(fresh_database, "reelpolicy_rules.migrations", "rules")
     key = await add_api_key(fresh_database)
     settings = settings_for(
-        Settings, database_url=fresh_database, bootstrap_servers=bootstrap_servers,
+        Settings,
+        database_url=fresh_database,
+        bootstrap_servers=bootstrap_servers,
         clock_poll_seconds=0.1,
-    )  # fmt: skip
+    )
     clock = FakeClock(at("2026-03-01"))
     app = create_app(rules=bootstrap(settings, clock=clock))
     async with (
         collecting(bootstrap_servers) as seen,
         app.router.lifespan_context(app),
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://rules",
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://rules",
             headers={"Authorization": f"Bearer {key}"},
         ) as client,
-    ):  # fmt: skip
+    ):
         yield Running(client, fresh_database, bootstrap_servers, clock, seen, key)
 
 
@@ -88,8 +91,10 @@ async def test_events_in_eligibility_out(rules: Running) -> None:
     await eventually(lambda: len(seen.of(CHANGED, enterprise_id=ent)) == 2, timeout=60)
     first = seen.of(CHANGED, subject_id=ent)[0].payload
     assert (first["previous_status"], first["status"], first["amount_cny"]) == (
-        "ineligible", "eligible", 100000,
-    )  # fmt: skip
+        "ineligible",
+        "eligible",
+        100000,
+    )
     assert first["cause"] == str(e1.event_id)
     assert first["policy_version"] == 1
     assert first["explanation"]["criteria"]["result"] == "pass"
@@ -155,8 +160,10 @@ async def test_events_in_eligibility_out(rules: Running) -> None:
     await eventually(lambda: seen.of(CHANGED, cause=str(rev.event_id)), timeout=30)
     gone = seen.of(CHANGED, cause=str(rev.event_id))[0].payload
     assert (gone["subject_id"], gone["previous_status"], gone["status"]) == (
-        ent, "eligible", "ineligible",
-    )  # fmt: skip
+        ent,
+        "eligible",
+        "ineligible",
+    )
 
 
 async def test_clock_ends_a_policy(rules: Running) -> None:

@@ -34,8 +34,12 @@ async def test_two_instances_emit_each_change_once(
     group = uid("scale")
     procs = []
     for _ in range(2):
-        env = service_env(service="rules", database_url=fresh_database,
-                          bootstrap_servers=bootstrap_servers, port=free_port())  # fmt: skip
+        env = service_env(
+            service="rules",
+            database_url=fresh_database,
+            bootstrap_servers=bootstrap_servers,
+            port=free_port(),
+        )
         env = {**os.environ, **env, "KAFKA_CONSUMER_GROUP": group, "LOG_LEVEL": "WARNING"}
         cmd = [str(ROOT / ".venv/bin/reelpolicy-rules"), "serve"]
         procs.append(subprocess.Popen(cmd, env=env))  # noqa: ASYNC220
@@ -54,11 +58,15 @@ async def test_two_instances_emit_each_change_once(
 
             def changes() -> list[tuple[str, str, str, int | None]]:
                 return [
-                    (e.payload["subject_id"], e.payload["policy_id"], e.payload["status"],
-                     e.payload["amount_cny"])
+                    (
+                        e.payload["subject_id"],
+                        e.payload["policy_id"],
+                        e.payload["status"],
+                        e.payload["amount_cny"],
+                    )
                     for e in seen.of(EventType.eligibility_changed, policy_id=pid)
                     if e.payload["subject_id"] in mine
-                ]  # fmt: skip
+                ]
 
             await eventually(lambda: len(changes()) >= 25, timeout=90)
             await asyncio.sleep(2)

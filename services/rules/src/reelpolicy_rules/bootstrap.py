@@ -1,8 +1,7 @@
-"""Wires the rules service: settings -> runtime -> caches, consumers, scheduler, publishers."""
+"""Wires the rules service: settings -> runtime -> caches, the unit of work, the publisher."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -11,12 +10,11 @@ import asyncpg
 from reelpolicy_common import topics
 from reelpolicy_common.events import Envelope
 from reelpolicy_common.runtime import ServiceRuntime
-from reelpolicy_rules.adapters.cache import PolicyBook, SubjectCache
+from reelpolicy_rules.adapters.cache import InMemoryPolicyBook, PolarsSubjectCache
 from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
 from reelpolicy_rules.config import Settings
 from reelpolicy_rules.domain.calendar import local_day
-
-Clock = Callable[[], datetime]
+from reelpolicy_rules.ports import Clock
 
 
 def system_clock() -> datetime:
@@ -30,8 +28,8 @@ class Rules:
     settings: Settings
     runtime: ServiceRuntime
     clock: Clock = system_clock
-    cache: SubjectCache = field(default_factory=SubjectCache)
-    book: PolicyBook = field(default_factory=PolicyBook)
+    cache: PolarsSubjectCache = field(default_factory=PolarsSubjectCache)
+    book: InMemoryPolicyBook = field(default_factory=InMemoryPolicyBook)
 
     def uow(self) -> RulesUnitOfWork:
         return RulesUnitOfWork(self.runtime.pool)
@@ -43,20 +41,17 @@ class Rules:
         """Reload the projection into the caches (on start, before consuming)."""
         async with self.uow() as work:
             await work.projection.lock_all()
-            await self.book.refresh(work.conn)
-            await self.cache.refresh(work.conn)
+            await self.book.refresh(work.projection)
+            await self.cache.refresh(work.projection)
 
 
 def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -> Rules:
-    from reelpolicy_rules.entrypoints.consumers import register_consumers
-    from reelpolicy_rules.entrypoints.scheduler import run_scheduler
-
+    """The runtime, caches and publisher; ``main.create_app`` adds the consumers and the
+    scheduler."""
     settings = settings or Settings()
     runtime = ServiceRuntime(settings)
     rules = Rules(settings, runtime, clock or system_clock)
     runtime.on_started(rules.load)
-    register_consumers(rules)
-    runtime.add_background(lambda: run_scheduler(rules), name="rules-scheduler")
     runtime.broker.publisher(
         topics.ELIGIBILITY,
         title="eligibility events",

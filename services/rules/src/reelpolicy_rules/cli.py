@@ -7,13 +7,53 @@ import asyncio
 import sys
 
 from reelpolicy_common.cli import service_main
+from reelpolicy_common.db.pool import create_pool
+from reelpolicy_rules.adapters.cache import InMemoryPolicyBook, PolarsSubjectCache
+from reelpolicy_rules.adapters.consumer_groups import JOIN_TIMEOUT_SECONDS, KafkaConsumerGroups
+from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
+from reelpolicy_rules.adapters.topic_reader import STALL_SECONDS, KafkaTopicReader
+from reelpolicy_rules.bootstrap import system_clock
 from reelpolicy_rules.config import Settings
+from reelpolicy_rules.domain.calendar import local_day
+from reelpolicy_rules.handlers.rebuild import SnapshotError, rebuild_projection
 from reelpolicy_rules.main import create_app
 
 
-def _rebuild(_: argparse.Namespace) -> int:
-    from reelpolicy_rules.rebuild import SnapshotError, rebuild
+async def rebuild(
+    settings: Settings,
+    *,
+    stall_seconds: float = STALL_SECONDS,
+    join_timeout: float = JOIN_TIMEOUT_SECONDS,
+) -> int:
+    """``reelpolicy-rules rebuild`` (:mod:`reelpolicy_rules.handlers.rebuild`); prints
+    what it did. Raises :class:`SnapshotError` when it refuses."""
+    pool = await create_pool(settings.database_url, max_size=2)
+    try:
+        rebuilt = await rebuild_projection(
+            uow=lambda: RulesUnitOfWork(pool),
+            reader=KafkaTopicReader(settings, stall_seconds=stall_seconds),
+            groups=KafkaConsumerGroups(settings, join_timeout=join_timeout),
+            cache=PolarsSubjectCache(),
+            book=InMemoryPolicyBook(),
+            today=local_day(system_clock(), settings.timezone),
+            trace_limit=settings.bulk_trace_limit,
+        )
+    finally:
+        await pool.close()
+    replay = rebuilt.replay
+    used = ", ".join(
+        f"{topic} {marker.snapshot_id} ({marker.records} record(s))"
+        for topic, marker in sorted(replay.snapshots.items())
+    )
+    print(f"complete snapshots: {used}")
+    print(
+        f"rebuilt the projection from {replay.applied} record(s) ({replay.skipped} skipped);"
+        f" {rebuilt.changed} result(s) differed; consumer groups moved: {rebuilt.moved}"
+    )
+    return 0
 
+
+def _rebuild_command(_: argparse.Namespace) -> int:
     try:
         return asyncio.run(rebuild(Settings()))
     except SnapshotError as exc:
@@ -27,7 +67,7 @@ def _extra(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="rebuild the projection from the latest complete snapshot of the registry and"
         " policy topics (republish first; service stopped); keeps results",
     )
-    again.set_defaults(handler=_rebuild)
+    again.set_defaults(handler=_rebuild_command)
 
 
 def main(argv: list[str] | None = None) -> int:

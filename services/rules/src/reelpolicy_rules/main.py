@@ -7,17 +7,22 @@ from fastapi import FastAPI
 from reelpolicy_common.http import create_service_app
 from reelpolicy_rules.bootstrap import Rules, bootstrap
 from reelpolicy_rules.config import Settings
+from reelpolicy_rules.entrypoints.consumers import register_consumers
+from reelpolicy_rules.entrypoints.http import routers
+from reelpolicy_rules.entrypoints.scheduler import run_scheduler
 
 
 def create_app(settings: Settings | None = None, *, rules: Rules | None = None) -> FastAPI:
-    from reelpolicy_rules.entrypoints.http import router
-
+    """The composition root: bootstrap (unless given), the Kafka consumers, the day
+    scheduler, the HTTP routers."""
     rules = rules or bootstrap(settings)
+    register_consumers(rules)
+    rules.runtime.add_background(lambda: run_scheduler(rules), name="rules-scheduler")
     app = create_service_app(
         rules.runtime,
         title="reelpolicy rules",
         description="Eligibility projection and recalculation; publishes eligibility changes.",
-        routers=[router],
+        routers=routers,
     )
     app.state.rules = rules
     return app

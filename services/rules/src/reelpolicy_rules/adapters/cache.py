@@ -7,9 +7,6 @@ the rows with a larger seq. Refresh only while holding the exclusive projection 
 
 from __future__ import annotations
 
-import io
-
-import asyncpg
 import polars as pl
 
 from reelpolicy_policy import Policy, parse_policy
@@ -19,14 +16,7 @@ from reelpolicy_rules.domain.subject_frame import (
     production_frame,
     production_rows,
 )
-
-
-async def _copy_frame(
-    conn: asyncpg.Connection, query: str, schema: dict[str, object]
-) -> pl.DataFrame:
-    buffer = io.BytesIO()
-    await conn.copy_from_query(query, output=buffer, format="csv", header=True)
-    return pl.read_csv(buffer.getvalue(), schema=schema)  # type: ignore[arg-type]
+from reelpolicy_rules.ports import ProjectionRepository
 
 
 def _upsert(frame: pl.DataFrame | None, rows: pl.DataFrame, key: str) -> pl.DataFrame:
@@ -37,7 +27,7 @@ def _upsert(frame: pl.DataFrame | None, rows: pl.DataFrame, key: str) -> pl.Data
     return pl.concat([frame.filter(~pl.col(key).is_in(rows[key].implode())), rows])
 
 
-class SubjectCache:
+class PolarsSubjectCache:
     """Enterprises and productions in the engine's columnar layout (polars)."""
 
     def __init__(self) -> None:
@@ -46,22 +36,9 @@ class SubjectCache:
         self._productions: pl.DataFrame | None = None
         self._frames: dict[str, pl.DataFrame] = {}
 
-    async def refresh(self, conn: asyncpg.Connection) -> int:
+    async def refresh(self, projection: ProjectionRepository) -> int:
         """Fetch rows changed since the last refresh; returns how many."""
-        ent = await _copy_frame(
-            conn,
-            "SELECT enterprise_id, deleted::text, attributes::text AS attributes, seq FROM enterprises"
-            f" WHERE seq > {int(self.seq)}",
-            {"enterprise_id": pl.String, "deleted": pl.Boolean, "attributes": pl.String,
-             "seq": pl.Int64},
-        )  # fmt: skip
-        prod = await _copy_frame(
-            conn,
-            "SELECT production_id, enterprise_id, deleted::text, attributes::text AS attributes, seq"
-            f" FROM productions WHERE seq > {int(self.seq)}",
-            {"production_id": pl.String, "enterprise_id": pl.String, "deleted": pl.Boolean,
-             "attributes": pl.String, "seq": pl.Int64},
-        )  # fmt: skip
+        ent, prod = await projection.subjects_since(self.seq)
         if self._enterprises is not None and ent.is_empty() and prod.is_empty():
             return 0
         ent_rows = enterprise_rows(ent).with_columns(ent["deleted"])
@@ -93,7 +70,7 @@ class SubjectCache:
         return out
 
 
-class PolicyBook:
+class InMemoryPolicyBook:
     """Every policy of the projection, parsed: current version, revoked or not."""
 
     def __init__(self) -> None:
@@ -102,12 +79,8 @@ class PolicyBook:
         self.versions: dict[str, int] = {}
         self.revoked: set[str] = set()
 
-    async def refresh(self, conn: asyncpg.Connection) -> None:
-        for row in await conn.fetch(
-            "SELECT policy_id, version, document, revoked, seq FROM policies"
-            " WHERE seq > $1 ORDER BY seq",
-            self.seq,
-        ):
+    async def refresh(self, projection: ProjectionRepository) -> None:
+        for row in await projection.policies_since(self.seq):
             pid = row["policy_id"]
             self.policies[pid] = parse_policy(row["document"])
             self.versions[pid] = row["version"]

@@ -1,15 +1,21 @@
-"""Moving the rules consumer groups to given offsets (``reelpolicy-rules rebuild``).
+"""The rules consumer groups: their ids, and moving them to given offsets
+(``reelpolicy-rules rebuild``).
+
+Each consumed topic has its own group (``<CONSUMER_GROUP>.policy`` /
+``<CONSUMER_GROUP>.registry``), so a long policy run never holds up the registry
+partitions' group membership.
 
 **Moving the groups.** First as a standalone commit (generation -1, no membership):
 Apache Kafka accepts it for an empty group, as does Tansu for a group nobody has
 joined yet. Tansu refuses it (``UNKNOWN_MEMBER_ID``) for a group that has had a
-member (still a minute after it left), so then the rebuild joins the group, waits until it alone holds every
-partition and commits in its generation (on Tansu the join waits out the previous
-members' sessions: about 18 s after a service that used the default session timeout).
-If it never holds them all, another member is alive (the service is still running)
-and the rebuild fails after ``join_timeout`` seconds. The database is committed
-first: if moving a group fails, the restarted service re-reads those events, which
-changes nothing (snapshots apply only if newer; only real differences are emitted).
+member (still a minute after it left), so then the rebuild joins the group, waits
+until it alone holds every partition and commits in its generation (on Tansu the join
+waits out the previous members' sessions: about 18 s after a service that used the
+default session timeout). If it never holds them all, another member is alive (the
+service is still running) and the rebuild fails after ``join_timeout`` seconds. The
+database is committed first: if moving a group fails, the restarted service re-reads
+those events, which changes nothing (snapshots apply only if newer; only real
+differences are emitted).
 """
 
 from __future__ import annotations
@@ -17,19 +23,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError
 
+from reelpolicy_common import topics
 from reelpolicy_common.kafka import kafka_consumer
 from reelpolicy_rules.config import Settings
+from reelpolicy_rules.ports import Partition
 
 log = logging.getLogger(__name__)
 JOIN_TIMEOUT_SECONDS = 180.0
 """How long the rebuild waits to become a consumer group's only member."""
 _COORDINATOR_LOG = "aiokafka.consumer.group_coordinator"
+
+
+def group_ids(base: str) -> dict[str, str]:
+    """Topic -> the id of the rules consumer group that reads it (``base``: ``CONSUMER_GROUP``)."""
+    return {topics.POLICY: f"{base}.policy", topics.REGISTRY: f"{base}.registry"}
 
 
 class _WithoutRefusals(logging.Filter):
@@ -115,3 +128,20 @@ async def move_groups(
         *(_move_group(settings, g, o, join_timeout=join_timeout) for g, o in moves.items())
     )
     return dict(zip(moves, how, strict=True))
+
+
+class KafkaConsumerGroups:
+    """The consumer groups of ``settings.consumer_group``, moved as :func:`move_groups` does."""
+
+    def __init__(self, settings: Settings, *, join_timeout: float = JOIN_TIMEOUT_SECONDS) -> None:
+        self._settings = settings
+        self._join_timeout = join_timeout
+
+    async def move(self, ends: Mapping[Partition, int]) -> dict[str, str]:
+        offsets = {TopicPartition(*tp): offset for tp, offset in ends.items()}
+        return await move_groups(
+            self._settings,
+            group_ids(self._settings.consumer_group),
+            offsets,
+            join_timeout=self._join_timeout,
+        )

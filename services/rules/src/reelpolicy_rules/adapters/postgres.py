@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
 
-from reelpolicy_common.consumer import record_processed, was_processed
+from reelpolicy_common.auth import apply_api_key_changed
+from reelpolicy_common.consumer import record_processed, record_processed_many, was_processed
+from reelpolicy_common.outbox.store import EncodedEvent, enqueue_encoded
 from reelpolicy_common.uow import PostgresUnitOfWork
-from reelpolicy_rules.adapters.projection import PROJECTION_LOCK, PostgresProjection
-from reelpolicy_rules.adapters.results import PostgresResults
+from reelpolicy_rules.adapters.projection import PROJECTION_LOCK, PostgresProjectionRepository
+from reelpolicy_rules.adapters.results import PostgresResultRepository
 
 
 class RulesUnitOfWork(PostgresUnitOfWork):
-    projection: PostgresProjection
-    results: PostgresResults
+    projection: PostgresProjectionRepository
+    results: PostgresResultRepository
 
     async def __aenter__(self) -> RulesUnitOfWork:
         await super().__aenter__()
-        self.projection = PostgresProjection(self.conn)
-        self.results = PostgresResults(self.conn)
+        self.projection = PostgresProjectionRepository(self.conn)
+        self.results = PostgresResultRepository(self.conn)
         return self
 
     async def hold_projection(self) -> None:
@@ -29,7 +32,18 @@ class RulesUnitOfWork(PostgresUnitOfWork):
         """Whether the event was recorded as processed (records nothing)."""
         return await was_processed(self.conn, consumer=consumer, event_id=event_id)
 
-    async def first_time(self, *, consumer: str, event_id: object) -> bool:
+    async def first_time(self, *, consumer: str, event_id: uuid.UUID) -> bool:
         """Record the event as processed; False if it already was (idempotency)."""
-        assert isinstance(event_id, uuid.UUID)
         return await record_processed(self.conn, consumer=consumer, event_id=event_id)
+
+    async def first_times(self, *, consumer: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Record the events as processed; returns those that were not yet."""
+        return await record_processed_many(self.conn, consumer=consumer, event_ids=event_ids)
+
+    async def apply_api_key_changed(self, payload: dict[str, object]) -> None:
+        await apply_api_key_changed(self.conn, payload)
+
+    async def publish_encoded(
+        self, topic: str, events: Iterable[EncodedEvent], *, count: int
+    ) -> None:
+        await enqueue_encoded(self.conn, topic=topic, events=events, count=count)

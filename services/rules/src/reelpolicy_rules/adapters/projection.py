@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 import asyncpg
+import polars as pl
 
 PROJECTION_LOCK = 0x5EE2  # advisory lock class: bulk runs (exclusive) vs subject updates (shared)
 _ENTERPRISE = 0x5EE3
 _FUND = 0x5EE4
 
 
-class PostgresProjection:
+async def _copy_frame(
+    conn: asyncpg.Connection, query: str, schema: dict[str, object]
+) -> pl.DataFrame:
+    buffer = io.BytesIO()
+    await conn.copy_from_query(query, output=buffer, format="csv", header=True)
+    return pl.read_csv(buffer.getvalue(), schema=schema)  # type: ignore[arg-type]
+
+
+class PostgresProjectionRepository:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
 
@@ -29,16 +40,22 @@ class PostgresProjection:
             "SELECT pg_advisory_xact_lock_shared($1, 0)"
             " UNION ALL SELECT pg_advisory_xact_lock($2, hashtext(e))"
             " FROM unnest($3::text[]) AS e",
-            PROJECTION_LOCK, _ENTERPRISE, list(enterprise_ids),
-        )  # fmt: skip
+            PROJECTION_LOCK,
+            _ENTERPRISE,
+            list(enterprise_ids),
+        )
 
     async def lock_funds(self, fund_ids: Sequence[str]) -> None:
         """Each fund's lock, in the order given (pass them sorted)."""
         if fund_ids:
             await self._conn.execute(
                 "SELECT pg_advisory_xact_lock($1, hashtext(f)) FROM unnest($2::text[]) AS f",
-                _FUND, list(fund_ids),
-            )  # fmt: skip
+                _FUND,
+                list(fund_ids),
+            )
+
+    async def clear(self) -> None:
+        await self._conn.execute("TRUNCATE policies, enterprises, productions")
 
     async def policy_state(self, policy_id: str) -> tuple[int, bool] | None:
         row = await self._conn.fetchrow(
@@ -72,6 +89,33 @@ class PostgresProjection:
             )
         )
 
+    async def subjects_since(self, seq: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Enterprises and productions written after ``seq`` (``COPY`` to CSV, read by polars)."""
+        enterprises = await _copy_frame(
+            self._conn,
+            "SELECT enterprise_id, deleted::text, attributes::text AS attributes, seq FROM enterprises"
+            f" WHERE seq > {int(seq)}",
+            {
+                "enterprise_id": pl.String,
+                "deleted": pl.Boolean,
+                "attributes": pl.String,
+                "seq": pl.Int64,
+            },
+        )
+        productions = await _copy_frame(
+            self._conn,
+            "SELECT production_id, enterprise_id, deleted::text, attributes::text AS attributes, seq"
+            f" FROM productions WHERE seq > {int(seq)}",
+            {
+                "production_id": pl.String,
+                "enterprise_id": pl.String,
+                "deleted": pl.Boolean,
+                "attributes": pl.String,
+                "seq": pl.Int64,
+            },
+        )
+        return enterprises, productions
+
     async def versions(
         self, *, enterprise_ids: Sequence[str], production_ids: Sequence[str]
     ) -> dict[tuple[str, str], int]:
@@ -81,8 +125,9 @@ class PostgresProjection:
             " WHERE enterprise_id = ANY($1::text[])"
             " UNION ALL SELECT 'production', production_id, version FROM productions"
             " WHERE production_id = ANY($2::text[])",
-            list(enterprise_ids), list(production_ids),
-        )  # fmt: skip
+            list(enterprise_ids),
+            list(production_ids),
+        )
         return {(r["kind"], r["id"]): r["version"] for r in rows}
 
     async def store_enterprises(
@@ -161,10 +206,13 @@ class PostgresProjection:
         )
         return v
 
-    async def last_day(self) -> Any:
-        return await self._conn.fetchval("SELECT last_day FROM clock_state WHERE id = 1")
+    async def last_day(self) -> date | None:
+        day: date | None = await self._conn.fetchval(
+            "SELECT last_day FROM clock_state WHERE id = 1"
+        )
+        return day
 
-    async def set_last_day(self, day: Any) -> None:
+    async def set_last_day(self, day: date) -> None:
         await self._conn.execute(
             "INSERT INTO clock_state (id, last_day) VALUES (1, $1)"
             " ON CONFLICT (id) DO UPDATE SET last_day = $1",

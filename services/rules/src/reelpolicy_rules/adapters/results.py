@@ -9,17 +9,32 @@ from typing import Any
 import asyncpg
 import polars as pl
 
-from reelpolicy_rules.domain.bulk_frames import OUTCOME_SCHEMA
+from reelpolicy_rules.domain.outcome_frames import OUTCOME_SCHEMA
 from reelpolicy_rules.domain.outcomes import Key, Outcome
 
 RESULT_COLUMNS = [
-    "subject_type", "subject_id", "policy_id", "enterprise_id", "policy_version", "status",
-    "amount_cny", "missing_fields", "explanation",
-]  # fmt: skip
+    "subject_type",
+    "subject_id",
+    "policy_id",
+    "enterprise_id",
+    "policy_version",
+    "status",
+    "amount_cny",
+    "missing_fields",
+    "explanation",
+]
 HISTORY_COLUMNS = [
-    "subject_id", "policy_id", "enterprise_id", "policy_version", "previous_status", "status",
-    "previous_amount_cny", "amount_cny", "cause", "event_id",
-]  # fmt: skip
+    "subject_id",
+    "policy_id",
+    "enterprise_id",
+    "policy_version",
+    "previous_status",
+    "status",
+    "previous_amount_cny",
+    "amount_cny",
+    "cause",
+    "event_id",
+]
 _UPSERT = """INSERT INTO results ({cols}) {source}
     ON CONFLICT (subject_id, policy_id) DO UPDATE SET
       subject_type = EXCLUDED.subject_type, enterprise_id = EXCLUDED.enterprise_id,
@@ -43,7 +58,7 @@ def _outcome(row: Any) -> Outcome:
     )
 
 
-class PostgresResults:
+class PostgresResultRepository:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
 
@@ -76,9 +91,7 @@ class PostgresResults:
             header=True,
         )
         schema = {k: v for k, v in OUTCOME_SCHEMA.items() if k != "missing_fields"}
-        df = pl.read_csv(
-            buffer.getvalue(), schema={**schema, "missing": pl.String}
-        )  # fmt: skip
+        df = pl.read_csv(buffer.getvalue(), schema={**schema, "missing": pl.String})
         missing = pl.when(pl.col("missing").is_null() | (pl.col("missing") == ""))
         return df.with_columns(
             missing.then(pl.lit([], pl.List(pl.String)))
@@ -145,6 +158,13 @@ class PostgresResults:
                 subject_id,
             )
         )
+
+    async def policies_other_than(self, policy_ids: Sequence[str]) -> list[str]:
+        rows = await self._conn.fetch(
+            "SELECT DISTINCT policy_id FROM results WHERE NOT (policy_id = ANY($1::text[]))",
+            list(policy_ids),
+        )
+        return [r["policy_id"] for r in rows]
 
     async def history(self, subject_id: str, policy_id: str) -> list[asyncpg.Record]:
         return list(

@@ -70,9 +70,12 @@ def apply_subject_constraints(
         remaining[fid] = left - give
         expl = dict(r.explanation)
         expl["fund"] = fund_note(
-            fund_id=fid, budget=budgets[fid], requested=r.amount_cny, granted=give,
+            fund_id=fid,
+            budget=budgets[fid],
+            requested=r.amount_cny,
+            granted=give,
             remaining=remaining[fid],
-        )  # fmt: skip
+        )
         out.append(r.model_copy(update={"amount_cny": give, "explanation": expl}))
     return out
 

@@ -76,7 +76,7 @@ def enterprise_rows(raw: pl.DataFrame) -> pl.DataFrame:
         a.struct.field("employees").alias("enterprise.employees"),
         a.struct.field("registered_capital_cny").alias("enterprise.registered_capital_cny"),
         a.struct.field("sme").alias("enterprise.sme"),
-    )  # fmt: skip
+    )
 
 
 def production_rows(raw: pl.DataFrame) -> pl.DataFrame:
@@ -92,16 +92,17 @@ def production_rows(raw: pl.DataFrame) -> pl.DataFrame:
             g.struct.field("issuer_region_code").cast(pl.UInt32).alias("issuer_region_code"),
             g.struct.field("amount_cny").alias("amount_cny"),
         )
-    ).cast(GRANT_DTYPE)  # fmt: skip
+    ).cast(GRANT_DTYPE)
     levels = grants.list.eval(g.struct.field("issuer_level"))
     markets, languages = (
         f("overseas").struct.field("markets"),
         f("overseas").struct.field("languages"),
     )
     df = raw.select(
-        pl.col("production_id").alias("subject_id"), pl.col("enterprise_id"),
+        pl.col("production_id").alias("subject_id"),
+        pl.col("enterprise_id"),
         pl.col("attributes").str.json_decode(PRODUCTION_JSON).alias("a"),
-    )  # fmt: skip
+    )
     return df.select(
         "subject_id",
         "enterprise_id",
@@ -118,17 +119,27 @@ def production_rows(raw: pl.DataFrame) -> pl.DataFrame:
         typed_grants.alias("production.grants"),
         _mask(levels, "production.grants.issuer_levels"),
         grants.list.len().cast(pl.Int64).alias("production.grants.count"),
-        pl.when(grants.is_null()).then(None).otherwise(
-            grants.list.eval(g.struct.field("amount_cny")).list.sum()
-        ).cast(pl.Int64).alias("production.grants.total_amount_cny"),
+        pl.when(grants.is_null())
+        .then(None)
+        .otherwise(grants.list.eval(g.struct.field("amount_cny")).list.sum())
+        .cast(pl.Int64)
+        .alias("production.grants.total_amount_cny"),
         f("metrics").struct.field("views").alias("production.metrics.views"),
         f("metrics").struct.field("rating").alias("production.metrics.rating"),
-        f("content_status").cast(schema["production.content_status"]).alias("production.content_status"),
-        pl.when(f("overseas").is_null()).then(None).otherwise(markets.list.len().fill_null(0))
-        .cast(pl.Int64).alias("production.overseas.market_count"),
-        pl.when(f("overseas").is_null()).then(None).otherwise(languages.list.len().fill_null(0))
-        .cast(pl.Int64).alias("production.overseas.language_count"),
-    )  # fmt: skip
+        f("content_status")
+        .cast(schema["production.content_status"])
+        .alias("production.content_status"),
+        pl.when(f("overseas").is_null())
+        .then(None)
+        .otherwise(markets.list.len().fill_null(0))
+        .cast(pl.Int64)
+        .alias("production.overseas.market_count"),
+        pl.when(f("overseas").is_null())
+        .then(None)
+        .otherwise(languages.list.len().fill_null(0))
+        .cast(pl.Int64)
+        .alias("production.overseas.language_count"),
+    )
 
 
 def enterprise_frame(enterprises: pl.DataFrame) -> pl.DataFrame:

@@ -1,1 +1,1 @@
-"""Entrypoints: the HTTP router, the Kafka consumers and the day scheduler."""
+"""Entrypoints: the HTTP routers, the Kafka consumers and the day scheduler."""

@@ -18,6 +18,7 @@ from reelpolicy_common.consumer import (
     EventHandler,
     subscribe_reliably,
 )
+from reelpolicy_rules.adapters.consumer_groups import group_ids
 from reelpolicy_rules.bootstrap import Rules
 from reelpolicy_rules.handlers.policy_events import handle_policy_event
 from reelpolicy_rules.handlers.registry_events import handle_registry_batch, handle_registry_event
@@ -26,14 +27,15 @@ POLICY_CONSUMER = "rules.policy"
 REGISTRY_CONSUMER = "rules.registry"
 
 
-def group_ids(base: str) -> dict[str, str]:
-    return {topics.POLICY: f"{base}.policy", topics.REGISTRY: f"{base}.registry"}
-
-
 def _subscribe(
-    rules: Rules, *, topic: str, consumer: str, handler: EventHandler, fetch_max_wait_ms: int,
+    rules: Rules,
+    *,
+    topic: str,
+    consumer: str,
+    handler: EventHandler,
+    fetch_max_wait_ms: int,
     batch: BatchHandler | None = None,
-) -> None:  # fmt: skip
+) -> None:
     subscribe_reliably(
         rules.runtime.broker,
         topic_names=[topic],
@@ -51,33 +53,50 @@ def _subscribe(
 def register_consumers(rules: Rules) -> None:
     async def on_policy(event: ConsumedEvent) -> None:
         await handle_policy_event(
-            uow=rules.uow, cache=rules.cache, book=rules.book, envelope=event.envelope,
-            consumer=POLICY_CONSUMER, today=rules.today(),
+            uow=rules.uow,
+            cache=rules.cache,
+            book=rules.book,
+            envelope=event.envelope,
+            consumer=POLICY_CONSUMER,
+            today=rules.today(),
             trace_limit=rules.settings.bulk_trace_limit,
             commit_rows=rules.settings.bulk_commit_rows,
-        )  # fmt: skip
+        )
 
     async def on_registry(event: ConsumedEvent) -> None:
         await handle_registry_event(
-            uow=rules.uow, book=rules.book, envelope=event.envelope,
-            consumer=REGISTRY_CONSUMER, today=rules.today(),
-        )  # fmt: skip
+            uow=rules.uow,
+            book=rules.book,
+            envelope=event.envelope,
+            consumer=REGISTRY_CONSUMER,
+            today=rules.today(),
+        )
 
     _subscribe(
-        rules, topic=topics.POLICY, consumer=POLICY_CONSUMER, handler=on_policy,
+        rules,
+        topic=topics.POLICY,
+        consumer=POLICY_CONSUMER,
+        handler=on_policy,
         fetch_max_wait_ms=rules.settings.policy_fetch_max_wait_ms,
-    )  # fmt: skip
+    )
 
     async def on_registry_batch(events: Sequence[ConsumedEvent]) -> None:
         # Keys in sorted order (a stable lock order); each key's events keep their order.
         ordered = sorted(events, key=lambda e: e.envelope.key)
         await handle_registry_batch(
-            uow=rules.uow, book=rules.book, envelopes=[e.envelope for e in ordered],
-            consumer=REGISTRY_CONSUMER, today=rules.today(),
-        )  # fmt: skip
+            uow=rules.uow,
+            book=rules.book,
+            envelopes=[e.envelope for e in ordered],
+            consumer=REGISTRY_CONSUMER,
+            today=rules.today(),
+        )
 
     batch = on_registry_batch if rules.settings.registry_batch_size > 1 else None
     _subscribe(
-        rules, topic=topics.REGISTRY, consumer=REGISTRY_CONSUMER, handler=on_registry,
-        fetch_max_wait_ms=rules.settings.consumer_fetch_max_wait_ms, batch=batch,
-    )  # fmt: skip
+        rules,
+        topic=topics.REGISTRY,
+        consumer=REGISTRY_CONSUMER,
+        handler=on_registry,
+        fetch_max_wait_ms=rules.settings.consumer_fetch_max_wait_ms,
+        batch=batch,
+    )

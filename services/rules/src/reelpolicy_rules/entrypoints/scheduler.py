@@ -15,7 +15,7 @@ import logging
 from reelpolicy_common.supervisor import heartbeat
 from reelpolicy_rules.bootstrap import Rules
 from reelpolicy_rules.domain.calendar import next_day_start
-from reelpolicy_rules.handlers.clock import tick
+from reelpolicy_rules.handlers.new_day import tick
 
 log = logging.getLogger(__name__)
 TICK_ALLOWANCE_SECONDS = 300.0  # a new day re-evaluates every date-dependent result
@@ -26,9 +26,12 @@ async def run_scheduler(rules: Rules) -> None:
         heartbeat(within=rules.settings.clock_poll_seconds + TICK_ALLOWANCE_SECONDS)
         try:
             changed = await tick(
-                uow=rules.uow, cache=rules.cache, book=rules.book, today=rules.today(),
+                uow=rules.uow,
+                cache=rules.cache,
+                book=rules.book,
+                today=rules.today(),
                 trace_limit=rules.settings.bulk_trace_limit,
-            )  # fmt: skip
+            )
             if changed is not None:
                 log.info("new day %s: %d result(s) changed", rules.today(), changed)
         except asyncio.CancelledError:

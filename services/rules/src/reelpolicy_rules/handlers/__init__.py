@@ -1,1 +1,2 @@
-"""Rules use cases: policy changes (bulk), registry changes (per subject), the clock."""
+"""Rules use cases: policy changes (recalculating policies), registry changes
+(recalculating subjects), a new day, the rebuild."""

@@ -18,9 +18,9 @@ from reelpolicy_policy import Policy, evaluate_values
 from reelpolicy_policy.evaluate import in_force
 from reelpolicy_policy.fields import age_days
 from reelpolicy_policy.frame import frame_to_values
-from reelpolicy_rules.adapters.cache import SubjectCache
-from reelpolicy_rules.domain.bulk_frames import FundState
 from reelpolicy_rules.domain.constraints import fund_note
+from reelpolicy_rules.domain.outcome_frames import FundState
+from reelpolicy_rules.ports import SubjectCache
 
 
 def _values(cache: SubjectCache, ids: set[str], today: date) -> dict[str, dict[str, Any]]:
@@ -37,8 +37,12 @@ def _values(cache: SubjectCache, ids: set[str], today: date) -> dict[str, dict[s
 def compact(
     row: Mapping[str, Any], policy: Policy | None, version: int, today: date
 ) -> dict[str, Any]:
-    expl: dict[str, Any] = {"mode": "bulk", "policy": row["policy_id"], "policy_version": version,
-                            "today": today.isoformat()}  # fmt: skip
+    expl: dict[str, Any] = {
+        "mode": "bulk",
+        "policy": row["policy_id"],
+        "policy_version": version,
+        "today": today.isoformat(),
+    }
     if policy is None:
         expl["revoked"] = True
     else:
@@ -73,9 +77,12 @@ def explain_rows(
         if fid and row["status"] == "eligible" and fid in funds:
             state = funds[fid]
             expl["fund"] = fund_note(
-                fund_id=fid, budget=state.budget_cny, requested=row.get("requested_cny") or 0,
-                granted=row["amount_cny"] or 0, remaining=state.budget_cny - state.committed_cny,
-            )  # fmt: skip
+                fund_id=fid,
+                budget=state.budget_cny,
+                requested=row.get("requested_cny") or 0,
+                granted=row["amount_cny"] or 0,
+                remaining=state.budget_cny - state.committed_cny,
+            )
         group = policy.constraints.stacking_group if policy else None
         if group is not None and row["status"] != "ineligible":
             expl["stacking_group"] = {"group": group.id, "cap_cny": group.cap_cny}

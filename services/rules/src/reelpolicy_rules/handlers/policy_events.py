@@ -16,7 +16,6 @@ the first commit and is not sent again).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
 
 from reelpolicy_common import topics
@@ -24,13 +23,15 @@ from reelpolicy_common.consumer import PermanentError
 from reelpolicy_common.events import Envelope, EventType, PolicyPublished, PolicyRevoked
 from reelpolicy_common.gc_control import gc_paused
 from reelpolicy_policy import PolicyValidationError, parse_policy
-from reelpolicy_rules.adapters.cache import PolicyBook, SubjectCache
-from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
-from reelpolicy_rules.domain.snapshots import policy_applies
-from reelpolicy_rules.handlers.bulk import explained_rows, impact_event, plan_bulk
-from reelpolicy_rules.handlers.changes import write_changes
+from reelpolicy_rules.domain.event_order import policy_applies
+from reelpolicy_rules.handlers.eligibility_changes import write_changes
+from reelpolicy_rules.handlers.policy_recalculation import (
+    explained_rows,
+    impact_event,
+    plan_recalculation,
+)
+from reelpolicy_rules.ports import PolicyBook, SubjectCache, UnitOfWorkFactory
 
-UowFactory = Callable[[], RulesUnitOfWork]
 STARTED = ".started"
 """Suffix of the consumer name under which a policy event's first commit is recorded."""
 
@@ -44,7 +45,7 @@ def commit_steps(total: int, size: int) -> list[tuple[int, int]]:
 
 async def handle_policy_event(
     *,
-    uow: UowFactory,
+    uow: UnitOfWorkFactory,
     cache: SubjectCache,
     book: PolicyBook,
     envelope: Envelope,
@@ -87,9 +88,9 @@ async def handle_policy_event(
                 except PolicyValidationError as exc:
                     raise PermanentError(str(exc)) from None
                 await work.projection.store_policy(policy_id, version, document)
-        await book.refresh(work.conn)
+        await book.refresh(work.projection)
         with gc_paused():
-            plan = await plan_bulk(
+            plan = await plan_recalculation(
                 work, cache=cache, active=book.active(), seeds=[policy_id], today=today
             )
             if not revoke and not resumed:
@@ -102,9 +103,14 @@ async def handle_policy_event(
                     await work.begin()
                 # built step by step, so the first step commits (and is relayed) sooner
                 rows = explained_rows(
-                    plan, cache=cache, book=book, today=today, trace_limit=trace_limit,
-                    start=start, stop=stop,
-                )  # fmt: skip
+                    plan,
+                    cache=cache,
+                    book=book,
+                    today=today,
+                    trace_limit=trace_limit,
+                    start=start,
+                    stop=stop,
+                )
                 await write_changes(work, rows, cause=str(event_id))
                 if n == len(steps) - 1:
                     await work.first_time(consumer=consumer, event_id=event_id)

@@ -11,21 +11,21 @@ results and their events. Each change cites the event that caused it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from reelpolicy_common.auth import apply_api_key_changed
-from reelpolicy_common.consumer import record_processed_many
 from reelpolicy_common.events import EnterpriseChanged, Envelope, EventType, ProductionChanged
-from reelpolicy_rules.adapters.cache import PolicyBook
-from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
-from reelpolicy_rules.adapters.projection import PostgresProjection
-from reelpolicy_rules.domain.snapshots import is_newer, rounds
-from reelpolicy_rules.handlers.per_subject import Target, reevaluate_targets
+from reelpolicy_rules.domain.event_order import is_newer, rounds
+from reelpolicy_rules.handlers.subject_recalculation import Target, reevaluate_targets
+from reelpolicy_rules.ports import (
+    PolicyBook,
+    ProjectionRepository,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 
-UowFactory = Callable[[], RulesUnitOfWork]
 ENTERPRISE_TYPES = (EventType.enterprise_upserted, EventType.enterprise_deleted)
 PRODUCTION_TYPES = (EventType.production_upserted, EventType.production_deleted)
 HANDLED_TYPES = (EventType.api_key_changed, *ENTERPRISE_TYPES, *PRODUCTION_TYPES)
@@ -56,20 +56,26 @@ def snapshot_of(envelope: Envelope) -> Snapshot:
     if envelope.type in ENTERPRISE_TYPES:
         ent = EnterpriseChanged.model_validate(envelope.payload)
         return Snapshot(
-            envelope, ent.enterprise_id, None, ent.version,
+            envelope,
+            ent.enterprise_id,
+            None,
+            ent.version,
             ent.deleted or envelope.type is EventType.enterprise_deleted,
             ent.attributes.model_dump(mode="json"),
-        )  # fmt: skip
+        )
     prod = ProductionChanged.model_validate(envelope.payload)
     return Snapshot(
-        envelope, prod.enterprise_id, prod.production_id, prod.version,
+        envelope,
+        prod.enterprise_id,
+        prod.production_id,
+        prod.version,
         prod.deleted or envelope.type is EventType.production_deleted,
         prod.attributes.model_dump(mode="json"),
-    )  # fmt: skip
+    )
 
 
 async def handle_registry_event(
-    *, uow: UowFactory, book: PolicyBook, envelope: Envelope, consumer: str, today: date
+    *, uow: UnitOfWorkFactory, book: PolicyBook, envelope: Envelope, consumer: str, today: date
 ) -> int:
     """Apply one registry event in its own transaction; returns how many results changed."""
     return await handle_registry_batch(
@@ -78,9 +84,13 @@ async def handle_registry_event(
 
 
 async def handle_registry_batch(
-    *, uow: UowFactory, book: PolicyBook, envelopes: Sequence[Envelope], consumer: str,
+    *,
+    uow: UnitOfWorkFactory,
+    book: PolicyBook,
+    envelopes: Sequence[Envelope],
+    consumer: str,
     today: date,
-) -> int:  # fmt: skip
+) -> int:
     """Apply registry events (each enterprise's in the given order) in one transaction.
 
     Redelivered events are skipped; the events commit (and their events are queued)
@@ -95,34 +105,41 @@ async def handle_registry_batch(
 
 
 async def apply_registry_events(
-    work: RulesUnitOfWork, *, book: PolicyBook, envelopes: Sequence[Envelope], consumer: str,
+    work: UnitOfWork,
+    *,
+    book: PolicyBook,
+    envelopes: Sequence[Envelope],
+    consumer: str,
     today: date,
-) -> int:  # fmt: skip
+) -> int:
     """Apply the events inside ``work`` (no commit); returns how many results changed."""
     keys = [e for e in envelopes if e.type is EventType.api_key_changed]
     if keys:
-        fresh = await record_processed_many(
-            work.conn, consumer=consumer, event_ids=[e.event_id for e in keys]
-        )
+        fresh = await work.first_times(consumer=consumer, event_ids=[e.event_id for e in keys])
         for e in keys:
             if e.event_id in fresh:
-                await apply_api_key_changed(work.conn, e.payload)
+                await work.apply_api_key_changed(e.payload)
     snapshots = [snapshot_of(e) for e in envelopes if e.type in ENTERPRISE_TYPES + PRODUCTION_TYPES]
     total = 0
     for batch in rounds(snapshots, key=lambda s: s.enterprise_id):
-        total += await _apply_round(work, book=book, snapshots=batch, consumer=consumer,
-                                    today=today)  # fmt: skip
+        total += await _apply_round(
+            work, book=book, snapshots=batch, consumer=consumer, today=today
+        )
     return total
 
 
 async def _apply_round(
-    work: RulesUnitOfWork, *, book: PolicyBook, snapshots: Sequence[Snapshot], consumer: str,
+    work: UnitOfWork,
+    *,
+    book: PolicyBook,
+    snapshots: Sequence[Snapshot],
+    consumer: str,
     today: date,
-) -> int:  # fmt: skip
+) -> int:
     """Snapshots of distinct enterprises: lock, deduplicate, store the newer, re-evaluate."""
     await work.projection.lock_enterprises(sorted(s.enterprise_id for s in snapshots))
-    fresh = await record_processed_many(
-        work.conn, consumer=consumer, event_ids=[s.envelope.event_id for s in snapshots]
+    fresh = await work.first_times(
+        consumer=consumer, event_ids=[s.envelope.event_id for s in snapshots]
     )
     todo = [s for s in snapshots if s.envelope.event_id in fresh]
     if not todo:
@@ -130,13 +147,13 @@ async def _apply_round(
     newer = await store_newer(work.projection, todo)
     if not newer:
         return 0
-    await book.refresh(work.conn)
+    await book.refresh(work.projection)
     targets = [Target(s.enterprise_id, s.production_id, str(s.envelope.event_id)) for s in newer]
     return await reevaluate_targets(work, book, targets=targets, today=today)
 
 
 async def store_newer(
-    projection: PostgresProjection, snapshots: Sequence[Snapshot]
+    projection: ProjectionRepository, snapshots: Sequence[Snapshot]
 ) -> list[Snapshot]:
     """Store the snapshots newer than the projection's (distinct subjects); returns them."""
     stored = await projection.versions(
@@ -144,15 +161,22 @@ async def store_newer(
         production_ids=[s.production_id for s in snapshots if s.production_id is not None],
     )
     newer = [
-        s for s in snapshots
+        s
+        for s in snapshots
         if is_newer(incoming=s.version, stored=stored.get((s.kind, s.subject_id)))
-    ]  # fmt: skip
+    ]
     await projection.store_enterprises(
-        [(s.enterprise_id, s.version, s.deleted, s.attributes) for s in newer
-         if s.production_id is None]
-    )  # fmt: skip
+        [
+            (s.enterprise_id, s.version, s.deleted, s.attributes)
+            for s in newer
+            if s.production_id is None
+        ]
+    )
     await projection.store_productions(
-        [(s.production_id, s.enterprise_id, s.version, s.deleted, s.attributes) for s in newer
-         if s.production_id is not None]
-    )  # fmt: skip
+        [
+            (s.production_id, s.enterprise_id, s.version, s.deleted, s.attributes)
+            for s in newer
+            if s.production_id is not None
+        ]
+    )
     return newer

@@ -1,4 +1,5 @@
-"""The bulk path: re-evaluate every subject for some policies with the columnar engine.
+"""Recalculating policies: every subject re-evaluated for some policies at once, with the
+columnar engine (the "bulk" path, as against the per-subject one).
 
 Used for a policy change (new, new version, revoked), a new day (the clock), a rebuild
 and a simulation. The seed policies are evaluated together with every policy sharing
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -22,27 +23,26 @@ from reelpolicy_common.events import Envelope, EventType, PolicyImpact
 from reelpolicy_common.gc_control import gc_paused
 from reelpolicy_common.metrics import EVALUATION_SECONDS
 from reelpolicy_policy import Policy, evaluate_bulk
-from reelpolicy_rules.adapters.cache import PolicyBook, SubjectCache
-from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
-from reelpolicy_rules.domain.bulk_frames import (
+from reelpolicy_rules.domain.constraints import fund_of, related_policies
+from reelpolicy_rules.domain.outcome_frames import (
     OUTCOME_SCHEMA,
     FundState,
     ImpactCounts,
     apply_frame_constraints,
-    bulk_outcomes,
     diff_frames,
     impact_counts,
+    outcome_frame,
 )
-from reelpolicy_rules.domain.constraints import fund_of, related_policies
-from reelpolicy_rules.handlers.changes import PRODUCER, write_changes
+from reelpolicy_rules.handlers.eligibility_changes import PRODUCER, write_changes
 from reelpolicy_rules.handlers.explain import explain_rows
+from reelpolicy_rules.ports import PolicyBook, SubjectCache, UnitOfWork
 
 _tracer = trace.get_tracer("reelpolicy.rules")
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class BulkPlan:
+class RecalculationPlan:
     policy_ids: list[str]
     policies: dict[str, Policy]
     current: pl.DataFrame
@@ -70,35 +70,39 @@ def evaluate_policies(
             if chosen:
                 frame = cache.frame(kind)
                 bulk = evaluate_bulk(chosen, frame, today=today)
-                parts.append(bulk_outcomes(bulk, subjects=frame, subject_type=kind))
+                parts.append(outcome_frame(bulk, subjects=frame, subject_type=kind))
         current = pl.concat(parts) if parts else pl.DataFrame(schema=OUTCOME_SCHEMA)
         result = apply_frame_constraints(current, policies=policies)
     EVALUATION_SECONDS.labels("bulk").observe(time.perf_counter() - started)
     return result
 
 
-async def plan_bulk(
-    work: RulesUnitOfWork,
+async def plan_recalculation(
+    work: UnitOfWork,
     *,
     cache: SubjectCache,
     active: Sequence[Policy],
     seeds: Sequence[str],
     today: date,
-) -> BulkPlan:
+) -> RecalculationPlan:
     """Evaluate and diff (no writes). Call with the projection locked (``lock_all``)."""
     started = time.perf_counter()
-    await cache.refresh(work.conn)
+    await cache.refresh(work.projection)
     ids = related_policies(seeds, active)
     running = [p for p in active if p.id in ids]
     current, funds = evaluate_policies(cache, running, today=today)
     previous = await work.results.frame_for_policies(sorted(ids))
     changes = diff_frames(previous, current)
-    log.info("bulk %s: %d change(s) planned in %.2fs", list(seeds), changes.height,
-             time.perf_counter() - started)  # fmt: skip
-    return BulkPlan(sorted(ids), {p.id: p for p in running}, current, changes, funds)
+    log.info(
+        "bulk %s: %d change(s) planned in %.2fs",
+        list(seeds),
+        changes.height,
+        time.perf_counter() - started,
+    )
+    return RecalculationPlan(sorted(ids), {p.id: p for p in running}, current, changes, funds)
 
 
-def impact_event(plan: BulkPlan, *, policy_id: str, version: int) -> Envelope:
+def impact_event(plan: RecalculationPlan, *, policy_id: str, version: int) -> Envelope:
     counts = plan.impact(policy_id)
     fund = plan.fund_of(policy_id)
     payload = PolicyImpact(
@@ -121,33 +125,43 @@ def impact_event(plan: BulkPlan, *, policy_id: str, version: int) -> Envelope:
 
 
 _EXPLAIN_COLUMNS = [
-    "subject_id", "policy_id", "status", "amount_cny", "missing_fields", "fund_id",
+    "subject_id",
+    "policy_id",
+    "status",
+    "amount_cny",
+    "missing_fields",
+    "fund_id",
     "requested_cny",
-]  # fmt: skip
+]
 
 
-def change_rows(changes: pl.DataFrame, *, versions: dict[str, int]) -> list[dict[str, Any]]:
+def change_rows(changes: pl.DataFrame, *, versions: Mapping[str, int]) -> list[dict[str, Any]]:
     """The change rows (``EligibilityChanged`` fields less ``cause`` and ``explanation``)."""
     if changes.is_empty():
         return []
     status = pl.col("status")
     frame = changes.select(
-        "subject_type", "subject_id", "enterprise_id", "policy_id",
+        "subject_type",
+        "subject_id",
+        "enterprise_id",
+        "policy_id",
         pl.col("policy_id")
         .replace_strict(versions, default=0, return_dtype=pl.Int64)
         .alias("policy_version"),
-        "previous_status", "status", "previous_amount_cny",
+        "previous_status",
+        "status",
+        "previous_amount_cny",
         pl.when(status != "ineligible").then(pl.col("amount_cny")).alias("amount_cny"),
         pl.when(status == "unknown")
         .then(pl.col("missing_fields"))
         .otherwise(pl.lit([], pl.List(pl.String)))
         .alias("missing_fields"),
-    )  # fmt: skip
+    )
     return frame.to_dicts()
 
 
 def explained_rows(
-    plan: BulkPlan,
+    plan: RecalculationPlan,
     *,
     cache: SubjectCache,
     book: PolicyBook,
@@ -163,16 +177,20 @@ def explained_rows(
     out = change_rows(changes, versions=book.versions)
     explanations = explain_rows(
         changes.select([c for c in _EXPLAIN_COLUMNS if c in changes.columns]).to_dicts(),
-        cache=cache, policies=plan.policies, versions=book.versions, funds=plan.funds,
-        today=today, full_traces=plan.changes.height <= trace_limit,
-    )  # fmt: skip
+        cache=cache,
+        policies=plan.policies,
+        versions=book.versions,
+        funds=plan.funds,
+        today=today,
+        full_traces=plan.changes.height <= trace_limit,
+    )
     for row, expl in zip(out, explanations, strict=True):
         row["explanation"] = expl
     return out
 
 
-async def run_bulk(
-    work: RulesUnitOfWork,
+async def recalculate_policies(
+    work: UnitOfWork,
     *,
     cache: SubjectCache,
     book: PolicyBook,
@@ -180,14 +198,16 @@ async def run_bulk(
     today: date,
     cause: str,
     trace_limit: int,
-) -> BulkPlan:
+) -> RecalculationPlan:
     """Re-evaluate ``seeds`` (and related policies) and write the changes, in the
     caller's transaction.
 
     The cyclic garbage collector is paused meanwhile (:mod:`reelpolicy_common.gc_control`).
     """
     with gc_paused():
-        plan = await plan_bulk(work, cache=cache, active=book.active(), seeds=seeds, today=today)
+        plan = await plan_recalculation(
+            work, cache=cache, active=book.active(), seeds=seeds, today=today
+        )
         out = explained_rows(plan, cache=cache, book=book, today=today, trace_limit=trace_limit)
         await write_changes(work, out, cause=cause)
         return plan

@@ -1,31 +1,20 @@
-"""The rules HTTP API: ``/v1/eligibility`` (+ history) and ``/v1/simulate``."""
+"""``/v1/eligibility``: an enterprise's results, and how one result changed over time."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
 
-import polars as pl
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from reelpolicy_common.auth import CurrentPrincipal, OperatorPrincipal, not_found
+from reelpolicy_common.auth import CurrentPrincipal, not_found
 from reelpolicy_common.http import ApiError, problem_example, problem_responses
 from reelpolicy_common.storable import StoredText
-from reelpolicy_policy import MalformedBodyError, PolicyValidationError, load_policy_text
-from reelpolicy_rules.bootstrap import Rules
-from reelpolicy_rules.handlers.bulk import plan_bulk
-from reelpolicy_rules.handlers.per_subject import build_subjects, evaluate_subjects
+from reelpolicy_rules.entrypoints.http.deps import RulesDep
+from reelpolicy_rules.handlers.subject_recalculation import build_subjects, evaluate_subjects
 
 router = APIRouter(prefix="/v1", tags=["eligibility"])
-
-
-async def get_rules(request: Request) -> Rules:
-    rules: Rules = request.app.state.rules
-    return rules
-
-
-RulesDep = Annotated[Rules, Depends(get_rules)]
 
 
 class EligibilityItem(BaseModel):
@@ -135,11 +124,13 @@ async def list_eligibility(
         if enterprise is None and not productions:
             raise not_found("enterprise", enterprise_id)
         rows = await work.results.for_enterprise(enterprise_id, subject_id=production_id)
-        await rules.book.refresh(work.conn)
+        await rules.book.refresh(work.projection)
     subjects = build_subjects(
-        enterprise_id=enterprise_id, enterprise=enterprise, productions=productions,
+        enterprise_id=enterprise_id,
+        enterprise=enterprise,
+        productions=productions,
         include_enterprise=production_id is None,
-    )  # fmt: skip
+    )
     live = {
         (r.subject_id, r.policy_id): r
         for r in evaluate_subjects(subjects, rules.book.active(), today=rules.today())
@@ -152,25 +143,34 @@ async def list_eligibility(
             expl = _with_notes(fresh.explanation, expl)
         items.append(
             EligibilityItem(
-                subject_type=row["subject_type"], subject_id=row["subject_id"],
-                enterprise_id=row["enterprise_id"], policy_id=row["policy_id"],
+                subject_type=row["subject_type"],
+                subject_id=row["subject_id"],
+                enterprise_id=row["enterprise_id"],
+                policy_id=row["policy_id"],
                 policy_version=row["current_version"] or row["policy_version"],
-                status=row["status"], amount_cny=row["amount_cny"],
-                missing_fields=list(row["missing_fields"]), explanation=expl,
+                status=row["status"],
+                amount_cny=row["amount_cny"],
+                missing_fields=list(row["missing_fields"]),
+                explanation=expl,
             )
-        )  # fmt: skip
+        )
     if include_ineligible:
         stored = {(i.subject_id, i.policy_id) for i in items}
         for key, r in sorted(live.items()):
             if key not in stored and r.status == "ineligible":
                 items.append(
                     EligibilityItem(
-                        subject_type=r.subject_type, subject_id=r.subject_id,
-                        enterprise_id=enterprise_id, policy_id=r.policy_id,
-                        policy_version=r.policy_version, status=r.status, amount_cny=None,
-                        missing_fields=[], explanation=r.explanation,
+                        subject_type=r.subject_type,
+                        subject_id=r.subject_id,
+                        enterprise_id=enterprise_id,
+                        policy_id=r.policy_id,
+                        policy_version=r.policy_version,
+                        status=r.status,
+                        amount_cny=None,
+                        missing_fields=[],
+                        explanation=r.explanation,
                     )
-                )  # fmt: skip
+                )
     return EligibilityList(items=items)
 
 
@@ -189,85 +189,15 @@ async def eligibility_history(
         raise not_found("result", f"{subject_id}/{policy_id}")
     items = [
         HistoryEntry(
-            changed_at=r["changed_at"], policy_version=r["policy_version"],
-            previous_status=r["previous_status"], status=r["status"],
-            previous_amount_cny=r["previous_amount_cny"], amount_cny=r["amount_cny"],
-            cause=r["cause"], event_id=str(r["event_id"]),
+            changed_at=r["changed_at"],
+            policy_version=r["policy_version"],
+            previous_status=r["previous_status"],
+            status=r["status"],
+            previous_amount_cny=r["previous_amount_cny"],
+            amount_cny=r["amount_cny"],
+            cause=r["cause"],
+            event_id=str(r["event_id"]),
         )
         for r in rows
-    ]  # fmt: skip
+    ]
     return History(subject_id=subject_id, policy_id=policy_id, items=items)
-
-
-@router.post(
-    "/simulate",
-    summary="Impact of a draft policy on the current projection (no events)",
-    description="The body is a draft policy document (JSON), published as a bare JSON"
-    " object: the policy language (its JSON Schema at ingest's `GET /v1/policies/schema`,"
-    " then cross-references and value types per field) is checked here and answered 400.",
-    responses=problem_responses(
-        403,
-        descriptions={
-            400: "The draft is not a valid policy (the policy JSON Schema, cross-references,"
-            " value types per field, storable text and numbers, nesting limits): `errors`"
-            " names each JSON path at fault",
-            422: "The body is not a JSON object (not JSON text, or another JSON value)",
-        },
-        examples={
-            400: problem_example(
-                400,
-                "invalid policy document",
-                ("$.criteria.all[0].field", "unknown field 'production.platfroms'"),
-            )
-        },
-    ),
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "description": "A policy document (JSON).",
-            "content": {"application/json": {"schema": {"type": "object"}}},
-        }
-    },
-)
-async def simulate(request: Request, rules: RulesDep, _: OperatorPrincipal) -> dict[str, Any]:
-    # The body is read here, not by FastAPI: its parser answers an undocumented 400 for
-    # text that is not UTF-8 or nests past the interpreter's recursion limit.
-    try:
-        draft = load_policy_text(await request.body(), "application/json")
-    except PolicyValidationError as exc:
-        details: list[dict[str, Any]] = [
-            {"field": e["path"], "message": e["message"]} for e in exc.errors
-        ]
-        status = 422 if isinstance(exc, MalformedBodyError) else 400
-        detail = "not a JSON object" if status == 422 else "invalid policy document"
-        raise ApiError(status, detail, details=details) from None
-    today = rules.today()
-    async with rules.uow() as work:  # never committed: nothing is written or emitted
-        await work.projection.lock_all()
-        await rules.book.refresh(work.conn)
-        active = [p for p in rules.book.active() if p.id != draft.id] + [draft]
-        plan = await plan_bulk(
-            work, cache=rules.cache, active=active, seeds=[draft.id], today=today
-        )
-    counts = plan.impact(draft.id)
-    fund = plan.fund_of(draft.id)
-    sample = (
-        plan.changes.filter(pl.col("policy_id") == draft.id)
-        .sort("subject_id")
-        .head(rules.settings.simulate_sample_size)
-        .select("subject_type", "subject_id", "enterprise_id", "previous_status", "status",
-                "previous_amount_cny", "amount_cny")
-        .to_dicts()
-    )  # fmt: skip
-    return {
-        "policy_id": draft.id,
-        "today": today.isoformat(),
-        "impact": {
-            **counts.__dict__,
-            "changed": plan.changes.filter(pl.col("policy_id") == draft.id).height,
-            "fund_budget_cny": None if fund is None else fund.budget_cny,
-            "fund_committed_cny": None if fund is None else fund.committed_cny,
-            "fund_exhausted": False if fund is None else fund.exhausted,
-        },
-        "sample": sample,
-    }

@@ -1,4 +1,5 @@
-"""The per-subject path: re-evaluate enterprises (with their productions) or productions.
+"""Recalculating subjects: re-evaluate enterprises (with their productions) or productions
+against every active policy (the per-subject path).
 
 Every active policy of the subject's type is evaluated with the per-subject evaluator
 (full explanation traces), then stacking caps and fund draws are applied across each
@@ -27,8 +28,6 @@ from reelpolicy_policy import (
     may_apply,
     subject_values,
 )
-from reelpolicy_rules.adapters.cache import PolicyBook
-from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
 from reelpolicy_rules.domain.constraints import (
     FundLedger,
     apply_subject_constraints,
@@ -37,7 +36,8 @@ from reelpolicy_rules.domain.constraints import (
     fund_of,
 )
 from reelpolicy_rules.domain.outcomes import Key, Outcome, diff_outcomes, outcome_of
-from reelpolicy_rules.handlers.changes import ChangeRow, change_row, write_changes
+from reelpolicy_rules.handlers.eligibility_changes import ChangeRow, change_row, write_changes
+from reelpolicy_rules.ports import PolicyBook, UnitOfWork
 
 _tracer = trace.get_tracer("reelpolicy.rules")
 
@@ -62,9 +62,12 @@ def build_subjects(
 
 
 def evaluate_subjects(
-    subjects: Sequence[Subject], policies: Sequence[Policy], *, today: date,
+    subjects: Sequence[Subject],
+    policies: Sequence[Policy],
+    *,
+    today: date,
     stored: Container[Key] | None = None,
-) -> list[Result]:  # fmt: skip
+) -> list[Result]:
     """Every (subject, policy of its type) result, ineligible ones included.
 
     With ``stored`` (the (subject, policy) keys that have a stored result), a pair
@@ -122,7 +125,7 @@ def _plan(target: Target, *, enterprise: Any, productions: Sequence[Any]) -> _Pl
 
 
 async def reevaluate_targets(
-    work: RulesUnitOfWork, book: PolicyBook, *, targets: Sequence[Target], today: date
+    work: UnitOfWork, book: PolicyBook, *, targets: Sequence[Target], today: date
 ) -> int:
     """Re-evaluate ``targets`` (one per enterprise) as if one after the other.
 
@@ -140,10 +143,11 @@ async def reevaluate_targets(
     ):
         productions[row["enterprise_id"]].append(row)
     plans = [
-        _plan(t, enterprise=enterprises.get(t.enterprise_id),
-              productions=productions[t.enterprise_id])
+        _plan(
+            t, enterprise=enterprises.get(t.enterprise_id), productions=productions[t.enterprise_id]
+        )
         for t in targets
-    ]  # fmt: skip
+    ]
     stored = await work.results.for_subjects(sorted({s for p in plans for s in p.touched}))
     for plan in plans:
         plan.results = evaluate_subjects(plan.subjects, policies, today=today, stored=stored)
@@ -171,9 +175,14 @@ def _holdings(outcomes: Iterable[Outcome], fund_by_policy: dict[str, str]) -> di
 
 
 def _constrain(
-    plan: _Plan, ledger: FundLedger | None, mine: dict[Key, Outcome], live: set[str],
-    fund_by_policy: dict[str, str], policies: Sequence[Policy], book: PolicyBook,
-) -> list[Outcome]:  # fmt: skip
+    plan: _Plan,
+    ledger: FundLedger | None,
+    mine: dict[Key, Outcome],
+    live: set[str],
+    fund_by_policy: dict[str, str],
+    policies: Sequence[Policy],
+    book: PolicyBook,
+) -> list[Outcome]:
     own = _holdings((o for k, o in mine.items() if k[0] in live), fund_by_policy)
     remaining = ledger.remaining_for(own) if ledger else {}
     by_subject: dict[str, list[Result]] = defaultdict(list)
@@ -188,15 +197,18 @@ def _constrain(
         )
     ]
     if ledger:
-        ledger.replace(before=_holdings(mine.values(), fund_by_policy),
-                       after=_holdings(out, fund_by_policy))  # fmt: skip
+        ledger.replace(
+            before=_holdings(mine.values(), fund_by_policy), after=_holdings(out, fund_by_policy)
+        )
     return out
 
 
 async def _fund_ledger(
-    work: RulesUnitOfWork, plans: Sequence[_Plan], policies: Sequence[Policy],
+    work: UnitOfWork,
+    plans: Sequence[_Plan],
+    policies: Sequence[Policy],
     fund_by_policy: dict[str, str],
-) -> FundLedger | None:  # fmt: skip
+) -> FundLedger | None:
     """Lock the funds the plans' eligible results would draw on and read what they hold."""
     wanted = sorted(
         fund_holdings(

@@ -1,4 +1,5 @@
-"""Writing changes: results, history and eligibility events, in the caller's transaction.
+"""Writing eligibility changes: results, history and ``eligibility.changed`` outbox rows,
+in the caller's transaction.
 
 A change row is a dict with the fields of ``EligibilityChanged`` (less ``cause``).
 Stored results are upserted, results that became ineligible are deleted, every
@@ -22,9 +23,9 @@ from reelpolicy_common import topics
 from reelpolicy_common.events import Envelope, EventType
 from reelpolicy_common.events.envelope import CURRENT_SCHEMA_VERSION
 from reelpolicy_common.ids import uuid7
-from reelpolicy_common.outbox.store import EncodedEvent, enqueue_encoded
-from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
+from reelpolicy_common.outbox.store import EncodedEvent
 from reelpolicy_rules.domain.outcomes import Change
+from reelpolicy_rules.ports import UnitOfWork
 
 log = logging.getLogger(__name__)
 PRODUCER = "rules"
@@ -69,10 +70,16 @@ class EventEncoder:
         when = to_json(occurred_at or datetime.now(UTC))
         self._head = b'{"event_id":"'
         self._middle = (
-            b'","type":' + to_json(EventType.eligibility_changed.value)
-            + b',"schema_version":' + str(CURRENT_SCHEMA_VERSION).encode()
-            + b',"occurred_at":' + when + b',"producer":' + to_json(PRODUCER) + b',"key":'
-        )  # fmt: skip
+            b'","type":'
+            + to_json(EventType.eligibility_changed.value)
+            + b',"schema_version":'
+            + str(CURRENT_SCHEMA_VERSION).encode()
+            + b',"occurred_at":'
+            + when
+            + b',"producer":'
+            + to_json(PRODUCER)
+            + b',"key":'
+        )
 
     def encode(
         self, row: ChangeRow, *, cause: str, event_id: uuid.UUID | None = None
@@ -80,14 +87,21 @@ class EventEncoder:
         event_id = event_id or uuid7()
         key = row["enterprise_id"]
         value = b"".join(
-            (self._head, str(event_id).encode(), self._middle, to_json(key), b',"payload":',
-             to_json({**row, "cause": cause}), b"}")
-        )  # fmt: skip
+            (
+                self._head,
+                str(event_id).encode(),
+                self._middle,
+                to_json(key),
+                b',"payload":',
+                to_json({**row, "cause": cause}),
+                b"}",
+            )
+        )
         return EncodedEvent(event_id, key, EventType.eligibility_changed.value, value)
 
 
 async def write_changes(
-    work: RulesUnitOfWork, rows: Sequence[ChangeRow], *, cause: str | Sequence[str]
+    work: UnitOfWork, rows: Sequence[ChangeRow], *, cause: str | Sequence[str]
 ) -> int:
     """Store ``rows`` and queue their events; returns how many changes were written.
 
@@ -106,15 +120,32 @@ async def write_changes(
             deletes.append(key)
         else:
             upserts.append(
-                (row["subject_type"], row["subject_id"], row["policy_id"], row["enterprise_id"],
-                 row["policy_version"], row["status"], row["amount_cny"], row["missing_fields"],
-                 row["explanation"])
-            )  # fmt: skip
+                (
+                    row["subject_type"],
+                    row["subject_id"],
+                    row["policy_id"],
+                    row["enterprise_id"],
+                    row["policy_version"],
+                    row["status"],
+                    row["amount_cny"],
+                    row["missing_fields"],
+                    row["explanation"],
+                )
+            )
         history.append(
-            (row["subject_id"], row["policy_id"], row["enterprise_id"], row["policy_version"],
-             row["previous_status"], row["status"], row["previous_amount_cny"], row["amount_cny"],
-             row_cause, event_id)
-        )  # fmt: skip
+            (
+                row["subject_id"],
+                row["policy_id"],
+                row["enterprise_id"],
+                row["policy_version"],
+                row["previous_status"],
+                row["status"],
+                row["previous_amount_cny"],
+                row["amount_cny"],
+                row_cause,
+                event_id,
+            )
+        )
     # encoded lazily while the outbox COPY streams, so PostgreSQL ingests as Python encodes
     events = (
         encoder.encode(row, cause=row_cause, event_id=event_id)
@@ -125,11 +156,14 @@ async def write_changes(
     t_results = time.perf_counter()
     await work.results.add_history(history)
     t_history = time.perf_counter()
-    await enqueue_encoded(work.conn, topic=topics.ELIGIBILITY, events=events, count=len(rows))
+    await work.publish_encoded(topics.ELIGIBILITY, events, count=len(rows))
     if len(rows) >= 1000:
         log.info(
             "wrote %d change(s): rows %.2fs, results %.2fs, history %.2fs, encode+outbox %.2fs",
-            len(rows), t_rows - started, t_results - t_rows, t_history - t_results,
+            len(rows),
+            t_rows - started,
+            t_results - t_rows,
+            t_history - t_results,
             time.perf_counter() - t_history,
-        )  # fmt: skip
+        )
     return len(rows)

@@ -1,4 +1,5 @@
-"""When a snapshot event changes the projection (pure)."""
+"""Which event applies and in what order (pure): a snapshot event changes the projection
+only if its version is newer; a batch is applied in rounds that keep each key's order."""
 
 from __future__ import annotations
 

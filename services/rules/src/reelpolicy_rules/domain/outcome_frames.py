@@ -1,4 +1,5 @@
-"""The bulk path on frames (pure polars): outcomes, constraints, diff, impact counts.
+"""Outcomes as frames, for recalculating policies (pure polars): outcomes, constraints,
+diff, impact counts.
 
 Frames of outcomes have the columns of :data:`OUTCOME_SCHEMA` and hold only stored
 results (eligible / unknown); absent means ineligible, so diffs stay small.
@@ -26,17 +27,19 @@ OUTCOME_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
 KEYS = ["subject_id", "policy_id"]
 
 
-def bulk_outcomes(bulk: BulkResult, *, subjects: pl.DataFrame, subject_type: str) -> pl.DataFrame:
-    """Stored-result rows (not ineligible) of a bulk run; ``subjects`` maps id -> enterprise."""
-    statuses = [pl.col(f"{p.id}:status") != 0 for p in bulk.policies]
+def outcome_frame(result: BulkResult, *, subjects: pl.DataFrame, subject_type: str) -> pl.DataFrame:
+    """Stored-result rows (not ineligible) of a columnar run; ``subjects`` maps id ->
+    enterprise."""
+    statuses = [pl.col(f"{p.id}:status") != 0 for p in result.policies]
     if not statuses:
         return pl.DataFrame(schema=OUTCOME_SCHEMA)
-    kept = bulk.frame.filter(pl.any_horizontal(statuses))
-    long = BulkResult(frame=kept, policies=bulk.policies).long()
+    kept = result.frame.filter(pl.any_horizontal(statuses))
+    long = BulkResult(frame=kept, policies=result.policies).long()
     long = long.filter(pl.col("status") != "ineligible")
     return long.join(subjects.select("subject_id", "enterprise_id"), on="subject_id").select(
-        pl.lit(subject_type).alias("subject_type"), *[c for c in OUTCOME_SCHEMA if c != "subject_type"]
-    )  # fmt: skip
+        pl.lit(subject_type).alias("subject_type"),
+        *[c for c in OUTCOME_SCHEMA if c != "subject_type"],
+    )
 
 
 @dataclass(frozen=True)
@@ -65,17 +68,21 @@ def apply_frame_constraints(
     funds = {p.id: f for p in policies if (f := fund_of(p)) is not None}
     budgets = fund_budgets(policies)
     table = pl.DataFrame(
-        {"policy_id": list(funds), "fund_id": [f for f, _ in funds.values()],
-         "fund_budget_cny": [budgets[f] for f, _ in funds.values()]},
+        {
+            "policy_id": list(funds),
+            "fund_id": [f for f, _ in funds.values()],
+            "fund_budget_cny": [budgets[f] for f, _ in funds.values()],
+        },
         schema={"policy_id": pl.String, "fund_id": pl.String, "fund_budget_cny": pl.Int64},
-    )  # fmt: skip
+    )
     df = stacked.join(table, on="policy_id", how="left").with_columns(
         pl.col("amount_cny").alias("requested_cny")
     )
     drawing = (
-        pl.col("fund_id").is_not_null() & (pl.col("status") == "eligible")
+        pl.col("fund_id").is_not_null()
+        & (pl.col("status") == "eligible")
         & (pl.col("amount_cny").fill_null(0) > 0)
-    )  # fmt: skip
+    )
     granted = (
         df.filter(drawing)
         .sort(["fund_id", "subject_id", "policy_id"])
