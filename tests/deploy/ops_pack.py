@@ -1,8 +1,8 @@
 """The ops pack's files as the tests read them: alert rules, dashboard, metric names.
 
 A series name is what a PromQL expression names: ``reelpolicy_*`` (the services'
-own metrics), ``http_*`` (prometheus-fastapi-instrumentator's) and ``faststream_*``
-(FastStream's Kafka middleware). :func:`exposed_names` says which of them a
+own metrics), ``http_*`` (prometheus-fastapi-instrumentator's), ``faststream_*``
+(FastStream's Kafka middleware) and ``process_*`` (prometheus-client's process collector). :func:`exposed_names` says which of them a
 ``/metrics`` page offers, counting a family that has no sample yet (a labelled metric
 nothing has set) by its HELP/TYPE lines.
 """
@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -25,7 +27,9 @@ RULE_TESTS = sorted((DEPLOY / "prometheus" / "tests").glob("*.yml"))
 RUNBOOK = DEPLOY / "runbook.md"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "reelpolicy.json"
 
-SERIES_NAME = re.compile(r"(?<![\w.\-])(?:reelpolicy|http|faststream)_[A-Za-z0-9_]*[A-Za-z0-9]")
+SERIES_NAME = re.compile(
+    r"(?<![\w.\-])(?:reelpolicy|http|faststream|process)_[A-Za-z0-9_]*[A-Za-z0-9]"
+)
 
 # The series a family of each type shows, beyond the family's own name.
 _SUFFIXES = {
@@ -36,6 +40,21 @@ _SUFFIXES = {
     "info": ("_info",),
     "unknown": ("",),
 }
+
+
+PROMTOOL_MISSING = (
+    "promtool is missing: install Debian's prometheus package"
+    " (apt-get update && apt-get install -y --no-install-recommends prometheus);"
+    " .ci/run does this when it is missing"
+)
+
+
+def promtool() -> str:
+    """promtool's path; the calling test fails (never skips) without it."""
+    found = shutil.which("promtool")
+    if found is None:
+        pytest.fail(PROMTOOL_MISSING)
+    return found
 
 
 def alert_rules() -> list[dict[str, Any]]:

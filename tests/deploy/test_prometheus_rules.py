@@ -9,28 +9,19 @@ fire in one case and stay quiet in another. Each alert carries what an operator 
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from typing import Any
 
 import pytest
 import yaml
-from ops_pack import ALERTS, DEPLOY, RULE_TESTS, RUNBOOK, alert_rules
+from ops_pack import ALERTS, DEPLOY, RULE_TESTS, RUNBOOK, alert_rules, promtool
 
-INSTALL = (
-    "promtool is missing: install Debian's prometheus package"
-    " (apt-get update && apt-get install -y --no-install-recommends prometheus);"
-    " .ci/run does this when it is missing"
-)
 SEVERITIES = {"page", "ticket"}
 
 
-@pytest.fixture(scope="module")
-def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        pytest.fail(INSTALL)
-    return found
+@pytest.fixture(scope="module", name="promtool")
+def promtool_path() -> str:
+    return promtool()
 
 
 def run(*argv: str) -> str:
