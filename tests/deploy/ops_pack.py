@@ -13,6 +13,7 @@ import json
 import re
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,17 +88,56 @@ def dashboard_queries(board: dict[str, Any]) -> dict[str, list[str]]:
     }
 
 
-def used_series() -> dict[str, set[str]]:
-    """Every series name the alert rules and the dashboard use -> where each is used."""
-    used: dict[str, set[str]] = {}
+SERVICES = ("registry", "ingest", "rules", "notify")
+
+
+@dataclass(frozen=True)
+class SeriesUse:
+    """A series an expression names, and the services that must expose it: ``every``
+    one of ``jobs`` (a dashboard row repeated per service), or at least one of them
+    (an alert or panel selecting ``job="notify"``, ``job=~"a|b"``, or no job at all)."""
+
+    name: str
+    jobs: frozenset[str]
+    every: bool
+    where: str
+
+
+_SELECTED = re.compile(r"(?P<name>\b[A-Za-z_:][\w:]*)\s*(?:\{(?P<labels>[^}]*)\})?")
+_JOB = re.compile(r'\bjob\s*(?P<op>=~|=)\s*"(?P<value>[^"]*)"')
+
+
+def _jobs(labels: str | None) -> frozenset[str]:
+    match = _JOB.search(labels or "")
+    if match is None:
+        return frozenset(SERVICES)
+    values = match["value"].split("|") if match["op"] == "=~" else [match["value"]]
+    if values == ["$job"]:
+        return frozenset(SERVICES)
+    return frozenset(values)
+
+
+def series_uses(expression: str, *, where: str) -> list[SeriesUse]:
+    uses = []
+    for match in _SELECTED.finditer(expression):
+        if not SERIES_NAME.fullmatch(match["name"]):
+            continue
+        every = '"$job"' in (match["labels"] or "")
+        uses.append(SeriesUse(match["name"], _jobs(match["labels"]), every, where))
+    found = {use.name for use in uses}
+    assert found == series_names(expression), (where, found, series_names(expression))
+    return uses
+
+
+def used_series() -> list[SeriesUse]:
+    """Every series the alert rules and the dashboard use, with who must expose it."""
+    uses: list[SeriesUse] = []
     for rule in alert_rules():
-        for name in series_names(rule["expr"]):
-            used.setdefault(name, set()).add(f"alert {rule['alert']}")
+        uses += series_uses(rule["expr"], where=f"alert {rule['alert']}")
     for title, exprs in dashboard_queries(dashboard()).items():
         for expr in exprs:
-            for name in series_names(expr):
-                used.setdefault(name, set()).add(f"panel {title!r}")
-    return used
+            uses += series_uses(expr, where=f"panel {title!r}")
+    return uses
 
 
 def exposed_names(text: str) -> set[str]:
