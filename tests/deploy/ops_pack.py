@@ -58,6 +58,20 @@ def promtool() -> str:
     return found
 
 
+def settings_env(service_name: str) -> dict[str, bool]:
+    """Env var name -> required, for every field of reelpolicy_<svc>.config.Settings."""
+    module_name = f"reelpolicy_{service_name}.config"
+    module = pytest.importorskip(module_name, reason=f"{module_name} is not written yet")
+    settings_cls = getattr(module, "Settings", None)
+    assert settings_cls is not None, f"{module_name} has no Settings class"
+    prefix = settings_cls.model_config.get("env_prefix", "") or ""
+    names: dict[str, bool] = {}
+    for field_name, field in settings_cls.model_fields.items():
+        alias = field.validation_alias if isinstance(field.validation_alias, str) else field.alias
+        names[(alias or prefix + field_name).upper()] = field.is_required()
+    return names
+
+
 def alert_rules() -> list[dict[str, Any]]:
     groups = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))["groups"]
     return [rule for group in groups for rule in group["rules"] if "alert" in rule]

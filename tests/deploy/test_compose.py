@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from ops_pack import settings_env
 
 from reelpolicy_common import topics
 
@@ -138,20 +139,6 @@ def published_host_ports(service: dict[str, Any]) -> Iterator[tuple[int, str]]:
         low, _, high = host.partition("-")
         for port in range(int(low), int(high or low) + 1):
             yield port, protocol
-
-
-def settings_env(service_name: str) -> dict[str, bool]:
-    """Env var name -> required, for every field of reelpolicy_<svc>.config.Settings."""
-    module_name = f"reelpolicy_{service_name}.config"
-    module = pytest.importorskip(module_name, reason=f"{module_name} is not written yet")
-    settings_cls = getattr(module, "Settings", None)
-    assert settings_cls is not None, f"{module_name} has no Settings class"
-    prefix = settings_cls.model_config.get("env_prefix", "") or ""
-    names: dict[str, bool] = {}
-    for field_name, field in settings_cls.model_fields.items():
-        alias = field.validation_alias if isinstance(field.validation_alias, str) else field.alias
-        names[(alias or prefix + field_name).upper()] = field.is_required()
-    return names
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
