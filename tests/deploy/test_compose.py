@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from ops_pack import settings_env
 
 from reelpolicy_common import topics
 
@@ -32,6 +33,7 @@ SECRET_VARS = (
     "REELPOLICY_SECRET_KEY",
     "POSTGRES_PASSWORD",
     "NOTIFY_SEALING_KEYS",
+    "GRAFANA_ADMIN_PASSWORD",
     *DB_PASSWORD_VARS.values(),
 )
 COMPLETED = "service_completed_successfully"
@@ -137,20 +139,6 @@ def published_host_ports(service: dict[str, Any]) -> Iterator[tuple[int, str]]:
         low, _, high = host.partition("-")
         for port in range(int(low), int(high or low) + 1):
             yield port, protocol
-
-
-def settings_env(service_name: str) -> dict[str, bool]:
-    """Env var name -> required, for every field of reelpolicy_<svc>.config.Settings."""
-    module_name = f"reelpolicy_{service_name}.config"
-    module = pytest.importorskip(module_name, reason=f"{module_name} is not written yet")
-    settings_cls = getattr(module, "Settings", None)
-    assert settings_cls is not None, f"{module_name} has no Settings class"
-    prefix = settings_cls.model_config.get("env_prefix", "") or ""
-    names: dict[str, bool] = {}
-    for field_name, field in settings_cls.model_fields.items():
-        alias = field.validation_alias if isinstance(field.validation_alias, str) else field.alias
-        names[(alias or prefix + field_name).upper()] = field.is_required()
-    return names
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -436,7 +424,7 @@ def test_every_published_port_is_bound_to_localhost(
             published += 1
             assert host_ip == "127.0.0.1", f"{name} publishes {entry!r} on every interface"
     assert published, "compose publishes no port at all: the check would be empty"
-    for name in ("kafka", "jaeger", "prometheus", "mailpit"):
+    for name in ("kafka", "jaeger", "prometheus", "grafana", "mailpit"):
         assert list(published_host_ips(services[name])), f"{name} publishes nothing"
 
 
@@ -575,3 +563,106 @@ def test_otel_collector_receives_otlp_and_exports_to_jaeger(
         assert endpoint.scheme == "http"
         assert endpoint.hostname == "otel-collector"
         assert endpoint.port == http_port, "services export OTLP/HTTP"
+
+
+def bind_mounts(service: dict[str, Any]) -> dict[str, Path]:
+    """Container path -> the repository path mounted there (bind mounts of ./ only)."""
+    mounts: dict[str, Path] = {}
+    for volume in service.get("volumes", []):
+        source, _, rest = str(volume).partition(":")
+        if source.startswith("./"):
+            mounts[rest.split(":")[0]] = ROOT / source
+    return mounts
+
+
+def in_container(mounts: dict[str, Path], path: str) -> Path | None:
+    """The repository file a container path shows, through the bind mounts; None if
+    no mount covers it."""
+    for target, source in sorted(mounts.items(), key=lambda m: -len(m[0])):
+        if path == target:
+            return source
+        if path.startswith(target.rstrip("/") + "/"):
+            return source / path[len(target.rstrip("/")) + 1 :]
+    return None
+
+
+def test_prometheus_loads_the_alert_rules_compose_mounts(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    prometheus = services["prometheus"]
+    mounts = bind_mounts(prometheus)
+    config_path = next(
+        arg.split("=", 1)[1] for arg in prometheus["command"] if arg.startswith("--config.file=")
+    )
+    assert in_container(mounts, config_path) == DEPLOY / "prometheus.yml"
+    config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text(encoding="utf-8"))
+    rule_files = config.get("rule_files") or []
+    assert rule_files, "prometheus.yml loads no alert rules"
+    for rule_file in rule_files:
+        path = str(Path(config_path).parent / rule_file)
+        source = in_container(mounts, path)
+        assert source is not None, f"{path} is not mounted into the prometheus container"
+        assert source == DEPLOY / "prometheus" / "alerts.yml", source
+        assert source.is_file()
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboards(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    grafana = services["grafana"]
+    image, _, tag = grafana["image"].partition(":")
+    assert image.startswith("grafana/")
+    assert tag, "pin Grafana's image"
+    assert tag != "latest", "pin Grafana's image"
+    env = environment(grafana)
+    assert env["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert env["GF_USERS_ALLOW_SIGN_UP"] == "false"
+    assert depends_on(grafana)["prometheus"]["condition"] == HEALTHY
+
+    mounts = bind_mounts(grafana)
+    assert mounts.get("/etc/grafana/provisioning") == DEPLOY / "grafana" / "provisioning"
+    sources = sorted((DEPLOY / "grafana" / "provisioning" / "datasources").glob("*.yml"))
+    datasources = [
+        source
+        for path in sources
+        for source in yaml.safe_load(path.read_text(encoding="utf-8"))["datasources"]
+    ]
+    [prometheus] = [d for d in datasources if d["type"] == "prometheus"]
+    url = urlsplit(prometheus["url"])
+    assert url.hostname == "prometheus"
+    assert url.hostname in services
+    assert any(str(p).endswith(f":{url.port}") for p in services["prometheus"]["ports"])
+
+    providers = [
+        provider
+        for path in sorted((DEPLOY / "grafana" / "provisioning" / "dashboards").glob("*.yml"))
+        for provider in yaml.safe_load(path.read_text(encoding="utf-8"))["providers"]
+    ]
+    assert providers, "no dashboard provider"
+    boards = []
+    for provider in providers:
+        folder = in_container(mounts, provider["options"]["path"])
+        assert folder == DEPLOY / "grafana" / "dashboards", provider
+        boards += sorted(folder.glob("*.json"))
+    assert boards, "no dashboard is provisioned"
+    home = in_container(mounts, env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"])
+    assert home in boards
+    for board in boards:
+        data = json.loads(board.read_text(encoding="utf-8"))
+        used = {
+            node["uid"]
+            for node in _walk(data)
+            if isinstance(node, dict) and node.get("type") == "prometheus" and "uid" in node
+        }
+        assert used == {prometheus["uid"]}, f"{board.name} names datasources {used}"
+
+
+def _walk(node: Any) -> Iterator[Any]:
+    yield node
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)

@@ -16,8 +16,10 @@ CONSUMER_RETRIES = Counter(
 )
 CONSUMER_LAG = Gauge(
     "reelpolicy_consumer_lag",
-    "Messages behind the partition's high watermark.",
-    ["consumer", "topic", "partition"],
+    "Records of a partition its consumer group has not handled yet (the high watermark"
+    " minus the next offset to handle), set by the member holding the partition after each"
+    " batch; a partition the member no longer holds is dropped.",
+    ["consumer", "group", "topic", "partition"],
 )
 CONSUMER_PAUSED = Gauge(
     "reelpolicy_consumer_paused",
@@ -55,6 +57,11 @@ TASK_HEARTBEAT = Gauge(
     "When a background task (or consumer) last showed progress, as a Unix time.",
     ["task"],
 )
+TASK_HEARTBEAT_INTERVAL = Gauge(
+    "reelpolicy_task_heartbeat_interval_seconds",
+    "How soon after its last heartbeat a background task promised the next one.",
+    ["task"],
+)
 TASK_UP = Gauge(
     "reelpolicy_task_up", "1 while a background task (or consumer) is running, else 0.", ["task"]
 )
@@ -62,6 +69,31 @@ TASK_RESTARTS = Counter(
     "reelpolicy_task_restarts_total",
     "Background tasks (or consumer tasks) restarted after they raised.",
     ["task"],
+)
+
+DEAD_LETTERS_WAITING = Gauge(
+    "reelpolicy_dead_letters_waiting",
+    "Records of <topic>.dlq not replayed yet (past the replay group's committed offset),"
+    " by original topic; read from the broker every 30 s by each service consuming it.",
+    ["topic"],
+)
+DELIVERIES_PENDING = Gauge(
+    "reelpolicy_deliveries_pending",
+    "Deliveries not finished: waiting for an attempt or a retry, or being attempted.",
+)
+DELIVERIES_DUE = Gauge(
+    "reelpolicy_deliveries_due",
+    "Pending deliveries whose attempt time has come: the delivery workers' backlog.",
+)
+DELIVERIES_OVERDUE_SECONDS = Gauge(
+    "reelpolicy_deliveries_overdue_seconds",
+    "How long the longest-waiting due delivery has been due (0 when none is).",
+)
+SUBSCRIPTIONS_DISABLED = Gauge(
+    "reelpolicy_subscriptions_disabled",
+    "Subscriptions notify disabled itself (410 Gone, or every attempt failing for days),"
+    " by channel; an owner's own pause is not counted.",
+    ["channel"],
 )
 
 

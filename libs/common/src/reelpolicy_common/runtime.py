@@ -5,6 +5,9 @@ starts the outbox relay and the FastStream broker (its subscribers), and on
 shutdown (SIGTERM through uvicorn) stops the broker first, so in-flight handlers
 finish and commit within the grace period, then lets the relay finish its batch.
 
+A service with consumers also counts the dead letters of the topics it consumes that
+wait for a replay (:mod:`reelpolicy_common.dead_letter_gauge`).
+
 The relay and the background tasks run supervised (:mod:`reelpolicy_common.supervisor`):
 restarted when they raise, and named by ``check_health`` when they are down or stuck,
 as is a FastStream subscriber whose consume task stopped.
@@ -25,6 +28,7 @@ from prometheus_client import REGISTRY
 from reelpolicy_common.auth_cache import PrincipalCache
 from reelpolicy_common.consumer.runner import RetryPolicy
 from reelpolicy_common.db.pool import ConnectionLimits, create_pool
+from reelpolicy_common.dead_letter_gauge import watch_dead_letters
 from reelpolicy_common.kafka import KafkaRecordPublisher, KafkaSecurity, make_producer
 from reelpolicy_common.metrics import PrometheusOutboxMetrics
 from reelpolicy_common.outbox.relay import OutboxRelay
@@ -41,6 +45,7 @@ RELAY_BEAT_SECONDS = 40.0
 """The relay reports its metrics at most every 5 s after a pass, and an idle relay
 wakes every 30 s (its idle timeout): it beats from that report."""
 CONSUMER_WATCH_SECONDS = 5.0
+DEAD_LETTER_TASK = "dead-letter-gauge"
 
 
 class HeartbeatOutboxMetrics(PrometheusOutboxMetrics):
@@ -104,6 +109,12 @@ class ServiceRuntime:
             s.task_heartbeat_grace_seconds,
         )
 
+    def consumed_topics(self) -> list[str]:
+        """The topics this service's subscribers consume."""
+        return sorted(
+            {name for sub in self.broker.subscribers for name in getattr(sub, "topic_names", [])}
+        )
+
     def add_background(self, task: BackgroundTask, *, name: str | None = None) -> None:
         """Run ``task`` for the life of the process (restarted when it raises, cancelled
         on shutdown). ``name`` (default: the function's name) labels its health and
@@ -164,6 +175,10 @@ class ServiceRuntime:
                     lambda: self._consumers.run(every_seconds=CONSUMER_WATCH_SECONDS),
                 ),
             ]
+            if consumed := self.consumed_topics():
+                background.append(
+                    (DEAD_LETTER_TASK, lambda: watch_dead_letters(self.settings, consumed))
+                )
             for name, factory in background:
                 supervised = SupervisedTask(name, factory, policy=self.restart_policy)
                 supervised.start()

@@ -8,7 +8,9 @@ for the life of the process, so it stays down and the health check names it.
 
 Tasks show progress with :func:`heartbeat` from their loops, saying when they will
 beat next; a task whose beat is overdue (by more than a grace period) is reported as
-stuck. The last beat is the gauge ``reelpolicy_task_heartbeat_timestamp_seconds``.
+stuck. The last beat is the gauge ``reelpolicy_task_heartbeat_timestamp_seconds``, the
+promised interval ``reelpolicy_task_heartbeat_interval_seconds`` (the alert rules compare
+the two as ``/healthz`` does).
 
 FastStream runs each subscriber's consume loop in tasks of its own (and restarts one
 that raised); :class:`ConsumerWatch` counts each subscriber's live tasks and names
@@ -27,7 +29,12 @@ from typing import Any, Literal
 
 from faststream.kafka import KafkaBroker
 
-from reelpolicy_common.metrics import TASK_HEARTBEAT, TASK_RESTARTS, TASK_UP
+from reelpolicy_common.metrics import (
+    TASK_HEARTBEAT,
+    TASK_HEARTBEAT_INTERVAL,
+    TASK_RESTARTS,
+    TASK_UP,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +87,8 @@ class SupervisedTask:
         self.last_beat = time.time()
         self.beat_within = within
         TASK_HEARTBEAT.labels(self.name).set(self.last_beat)
+        if within is not None:
+            TASK_HEARTBEAT_INTERVAL.labels(self.name).set(within)
 
     def start(self) -> asyncio.Task[None]:
         self._task = asyncio.create_task(self._supervise(), name=self.name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from reelpolicy_common.runtime import ServiceRuntime
+from reelpolicy_notify.adapters.delivery_gauges import watch_delivery_gauges
 from reelpolicy_notify.adapters.email_client import SmtpEmailSender
 from reelpolicy_notify.adapters.postgres import NotifyUnitOfWork
 from reelpolicy_notify.adapters.queue import PostgresDeliveryQueue
@@ -93,4 +94,5 @@ def bootstrap(settings: Settings | None = None, *, worker: bool = True) -> Notif
     if worker:
         runtime.add_background(notify.run_worker, name="notify-worker")
         runtime.add_background(notify.run_deadline_scans, name="notify-deadline-scans")
+        runtime.add_background(lambda: watch_delivery_gauges(runtime.pool), name="notify-gauges")
     return notify

@@ -10,13 +10,14 @@ from __future__ import annotations
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from reelpolicy_common import topics
+from reelpolicy_common.dead_letter_gauge import replay_group
 
 
 async def replay_dead_letters(*, bootstrap_servers: str, topic: str, idle_ms: int = 2000) -> int:
     consumer = AIOKafkaConsumer(
         topics.dead_letter(topic),
         bootstrap_servers=bootstrap_servers,
-        group_id=f"reelpolicy-dlq-replay-{topic}",
+        group_id=replay_group(topic),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )

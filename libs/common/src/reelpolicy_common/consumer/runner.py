@@ -20,6 +20,7 @@ redelivers and the idempotent handlers skip what they already did.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
@@ -253,6 +254,7 @@ def subscribe_reliably(
     # Handling a fetched batch past this long returns to polling (and goes on with the
     # rest after the next fetch) so that slow records cannot get the member evicted.
     poll_budget_seconds = max_poll_interval_ms / 2000
+    lag_shown: set[tuple[str, int]] = set()
 
     async def handle(
         records: Sequence[ConsumerRecord[Any, Any]], *, until: float
@@ -321,13 +323,25 @@ def subscribe_reliably(
             rewind(message.consumer, records[done:])
         if not subscriber.running:  # stopping: commit before the consumer closes
             await commits.flush()
-        _observe_lag(message.consumer, records[:done], consumer=consumer)
+        _observe_lag(
+            message.consumer, records[:done], consumer=consumer, group=group_id, shown=lag_shown
+        )
 
 
 def _observe_lag(
-    kafka_consumer: Any, records: Sequence[ConsumerRecord[Any, Any]], *, consumer: str
+    kafka_consumer: Any,
+    records: Sequence[ConsumerRecord[Any, Any]],
+    *,
+    consumer: str,
+    group: str,
+    shown: set[tuple[str, int]],
 ) -> None:
-    """Consumer lag per partition: the high watermark minus the next offset to read."""
+    """Consumer lag per partition: the high watermark minus the next offset to handle.
+
+    ``shown`` holds the partitions this member has a value for; those it no longer
+    holds (a rebalance gave them to another member, which reports them) are dropped,
+    so that a group's lag summed over its members counts each partition once.
+    """
     last: dict[tuple[str, int], int] = {}
     for record in records:
         last[(record.topic, record.partition)] = record.offset
@@ -337,6 +351,12 @@ def _observe_lag(
         except Exception:  # a fake consumer (TestKafkaBroker) has no watermarks
             continue
         if highwater is not None:
-            metrics.CONSUMER_LAG.labels(consumer, topic, str(partition)).set(
+            metrics.CONSUMER_LAG.labels(consumer, group, topic, str(partition)).set(
                 max(0, highwater - offset - 1)
             )
+            shown.add((topic, partition))
+    held = {(tp.topic, tp.partition) for tp in kafka_consumer.assignment()}
+    for topic, partition in shown - held:
+        with contextlib.suppress(KeyError):
+            metrics.CONSUMER_LAG.remove(consumer, group, topic, str(partition))
+        shown.discard((topic, partition))
