@@ -7,18 +7,16 @@ from fastapi import FastAPI
 from reelpolicy_common.http import create_service_app
 from reelpolicy_notify.bootstrap import Notify, bootstrap
 from reelpolicy_notify.config import Settings
+from reelpolicy_notify.entrypoints.http import routers
 
 
 def create_app(settings: Settings | None = None, *, notify: Notify | None = None) -> FastAPI:
-    from reelpolicy_notify.entrypoints.http_deliveries import router as deliveries
-    from reelpolicy_notify.entrypoints.http_subscriptions import router as subscriptions
-
     notify = notify or bootstrap(settings)
     app = create_service_app(
         notify.runtime,
         title="reelpolicy notify",
         description="Subscriptions and signed alert delivery (webhooks, email).",
-        routers=[subscriptions, deliveries],
+        routers=routers,
     )
     app.state.notify = notify
     return app
