@@ -196,7 +196,7 @@ async def worker_with(notify: Notify, sender: MisbehavingSender) -> AsyncIterato
 async def notify_without_worker(dsn: str, bootstrap: str) -> AsyncIterator[RunningNotify]:
     await prepare(dsn, bootstrap)
     notify = bootstrap_notify(dsn, bootstrap)
-    app = create_app(notify=notify)
+    app = create_app(notify=notify, worker=False)
     async with app.router.lifespan_context(app):
         running = RunningNotify(app, dsn, bootstrap)
         running.notify = notify  # type: ignore[attr-defined]
@@ -204,7 +204,7 @@ async def notify_without_worker(dsn: str, bootstrap: str) -> AsyncIterator[Runni
 
 
 def bootstrap_notify(dsn: str, bootstrap_servers: str) -> Notify:
-    return bootstrap(notify_settings(dsn, bootstrap_servers), worker=False)
+    return bootstrap(notify_settings(dsn, bootstrap_servers))
 
 
 async def test_an_attempt_that_raises_is_recorded_as_a_failed_attempt_and_retried(

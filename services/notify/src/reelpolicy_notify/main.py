@@ -1,4 +1,8 @@
-"""The notify ASGI app: ``uvicorn --factory reelpolicy_notify.main:create_app``."""
+"""The notify ASGI app: ``uvicorn --factory reelpolicy_notify.main:create_app``.
+
+The composition root: bootstrap, then the entrypoints (the Kafka consumer, the
+delivery worker and deadline scans, the HTTP routers) on the service object.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,23 @@ from fastapi import FastAPI
 from reelpolicy_common.http import create_service_app
 from reelpolicy_notify.bootstrap import Notify, bootstrap
 from reelpolicy_notify.config import Settings
+from reelpolicy_notify.entrypoints.consumers import register_consumers
 from reelpolicy_notify.entrypoints.http import routers
+from reelpolicy_notify.entrypoints.worker import run_deadline_scans, run_worker
 
 
-def create_app(settings: Settings | None = None, *, notify: Notify | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, notify: Notify | None = None, worker: bool = True
+) -> FastAPI:
+    """The app of ``notify`` (bootstrapped from ``settings`` unless given); ``worker``
+    False leaves out the delivery worker and the deadline scans (tests run their own)."""
     notify = notify or bootstrap(settings)
+    register_consumers(notify)
+    if worker:
+        notify.runtime.add_background(lambda: run_worker(notify), name="notify-worker")
+        notify.runtime.add_background(
+            lambda: run_deadline_scans(notify), name="notify-deadline-scans"
+        )
     app = create_service_app(
         notify.runtime,
         title="reelpolicy notify",
