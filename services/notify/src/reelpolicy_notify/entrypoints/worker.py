@@ -34,12 +34,11 @@ from reelpolicy_notify.domain.outcomes import Outcome, without_details
 from reelpolicy_notify.handlers.deadlines import scan_deadlines
 from reelpolicy_notify.handlers.delivering import (
     DeliveryPolicy,
-    UowFactory,
     attempt_delivery,
     crashed_outcome,
     notify_owner_disabled,
 )
-from reelpolicy_notify.ports import DeliveryQueue, EmailSender, WebhookSender
+from reelpolicy_notify.ports import DeliveryQueue, EmailSender, UowFactory, WebhookSender
 
 log = logging.getLogger(__name__)
 CHANNEL = "notify_deliveries"

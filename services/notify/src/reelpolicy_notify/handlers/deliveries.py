@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 
 from reelpolicy_common.auth import Principal
 from reelpolicy_notify.domain.records import Delivery
-from reelpolicy_notify.ports import UnitOfWork
-
-UowFactory = Callable[[], UnitOfWork]
+from reelpolicy_notify.ports import UowFactory
 
 
 class DeliveryNotFoundError(Exception):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
@@ -24,11 +23,10 @@ from reelpolicy_notify.domain.outcomes import Outcome, decide_outcome
 from reelpolicy_notify.domain.records import ClaimedDelivery, SendResult
 from reelpolicy_notify.domain.signing import signature_headers
 from reelpolicy_notify.handlers.fanout import AlertTarget, file_alerts
-from reelpolicy_notify.ports import DeliveryQueue, EmailSender, UnitOfWork, WebhookSender
+from reelpolicy_notify.ports import DeliveryQueue, EmailSender, UowFactory, WebhookSender
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("reelpolicy.notify")
-UowFactory = Callable[[], UnitOfWork]
 DISABLED_TYPE = "endpoint.disabled"
 
 
