@@ -27,8 +27,8 @@ from notify_helpers import (
 )
 
 from reelpolicy_devstack.servers import free_port
+from reelpolicy_notify.adapters.delivery_queue import PostgresDeliveryQueue
 from reelpolicy_notify.adapters.email_client import SmtpEmailSender
-from reelpolicy_notify.adapters.queue import PostgresDeliveryQueue
 from reelpolicy_notify.adapters.webhook_client import WebhookHttpSender
 from reelpolicy_notify.bootstrap import Notify, bootstrap
 from reelpolicy_notify.domain.records import SendResult

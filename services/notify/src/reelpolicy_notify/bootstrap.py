@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from reelpolicy_common.runtime import ServiceRuntime
+from reelpolicy_notify.adapters.delivery_queue import PostgresDeliveryQueue
 from reelpolicy_notify.adapters.email_client import SmtpEmailSender
 from reelpolicy_notify.adapters.postgres import NotifyUnitOfWork
-from reelpolicy_notify.adapters.queue import PostgresDeliveryQueue
 from reelpolicy_notify.adapters.secret_box import SecretBox
 from reelpolicy_notify.adapters.webhook_client import WebhookHttpSender, check_url
 from reelpolicy_notify.config import Settings
-from reelpolicy_notify.handlers.delivering import DeliveryPolicy
+from reelpolicy_notify.handlers.delivery_attempts import DeliveryPolicy
 
 
 @dataclass

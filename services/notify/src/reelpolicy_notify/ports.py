@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from reelpolicy_common.uow import UnitOfWorkPort
-from reelpolicy_notify.domain.outcomes import Outcome
+from reelpolicy_notify.domain.attempt_outcomes import Outcome
 from reelpolicy_notify.domain.policies import PolicyFacts
 from reelpolicy_notify.domain.records import (
     ClaimedDelivery,

@@ -10,10 +10,10 @@ import asyncpg
 from reelpolicy_common.auth import apply_api_key_changed
 from reelpolicy_common.consumer import record_processed_many
 from reelpolicy_common.uow import PostgresUnitOfWork
-from reelpolicy_notify.adapters.deliveries import PostgresDeliveryRepository
-from reelpolicy_notify.adapters.projections import PostgresProjectionRepository
+from reelpolicy_notify.adapters.delivery_repository import PostgresDeliveryRepository
+from reelpolicy_notify.adapters.projection_repository import PostgresProjectionRepository
 from reelpolicy_notify.adapters.secret_box import SecretBox
-from reelpolicy_notify.adapters.subscriptions import PostgresSubscriptionRepository
+from reelpolicy_notify.adapters.subscription_repository import PostgresSubscriptionRepository
 
 
 class NotifyUnitOfWork(PostgresUnitOfWork):

@@ -16,7 +16,7 @@ from reelpolicy_common.consumer import (
     subscribe_reliably,
 )
 from reelpolicy_notify.bootstrap import Notify
-from reelpolicy_notify.handlers.events import CONSUMER, handle_event, handle_events
+from reelpolicy_notify.handlers.consumed_events import CONSUMER, handle_event, handle_events
 from reelpolicy_notify.ports import UowFactory
 
 

@@ -30,9 +30,9 @@ import asyncpg
 from reelpolicy_common.db.listen import NotifyListener
 from reelpolicy_common.supervisor import heartbeat
 from reelpolicy_notify.bootstrap import Notify
-from reelpolicy_notify.domain.outcomes import Outcome, without_details
+from reelpolicy_notify.domain.attempt_outcomes import Outcome, without_details
 from reelpolicy_notify.handlers.deadlines import scan_deadlines
-from reelpolicy_notify.handlers.delivering import (
+from reelpolicy_notify.handlers.delivery_attempts import (
     DeliveryPolicy,
     attempt_delivery,
     crashed_outcome,

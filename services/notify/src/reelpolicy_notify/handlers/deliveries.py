@@ -1,4 +1,5 @@
-"""Delivery use cases: list with attempts, read one, replay one or all failed since T."""
+"""Delivery use cases of the API: list with attempts, read one, replay one or all failed
+since T (making an attempt is ``delivery_attempts``)."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from pydantic_core import to_json
 from reelpolicy_common.metrics import DELIVERY_ATTEMPTS
 from reelpolicy_common.telemetry import context_from_headers, current_trace_headers
 from reelpolicy_notify.domain.alerts import Alert, digest_body, email_text
-from reelpolicy_notify.domain.outcomes import Outcome, decide_outcome
+from reelpolicy_notify.domain.attempt_outcomes import Outcome, decide_outcome
 from reelpolicy_notify.domain.records import ClaimedDelivery, SendResult
 from reelpolicy_notify.domain.signing import signature_headers
 from reelpolicy_notify.handlers.fanout import AlertTarget, file_alerts
