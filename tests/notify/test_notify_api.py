@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from notify_helpers import RunningNotify, prepare, running_notify
+from notify_app import RunningNotify, prepare, running_notify
 
 from reelpolicy_notify.adapters.webhook_client import check_url
 from reelpolicy_notify.domain.targets import UnsafeTargetError

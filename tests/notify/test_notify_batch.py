@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from notify_helpers import eligibility_event, enterprise_event, policy_event
+from notify_events import eligibility_event, enterprise_event, policy_event
 
 from reelpolicy_common.db.pool import create_pool
 from reelpolicy_common.events import Envelope

@@ -15,16 +15,9 @@ from typing import Any
 
 import asyncpg
 import pytest
-from notify_helpers import (
-    Receiver,
-    RunningNotify,
-    eligibility_event,
-    notify_settings,
-    prepare,
-    produce_eligibility,
-    running_notify,
-    settled,
-)
+from notify_app import RunningNotify, notify_settings, prepare, running_notify, settled
+from notify_events import eligibility_event, produce_eligibility
+from scripted_receiver import Receiver
 
 from reelpolicy_devstack.servers import free_port
 from reelpolicy_notify.adapters.delivery_queue import PostgresDeliveryQueue
