@@ -82,7 +82,7 @@ class HttpxSender:
 
     async def post(self, url: str, *, body: bytes, headers: dict[str, str]) -> Any:
         from reelpolicy_notify.adapters.webhook_client import checked_addresses
-        from reelpolicy_notify.domain.outcomes import storable
+        from reelpolicy_notify.domain.attempt_outcomes import storable
         from reelpolicy_notify.domain.records import SendResult
         from reelpolicy_notify.domain.targets import parse_target
 

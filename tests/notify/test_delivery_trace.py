@@ -13,7 +13,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from reelpolicy_notify.domain.records import ClaimedDelivery, SendResult
 from reelpolicy_notify.domain.signing import new_secret
-from reelpolicy_notify.handlers.delivering import DeliveryPolicy, attempt_delivery, traced_url
+from reelpolicy_notify.handlers.delivery_attempts import (
+    DeliveryPolicy,
+    attempt_delivery,
+    traced_url,
+)
 
 
 def install_exporter() -> InMemorySpanExporter:

@@ -10,19 +10,15 @@ from typing import Any
 
 import asyncpg
 import pytest
-from notify_helpers import (
-    Receiver,
-    RunningNotify,
-    deliveries,
+from notify_app import RunningNotify, deliveries, prepare, running_notify, settled
+from notify_events import (
     eligibility_event,
     enterprise_event,
     policy_event,
-    prepare,
     produce,
     produce_eligibility,
-    running_notify,
-    settled,
 )
+from scripted_receiver import Receiver
 from standardwebhooks import Webhook
 
 from reelpolicy_common import topics

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from notify_helpers import RunningNotify, prepare, running_notify
+from notify_app import RunningNotify, prepare, running_notify
 
 from reelpolicy_notify.adapters.webhook_client import check_url
 from reelpolicy_notify.domain.targets import UnsafeTargetError
@@ -109,7 +109,7 @@ async def test_private_targets_are_refused_unless_allowed() -> None:
 @pytest.mark.servers
 async def test_an_email_valid_by_the_published_pattern_is_accepted(notify: RunningNotify) -> None:
     # U+0085 is whitespace to pydantic's regex but not to the published (ECMA) `\s`;
-    # the pattern now names its excluded characters, so both read it alike
+    # the pattern names its excluded characters, so both read it alike
     client = notify.client(await notify.key())
     body = {"channel": "email", "events": ["eligibility.changed"]}
     accepted = await client.post("/v1/subscriptions", json=body | {"email": "a\u0085b@c.d"})

@@ -8,13 +8,13 @@ from typing import Any
 
 import asyncpg
 import pytest
-from notify_helpers import eligibility_event, enterprise_event, policy_event
+from notify_events import eligibility_event, enterprise_event, policy_event
 
 from reelpolicy_common.db.pool import create_pool
 from reelpolicy_common.events import Envelope
 from reelpolicy_notify.adapters.postgres import NotifyUnitOfWork
 from reelpolicy_notify.adapters.secret_box import SecretBox, parse_key_ring
-from reelpolicy_notify.handlers.events import handle_event, handle_events
+from reelpolicy_notify.handlers.consumed_events import handle_event, handle_events
 from support import SEALING_KEYS, migrate_service
 
 pytestmark = pytest.mark.servers

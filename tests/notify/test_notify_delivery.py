@@ -8,16 +8,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from notify_helpers import (
-    Receiver,
-    RunningNotify,
-    deliveries,
-    eligibility_event,
-    prepare,
-    produce_eligibility,
-    running_notify,
-    settled,
-)
+from notify_app import RunningNotify, deliveries, prepare, running_notify, settled
+from notify_events import eligibility_event, produce_eligibility
+from scripted_receiver import Receiver
 from standardwebhooks import Webhook
 
 from support import eventually

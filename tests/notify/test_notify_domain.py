@@ -18,8 +18,8 @@ from reelpolicy_notify.adapters.secret_box import (
     parse_key_ring,
 )
 from reelpolicy_notify.domain.alerts import digest_body, digest_key, eligibility_alert
+from reelpolicy_notify.domain.attempt_outcomes import decide_outcome
 from reelpolicy_notify.domain.filters import Filters, matches
-from reelpolicy_notify.domain.outcomes import decide_outcome
 from reelpolicy_notify.domain.policies import policy_facts, region_prefix
 from reelpolicy_notify.domain.records import ClaimedDelivery, SendResult
 from reelpolicy_notify.domain.retries import (

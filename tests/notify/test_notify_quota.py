@@ -4,7 +4,7 @@ are not held to it."""
 from __future__ import annotations
 
 import pytest
-from notify_helpers import prepare, running_notify
+from notify_app import prepare, running_notify
 
 pytestmark = pytest.mark.servers
 

@@ -15,20 +15,13 @@ from typing import Any
 
 import asyncpg
 import pytest
-from notify_helpers import (
-    Receiver,
-    RunningNotify,
-    eligibility_event,
-    notify_settings,
-    prepare,
-    produce_eligibility,
-    running_notify,
-    settled,
-)
+from notify_app import RunningNotify, notify_settings, prepare, running_notify, settled
+from notify_events import eligibility_event, produce_eligibility
+from scripted_receiver import Receiver
 
 from reelpolicy_devstack.servers import free_port
+from reelpolicy_notify.adapters.delivery_queue import PostgresDeliveryQueue
 from reelpolicy_notify.adapters.email_client import SmtpEmailSender
-from reelpolicy_notify.adapters.queue import PostgresDeliveryQueue
 from reelpolicy_notify.adapters.webhook_client import WebhookHttpSender
 from reelpolicy_notify.bootstrap import Notify, bootstrap
 from reelpolicy_notify.domain.records import SendResult
@@ -196,7 +189,7 @@ async def worker_with(notify: Notify, sender: MisbehavingSender) -> AsyncIterato
 async def notify_without_worker(dsn: str, bootstrap: str) -> AsyncIterator[RunningNotify]:
     await prepare(dsn, bootstrap)
     notify = bootstrap_notify(dsn, bootstrap)
-    app = create_app(notify=notify)
+    app = create_app(notify=notify, worker=False)
     async with app.router.lifespan_context(app):
         running = RunningNotify(app, dsn, bootstrap)
         running.notify = notify  # type: ignore[attr-defined]
@@ -204,7 +197,7 @@ async def notify_without_worker(dsn: str, bootstrap: str) -> AsyncIterator[Runni
 
 
 def bootstrap_notify(dsn: str, bootstrap_servers: str) -> Notify:
-    return bootstrap(notify_settings(dsn, bootstrap_servers), worker=False)
+    return bootstrap(notify_settings(dsn, bootstrap_servers))
 
 
 async def test_an_attempt_that_raises_is_recorded_as_a_failed_attempt_and_retried(

@@ -15,8 +15,10 @@ from typing import Any
 
 import asyncpg
 import pytest
-from notify_helpers import Receiver, eligibility_event, prepare, produce_eligibility, running_notify
+from notify_app import prepare, running_notify
+from notify_events import eligibility_event, produce_eligibility
 from pydantic import ValidationError
+from scripted_receiver import Receiver
 from standardwebhooks import Webhook
 
 from reelpolicy_notify.adapters.secret_box import SecretBox, SecretBoxError, new_sealing_key

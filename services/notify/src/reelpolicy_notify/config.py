@@ -8,6 +8,7 @@ from pydantic_settings import SettingsConfigDict
 
 from reelpolicy_common.settings import PLACEHOLDER_SECRETS, SecretKeySettings, require_secret
 from reelpolicy_notify.adapters.secret_box import SecretBox, parse_key_ring
+from reelpolicy_notify.domain.retries import parse_schedule
 
 SVIX_SCHEDULE = "0,5,300,1800,7200,18000,36000,36000"
 
@@ -110,8 +111,6 @@ class Settings(SecretKeySettings):
 
     @property
     def retry_schedule(self) -> tuple[float, ...]:
-        from reelpolicy_notify.domain.retries import parse_schedule
-
         return parse_schedule(self.notify_retry_schedule)
 
     @property

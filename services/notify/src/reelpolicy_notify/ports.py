@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any, Protocol
 
-import asyncpg
-
 from reelpolicy_common.uow import UnitOfWorkPort
-from reelpolicy_notify.domain.outcomes import Outcome
+from reelpolicy_notify.domain.attempt_outcomes import Outcome
 from reelpolicy_notify.domain.policies import PolicyFacts
 from reelpolicy_notify.domain.records import (
     ClaimedDelivery,
@@ -119,9 +117,6 @@ class ProjectionRepository(Protocol):
 
 class UnitOfWork(UnitOfWorkPort, Protocol):
     @property
-    def conn(self) -> asyncpg.Connection: ...
-
-    @property
     def subscriptions(self) -> SubscriptionRepository: ...
 
     @property
@@ -130,7 +125,22 @@ class UnitOfWork(UnitOfWorkPort, Protocol):
     @property
     def projections(self) -> ProjectionRepository: ...
 
+    async def record_processed_many(
+        self, *, consumer: str, event_ids: Sequence[uuid.UUID]
+    ) -> set[uuid.UUID]:
+        """Record the events as processed by ``consumer``; returns those not processed before."""
+        ...
+
+    async def apply_api_key_changed(self, payload: dict[str, object]) -> None:
+        """Project an ``api_key.changed`` event into this service's API keys."""
+
+    async def lock_deadline_scan(self) -> None:
+        """Wait for any other deadline scan; held until the transaction ends."""
+
     async def __aenter__(self) -> UnitOfWork: ...
+
+
+UowFactory = Callable[[], UnitOfWork]
 
 
 class DeliveryQueue(Protocol):

@@ -1,14 +1,14 @@
 """A lean HTTP/1.1 POST client with keep-alive, on asyncio streams.
 
 Webhook delivery needs one thing: POST a small JSON body, read the status, a few
-headers and at most ``body_limit`` bytes of the answer, within a timeout. httpx (with
-``sniffio`` installed) costs 6 to 9 times the CPU per delivery of this client
-(``bench/webhook_client.py``, figures in the service README), so notify speaks
-HTTP/1.1 itself. Connections are pooled per (scheme, host, port, address), and the
-caller picks the address it has already checked (no second DNS lookup between the
-safety check and the connection). TLS verifies the host name. Every read is bounded:
-the status line and header lines by the stream's line limit and MAX_HEADER_*, the body
-by DRAIN_LIMIT and ``body_limit`` whatever its framing claims.
+headers and at most ``body_limit`` bytes of the answer, within a timeout. A general
+client such as httpx costs several times the CPU per delivery of this one
+(``bench/webhook_client.py`` compares them), so notify speaks HTTP/1.1 itself.
+Connections are pooled per (scheme, host, port, address), and the caller picks the
+address it has already checked (no second DNS lookup between the safety check and the
+connection). TLS verifies the host name. Every read is bounded: the status line and
+header lines by the stream's line limit and MAX_HEADER_*, the body by DRAIN_LIMIT and
+``body_limit`` whatever its framing claims.
 """
 
 from __future__ import annotations

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
+
 import asyncpg
 
+from reelpolicy_common.auth import apply_api_key_changed
+from reelpolicy_common.consumer import record_processed_many
 from reelpolicy_common.uow import PostgresUnitOfWork
-from reelpolicy_notify.adapters.deliveries import PostgresDeliveryRepository
-from reelpolicy_notify.adapters.projections import PostgresProjectionRepository
+from reelpolicy_notify.adapters.delivery_repository import PostgresDeliveryRepository
+from reelpolicy_notify.adapters.projection_repository import PostgresProjectionRepository
 from reelpolicy_notify.adapters.secret_box import SecretBox
-from reelpolicy_notify.adapters.subscriptions import PostgresSubscriptionRepository
+from reelpolicy_notify.adapters.subscription_repository import PostgresSubscriptionRepository
 
 
 class NotifyUnitOfWork(PostgresUnitOfWork):
@@ -26,3 +31,14 @@ class NotifyUnitOfWork(PostgresUnitOfWork):
         self.deliveries = PostgresDeliveryRepository(self.conn)
         self.projections = PostgresProjectionRepository(self.conn)
         return self
+
+    async def record_processed_many(
+        self, *, consumer: str, event_ids: Sequence[uuid.UUID]
+    ) -> set[uuid.UUID]:
+        return await record_processed_many(self.conn, consumer=consumer, event_ids=event_ids)
+
+    async def apply_api_key_changed(self, payload: dict[str, object]) -> None:
+        await apply_api_key_changed(self.conn, payload)
+
+    async def lock_deadline_scan(self) -> None:
+        await self.conn.execute("SELECT pg_advisory_xact_lock(hashtext('notify.deadlines'))")

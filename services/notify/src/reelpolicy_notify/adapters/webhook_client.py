@@ -25,7 +25,7 @@ from reelpolicy_notify.adapters.http11 import (
     Origin,
     ProtocolError,
 )
-from reelpolicy_notify.domain.outcomes import storable
+from reelpolicy_notify.domain.attempt_outcomes import storable
 from reelpolicy_notify.domain.records import SendResult
 from reelpolicy_notify.domain.retries import parse_retry_after
 from reelpolicy_notify.domain.targets import (

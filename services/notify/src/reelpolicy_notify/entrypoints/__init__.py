@@ -1,1 +1,2 @@
-"""Entrypoints: the HTTP routers, the Kafka consumer, the delivery worker."""
+"""Entrypoints: the HTTP routers, the Kafka consumer, the delivery worker and deadline
+scans."""

@@ -15,8 +15,9 @@ from reelpolicy_common.consumer import (
     EventHandler,
     subscribe_reliably,
 )
-from reelpolicy_common.runtime import ServiceRuntime
-from reelpolicy_notify.handlers.events import CONSUMER, UowFactory, handle_event, handle_events
+from reelpolicy_notify.bootstrap import Notify
+from reelpolicy_notify.handlers.consumed_events import CONSUMER, handle_event, handle_events
+from reelpolicy_notify.ports import UowFactory
 
 
 def event_handler(uow: UowFactory) -> EventHandler:
@@ -34,7 +35,8 @@ def batch_handler(uow: UowFactory) -> BatchHandler:
     return handle
 
 
-def register_consumers(runtime: ServiceRuntime, uow: UowFactory) -> None:
+def register_consumers(notify: Notify) -> None:
+    runtime, uow = notify.runtime, notify.uow
     subscribe_reliably(
         runtime.broker,
         topic_names=[topics.ELIGIBILITY, topics.POLICY, topics.REGISTRY],

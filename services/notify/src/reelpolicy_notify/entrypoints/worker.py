@@ -1,4 +1,4 @@
-"""The delivery worker: a background loop of every notify instance.
+"""The delivery worker and the deadline scans: background loops of every notify instance.
 
 It leases due deliveries (``FOR UPDATE SKIP LOCKED``, with a lease longer than a
 request's timeout, so two instances never attempt one delivery at the same time and a
@@ -11,6 +11,8 @@ failed attempt (retried on schedule), and a batch of outcomes the database refus
 is stored row by row (a row refused alone is stored without its details). The loop
 beats (``reelpolicy_common.supervisor.heartbeat``) every tick, so a stuck worker
 shows in ``/healthz``; an unexpected error is logged and the loop goes on.
+
+The deadline scans file ``policy.deadline`` alerts on a timer (``handlers.deadlines``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,15 +29,16 @@ import asyncpg
 
 from reelpolicy_common.db.listen import NotifyListener
 from reelpolicy_common.supervisor import heartbeat
-from reelpolicy_notify.domain.outcomes import Outcome, without_details
-from reelpolicy_notify.handlers.delivering import (
+from reelpolicy_notify.bootstrap import Notify
+from reelpolicy_notify.domain.attempt_outcomes import Outcome, without_details
+from reelpolicy_notify.handlers.deadlines import scan_deadlines
+from reelpolicy_notify.handlers.delivery_attempts import (
     DeliveryPolicy,
-    UowFactory,
     attempt_delivery,
     crashed_outcome,
     notify_owner_disabled,
 )
-from reelpolicy_notify.ports import DeliveryQueue, EmailSender, WebhookSender
+from reelpolicy_notify.ports import DeliveryQueue, EmailSender, UowFactory, WebhookSender
 
 log = logging.getLogger(__name__)
 CHANNEL = "notify_deliveries"
@@ -221,7 +225,9 @@ class DeliveryWorker:
         return disabled
 
 
-async def scan_deadlines_forever(scan: Any, *, every_seconds: float) -> None:
+async def scan_deadlines_forever(
+    scan: Callable[[], Awaitable[object]], *, every_seconds: float
+) -> None:
     """Run the deadline scan now and then every ``every_seconds``; a scan that fails is
     logged and the next one follows on time."""
     while True:
@@ -233,3 +239,33 @@ async def scan_deadlines_forever(scan: Any, *, every_seconds: float) -> None:
         except Exception:
             log.exception("deadline scan failed")
         await asyncio.sleep(every_seconds)
+
+
+async def run_worker(notify: Notify) -> None:
+    """The delivery worker of ``notify``, until cancelled."""
+    s = notify.settings
+    webhooks = notify.webhook_sender()
+    worker = DeliveryWorker(
+        pool=notify.runtime.pool,
+        queue=notify.delivery_queue(),
+        uow=notify.uow,
+        webhooks=webhooks,
+        emails=notify.email_sender(),
+        policy=notify.delivery_policy(),
+        concurrency=s.notify_worker_concurrency,
+        batch=s.notify_worker_batch,
+        lease_seconds=2 * s.notify_request_timeout_seconds + 30,
+        max_idle_seconds=s.notify_worker_max_idle_seconds,
+    )
+    try:
+        await worker.run()
+    finally:
+        await webhooks.aclose()
+
+
+async def run_deadline_scans(notify: Notify) -> None:
+    """The deadline scans of ``notify``, every ``NOTIFY_DEADLINE_SCAN_SECONDS``, until cancelled."""
+    await scan_deadlines_forever(
+        lambda: scan_deadlines(uow=notify.uow),
+        every_seconds=notify.settings.notify_deadline_scan_seconds,
+    )

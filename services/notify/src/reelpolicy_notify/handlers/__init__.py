@@ -1,1 +1,2 @@
-"""Notify use cases: event projections and alerts, subscriptions, deliveries, the worker."""
+"""Notify use cases: consumed events, subscriptions, deliveries, delivery attempts,
+deadline scans."""

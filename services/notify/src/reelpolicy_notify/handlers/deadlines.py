@@ -7,15 +7,13 @@ eligible for the policy (platform-wide subscriptions: every expiring policy).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 
 from reelpolicy_notify.domain.alerts import deadline_alert
 from reelpolicy_notify.domain.filters import matches
 from reelpolicy_notify.handlers.fanout import AlertTarget, file_alerts
-from reelpolicy_notify.ports import UnitOfWork
+from reelpolicy_notify.ports import UowFactory
 
-UowFactory = Callable[[], UnitOfWork]
 MAX_HORIZON_DAYS = 366
 
 
@@ -24,7 +22,7 @@ async def scan_deadlines(*, uow: UowFactory, today: date | None = None) -> int:
     now = datetime.now(UTC)
     today = today or now.date()
     async with uow() as work:
-        await work.conn.execute("SELECT pg_advisory_xact_lock(hashtext('notify.deadlines'))")
+        await work.lock_deadline_scan()
         expiring = await work.projections.expiring(today=today, within_days=MAX_HORIZON_DAYS)
         if not expiring:
             return 0

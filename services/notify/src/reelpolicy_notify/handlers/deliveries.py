@@ -1,16 +1,14 @@
-"""Delivery use cases: list with attempts, read one, replay one or all failed since T."""
+"""Delivery use cases of the API: list with attempts, read one, replay one or all failed
+since T (making an attempt is ``delivery_attempts``)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 
 from reelpolicy_common.auth import Principal
 from reelpolicy_notify.domain.records import Delivery
-from reelpolicy_notify.ports import UnitOfWork
-
-UowFactory = Callable[[], UnitOfWork]
+from reelpolicy_notify.ports import UowFactory
 
 
 class DeliveryNotFoundError(Exception):

@@ -19,9 +19,8 @@ from reelpolicy_notify.domain.filters import Filters, matches
 from reelpolicy_notify.domain.records import Channel, NewDelivery, Subscription
 from reelpolicy_notify.domain.signing import new_secret
 from reelpolicy_notify.handlers.fanout import AlertTarget, file_alerts
-from reelpolicy_notify.ports import UnitOfWork
+from reelpolicy_notify.ports import UnitOfWork, UowFactory
 
-UowFactory = Callable[[], UnitOfWork]
 TargetCheck = Callable[[str], Awaitable[None]]
 
 

@@ -8,12 +8,10 @@ record or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Literal
 
-from reelpolicy_common.auth import apply_api_key_changed
-from reelpolicy_common.consumer import record_processed_many
 from reelpolicy_common.events import (
     EligibilityChanged,
     EnterpriseChanged,
@@ -27,9 +25,8 @@ from reelpolicy_notify.domain.filters import matches
 from reelpolicy_notify.domain.policies import policy_facts
 from reelpolicy_notify.domain.summaries import summarize_change
 from reelpolicy_notify.handlers.fanout import AlertTarget, file_alerts
-from reelpolicy_notify.ports import UnitOfWork
+from reelpolicy_notify.ports import UnitOfWork, UowFactory
 
-UowFactory = Callable[[], UnitOfWork]
 CONSUMER = "notify"
 
 
@@ -53,8 +50,8 @@ async def handle_events(
     and one delivery insert for the whole run of them.
     """
     async with uow() as work:
-        fresh = await record_processed_many(
-            work.conn, consumer=consumer, event_ids=[e.event_id for e, _ in events]
+        fresh = await work.record_processed_many(
+            consumer=consumer, event_ids=[e.event_id for e, _ in events]
         )
         run: list[tuple[Envelope, str | None]] = []
         applied = 0
@@ -87,7 +84,7 @@ async def _apply_other(work: UnitOfWork, envelope: Envelope, traceparent: str | 
             deleted=change.deleted or kind is EventType.enterprise_deleted,
         )
     elif kind is EventType.api_key_changed:
-        await apply_api_key_changed(work.conn, envelope.payload)
+        await work.apply_api_key_changed(envelope.payload)
 
 
 async def _eligibility_changed(

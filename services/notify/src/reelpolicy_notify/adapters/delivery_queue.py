@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 
 from reelpolicy_notify.adapters.secret_box import SecretBox
-from reelpolicy_notify.domain.outcomes import Outcome, storable
+from reelpolicy_notify.domain.attempt_outcomes import Outcome, storable
 from reelpolicy_notify.domain.records import ClaimedDelivery
 
 _CLAIM = """

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
@@ -20,15 +19,14 @@ from pydantic_core import to_json
 from reelpolicy_common.metrics import DELIVERY_ATTEMPTS
 from reelpolicy_common.telemetry import context_from_headers, current_trace_headers
 from reelpolicy_notify.domain.alerts import Alert, digest_body, email_text
-from reelpolicy_notify.domain.outcomes import Outcome, decide_outcome
+from reelpolicy_notify.domain.attempt_outcomes import Outcome, decide_outcome
 from reelpolicy_notify.domain.records import ClaimedDelivery, SendResult
 from reelpolicy_notify.domain.signing import signature_headers
 from reelpolicy_notify.handlers.fanout import AlertTarget, file_alerts
-from reelpolicy_notify.ports import DeliveryQueue, EmailSender, UnitOfWork, WebhookSender
+from reelpolicy_notify.ports import DeliveryQueue, EmailSender, UowFactory, WebhookSender
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("reelpolicy.notify")
-UowFactory = Callable[[], UnitOfWork]
 DISABLED_TYPE = "endpoint.disabled"
 
 

@@ -18,8 +18,8 @@ from reelpolicy_common.http import (
 from reelpolicy_common.storable import StoredText
 from reelpolicy_notify.domain.filters import Filters
 from reelpolicy_notify.domain.targets import UnsafeTargetError
-from reelpolicy_notify.entrypoints.deps import NotifyDep
-from reelpolicy_notify.entrypoints.schemas import (
+from reelpolicy_notify.entrypoints.http.deps import NotifyDep
+from reelpolicy_notify.entrypoints.http.schemas import (
     SecretRotated,
     SubscriptionCreate,
     SubscriptionCreated,

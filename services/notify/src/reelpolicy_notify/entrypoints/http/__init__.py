@@ -1,0 +1,9 @@
+"""The notify HTTP API: one router per resource."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from reelpolicy_notify.entrypoints.http import deliveries, subscriptions
+
+routers: list[APIRouter] = [subscriptions.router, deliveries.router]
