@@ -61,9 +61,15 @@ class PostgresUnitOfWork:
         return conn
 
     async def __aenter__(self) -> PostgresUnitOfWork:
-        self._conn = await self._pool.acquire()
-        self._tx = self._conn.transaction()
-        await self._tx.start()
+        conn = await self._pool.acquire()
+        try:
+            tx = conn.transaction()
+            await tx.start()
+        except BaseException:
+            # __aexit__ does not run when __aenter__ fails: give the connection back here.
+            await self._pool.release(conn)
+            raise
+        self._conn, self._tx = conn, tx
         self._events = []
         return self
 

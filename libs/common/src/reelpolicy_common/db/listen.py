@@ -29,7 +29,13 @@ class NotifyListener:
         if self._conn is not None and not self._conn.is_closed():
             return
         conn = await self._pool.acquire()
-        await conn.add_listener(self._channel, self._on_notify)
+        try:
+            await conn.add_listener(self._channel, self._on_notify)
+        except BaseException:
+            # Cancelled (shutdown) or failed before it was ours to drop: give it back, or
+            # Pool.close() waits for it forever.
+            await self._pool.release(conn)
+            raise
         self._conn = conn
 
     async def drop(self) -> None:
