@@ -38,10 +38,18 @@ up: sync ## the whole platform on embedded PostgreSQL + broker (Ctrl-C stops it)
 	mkdir -p $(XDG_RUNTIME_DIR)
 	$(VENV)/bin/reelpolicy-dev up
 
-lint: sync ## ruff (lint + format check) and mypy strict
+# The workspace's packages: deptry checks each one's declared dependencies against its imports.
+PACKAGES := $(patsubst %/pyproject.toml,%,\
+	$(wildcard libs/*/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml))
+
+lint: sync ## ruff, mypy strict, deptry (declared dependencies), import-linter (the layers)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	@for p in $(PACKAGES); do \
+		echo "deptry $$p"; $(VENV)/bin/deptry --config $$p/pyproject.toml $$p/src || exit 1; \
+	done
+	$(VENV)/bin/lint-imports
 
 format: sync ## let ruff format and fix the code
 	$(VENV)/bin/ruff format .
