@@ -9,7 +9,7 @@ export UV_PYTHON_PREFERENCE := only-system
 export XDG_RUNTIME_DIR ?= /tmp/reelpolicy-runtime-$(shell id -u)
 
 .DEFAULT_GOAL := help
-.PHONY: help up test test-fast lint format bench sync clean chaos fuzz
+.PHONY: help up test test-fast lint format hooks bench sync clean chaos fuzz
 
 # The benchmarks (bench/<name>.py); `make bench-<name>` runs one, ARGS=... passes options.
 BENCHMARKS := engine outbox_relay registry_import registry_import_floor policy_change \
@@ -54,6 +54,9 @@ lint: sync ## ruff, mypy strict, deptry (declared dependencies), import-linter (
 format: sync ## let ruff format and fix the code
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+hooks: sync ## install the git pre-commit hooks (.pre-commit-config.yaml: make lint's checks)
+	$(VENV)/bin/pre-commit install
 
 test: lint ## lint + the whole test suite (what .ci/run calls)
 	mkdir -p $(XDG_RUNTIME_DIR)
