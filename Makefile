@@ -1,8 +1,5 @@
-# reelpolicy: two commands on a fresh machine (Python 3.11+ and make).
-#   make up    the whole platform on embedded PostgreSQL + broker (Ctrl-C stops it)
-#   make test  lint + the whole test suite
-#   make chaos the chaos run: SEED=... (default: a random one, printed) MINUTES=... (default 5)
-#   make fuzz  the OpenAPI fuzz suite: SEED=... (default: a random one, printed) EXAMPLES=... (default 100)
+# reelpolicy: two commands on a fresh machine (Python 3.11+ and make): make up, make test.
+# `make help` lists every target; a target's `## ` comment is its line there.
 SHELL := /bin/bash
 PYTHON ?= python3
 TOOLS := .tools
@@ -11,7 +8,21 @@ VENV := .venv
 export UV_PYTHON_PREFERENCE := only-system
 export XDG_RUNTIME_DIR ?= /tmp/reelpolicy-runtime-$(shell id -u)
 
-.PHONY: up test lint format bench sync clean chaos fuzz
+.DEFAULT_GOAL := help
+.PHONY: help up test test-fast lint format hooks bench sync clean chaos fuzz
+
+# The benchmarks (bench/<name>.py); `make bench-<name>` runs one, ARGS=... passes options.
+BENCHMARKS := engine outbox_relay registry_import registry_import_floor policy_change \
+	registry_latency notify webhook_client
+
+help: ## this list
+	@echo "usage: make <target> [VAR=value ...]"
+	@awk 'BEGIN {FS = ":[^#]*## "} /^[a-z][a-z_-]*:[^#]*## / {printf "  %-30s %s\n", $$1, $$2}' \
+		$(MAKEFILE_LIST)
+	@echo "benchmarks (make bench-<name> [ARGS=...]; each prints its options with ARGS=--help):"
+	@for b in $(BENCHMARKS); do \
+		printf "  %-30s %s\n" "bench-$$b" "$$(sed -n '1s/^"""//p' bench/$$b.py)"; \
+	done
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -21,39 +32,58 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock $(wildcard libs/*/pyproject.toml s
 	$(UV) sync --all-packages --frozen
 	touch $@
 
-sync: $(VENV)/.synced
+sync: $(VENV)/.synced ## install the tools and the workspace into .venv (from uv.lock)
 
-up: sync
+up: sync ## the whole platform on embedded PostgreSQL + broker (Ctrl-C stops it)
 	mkdir -p $(XDG_RUNTIME_DIR)
 	$(VENV)/bin/reelpolicy-dev up
 
-lint: sync
+# The workspace's packages: deptry checks each one's declared dependencies against its imports.
+PACKAGES := $(patsubst %/pyproject.toml,%,\
+	$(wildcard libs/*/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml))
+
+lint: sync ## ruff, mypy strict, deptry (declared dependencies), import-linter (the layers)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	@for p in $(PACKAGES); do \
+		echo "deptry $$p"; $(VENV)/bin/deptry --config $$p/pyproject.toml $$p/src || exit 1; \
+	done
+	$(VENV)/bin/lint-imports
 
-format: sync
+format: sync ## let ruff format and fix the code
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: lint
+hooks: sync ## install the git pre-commit hooks (.pre-commit-config.yaml: make lint's checks)
+	$(VENV)/bin/pre-commit install
+
+test: lint ## lint + the whole test suite (what .ci/run calls)
 	mkdir -p $(XDG_RUNTIME_DIR)
 	$(VENV)/bin/pytest
 
+# The unit tests: no test that needs a server (marked in tests/conftest.py), no
+# process-level run (e2e, chaos, fuzz).
+test-fast: sync ## the unit tests only: no servers, no e2e/chaos/fuzz (under a minute)
+	$(VENV)/bin/pytest -m "not servers and not e2e and not chaos and not fuzz"
+
 MINUTES ?= 5
-chaos: sync
+chaos: sync ## the chaos run: SEED=... (default: a random one, printed) MINUTES=... (default 5)
 	mkdir -p $(XDG_RUNTIME_DIR)
 	$(VENV)/bin/python tests/chaos/run.py --minutes $(MINUTES) $(if $(SEED),--seed $(SEED))
 
 # make test runs tests/fuzz with a fixed seed and few examples; this runs it longer.
 EXAMPLES ?= 100
-fuzz: sync
+fuzz: sync ## the OpenAPI fuzz suite: SEED=... (default: random, printed) EXAMPLES=... (default 100)
 	mkdir -p $(XDG_RUNTIME_DIR)
 	FUZZ_SEED=$(or $(SEED),$$RANDOM$$RANDOM) FUZZ_EXAMPLES=$(EXAMPLES) \
 		$(VENV)/bin/pytest tests/fuzz -m fuzz -p no:cacheprovider
 
-bench: sync
-	for b in bench/*.py; do $(VENV)/bin/python $$b || exit 1; done
+bench: $(addprefix bench-,$(BENCHMARKS)) ## every benchmark below, one after the other
 
-clean:
+.PHONY: $(addprefix bench-,$(BENCHMARKS))
+$(addprefix bench-,$(BENCHMARKS)): bench-%: sync
+	$(VENV)/bin/python bench/$*.py $(ARGS)
+
+clean: ## remove .venv, .tools and the dev/test data
 	rm -rf $(VENV) $(TOOLS) .devdata .testdata

@@ -46,14 +46,33 @@ REGIONS: list[tuple[int, float, list[int]]] = [
     (4210, 0.01, [2, 3]),  # Jingzhou
     (3302, 0.015, [3, 5]),  # Ningbo (330205 Jiangbei)
 ]
-PLATFORM_P = {"douyin": 0.5, "hongguo": 0.35, "kuaishou": 0.3, "tencent_video": 0.08,
-              "iqiyi": 0.06, "youku": 0.05, "mango_tv": 0.04, "bilibili": 0.05,
-              "xiaohongshu": 0.05}  # fmt: skip
-THEME_P = {"cultural_tourism": 0.06, "yellow_river_culture": 0.02, "local_ip": 0.04,
-           "intangible_heritage": 0.02, "animation": 0.02, "aigc": 0.05, "red_culture": 0.02,
-           "law_education": 0.01}  # fmt: skip
-AWARD_P = {"nrta_outstanding_work": 0.003, "prestigious_award": 0.004, "platform_hit": 0.01,
-           "major_event": 0.005}  # fmt: skip
+PLATFORM_P = {
+    "douyin": 0.5,
+    "hongguo": 0.35,
+    "kuaishou": 0.3,
+    "tencent_video": 0.08,
+    "iqiyi": 0.06,
+    "youku": 0.05,
+    "mango_tv": 0.04,
+    "bilibili": 0.05,
+    "xiaohongshu": 0.05,
+}
+THEME_P = {
+    "cultural_tourism": 0.06,
+    "yellow_river_culture": 0.02,
+    "local_ip": 0.04,
+    "intangible_heritage": 0.02,
+    "animation": 0.02,
+    "aigc": 0.05,
+    "red_culture": 0.02,
+    "law_education": 0.01,
+}
+AWARD_P = {
+    "nrta_outstanding_work": 0.003,
+    "prestigious_award": 0.004,
+    "platform_hit": 0.01,
+    "major_event": 0.005,
+}
 
 
 def _regions(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -91,7 +110,9 @@ def build_frame(n: int, seed: int = 7) -> pl.DataFrame:
     cols: dict[str, Any] = {
         "subject_id": pl.int_range(0, n, eager=True).cast(pl.String),
         "enterprise.region_code": region,
-        "enterprise.kind": rng.choice(["production_company", "platform", "studio_base"], n, p=[0.9, 0.02, 0.08]),
+        "enterprise.kind": rng.choice(
+            ["production_company", "platform", "studio_base"], n, p=[0.9, 0.02, 0.08]
+        ),
         "enterprise.established_on": (days - rng.integers(30, 3650, n)).astype("datetime64[D]"),
         "enterprise.employees": rng.integers(3, 300, n),
         "enterprise.registered_capital_cny": rng.integers(100_000, 10_000_000, n),
@@ -110,29 +131,43 @@ def build_frame(n: int, seed: int = 7) -> pl.DataFrame:
         "production.grants.total_amount_cny": np.where(has_grant, gamount, 0),
         "production.metrics.views": rng.lognormal(14, 2, n).astype(np.int64),
         "production.metrics.rating": np.round(rng.uniform(4, 9.8, n), 1),
-        "production.content_status": rng.choice(["filed", "approved", "taken_down"], n, p=[0.12, 0.86, 0.02]),
-        "production.overseas.market_count": (rng.random(n) < 0.05).astype(np.int64) * rng.integers(1, 6, n),
+        "production.content_status": rng.choice(
+            ["filed", "approved", "taken_down"], n, p=[0.12, 0.86, 0.02]
+        ),
+        "production.overseas.market_count": (
+            (rng.random(n) < 0.05).astype(np.int64) * rng.integers(1, 6, n)
+        ),
         "production.overseas.language_count": (rng.random(n) < 0.05).astype(np.int64),
-    }  # fmt: skip
+    }
     df = pl.DataFrame(cols)
-    nulls = {c: _null(rng, n, p) for c, p in [
-        ("production.region_code", 0.02), ("enterprise.established_on", 0.05),
-        ("production.promotion_budget_cny", 0.10), ("production.metrics.views", 0.10),
-        ("production.metrics.rating", 0.10), ("production.content_status", 0.01),
-        ("production.themes", 0.05), ("production.platforms", 0.03),
-    ]}  # fmt: skip
+    nulls = {
+        c: _null(rng, n, p)
+        for c, p in [
+            ("production.region_code", 0.02),
+            ("enterprise.established_on", 0.05),
+            ("production.promotion_budget_cny", 0.10),
+            ("production.metrics.views", 0.10),
+            ("production.metrics.rating", 0.10),
+            ("production.content_status", 0.01),
+            ("production.themes", 0.05),
+            ("production.platforms", 0.03),
+        ]
+    }
     grant_struct = pl.struct(
         pl.lit(pl.Series(np.array(levels)[glevel])).alias("issuer_level"),
         pl.lit(pl.Series(region)).alias("issuer_region_code"),
         pl.lit(pl.Series(gamount)).alias("amount_cny"),
     )
     df = df.with_columns(
-        *[pl.when(pl.lit(pl.Series(m))).then(None).otherwise(pl.col(c)).alias(c) for c, m in nulls.items()],
+        *[
+            pl.when(pl.lit(pl.Series(m))).then(None).otherwise(pl.col(c)).alias(c)
+            for c, m in nulls.items()
+        ],
         pl.when(pl.lit(pl.Series(nulls["production.region_code"])))
         .then(None)
         .otherwise(pl.concat_list(pl.col("production.region_code")))
         .alias("production.filming_region_codes"),
-    )  # fmt: skip
+    )
     df = df.with_columns(
         pl.when(pl.lit(pl.Series(has_grant)))
         .then(pl.concat_list(grant_struct))
@@ -161,8 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     policies = [p for p in load_catalog(a.catalog) if p.subject == "production"]
     t0 = time.perf_counter()
     frame = build_frame(a.productions)
-    print(f"built {frame.height:,} productions x {len(frame.columns)} columns "
-          f"in {time.perf_counter() - t0:.2f}s; {len(policies)} production policies")  # fmt: skip
+    print(
+        f"built {frame.height:,} productions x {len(frame.columns)} columns "
+        f"in {time.perf_counter() - t0:.2f}s; {len(policies)} production policies"
+    )
     secs, bulk = _time(lambda: evaluate_bulk(policies, frame, today=TODAY), a.runs)
     evals = frame.height * len(policies)
     rate = evals / secs
@@ -180,8 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     cel_runs = max(1, min(a.runs, 3))
     cel_secs, cel_out = _time(run_cel, cel_runs)
     cel_rate = sample.height * len(policies) / cel_secs
-    print(f"cel:  {sample.height * len(policies):,} evaluations in {cel_secs:.3f}s "
-          f"(median of {cel_runs}) = {cel_rate:,.0f}/s")  # fmt: skip
+    print(
+        f"cel:  {sample.height * len(policies):,} evaluations in {cel_secs:.3f}s "
+        f"(median of {cel_runs}) = {cel_rate:,.0f}/s"
+    )
     head = bulk.frame.head(sample.height)
     mismatches = 0
     for pid, outs in cel_out.items():
@@ -200,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ratio bulk/CEL per evaluation: {ratio:,.1f}x")
     print(f"peak memory (ru_maxrss): {peak_mb:,.0f} MB")
     print(f"CEL agreement on {sample.height:,} productions: {mismatches} mismatches")
-    print(f"targets: rate>=5M/s {rate >= 5e6}, >=50x CEL {ratio >= 50}, peak<2GB {peak_mb < 2048}")  # fmt: skip
+    print(f"targets: rate>=5M/s {rate >= 5e6}, >=50x CEL {ratio >= 50}, peak<2GB {peak_mb < 2048}")
     assert mismatches == 0, "bulk and CEL verdicts differ"
     return 0
 

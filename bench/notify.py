@@ -43,8 +43,8 @@ from reelpolicy_devstack.servers import (
 from reelpolicy_devstack.services import ServiceGroup, run
 from reelpolicy_notify.adapters.secret_box import SecretBox, parse_key_ring
 from reelpolicy_notify.domain.signing import new_secret
+from support import SECRET, process_cpu_seconds
 
-MASTER_KEY = "bench-secret-key-0123456789abcdef"
 SEALING_KEYS = "bench:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"
 
 
@@ -178,12 +178,6 @@ async def publish(bootstrap: str, records: list[tuple[str, bytes]], *, rate: flo
         await producer.stop()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def stages(dsn: str) -> str:
     """Where the time went: event -> delivery row (consumer) -> attempt done (worker)."""
     conn = await connect(dsn)
@@ -212,7 +206,7 @@ def start_notify(pg: EmbeddedPostgres, broker: EmbeddedBroker, logs: Path) -> Se
         "DATABASE_URL": database_uri(pg.uri(), name),
         "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
         "KAFKA_CONSUMER_GROUP": name,
-        "REELPOLICY_SECRET_KEY": MASTER_KEY,
+        "REELPOLICY_SECRET_KEY": SECRET,
         "NOTIFY_SEALING_KEYS": SEALING_KEYS,
         "NOTIFY_ALLOW_PRIVATE_TARGETS": "true",
         "LOG_LEVEL": "WARNING",
@@ -260,13 +254,13 @@ def main() -> int:
                 raise TimeoutError("warm-up deliveries did not arrive")
             print(f"warm-up: {args.warmup} delivered", file=sys.stderr)
             records = encoded(ids, events=args.events, cause="bench")
-            cpu_before = cpu_seconds(group.processes[0].process.pid)
+            cpu_before = process_cpu_seconds([group.processes[0].process.pid])
             start = asyncio.run(publish(broker.bootstrap_servers, records, rate=args.rate))
             print(f"offered {args.events} events in {time.time() - start:.1f}s", file=sys.stderr)
             if not done_in.poll(600):
                 raise TimeoutError("deliveries did not all arrive within 600 s")
             latencies, last = done_in.recv()
-            busy = cpu_seconds(group.processes[0].process.pid) - cpu_before
+            busy = process_cpu_seconds([group.processes[0].process.pid]) - cpu_before
             print(f"notify process CPU: {busy:.1f} s in {last - start:.1f} s", file=sys.stderr)
             print(asyncio.run(stages(dsn)))
         finally:

@@ -62,10 +62,14 @@ async def one_run(
     topic = f"bench.relay.{run}.{int(time.time())}"
     await ensure_topics(bootstrap_servers=bootstrap, names=[topic])
     envelopes = [
-        Envelope(type=EventType.eligibility_changed, producer="bench", key=f"e{i % 5000}",
-                 payload={"subject_id": f"p{i}", "status": "eligible", "amount_cny": i})
+        Envelope(
+            type=EventType.eligibility_changed,
+            producer="bench",
+            key=f"e{i % 5000}",
+            payload={"subject_id": f"p{i}", "status": "eligible", "amount_cny": i},
+        )
         for i in range(events)
-    ]  # fmt: skip
+    ]
     async with conn.transaction():
         await enqueue_many(conn, topic=topic, envelopes=envelopes)
     await conn.close()

@@ -32,17 +32,13 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from http_load import Connection
 from reelpolicy_common import topics
-from reelpolicy_common.auth import hash_api_key, new_api_key, upsert_api_key
-from reelpolicy_common.db.migrations import apply_migrations, common_migrations, discover
 from reelpolicy_common.db.pool import connect, create_pool
 from reelpolicy_common.kafka import KafkaRecordPublisher, ensure_topics, make_producer
 from reelpolicy_common.outbox import OutboxRelay
-from reelpolicy_datagen.registry_rows import generate_rows
+from reelpolicy_datagen.registry_rows import RegionPicker, enterprise_row, generate_rows
 from reelpolicy_devstack.servers import (
     EmbeddedBroker,
     EmbeddedPostgres,
@@ -56,58 +52,19 @@ from reelpolicy_registry.adapters.postgres import RegistryUnitOfWork
 from reelpolicy_registry.domain.import_files import jsonl_rows
 from reelpolicy_registry.domain.import_validation import validate_chunk
 from reelpolicy_registry.handlers.imports import import_rows
+from support import (
+    SECRET,
+    Connection,
+    migrate_registry,
+    operator_key,
+    own_cpu_seconds,
+    postgres_cpu_seconds,
+    process_cpu_seconds,
+)
 
-SECRET = "bench-secret-key-0123456789abcdef"
 CONNECTIONS = 16  # keep-alive connections of the POST load
 # OUTBOX_RETENTION_SECONDS of the relays, as in compose (0: rows deleted as published)
 RELAY_RETENTION_SECONDS = float(os.environ.get("OUTBOX_RETENTION_SECONDS", "0"))
-
-
-async def migrate_registry(conn: asyncpg.Connection) -> None:
-    """The registry's schema: the shared migrations and its own."""
-    await apply_migrations(
-        conn,
-        common_migrations() + discover("reelpolicy_registry.migrations", namespace="registry"),
-    )
-
-
-def own_cpu_seconds() -> float:
-    """CPU time (user + system) this process has used so far."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _stat_fields(pid: int | str) -> list[str]:
-    """``/proc/<pid>/stat`` after the command name: [state, ppid, ...]; utime and stime
-    (clock ticks) are at 11 and 12, the reaped children's at 13 and 14."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def process_cpu_seconds(pids: Iterable[int]) -> float:
-    """CPU time (user + system) the live processes ``pids`` have used so far."""
-    ticks = sum(int(f[11]) + int(f[12]) for f in map(_stat_fields, pids))
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def postgres_cpu_seconds(data_dir: Path) -> float:
-    """CPU time (user + system) of the PostgreSQL server in ``data_dir`` so far: the
-    postmaster, its live processes (backends, WAL writer, checkpointer...) and those it
-    has reaped (``/proc``, Linux)."""
-    postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = _stat_fields(entry.name)
-        except OSError:  # ended meanwhile
-            continue
-        pid, ppid = int(entry.name), int(fields[1])
-        if pid == postmaster:
-            total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
-        elif ppid == postmaster:
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 class CpuSplit:
@@ -194,9 +151,13 @@ async def import_and_relay(
             cpu = CpuSplit(pg_data, workers=workers)
             started = time.perf_counter()
             report = await import_rows(
-                uow=lambda: RegistryUnitOfWork(pool), rows=jsonl_rows(f), chunk_rows=chunk_rows,
-                writers=writers, validators=validators, validate_ahead=max(1, processes),
-            )  # fmt: skip
+                uow=lambda: RegistryUnitOfWork(pool),
+                rows=jsonl_rows(f),
+                chunk_rows=chunk_rows,
+                writers=writers,
+                validators=validators,
+                validate_ahead=max(1, processes),
+            )
             elapsed = time.perf_counter() - started
         stored = report.accepted
         split = cpu.report(stored, elapsed)
@@ -211,9 +172,11 @@ async def import_and_relay(
         producer = make_producer(bootstrap_servers=bootstrap, enable_idempotence=False)
         await producer.start()
         relay = OutboxRelay(  # as compose runs it: published rows deleted
-            pool=pool, publisher=KafkaRecordPublisher(producer), batch_size=5000,
+            pool=pool,
+            publisher=KafkaRecordPublisher(producer),
+            batch_size=5000,
             retention_seconds=RELAY_RETENTION_SECONDS,
-        )  # fmt: skip
+        )
         relay_started = time.perf_counter()
         published = await relay.drain()  # returns once every row is acknowledged by the broker
         drained = time.perf_counter() - relay_started
@@ -233,25 +196,6 @@ async def import_and_relay(
         await pool.close()
 
 
-async def operator_key(dsn: str) -> str:
-    key_id, key = new_api_key()
-    conn = await connect(dsn)
-    try:
-        async with conn.transaction():
-            await upsert_api_key(
-                conn,
-                key_id=key_id,
-                key_hash=hash_api_key(key, secret_key=SECRET),
-                role="operator",
-                enterprise_id=None,
-                label="bench",
-                revoked=False,
-            )
-    finally:
-        await conn.close()
-    return key
-
-
 async def post_latency(
     dsn: str,
     bootstrap: str,
@@ -263,8 +207,6 @@ async def post_latency(
     when: str,
     seed: int,
 ) -> None:
-    from reelpolicy_datagen.registry_rows import RegionPicker, enterprise_row
-
     port = free_port()
     env = {
         "OUTBOX_RETENTION_SECONDS": str(RELAY_RETENTION_SECONDS),
@@ -280,10 +222,12 @@ async def post_latency(
     # start-up objects frozen); more: uvicorn's process manager
     command = ["-m", "reelpolicy_registry.cli", "serve"]
     if server_workers > 1:
-        command = ["-m", "uvicorn", "--factory", "reelpolicy_registry.main:create_app",
-                   "--host", "127.0.0.1", "--port", str(port), "--workers", str(server_workers),
-                   "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-                   "--log-level", "warning"]  # fmt: skip
+        options = (
+            "--factory reelpolicy_registry.main:create_app --host 127.0.0.1 --loop uvloop"
+            " --http httptools --no-access-log --log-level warning"
+        )
+        command = ["-m", "uvicorn", *options.split(), "--port", str(port)]
+        command += ["--workers", str(server_workers)]
     server = await asyncio.create_subprocess_exec(
         sys.executable,
         *command,
@@ -296,10 +240,11 @@ async def post_latency(
         key = await operator_key(dsn)
         rng, regions = random.Random(seed), RegionPicker()  # new credit codes each run
         bodies = [
-            json.dumps({k: v for k, v in enterprise_row(rng, regions, n).items() if k != "type"})
-            .encode()
+            json.dumps(
+                {k: v for k, v in enterprise_row(rng, regions, n).items() if k != "type"}
+            ).encode()
             for n in range(int(rate * seconds))
-        ]  # fmt: skip
+        ]
         head = (
             "POST /v1/enterprises HTTP/1.1\r\nHost: bench\r\n"
             f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
@@ -386,9 +331,14 @@ async def main(args: argparse.Namespace) -> None:
         rows = write_data(data, args.enterprises, args.productions, args.seed)
         print(f"generate: {rows:,} rows in {time.perf_counter() - started:.1f} s")
         await import_and_relay(
-            dsn, broker.bootstrap_servers, data, args.chunk_rows, args.import_writers,
-            args.validate_processes, work / "pg",
-        )  # fmt: skip
+            dsn,
+            broker.bootstrap_servers,
+            data,
+            args.chunk_rows,
+            args.import_writers,
+            args.validate_processes,
+            work / "pg",
+        )
         if args.rate > 0:
             for settled in (False, True):
                 if settled:  # what the checkpointer does anyway, within checkpoint_timeout
@@ -426,9 +376,11 @@ if __name__ == "__main__":
         "--import-writers", type=int, default=2, help="chunks written at once (IMPORT_WRITERS)"
     )
     parser.add_argument(
-        "--validate-processes", type=int, default=1,
+        "--validate-processes",
+        type=int,
+        default=1,
         help="worker processes validating rows (IMPORT_PROCESSES; 0: a thread)",
-    )  # fmt: skip
+    )
     parser.add_argument("--rate", type=float, default=200, help="POST req/s (0: skip)")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")

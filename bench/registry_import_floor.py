@@ -47,7 +47,7 @@ from reelpolicy_registry.domain.events import production_event
 from reelpolicy_registry.domain.import_validation import validate_chunk, with_enterprise_id
 from reelpolicy_registry.domain.records import StoredProduction
 from reelpolicy_registry.ports import ProductionStage
-from registry_import import migrate_registry, own_cpu_seconds, process_cpu_seconds
+from support import migrate_registry, own_cpu_seconds, process_cpu_seconds
 
 
 async def measured(backend: int, work: Awaitable[object]) -> tuple[float, float]:
@@ -89,9 +89,13 @@ async def main(args: argparse.Namespace) -> None:
             total = args.chunks * args.chunk_rows
             rows = list(generate_rows(enterprises=total // 10, productions=total, seed=5))
             texts = {
-                kind: [(n, json.dumps(r, ensure_ascii=False)) for n, r in enumerate(rows) if r["type"] == kind]
+                kind: [
+                    (n, json.dumps(r, ensure_ascii=False))
+                    for n, r in enumerate(rows)
+                    if r["type"] == kind
+                ]
                 for kind in ("enterprise", "production")
-            }  # fmt: skip
+            }
             enterprises = validate_chunk(texts["enterprise"])
             async with conn.transaction():
                 stored = await upsert_enterprises(
@@ -113,10 +117,16 @@ async def main(args: argparse.Namespace) -> None:
                 valid = validate_chunk(chunk).productions
                 validation = own_cpu_seconds() - began
                 staged: list[ProductionStage] = [
-                    (uuid7_text(), by_code[code], external, None, with_enterprise_id(a, by_code[code]))
+                    (
+                        uuid7_text(),
+                        by_code[code],
+                        external,
+                        None,
+                        with_enterprise_id(a, by_code[code]),
+                    )
                     for _, code, _, external, a in valid
                     if code
-                ]  # fmt: skip
+                ]
                 events = encoded_events(staged)
                 async with conn.transaction():
                     row_client, row_server = await measured(backend, copy_productions(conn, staged))

@@ -4,12 +4,18 @@ Tests that need a server ask for these fixtures; the servers start on first use
 (so the fast unit tests never start them). PostgreSQL lives for the session, a
 broker for one test module.
 Each test that needs a database gets a fresh one (``fresh_database``).
+
+Every test that asks for a server, directly or through another fixture, is marked
+``servers`` here, and the tests under ``e2e/`` and ``fuzz/`` get their folder's
+marker; ``make test-fast`` deselects them (and the ``chaos`` run). A test that starts
+a server by itself carries the ``servers`` marker in its module.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +25,22 @@ from reelpolicy_devstack.servers import (
     database_uri,
     ensure_database,
 )
+
+SERVER_FIXTURES = frozenset({"embedded_postgres", "embedded_broker"})
+"""The fixtures that start a server; a test whose fixture closure holds one needs it."""
+FOLDER_MARKERS = ("e2e", "fuzz")
+"""Test folders whose tests all carry the marker of the same name (``chaos/`` also holds
+the fast unit tests of the chaos run's oracle, so only its run is marked ``chaos``)."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.servers)
+        folder = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
+        if folder in FOLDER_MARKERS:
+            item.add_marker(getattr(pytest.mark, folder))
 
 
 @pytest.fixture(scope="session")

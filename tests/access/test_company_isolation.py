@@ -53,13 +53,23 @@ def request_for(method: str, path: str, params: list[str], ids: dict[str, str]) 
         if name in params and "{" + name + "}" not in path
     }
     bodies: dict[str, Any] = {
-        "/v1/enterprises": {"name": "x", "credit_code": credit_code(), "region_code": REGION, "kind": "production_company"},
+        "/v1/enterprises": {
+            "name": "x",
+            "credit_code": credit_code(),
+            "region_code": REGION,
+            "kind": "production_company",
+        },
         "/v1/productions": {"enterprise_id": ids["enterprise_id"], "title": "hijack"},
-        "/v1/subscriptions": {"enterprise_id": ids["enterprise_id"], "channel": "email", "email": "x@example.com", "events": ["eligibility.changed"]},
+        "/v1/subscriptions": {
+            "enterprise_id": ids["enterprise_id"],
+            "channel": "email",
+            "email": "x@example.com",
+            "events": ["eligibility.changed"],
+        },
         "/v1/api-keys": {"role": "company", "enterprise_id": ids["enterprise_id"]},
         "/v1/simulate": {"document": ids["policy_document"]},
         "/v1/policies": ids["policy_document"],
-    }  # fmt: skip
+    }
     request: dict[str, Any] = {"method": method, "url": path, "params": query}
     if method == "PATCH":
         request["json"] = {"name": "hijacked", "title": "hijacked", "url": "http://127.0.0.1:9/x"}
@@ -120,12 +130,47 @@ async def test_a_company_key_gets_nothing_of_another_enterprise(
             await create(ingest, "/v1/policies", policy)
             ent: dict[str, dict[str, Any]] = {}
             for name in ("A", "B"):
-                e = await create(reg, "/v1/enterprises", {"name": f"企业{name}", "credit_code": credit_code(), "region_code": REGION, "kind": "production_company"})  # fmt: skip
-                p = await create(reg, "/v1/productions", {"enterprise_id": e["id"], "title": f"剧{name}", "region_code": REGION, "content_status": "approved"})  # fmt: skip
-                s = await create(notify, "/v1/subscriptions", {"enterprise_id": e["id"], "channel": "webhook", "url": receiver.url, "events": ["eligibility.changed"]})  # fmt: skip
+                e = await create(
+                    reg,
+                    "/v1/enterprises",
+                    {
+                        "name": f"企业{name}",
+                        "credit_code": credit_code(),
+                        "region_code": REGION,
+                        "kind": "production_company",
+                    },
+                )
+                p = await create(
+                    reg,
+                    "/v1/productions",
+                    {
+                        "enterprise_id": e["id"],
+                        "title": f"剧{name}",
+                        "region_code": REGION,
+                        "content_status": "approved",
+                    },
+                )
+                s = await create(
+                    notify,
+                    "/v1/subscriptions",
+                    {
+                        "enterprise_id": e["id"],
+                        "channel": "webhook",
+                        "url": receiver.url,
+                        "events": ["eligibility.changed"],
+                    },
+                )
                 ent[name] = {"enterprise": e, "production": p, "subscription": s}
-            b_key = await create(reg, "/v1/api-keys", {"role": "company", "enterprise_id": ent["B"]["enterprise"]["id"], "label": "B"})  # fmt: skip
-            a_key = (await create(reg, "/v1/api-keys", {"role": "company", "enterprise_id": ent["A"]["enterprise"]["id"], "label": "A"}))["key"]  # fmt: skip
+
+            def company_key(name: str) -> dict[str, Any]:
+                return {
+                    "role": "company",
+                    "enterprise_id": ent[name]["enterprise"]["id"],
+                    "label": name,
+                }
+
+            b_key = await create(reg, "/v1/api-keys", company_key("B"))
+            a_key = (await create(reg, "/v1/api-keys", company_key("A")))["key"]
 
             async def b_has_a_delivery() -> Any:
                 found = await notify.get(
@@ -137,7 +182,11 @@ async def test_a_company_key_gets_nothing_of_another_enterprise(
 
             async def a_key_works_everywhere() -> bool:
                 codes = []
-                for name, path in (("ingest", "/v1/policies"), ("rules", "/v1/eligibility"), ("notify", "/v1/subscriptions")):  # fmt: skip
+                for name, path in (
+                    ("ingest", "/v1/policies"),
+                    ("rules", "/v1/eligibility"),
+                    ("notify", "/v1/subscriptions"),
+                ):
                     async with svc[name].as_key(a_key) as client:
                         params = (
                             {"enterprise_id": ent["A"]["enterprise"]["id"]}

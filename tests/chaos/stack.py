@@ -169,13 +169,20 @@ class Platform:
                 log_path=self.log_dir / "services" / f"{name}.log",
             )
         registry_env = self.services["registry"].env
-        run("registry", "api-keys", "create", "--role", "operator", "--label", "chaos",
-            "--key", self.operator_key, env=registry_env)  # fmt: skip
+        run(
+            "registry",
+            *("api-keys", "create", "--role", "operator", "--label", "chaos"),
+            *("--key", self.operator_key),
+            env=registry_env,
+        )
         run("ingest", "sync", str(ROOT / "catalog"), env=self.services["ingest"].env)
         demo = self.log_dir / "demo.jsonl"
-        run("datagen", "--enterprises", str(DEMO_ENTERPRISES),
-            "--productions", str(DEMO_PRODUCTIONS), "--seed", "7", "--out", str(demo),
-            env=registry_env)  # fmt: skip
+        run(
+            "datagen",
+            *("--enterprises", str(DEMO_ENTERPRISES), "--productions", str(DEMO_PRODUCTIONS)),
+            *("--seed", "7", "--out", str(demo)),
+            env=registry_env,
+        )
         run("registry", "import", str(demo), env=registry_env)
         for slot in self.services.values():
             slot.start()
