@@ -1,4 +1,4 @@
-"""Benchmark: bulk evaluation of the whole catalog over synthetic productions, vs CEL.
+"""Benchmark: columnar evaluation of the whole catalog over synthetic productions, vs CEL.
 
     .venv/bin/python bench/engine.py [--productions 1000000] [--cel-sample 20000] [--runs 3]
 

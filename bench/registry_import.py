@@ -1,4 +1,4 @@
-"""Registry benchmark: bulk import throughput, outbox drain time, single POST latency.
+"""Registry benchmark: import throughput, outbox drain time, single POST latency.
 
     .venv/bin/python bench/registry_import.py                      # 100k + 1M rows
     .venv/bin/python bench/registry_import.py --enterprises 10000 --productions 100000
