@@ -9,8 +9,8 @@ import polars as pl
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from reelpolicy_common.auth import CurrentPrincipal, OperatorPrincipal, not_found
 from reelpolicy_common.http import ApiError, problem_example, problem_responses
+from reelpolicy_common.http.authenticate import CurrentPrincipal, OperatorPrincipal, not_found
 from reelpolicy_common.storable import StoredText
 from reelpolicy_policy import MalformedBodyError, PolicyValidationError, load_policy_text
 from reelpolicy_rules.bootstrap import Rules

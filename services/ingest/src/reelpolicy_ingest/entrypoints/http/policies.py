@@ -10,8 +10,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from reelpolicy_common.auth import CurrentPrincipal, OperatorPrincipal
 from reelpolicy_common.http import ApiError, Page, problem_example, problem_responses
+from reelpolicy_common.http.authenticate import CurrentPrincipal, OperatorPrincipal
 from reelpolicy_common.storable import PgInt, StoredText, unstorable_reason
 from reelpolicy_ingest import handlers
 from reelpolicy_ingest.domain import DocumentTooLargeError, StoredPolicy, check_yaml_expansion
