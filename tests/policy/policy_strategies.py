@@ -146,10 +146,17 @@ def benefits(draw: st.DrawFn) -> list[dict[str, Any]]:
     for i in range(draw(st.integers(1, 4))):
         basis = draw(
             st.sampled_from(
-                ["fixed", "up_to", "discretionary", "non_monetary", "percentage_of_field",
-                 "matching"] + (["percentage_of_benefit"] if out else [])
+                [
+                    "fixed",
+                    "up_to",
+                    "discretionary",
+                    "non_monetary",
+                    "percentage_of_field",
+                    "matching",
+                ]
+                + (["percentage_of_benefit"] if out else [])
             )
-        )  # fmt: skip
+        )
         b: dict[str, Any] = {"id": f"b{i}", "kind": "k", "basis": basis}
         b["max_amount_cny"] = None if basis == "non_monetary" else draw(CAPS)
         if basis == "fixed" and b["max_amount_cny"] is None:

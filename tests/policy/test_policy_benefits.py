@@ -48,9 +48,17 @@ def test_exclusive_offers_the_better_never_both() -> None:
 def test_percentage_of_field_with_cap_and_unknown_input() -> None:
     p = policy(
         ANY_SH,
-        [{"id": "promo", "kind": "promotion", "basis": "percentage_of_field", "percent": 30,
-          "of_field": "production.promotion_budget_cny", "max_amount_cny": 1_000_000}],
-    )  # fmt: skip
+        [
+            {
+                "id": "promo",
+                "kind": "promotion",
+                "basis": "percentage_of_field",
+                "percent": 30,
+                "of_field": "production.promotion_budget_cny",
+                "max_amount_cny": 1_000_000,
+            }
+        ],
+    )
     assert amount(p, promotion_budget_cny=2_000_000) == 600_000
     assert amount(p, promotion_budget_cny=10_000_000) == 1_000_000
     r = evaluate(p, prod_subject(region_code="310110", promotion_budget_cny=None), today=TODAY)
@@ -66,19 +74,32 @@ def test_percentage_of_benefit() -> None:
         ANY_SH,
         [
             {"id": "award", "kind": "reward", "basis": "fixed", "max_amount_cny": 1_000_000},
-            {"id": "bonus", "kind": "bonus", "basis": "percentage_of_benefit", "of_benefit": "award",
-             "percent": 20, "max_amount_cny": None},
+            {
+                "id": "bonus",
+                "kind": "bonus",
+                "basis": "percentage_of_benefit",
+                "of_benefit": "award",
+                "percent": 20,
+                "max_amount_cny": None,
+            },
         ],
-    )  # fmt: skip
+    )
     assert amount(p) == 1_200_000
 
 
 def test_grant_matching_national_or_shanghai_only() -> None:
     p = policy(
         ANY_SH,
-        [{"id": "m", "kind": "matching", "basis": "matching", "max_amount_cny": 3_000_000,
-          "match": {"issuer_levels": ["national"], "issuer_region_prefixes": ["31"]}}],
-    )  # fmt: skip
+        [
+            {
+                "id": "m",
+                "kind": "matching",
+                "basis": "matching",
+                "max_amount_cny": 3_000_000,
+                "match": {"issuer_levels": ["national"], "issuer_region_prefixes": ["31"]},
+            }
+        ],
+    )
     national = grant("national", 1_200_000)
     shanghai = grant("municipal", 500_000, "310000")
     beijing = grant("municipal", 900_000, "110000")
@@ -90,10 +111,16 @@ def test_grant_matching_national_or_shanghai_only() -> None:
 
 def _results(subject_id: str, amounts: dict[str, int], status: str = "eligible") -> list[Result]:
     return [
-        Result(policy_id=pid, policy_version=1, subject_id=subject_id, subject_type="production",
-               status=status, amount_cny=a)  # type: ignore[arg-type]
+        Result(
+            policy_id=pid,
+            policy_version=1,
+            subject_id=subject_id,
+            subject_type="production",
+            status=status,  # type: ignore[arg-type]
+            amount_cny=a,
+        )
         for pid, a in amounts.items()
-    ]  # fmt: skip
+    ]
 
 
 def _sz(pid: str, cap: int = 3_000_000) -> Policy:
@@ -121,13 +148,24 @@ def test_stacking_cap_across_policies() -> None:
 
 def test_stacking_frame_matches_list_version() -> None:
     pols = [
-        policy(ANY_SH, [{"id": "x", "kind": "k", "basis": "up_to", "max_amount_cny": 2_000_000}],
-                     id="pa", constraints={"stacking_group": {"id": "g-1", "cap_cny": 3_000_000}}),
-        policy(ANY_SH, [{"id": "x", "kind": "k", "basis": "up_to", "max_amount_cny": 1_500_000}],
-                     id="pb", constraints={"stacking_group": {"id": "g-1", "cap_cny": 2_500_000}}),
-    ]  # fmt: skip
-    subjects = [prod_subject("p1", region_code="310110"), prod_subject("p2", region_code="440305"),
-                prod_subject("p3", region_code=None)]  # fmt: skip
+        policy(
+            ANY_SH,
+            [{"id": "x", "kind": "k", "basis": "up_to", "max_amount_cny": 2_000_000}],
+            id="pa",
+            constraints={"stacking_group": {"id": "g-1", "cap_cny": 3_000_000}},
+        ),
+        policy(
+            ANY_SH,
+            [{"id": "x", "kind": "k", "basis": "up_to", "max_amount_cny": 1_500_000}],
+            id="pb",
+            constraints={"stacking_group": {"id": "g-1", "cap_cny": 2_500_000}},
+        ),
+    ]
+    subjects = [
+        prod_subject("p1", region_code="310110"),
+        prod_subject("p2", region_code="440305"),
+        prod_subject("p3", region_code=None),
+    ]
     long = evaluate_bulk(pols, subjects_to_frame(subjects), today=TODAY).long()
     stacked = apply_stacking_frame(long, policies=pols)
     scalar = apply_stacking(
@@ -154,8 +192,12 @@ def test_fund_budget_reports_committed_and_order() -> None:
     )
     assert report.exhausted
     funded = [(a.subject_id, a.policy_id, a.granted_cny) for a in report.funded]
-    assert funded == [("s1", "f1", 2_000_000), ("s1", "f2", 1_000_000), ("s2", "f1", 1_000_000),
-                      ("s3", "f1", 1_000_000)]  # fmt: skip
+    assert funded == [
+        ("s1", "f1", 2_000_000),
+        ("s1", "f2", 1_000_000),
+        ("s2", "f1", 1_000_000),
+        ("s3", "f1", 1_000_000),
+    ]
     assert report.funded[-1].requested_cny == 3_000_000
     assert report.unfunded == []
     assert report.pending_unknown_cny == 700_000

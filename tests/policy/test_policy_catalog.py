@@ -93,11 +93,14 @@ def test_songjiang_matching_of_national_grant(catalog: dict[str, Policy]) -> Non
 def test_shenzhen_stacked_benefits_never_exceed_cap(catalog: dict[str, Policy]) -> None:
     group = {"stacking_group": {"id": "shenzhen-project-total", "cap_cny": 3_000_000}}
     extra = [
-        policy({"field": "production.region_code", "op": "within", "value": "4403"},
-               [{"id": "x", "kind": "k", "basis": "up_to", "max_amount_cny": amt}],
-               id=f"sz-extra-{i}", constraints=group)
+        policy(
+            {"field": "production.region_code", "op": "within", "value": "4403"},
+            [{"id": "x", "kind": "k", "basis": "up_to", "max_amount_cny": amt}],
+            id=f"sz-extra-{i}",
+            constraints=group,
+        )
         for i, amt in enumerate([2_000_000, 1_500_000])
-    ]  # fmt: skip
+    ]
     pols = [*catalog.values(), *extra]
     subjects = [prod_subject(f"p{i}", region_code=f"44030{i}") for i in range(3, 8)]
     long = evaluate_bulk(pols, subjects_to_frame(subjects), today=TODAY).long()
@@ -118,11 +121,21 @@ def test_shenzhen_stacked_benefits_never_exceed_cap(catalog: dict[str, Policy]) 
 
 def test_taken_down_production_loses_eligibility(catalog: dict[str, Policy]) -> None:
     rich = dict(
-        platforms=["hongguo", "kuaishou", "douyin"], themes=["cultural_tourism", "local_ip", "animation",
-        "yellow_river_culture", "aigc", "law_education"], awards=["major_event", "platform_hit",
-        "prestigious_award"], grants=[grant("national", 1_000_000)], promotion_budget_cny=900_000,
-        metrics={"views": 10**7, "rating": 8.8}, overseas={"markets": ["TH"]},
-    )  # fmt: skip
+        platforms=["hongguo", "kuaishou", "douyin"],
+        themes=[
+            "cultural_tourism",
+            "local_ip",
+            "animation",
+            "yellow_river_culture",
+            "aigc",
+            "law_education",
+        ],
+        awards=["major_event", "platform_hit", "prestigious_award"],
+        grants=[grant("national", 1_000_000)],
+        promotion_budget_cny=900_000,
+        metrics={"views": 10**7, "rating": 8.8},
+        overseas={"markets": ["TH"]},
+    )
     regions = [
         "310110",
         "310117",
@@ -167,9 +180,15 @@ def test_shanghai_fund_never_overcommits(catalog: dict[str, Policy]) -> None:
 
 def test_benchmark_smoke() -> None:
     out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "engine.py"), "--productions", "20000",
-         "--cel-sample", "500", "--runs", "1"],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "bench" / "engine.py"),
+            *("--productions", "20000", "--cel-sample", "500", "--runs", "1"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     assert "0 mismatches" in out.stdout

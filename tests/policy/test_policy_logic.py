@@ -62,9 +62,15 @@ def test_unknown_lists_missing_fields_and_hint() -> None:
 
 @pytest.mark.parametrize(
     ("prefix", "code", "inside"),
-    [("31", "310110", True), ("3101", "310110", True), ("310110", "310110", True),
-     ("310117", "310110", False), ("44", "310110", False), ("4403", "440305", True)],
-)  # fmt: skip
+    [
+        ("31", "310110", True),
+        ("3101", "310110", True),
+        ("310110", "310110", True),
+        ("310117", "310110", False),
+        ("44", "310110", False),
+        ("4403", "440305", True),
+    ],
+)
 def test_region_prefix(prefix: str, code: str, inside: bool) -> None:
     p = policy({"field": "production.region_code", "op": "within", "value": prefix})
     assert evaluate(p, prod_subject(region_code=code), today=TODAY).status == (
@@ -101,8 +107,9 @@ def test_list_membership_and_dates() -> None:
     assert evaluate(any_p, s, today=TODAY).status == "eligible"
     assert evaluate(all_p, s, today=TODAY).status == "ineligible"
     assert evaluate(any_p, prod_subject(platforms=None), today=TODAY).status == "unknown"
-    between = policy({"field": "production.release_date", "op": "between",
-                      "value": ["2025-01-01", "2025-12-31"]})  # fmt: skip
+    between = policy(
+        {"field": "production.release_date", "op": "between", "value": ["2025-01-01", "2025-12-31"]}
+    )
     assert (
         evaluate(between, prod_subject(release_date=date(2025, 6, 1)), today=TODAY).status
         == "eligible"
@@ -147,14 +154,36 @@ def test_bad_value_and_enterprise_field_scope() -> None:
 
 
 def test_document_errors_are_collected_whole() -> None:
-    d = doc(KNOWN_T, [{"id": "a", "kind": "k", "basis": "percentage_of_field", "max_amount_cny": None,
-                       "percent": 30, "of_field": "production.title"}])  # fmt: skip
+    d = doc(
+        KNOWN_T,
+        [
+            {
+                "id": "a",
+                "kind": "k",
+                "basis": "percentage_of_field",
+                "max_amount_cny": None,
+                "percent": 30,
+                "of_field": "production.title",
+            }
+        ],
+    )
     d["title"] = {"zh": "只有中文"}
     d["issuer"]["level"] = "galactic"
     paths = {e["path"] for e in errors_of(d)}
     assert {"$.title.en", "$.issuer.level"} <= paths
-    d = doc(KNOWN_T, [{"id": "a", "kind": "k", "basis": "percentage_of_field", "max_amount_cny": None,
-                       "percent": 30, "of_field": "production.title"}])  # fmt: skip
+    d = doc(
+        KNOWN_T,
+        [
+            {
+                "id": "a",
+                "kind": "k",
+                "basis": "percentage_of_field",
+                "max_amount_cny": None,
+                "percent": 30,
+                "of_field": "production.title",
+            }
+        ],
+    )
     assert [e["path"] for e in errors_of(d)] == ["$.benefits[0].of_field"]
 
 
@@ -202,8 +231,11 @@ def test_scope_hint() -> None:
 def test_a_value_listed_twice_counts_once_in_both_evaluators(op: str) -> None:
     from reelpolicy_policy import evaluate_bulk, subjects_to_frame
 
-    twice = {"field": "production.themes", "op": op,
-             "value": ["yellow_river_culture", "yellow_river_culture"]}  # fmt: skip
+    twice = {
+        "field": "production.themes",
+        "op": op,
+        "value": ["yellow_river_culture", "yellow_river_culture"],
+    }
     p = policy(twice)
     s = prod_subject(region_code="310110", themes=["yellow_river_culture"])
     bulk = evaluate_bulk([p], subjects_to_frame([s]), today=TODAY).long()

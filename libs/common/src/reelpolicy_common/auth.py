@@ -8,6 +8,9 @@ them, so each checks keys locally without reading another service's tables.
 Roles: ``operator`` sees everything; ``company`` is bound to one enterprise and
 sees only its records. Services answer 404 (never 403) for another company's
 records so ids do not leak: see :meth:`Principal.can_see`.
+
+The HTTP side (the middleware that checks a request's key, the route dependencies
+naming the caller) is :mod:`reelpolicy_common.http.authenticate`.
 """
 
 from __future__ import annotations
@@ -16,20 +19,15 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import asyncpg
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from reelpolicy_common.auth_cache import PrincipalCache, api_keys_changed, key_generation
-from reelpolicy_common.http.errors import ApiError
+from reelpolicy_common.consumer import ConsumedEvent, EventHandler, record_processed
+from reelpolicy_common.events import ApiKeyChanged, EventType
 
 Role = Literal["operator", "company"]
-
-PRINCIPAL_SCOPE_KEY = "reelpolicy.principal"
-"""Where :class:`reelpolicy_common.http.authenticate.AuthenticateFirst` leaves the
-caller it checked (in the ASGI scope), before anything reads the request body."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +101,11 @@ async def upsert_api_key(
 
 
 async def find_principal(
-    pool: asyncpg.Pool, *, key: str, secret_key: str, cache: PrincipalCache | None = None
+    pool: asyncpg.Pool,
+    *,
+    key: str,
+    secret_key: str,
+    cache: PrincipalCache[Principal] | None = None,
 ) -> Principal | None:
     """The live key's principal (from ``cache`` when it holds it), or ``None``."""
     key_hash = hash_api_key(key, secret_key=secret_key)
@@ -123,53 +125,8 @@ async def find_principal(
     return principal
 
 
-_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer rp_...`")
-
-
-async def current_principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    """FastAPI dependency: the caller, or 401."""
-    checked = request.scope.get(PRINCIPAL_SCOPE_KEY)
-    if isinstance(checked, Principal):
-        return checked
-    if credentials is None or not credentials.credentials:
-        raise ApiError(401, "missing bearer API key", field="Authorization")
-    runtime = request.app.state.runtime
-    principal = await find_principal(
-        runtime.pool,
-        key=credentials.credentials,
-        secret_key=runtime.settings.reelpolicy_secret_key.get_secret_value(),
-        cache=runtime.principals,
-    )
-    if principal is None:
-        raise ApiError(401, "unknown or revoked API key", field="Authorization")
-    return principal
-
-
-async def operator_principal(
-    principal: Annotated[Principal, Depends(current_principal)],
-) -> Principal:
-    """FastAPI dependency: the caller, who must be an operator (else 403)."""
-    if not principal.is_operator:
-        raise ApiError(403, "this endpoint needs an operator key", field="Authorization")
-    return principal
-
-
-CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
-OperatorPrincipal = Annotated[Principal, Depends(operator_principal)]
-
-
-def not_found(what: str, ident: str) -> ApiError:
-    """The 404 for a record that does not exist *or* is not the caller's."""
-    return ApiError(404, f"{what} {ident} not found", field="id")
-
-
 async def apply_api_key_changed(conn: asyncpg.Connection, payload: dict[str, object]) -> None:
     """Project an ``api_key.changed`` event into this service's ``api_keys`` table."""
-    from reelpolicy_common.events.payloads import ApiKeyChanged
-
     change = ApiKeyChanged.model_validate(payload)
     await upsert_api_key(
         conn,
@@ -183,14 +140,12 @@ async def apply_api_key_changed(conn: asyncpg.Connection, payload: dict[str, obj
     )
 
 
-def api_key_projection(pool_of: Any, *, consumer: str) -> Any:
+def api_key_projection(pool_of: Any, *, consumer: str) -> EventHandler:
     """An event handler that keeps ``api_keys`` in step with the registry's events.
 
     ``pool_of`` is anything with a ``pool`` attribute (the service runtime): the
     pool exists only once the runtime has started.
     """
-    from reelpolicy_common.consumer import ConsumedEvent, record_processed
-    from reelpolicy_common.events import EventType
 
     async def handle(event: ConsumedEvent) -> None:
         if event.envelope.type is not EventType.api_key_changed:

@@ -16,8 +16,11 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import uvicorn
+
 from reelpolicy_common.db.migrations import apply_migrations, common_migrations, discover
 from reelpolicy_common.db.pool import connect
+from reelpolicy_common.gc_control import freeze_startup_objects
 from reelpolicy_common.logs import configure_logging
 from reelpolicy_common.outbox.quarantine import list_quarantined, retry_quarantined
 from reelpolicy_common.settings import ServiceSettings
@@ -41,12 +44,8 @@ def migrate(settings: ServiceSettings, *, migrations_package: str) -> list[str]:
 
 def serve(settings: ServiceSettings, app_factory: Callable[[], Any]) -> None:
     """Run the app under uvicorn, on uvloop with the httptools parser (both C, both
-    dependencies: on 2 cores at 200 registry updates/s every process shares the CPU,
-    and the pure-Python event loop and HTTP parser were a large part of it)."""
-    import uvicorn
-
-    from reelpolicy_common.gc_control import freeze_startup_objects
-
+    dependencies: every process of the platform shares the CPU, and a pure-Python event
+    loop and HTTP parser would take a large part of it)."""
     app = app_factory()
     freeze_startup_objects()  # the process's long-lived objects: see gc_control
     config = uvicorn.Config(

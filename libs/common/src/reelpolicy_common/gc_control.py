@@ -4,8 +4,8 @@ The bulk paths (the registry import, the rules bulk evaluation and its writes)
 allocate hundreds of thousands of small container objects (validated rows, change
 dicts, tuples for ``COPY``) that all stay alive until the batch is written. Each of
 them counts towards the collector's thresholds, so it runs over and over, and every
-older-generation pass walks every object still alive: measured on 2 cores, that was
-about 20% of an import and 30% of a 100,000-change policy change. These objects hold
+older-generation pass walks every object still alive: a large share of the batch's
+time goes to collections that find nothing. These objects hold
 no reference cycles, so reference counting frees them anyway; pausing the collector
 for the batch loses nothing, and it resumes (with its usual thresholds) afterwards.
 
@@ -14,8 +14,7 @@ ends, and only if it was enabled when the first began.
 
 A service process holds about 100,000 long-lived objects once its app is built
 (modules, FastAPI routes, pydantic schemas, OpenTelemetry and Prometheus registries);
-each full collection walks them all, about 60 ms measured, and every request in flight
-waits for it. :func:`freeze_startup_objects` moves them out of the collector's sight
+each full collection walks them all, and every request in flight waits for it. :func:`freeze_startup_objects` moves them out of the collector's sight
 (``gc.freeze``, as CPython's documentation suggests for long-running servers); objects
 made later are collected as usual. ``reelpolicy-<service> serve`` calls it once the app
 is built: it is a decision for the whole process, so not made where tests build apps.

@@ -24,6 +24,6 @@ def uuid7() -> uuid.UUID:
 
 def uuid7_text() -> str:
     """:func:`uuid7` as its text, for bulk paths that only send an id to the database
-    or into JSON: no :class:`uuid.UUID` object, about 8x cheaper (0.2 against 1.7 µs
-    with the text)."""
+    or into JSON: no :class:`uuid.UUID` object is built, which costs several times more
+    than the text."""
     return str(uuid_utils.uuid7())

@@ -25,6 +25,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import REGISTRY
 
+from reelpolicy_common.auth import Principal
 from reelpolicy_common.auth_cache import PrincipalCache
 from reelpolicy_common.consumer.runner import RetryPolicy
 from reelpolicy_common.db.pool import ConnectionLimits, create_pool
@@ -74,7 +75,9 @@ class ServiceRuntime:
             apply_types=False,  # handlers take the message as it is (see consumer.runner)
             middlewares=[KafkaPrometheusMiddleware(registry=REGISTRY)],
         )
-        self.principals = PrincipalCache(ttl_seconds=settings.auth_cache_seconds)
+        self.principals: PrincipalCache[Principal] = PrincipalCache(
+            ttl_seconds=settings.auth_cache_seconds
+        )
         self._pool: asyncpg.Pool | None = None
         self._relay: OutboxRelay | None = None
         self._background: list[tuple[str, BackgroundTask]] = []

@@ -233,9 +233,14 @@ class BulkResult:
             )
         if not parts:
             return pl.DataFrame(
-                schema={"subject_id": pl.String, "policy_id": pl.String, "status": pl.String,
-                        "amount_cny": pl.Int64, "missing_fields": pl.List(pl.String)}
-            )  # fmt: skip
+                schema={
+                    "subject_id": pl.String,
+                    "policy_id": pl.String,
+                    "status": pl.String,
+                    "amount_cny": pl.Int64,
+                    "missing_fields": pl.List(pl.String),
+                }
+            )
         return pl.concat(parts)
 
 

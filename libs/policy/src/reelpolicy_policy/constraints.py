@@ -90,18 +90,22 @@ def apply_stacking_frame(long: pl.DataFrame, *, policies: Iterable[Policy]) -> p
     ranked = (
         df.filter(active)
         .with_columns((pl.col("status") != "eligible").alias("_rank"))
-        .sort(["subject_id", "_group", "_rank", "amount_cny", "policy_id"],
-              descending=[False, False, False, True, False])
-        .with_columns(
-            (pl.col("amount_cny").cum_sum().over(["subject_id", "_group"]) - pl.col("amount_cny"))
-            .alias("_before")
+        .sort(
+            ["subject_id", "_group", "_rank", "amount_cny", "policy_id"],
+            descending=[False, False, False, True, False],
         )
         .with_columns(
-            pl.min_horizontal(pl.col("amount_cny"), (pl.col("_cap") - pl.col("_before")).clip(0))
-            .alias("_granted")
+            (
+                pl.col("amount_cny").cum_sum().over(["subject_id", "_group"]) - pl.col("amount_cny")
+            ).alias("_before")
+        )
+        .with_columns(
+            pl.min_horizontal(
+                pl.col("amount_cny"), (pl.col("_cap") - pl.col("_before")).clip(0)
+            ).alias("_granted")
         )
         .select("_row", "_granted")
-    )  # fmt: skip
+    )
     return (
         df.join(ranked, on="_row", how="left")
         .sort("_row")
@@ -167,9 +171,11 @@ def allocate_fund(
             give = min(amount, remaining)
             remaining -= give
             row = FundAllocation(
-                subject_id=r.subject_id, policy_id=r.policy_id, requested_cny=amount,
+                subject_id=r.subject_id,
+                policy_id=r.policy_id,
+                requested_cny=amount,
                 granted_cny=give,
-            )  # fmt: skip
+            )
             (funded if give > 0 else unfunded).append(row)
         reports.append(
             FundReport(

@@ -255,17 +255,23 @@ def evaluate_values(
     if not in_force(policy, today):
         expl["in_force"] = False
         return Result(
-            **head, subject_type=policy.subject, status="ineligible", amount_cny=None,
+            **head,
+            subject_type=policy.subject,
+            status="ineligible",
+            amount_cny=None,
             explanation=expl,
-        )  # fmt: skip
+        )
     crit, ctrace = eval_node(policy.criteria, values)
     expl["in_force"] = True
     expl["criteria"] = ctrace
     if crit is False:
         return Result(
-            **head, subject_type=policy.subject, status="ineligible", amount_cny=None,
+            **head,
+            subject_type=policy.subject,
+            status="ineligible",
+            amount_cny=None,
             explanation=expl,
-        )  # fmt: skip
+        )
     amount, missing_inputs, atrace = policy_amount(policy, values)
     expl["amount"] = atrace
     status: Status = "eligible" if crit is True and not missing_inputs else "unknown"
@@ -276,9 +282,13 @@ def evaluate_values(
         missing = sorted(f for f in used if values.get(f) is None)
         expl["hint"] = "Provide " + ", ".join(missing) + " to decide this policy."
     return Result(
-        **head, subject_type=policy.subject, status=status, amount_cny=amount,
-        missing_fields=missing, explanation=expl,
-    )  # fmt: skip
+        **head,
+        subject_type=policy.subject,
+        status=status,
+        amount_cny=amount,
+        missing_fields=missing,
+        explanation=expl,
+    )
 
 
 def evaluate(policy: Policy, subject: Subject, *, today: date) -> Result:

@@ -1,4 +1,4 @@
-"""Wires the ingest service: settings -> runtime -> unit of work, consumers, publishers."""
+"""Wires the ingest service: settings -> runtime -> unit of work and the policy publisher."""
 
 from __future__ import annotations
 
@@ -23,11 +23,8 @@ class Ingest:
 
 
 def bootstrap(settings: Settings | None = None) -> Ingest:
-    from reelpolicy_ingest.entrypoints.consumers import register_consumers
-
     settings = settings or Settings()
     runtime = ServiceRuntime(settings)
-    register_consumers(runtime)
     runtime.broker.publisher(
         topics.POLICY,
         title="policy events",

@@ -1,8 +1,7 @@
 """Committing consumed offsets off the handling path (Kafka's ``commitAsync``).
 
-A subscriber used to wait for each batch's offset commit (a broker round trip,
-2 ms at the median and 12-16 ms at p99 on the embedded broker at 200 events/s)
-before it fetched the next batch, so every record behind it waited too. Now the
+A subscriber that waited for each batch's offset commit (a broker round trip) before
+it fetched the next batch would make every record behind it wait too. Instead the
 handled batch's offsets are handed to an :class:`OffsetCommitter`, which commits
 them in the background, at most one commit in flight, the newest offsets of every
 partition at once. Only offsets of handled (or dead-lettered) records are ever

@@ -1,21 +1,24 @@
-"""Check the caller's API key from the headers before anything reads the request body.
+"""The caller of an HTTP request: its API key checked before the body is read, and the
+route dependencies that name it (:data:`CurrentPrincipal`, :data:`OperatorPrincipal`).
 
 FastAPI parses a ``Body`` parameter before it runs the route's dependencies, so a key
 checked by a dependency comes too late: a caller without a key could make a service
-read and parse (or buffer) a body of any size. This pure ASGI middleware answers 401
-(missing or unknown key) and 429 (over the key's rate) from the headers alone and
-leaves the checked :class:`~reelpolicy_common.auth.Principal` in the scope, where
-:func:`~reelpolicy_common.auth.current_principal` takes it without a second lookup.
-Role checks (operator-only routes) stay with the routes' dependencies.
+read and parse (or buffer) a body of any size. The pure ASGI middleware
+:class:`AuthenticateFirst` answers 401 (missing or unknown key) and 429 (over the key's
+rate) from the headers alone and leaves the checked
+:class:`~reelpolicy_common.auth.Principal` in the scope, where :func:`current_principal`
+takes it without a second lookup. Role checks (operator-only routes) stay with the
+routes' dependencies.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-# ``auth`` imports ``http.errors``, whose package imports this module through ``app``:
-# import the module (not its names) so either can be imported first
-from reelpolicy_common import auth
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from reelpolicy_common.auth import Principal, find_principal
 from reelpolicy_common.http.answers import answer_error
 from reelpolicy_common.http.errors import ApiError
 from reelpolicy_common.http.rate_limit import RateLimiter
@@ -24,6 +27,10 @@ from reelpolicy_common.runtime import ServiceRuntime
 Scope = dict[str, Any]
 
 PUBLIC_PATH_PREFIXES = ("/docs", "/redoc", "/asyncapi")
+
+PRINCIPAL_SCOPE_KEY = "reelpolicy.principal"
+"""Where :class:`AuthenticateFirst` leaves the caller it checked (in the ASGI scope),
+before anything reads the request body."""
 
 
 def is_public(path: str, public_paths: frozenset[str]) -> bool:
@@ -78,14 +85,14 @@ class AuthenticateFirst:
                 )
                 await answer_error(scope, receive, send, error, headers={"Retry-After": str(wait)})
                 return
-        scope[auth.PRINCIPAL_SCOPE_KEY] = principal
+        scope[PRINCIPAL_SCOPE_KEY] = principal
         await self.app(scope, receive, send)
 
-    async def _principal(self, scope: Scope) -> auth.Principal:
+    async def _principal(self, scope: Scope) -> Principal:
         key = bearer_key(scope)
         if key is None:
             raise ApiError(401, "missing bearer API key", field="Authorization")
-        principal = await auth.find_principal(
+        principal = await find_principal(
             self.runtime.pool,
             key=key,
             secret_key=self.secret_key,
@@ -94,3 +101,46 @@ class AuthenticateFirst:
         if principal is None:
             raise ApiError(401, "unknown or revoked API key", field="Authorization")
         return principal
+
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer rp_...`")
+
+
+async def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """FastAPI dependency: the caller, or 401."""
+    checked = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    if isinstance(checked, Principal):
+        return checked
+    if credentials is None or not credentials.credentials:
+        raise ApiError(401, "missing bearer API key", field="Authorization")
+    runtime = request.app.state.runtime
+    principal = await find_principal(
+        runtime.pool,
+        key=credentials.credentials,
+        secret_key=runtime.settings.reelpolicy_secret_key.get_secret_value(),
+        cache=runtime.principals,
+    )
+    if principal is None:
+        raise ApiError(401, "unknown or revoked API key", field="Authorization")
+    return principal
+
+
+async def operator_principal(
+    principal: Annotated[Principal, Depends(current_principal)],
+) -> Principal:
+    """FastAPI dependency: the caller, who must be an operator (else 403)."""
+    if not principal.is_operator:
+        raise ApiError(403, "this endpoint needs an operator key", field="Authorization")
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+OperatorPrincipal = Annotated[Principal, Depends(operator_principal)]
+
+
+def not_found(what: str, ident: str) -> ApiError:
+    """The 404 for a record that does not exist *or* is not the caller's."""
+    return ApiError(404, f"{what} {ident} not found", field="id")

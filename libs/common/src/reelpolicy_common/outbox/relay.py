@@ -104,8 +104,8 @@ class OutboxRelay:
         self._max_backoff = max_backoff
         self._retention_seconds = retention_seconds
         # without retention a published row is deleted: a DELETE only marks the old
-        # tuple, where the UPDATE writes a whole new one and its index entries (about
-        # 5x the time for 16,000 rows) and leaves the retention DELETE for later
+        # tuple, where the UPDATE writes a whole new one and its index entries (several
+        # times the work) and leaves the retention DELETE for later
         self._done_sql = MARK_SENT if retention_seconds > 0 else DELETE_SENT
         self._concurrency = concurrency
         self._rescan_seconds = rescan_seconds

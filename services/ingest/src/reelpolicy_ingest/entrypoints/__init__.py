@@ -1,1 +1,1 @@
-"""Entrypoints: the HTTP router and the Kafka consumers."""
+"""Entrypoints: the HTTP routers and the Kafka consumers."""

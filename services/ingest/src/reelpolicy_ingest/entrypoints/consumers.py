@@ -5,12 +5,13 @@ from __future__ import annotations
 from reelpolicy_common import topics
 from reelpolicy_common.auth import api_key_projection
 from reelpolicy_common.consumer import subscribe_reliably
-from reelpolicy_common.runtime import ServiceRuntime
+from reelpolicy_ingest.bootstrap import Ingest
 
 CONSUMER = "ingest.api-keys"
 
 
-def register_consumers(runtime: ServiceRuntime) -> None:
+def register_consumers(ingest: Ingest) -> None:
+    runtime = ingest.runtime
     subscribe_reliably(
         runtime.broker,
         topic_names=[topics.REGISTRY],

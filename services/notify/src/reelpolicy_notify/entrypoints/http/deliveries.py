@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from reelpolicy_common.auth import CurrentPrincipal, not_found
 from reelpolicy_common.http import ApiError, Page, problem_responses
+from reelpolicy_common.http.authenticate import CurrentPrincipal, not_found
 from reelpolicy_common.storable import PgTimestamp, StoredText
 from reelpolicy_notify.entrypoints.http.deps import NotifyDep
 from reelpolicy_notify.entrypoints.http.schemas import (

@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from reelpolicy_common.auth import CurrentPrincipal, not_found
 from reelpolicy_common.http import (
     ApiError,
     Page,
@@ -15,6 +14,7 @@ from reelpolicy_common.http import (
     problem_responses,
     request_example,
 )
+from reelpolicy_common.http.authenticate import CurrentPrincipal, not_found
 from reelpolicy_common.storable import StoredText
 from reelpolicy_notify.domain.filters import Filters
 from reelpolicy_notify.domain.targets import UnsafeTargetError

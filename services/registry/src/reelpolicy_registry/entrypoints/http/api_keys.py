@@ -8,8 +8,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from reelpolicy_common.auth import OperatorPrincipal, Role
+from reelpolicy_common.auth import Role
 from reelpolicy_common.http import problem_example, problem_responses
+from reelpolicy_common.http.authenticate import OperatorPrincipal
 from reelpolicy_common.storable import StoredText
 from reelpolicy_registry.domain.api_keys import ApiKeyRecord
 from reelpolicy_registry.entrypoints.http.deps import RegistryDep

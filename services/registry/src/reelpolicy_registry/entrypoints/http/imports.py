@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from reelpolicy_common.auth import OperatorPrincipal
 from reelpolicy_common.http import ApiError, problem_responses
+from reelpolicy_common.http.authenticate import OperatorPrincipal
 from reelpolicy_common.http.errors import problem_response
 from reelpolicy_common.http.problems import problem_body
 from reelpolicy_registry.domain.import_files import (

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from reelpolicy_common.auth import CurrentPrincipal
 from reelpolicy_common.http import Page, problem_example, problem_responses, request_example
+from reelpolicy_common.http.authenticate import CurrentPrincipal
 from reelpolicy_common.storable import StoredText
 from reelpolicy_common.subjects import ContentStatus, Platform, Theme
 from reelpolicy_registry.domain.patches import ProductionPatch, patch_members

@@ -7,8 +7,8 @@ from typing import Any
 import polars as pl
 from fastapi import APIRouter, Request
 
-from reelpolicy_common.auth import OperatorPrincipal
 from reelpolicy_common.http import ApiError, problem_example, problem_responses
+from reelpolicy_common.http.authenticate import OperatorPrincipal
 from reelpolicy_policy import MalformedBodyError, PolicyValidationError, load_policy_text
 from reelpolicy_rules.entrypoints.http.deps import RulesDep
 from reelpolicy_rules.handlers.policy_recalculation import plan_recalculation

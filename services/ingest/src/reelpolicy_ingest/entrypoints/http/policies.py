@@ -1,4 +1,4 @@
-"""The ingest HTTP API: ``/v1/policies``."""
+"""Policy documents: ``/v1/policies``."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ import base64
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from reelpolicy_common.auth import CurrentPrincipal, OperatorPrincipal
 from reelpolicy_common.http import ApiError, Page, problem_example, problem_responses
+from reelpolicy_common.http.authenticate import CurrentPrincipal, OperatorPrincipal
 from reelpolicy_common.storable import PgInt, StoredText, unstorable_reason
 from reelpolicy_ingest import handlers
-from reelpolicy_ingest.bootstrap import Ingest
 from reelpolicy_ingest.domain import DocumentTooLargeError, StoredPolicy, check_yaml_expansion
+from reelpolicy_ingest.entrypoints.http.deps import IngestDep
 from reelpolicy_policy import (
     MalformedBodyError,
     Policy,
@@ -26,13 +26,6 @@ from reelpolicy_policy import (
 
 router = APIRouter(prefix="/v1/policies", tags=["policies"])
 
-
-async def get_ingest(request: Request) -> Ingest:
-    ingest: Ingest = request.app.state.ingest
-    return ingest
-
-
-IngestDep = Annotated[Ingest, Depends(get_ingest)]
 PARSE_THREADS = 2
 """Documents parsed and validated at once; more wait their turn. Parsing runs in these
 threads, not on the event loop, so a large document never stalls other requests."""
