@@ -28,11 +28,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from reelpolicy_common import topics
 from reelpolicy_common.db.pool import connect
-from reelpolicy_common.events import Envelope, EventType
 from reelpolicy_common.kafka import KafkaRecordPublisher, ensure_topics, make_producer
 from reelpolicy_common.outbox import OutboxRecord
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.events import Envelope, EventType
 from reelpolicy_devstack.servers import (
     EmbeddedBroker,
     EmbeddedPostgres,

@@ -23,9 +23,9 @@ from aiokafka import AIOKafkaConsumer
 
 from reelpolicy_common.db.migrations import apply_migrations, common_migrations
 from reelpolicy_common.db.pool import connect, create_pool
-from reelpolicy_common.events import Envelope, EventType
 from reelpolicy_common.kafka import KafkaRecordPublisher, ensure_topics, make_producer
 from reelpolicy_common.outbox import OutboxRelay, enqueue_many
+from reelpolicy_contracts.events import Envelope, EventType
 from reelpolicy_devstack.servers import (
     EmbeddedBroker,
     EmbeddedPostgres,

@@ -30,8 +30,8 @@ import httpx
 import yaml
 from aiokafka import AIOKafkaProducer
 
-from reelpolicy_common import topics
-from reelpolicy_common.events import Envelope, EventType
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.events import Envelope, EventType
 from reelpolicy_devstack.servers import database_uri, ensure_database
 from support import (
     ROOT,

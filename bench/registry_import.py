@@ -34,10 +34,10 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from reelpolicy_common import topics
 from reelpolicy_common.db.pool import connect, create_pool
 from reelpolicy_common.kafka import KafkaRecordPublisher, ensure_topics, make_producer
 from reelpolicy_common.outbox import OutboxRelay
+from reelpolicy_contracts import topics
 from reelpolicy_datagen.registry_rows import RegionPicker, enterprise_row, generate_rows
 from reelpolicy_devstack.servers import (
     EmbeddedBroker,

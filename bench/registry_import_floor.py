@@ -36,10 +36,10 @@ from pathlib import Path
 
 import asyncpg
 
-from reelpolicy_common import topics
 from reelpolicy_common.db.pool import create_pool
-from reelpolicy_common.ids import uuid7_text
 from reelpolicy_common.outbox.store import EncodedEvent, enqueue_encoded
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.ids import uuid7_text
 from reelpolicy_datagen.registry_rows import generate_rows
 from reelpolicy_devstack.servers import EmbeddedPostgres, database_uri, ensure_database
 from reelpolicy_registry.adapters.import_staging import upsert_enterprises

@@ -40,8 +40,8 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from reelpolicy_common import topics
-from reelpolicy_common.events import Envelope, EventType
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.events import Envelope, EventType
 from reelpolicy_datagen.registry_rows import (
     RegionPicker,
     credit_code,

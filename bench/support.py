@@ -33,12 +33,12 @@ import polars as pl
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from reelpolicy_common import topics
 from reelpolicy_common.auth import hash_api_key, new_api_key, upsert_api_key
 from reelpolicy_common.db.migrations import apply_migrations, common_migrations, discover
 from reelpolicy_common.db.pool import connect
-from reelpolicy_common.events import Envelope, EventType
 from reelpolicy_common.kafka import ensure_topics
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.events import Envelope, EventType
 from reelpolicy_devstack.servers import (
     EmbeddedBroker,
     EmbeddedPostgres,

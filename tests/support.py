@@ -130,7 +130,7 @@ async def topic_events(
     """Read ``topic`` from the start until ``expected`` envelopes match ``where``."""
     from aiokafka import AIOKafkaConsumer
 
-    from reelpolicy_common.events import Envelope
+    from reelpolicy_contracts.events import Envelope
 
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     await consumer.start()

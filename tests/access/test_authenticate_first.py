@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from inproc import InProcessService, four_services
-from reelpolicy_common import topics
 from reelpolicy_common.kafka import ensure_topics
+from reelpolicy_contracts import topics
 from reelpolicy_devstack.servers import (
     EmbeddedBroker,
     EmbeddedPostgres,

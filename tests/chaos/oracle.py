@@ -83,9 +83,9 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from reelpolicy_common import topics
 from reelpolicy_common.db.pool import connect
-from reelpolicy_common.events import (
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.events import (
     EligibilityChanged,
     Envelope,
     EventType,

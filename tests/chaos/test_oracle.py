@@ -26,10 +26,10 @@ from aiokafka import AIOKafkaProducer
 from oracle import ChaosReport, ChaosSources, agrees, evaluate_registry, measure
 from pydantic_core import to_json
 
-from reelpolicy_common import topics
 from reelpolicy_common.db.pool import connect
-from reelpolicy_common.events import Envelope, EventType
 from reelpolicy_common.kafka import ensure_topics
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.events import Envelope, EventType
 from reelpolicy_datagen.registry_rows import generate_rows
 from reelpolicy_devstack.servers import EmbeddedPostgres, database_uri, ensure_database
 from reelpolicy_notify.domain.alerts import eligibility_alert

@@ -17,7 +17,7 @@ import pytest
 from reelpolicy_common.auth import api_key_projection, find_principal, hash_api_key
 from reelpolicy_common.consumer import ConsumedEvent
 from reelpolicy_common.db.migrations import apply_migrations, common_migrations
-from reelpolicy_common.events import Envelope, EventType
+from reelpolicy_contracts.events import Envelope, EventType
 
 pytestmark = pytest.mark.servers
 

@@ -12,7 +12,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 
-from reelpolicy_common import topics
 from reelpolicy_common.consumer import (
     ConsumedEvent,
     PermanentError,
@@ -22,8 +21,9 @@ from reelpolicy_common.consumer import (
 )
 from reelpolicy_common.db.migrations import apply_migrations, common_migrations
 from reelpolicy_common.db.pool import create_pool
-from reelpolicy_common.events import Envelope, EventType
 from reelpolicy_common.kafka import ensure_topics
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.events import Envelope, EventType
 from support import eventually, unique_topic
 
 pytestmark = pytest.mark.servers

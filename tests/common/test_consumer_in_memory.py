@@ -6,9 +6,9 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 
-from reelpolicy_common import topics
 from reelpolicy_common.consumer import ConsumedEvent, RetryPolicy, subscribe_reliably
-from reelpolicy_common.events import Envelope, EventType
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.events import Envelope, EventType
 
 RETRY = RetryPolicy(max_attempts=2, initial_seconds=0.01, max_seconds=0.02, outage_max_seconds=0.05)
 

@@ -16,7 +16,6 @@ from aiokafka.structs import TopicPartition
 from faststream.kafka import KafkaBroker
 from prometheus_client import REGISTRY
 
-from reelpolicy_common import topics
 from reelpolicy_common.consumer import (
     ConsumedEvent,
     RetryPolicy,
@@ -26,8 +25,9 @@ from reelpolicy_common.consumer import (
 )
 from reelpolicy_common.db.migrations import apply_migrations, common_migrations
 from reelpolicy_common.db.pool import ConnectionLimits, create_pool
-from reelpolicy_common.events import Envelope, EventType
 from reelpolicy_common.kafka import ensure_topics
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.events import Envelope, EventType
 from support import eventually, unique_topic
 from tcp_fault_proxy import FaultProxy, postgres_proxy, through
 

@@ -12,9 +12,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import REGISTRY
 
-from reelpolicy_common import topics
 from reelpolicy_common.dead_letter_gauge import count_waiting, watch_dead_letters
 from reelpolicy_common.kafka import admin_client, ensure_topics
+from reelpolicy_contracts import topics
 from reelpolicy_devstack.dlq import replay_dead_letters
 from reelpolicy_devstack.servers import free_port
 from reelpolicy_registry.config import Settings

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 import uuid
 
-from reelpolicy_common.events import Envelope, EventType
-from reelpolicy_common.ids import uuid7
+from reelpolicy_contracts.events import Envelope, EventType
+from reelpolicy_contracts.ids import uuid7
 
 
 def test_uuid7_has_version_7_and_the_rfc_variant() -> None:

@@ -13,10 +13,10 @@ from aiokafka import AIOKafkaConsumer
 
 from reelpolicy_common.db.migrations import apply_migrations, common_migrations
 from reelpolicy_common.db.pool import create_pool
-from reelpolicy_common.events import Envelope, EventType
 from reelpolicy_common.kafka import KafkaRecordPublisher, ensure_topics, make_producer
 from reelpolicy_common.outbox import OutboxRecord, OutboxRelay, enqueue_many
 from reelpolicy_common.outbox.relay import DELETE_SENT, MARK_SENT
+from reelpolicy_contracts.events import Envelope, EventType
 from reelpolicy_devstack.servers import EmbeddedBroker
 from support import eventually, unique_topic
 

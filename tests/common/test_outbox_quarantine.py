@@ -18,13 +18,13 @@ from prometheus_client import REGISTRY
 
 from reelpolicy_common.db.migrations import apply_migrations, common_migrations
 from reelpolicy_common.db.pool import create_pool
-from reelpolicy_common.events import Envelope, EventType
 from reelpolicy_common.http.errors import install_error_handlers
 from reelpolicy_common.kafka import KafkaRecordPublisher, ensure_topics, make_producer
 from reelpolicy_common.metrics import PrometheusOutboxMetrics
 from reelpolicy_common.outbox import OutboxRecord, OutboxRelay, enqueue_many
 from reelpolicy_common.outbox.quarantine import list_quarantined, retry_quarantined
 from reelpolicy_common.outbox.store import MAX_EVENT_BYTES, EventTooLargeError, lane_of
+from reelpolicy_contracts.events import Envelope, EventType
 from support import unique_topic
 
 pytestmark = pytest.mark.servers

@@ -15,9 +15,9 @@ import jsonschema
 import pytest
 from fastapi import FastAPI
 
-from reelpolicy_common import topics
 from reelpolicy_common.http.app import PUBLIC_PATHS
 from reelpolicy_common.kafka import ensure_topics
+from reelpolicy_contracts import topics
 from support import add_api_key, migrate_service, settings_for
 
 SERVICES = ("registry", "ingest", "rules", "notify")

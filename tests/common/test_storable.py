@@ -1,4 +1,4 @@
-"""The shared validators of what PostgreSQL can store (``reelpolicy_common.storable``)."""
+"""The shared validators of what PostgreSQL can store (``reelpolicy_contracts.storable``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import pytest
 from pydantic import BaseModel, Field, StringConstraints, TypeAdapter, ValidationError
 
-from reelpolicy_common.storable import (
+from reelpolicy_contracts.storable import (
     NO_NUL_PATTERN,
     PG_BIGINT_MAX,
     PG_INT_MAX,

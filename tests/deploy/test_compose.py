@@ -18,7 +18,7 @@ import pytest
 import yaml
 from ops_pack import settings_env
 
-from reelpolicy_common import topics
+from reelpolicy_contracts import topics
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
@@ -514,6 +514,33 @@ def test_dockerfile_caches_dependencies_and_runs_as_non_root() -> None:
     healthcheck = next(args for keyword, args in instructions if keyword == "HEALTHCHECK")
     assert "urllib" in healthcheck
     assert "/healthz" in healthcheck
+
+
+def test_dockerfile_gives_uv_every_workspace_member_before_the_dependency_sync() -> None:
+    """uv reads the whole workspace to sync one package: a member whose pyproject the
+    image lacks fails the build."""
+    members = {
+        str(path.relative_to(ROOT))
+        for pattern in (
+            "libs/*/pyproject.toml",
+            "services/*/pyproject.toml",
+            "tools/*/pyproject.toml",
+        )
+        for path in ROOT.glob(pattern)
+    }
+    instructions = dockerfile_instructions()
+    sync = next(
+        i
+        for i, (keyword, args) in enumerate(instructions)
+        if keyword == "RUN" and "uv sync" in args
+    )
+    copied = {
+        source
+        for keyword, args in instructions[:sync]
+        if keyword == "COPY"
+        for source in args.split()[:-1]
+    }
+    assert members <= copied, sorted(members - copied)
 
 
 def test_prometheus_scrapes_every_replica_of_every_app_service(

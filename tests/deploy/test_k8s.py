@@ -21,7 +21,7 @@ import pytest
 import yaml
 from ops_pack import DEPLOY, SERVICES, settings_env
 
-from reelpolicy_common import topics
+from reelpolicy_contracts import topics
 from support import settings_for
 
 K8S = DEPLOY / "k8s"

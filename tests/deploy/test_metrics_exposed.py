@@ -26,8 +26,8 @@ from ops_pack import SERVICES, exposed_names, used_series
 from prometheus_client.parser import text_string_to_metric_families
 from stdnum.cn import uscc
 
-from reelpolicy_common import topics
 from reelpolicy_common.kafka import ensure_topics
+from reelpolicy_contracts import topics
 from reelpolicy_devstack.servers import EmbeddedPostgres, database_uri, ensure_database, free_port
 from reelpolicy_devstack.services import ServiceGroup
 from support import add_api_key, eventually, migrate_service, service_env

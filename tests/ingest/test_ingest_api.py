@@ -14,8 +14,8 @@ import httpx
 import pytest
 import yaml
 
-from reelpolicy_common import topics
-from reelpolicy_common.events import EventType
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.events import EventType
 from reelpolicy_ingest.config import Settings
 from reelpolicy_ingest.main import create_app
 from support import ROOT, add_api_key, migrate_service, settings_for, topic_events

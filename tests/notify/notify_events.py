@@ -6,8 +6,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from reelpolicy_common import topics
-from reelpolicy_common.events import Envelope, EventType
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.events import Envelope, EventType
 
 
 def eligibility_event(

@@ -21,7 +21,7 @@ from notify_events import (
 from scripted_receiver import Receiver
 from standardwebhooks import Webhook
 
-from reelpolicy_common import topics
+from reelpolicy_contracts import topics
 from reelpolicy_notify.handlers.deadlines import scan_deadlines
 from support import eventually
 

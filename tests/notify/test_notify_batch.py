@@ -11,7 +11,7 @@ import pytest
 from notify_events import eligibility_event, enterprise_event, policy_event
 
 from reelpolicy_common.db.pool import create_pool
-from reelpolicy_common.events import Envelope
+from reelpolicy_contracts.events import Envelope
 from reelpolicy_notify.adapters.postgres import NotifyUnitOfWork
 from reelpolicy_notify.adapters.secret_box import SecretBox, parse_key_ring
 from reelpolicy_notify.handlers.consumed_events import handle_event, handle_events

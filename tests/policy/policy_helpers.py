@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from reelpolicy_common.subjects import EnterpriseAttributes, Grant, ProductionAttributes
+from reelpolicy_contracts.subjects import EnterpriseAttributes, Grant, ProductionAttributes
 from reelpolicy_policy import Policy, Subject, parse_policy
 
 TODAY = date(2026, 3, 1)

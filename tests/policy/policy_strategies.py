@@ -7,7 +7,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from reelpolicy_common.subjects import (
+from reelpolicy_contracts.subjects import (
     Award,
     ContentStatus,
     EnterpriseAttributes,

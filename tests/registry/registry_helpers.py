@@ -10,8 +10,8 @@ from typing import Any
 import asyncpg
 import httpx
 
-from reelpolicy_common import topics
 from reelpolicy_common.kafka import ensure_topics
+from reelpolicy_contracts import topics
 from reelpolicy_datagen.registry_rows import credit_code
 from reelpolicy_registry.config import Settings
 from reelpolicy_registry.main import create_app

@@ -8,7 +8,7 @@ import logging
 import asyncpg
 import pytest
 
-from reelpolicy_common.events import ApiKeyChanged, Envelope
+from reelpolicy_contracts.events import ApiKeyChanged, Envelope
 from reelpolicy_registry.cli import main
 from support import migrate_service, service_env
 

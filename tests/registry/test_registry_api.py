@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 import pytest
 from registry_helpers import RegistryClient, new_enterprise, running_registry
 
-from reelpolicy_common import topics
 from reelpolicy_common.auth import hash_api_key
-from reelpolicy_common.events import ApiKeyChanged, EventType
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.events import ApiKeyChanged, EventType
 from support import SECRET_KEY, topic_events
 
 pytestmark = pytest.mark.servers

@@ -10,10 +10,10 @@ from concurrent.futures import ProcessPoolExecutor
 import pytest
 from registry_helpers import RegistryClient, new_enterprise, running_registry
 
-from reelpolicy_common import topics
 from reelpolicy_common.db.pool import connect, create_pool
-from reelpolicy_common.events import EventType, decode_envelope
 from reelpolicy_common.outbox.store import lane_of
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.events import EventType, decode_envelope
 from reelpolicy_datagen.registry_rows import generate_rows
 from reelpolicy_registry.adapters.import_staging import PostgresImportStaging
 from reelpolicy_registry.adapters.postgres import PostgresProductionRepository, RegistryUnitOfWork

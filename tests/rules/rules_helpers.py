@@ -13,9 +13,9 @@ from typing import Any, Self
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from reelpolicy_common import topics
 from reelpolicy_common.db.pool import create_pool
-from reelpolicy_common.events import Envelope, EventType
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.events import Envelope, EventType
 from reelpolicy_devstack.servers import EmbeddedPostgres, database_uri, ensure_database
 from reelpolicy_rules.adapters.cache import InMemoryPolicyBook
 from reelpolicy_rules.adapters.postgres import RulesUnitOfWork

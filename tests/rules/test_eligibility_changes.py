@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from reelpolicy_common.events import EligibilityChanged, EventType, decode_envelope
+from reelpolicy_contracts.events import EligibilityChanged, EventType, decode_envelope
 from reelpolicy_rules.handlers.eligibility_changes import (
     PRODUCER,
     EventEncoder,

@@ -24,7 +24,7 @@ from rules_helpers import (
     production_event,
 )
 
-from reelpolicy_common.events import Envelope
+from reelpolicy_contracts.events import Envelope
 from reelpolicy_devstack.servers import EmbeddedPostgres
 from reelpolicy_rules.adapters.cache import PolarsSubjectCache
 from reelpolicy_rules.adapters.postgres import RulesUnitOfWork

@@ -33,16 +33,16 @@ from rules_helpers import (
     uid,
 )
 
-from reelpolicy_common import topics
 from reelpolicy_common.db.pool import create_pool
-from reelpolicy_common.events import (
+from reelpolicy_common.kafka import ensure_topics
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.events import (
     Envelope,
     EventType,
     new_snapshot_id,
     snapshot_headers,
     snapshot_marker,
 )
-from reelpolicy_common.kafka import ensure_topics
 from reelpolicy_datagen.registry_rows import credit_code
 from reelpolicy_devstack.servers import (
     EmbeddedBroker,

@@ -22,7 +22,7 @@ from rules_helpers import (
     production_policy,
 )
 
-from reelpolicy_common.events import Envelope, EventType
+from reelpolicy_contracts.events import Envelope, EventType
 from reelpolicy_devstack.servers import EmbeddedPostgres
 from reelpolicy_rules.handlers.registry_events import (
     handle_registry_batch,

@@ -25,9 +25,9 @@ from rules_helpers import (
     uid,
 )
 
-from reelpolicy_common import topics
-from reelpolicy_common.events import EventType
 from reelpolicy_common.kafka import ensure_topics
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.events import EventType
 from reelpolicy_rules.bootstrap import bootstrap
 from reelpolicy_rules.config import Settings
 from reelpolicy_rules.main import create_app

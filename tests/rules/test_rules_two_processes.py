@@ -17,9 +17,9 @@ from rules_helpers import (
     uid,
 )
 
-from reelpolicy_common import topics
-from reelpolicy_common.events import EventType
 from reelpolicy_common.kafka import ensure_topics
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.events import EventType
 from reelpolicy_devstack.servers import free_port
 from support import ROOT, eventually, migrate_service, service_env
 

@@ -25,7 +25,7 @@ import asyncpg
 
 from reelpolicy_common.auth_cache import PrincipalCache, api_keys_changed, key_generation
 from reelpolicy_common.consumer import ConsumedEvent, EventHandler, record_processed
-from reelpolicy_common.events import ApiKeyChanged, EventType
+from reelpolicy_contracts.events import ApiKeyChanged, EventType
 
 Role = Literal["operator", "company"]
 

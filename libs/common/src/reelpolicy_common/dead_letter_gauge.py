@@ -22,11 +22,11 @@ from typing import Any
 
 from aiokafka.structs import TopicPartition
 
-from reelpolicy_common import topics
 from reelpolicy_common.kafka import KafkaSecurity, admin_client, kafka_consumer
 from reelpolicy_common.metrics import DEAD_LETTERS_WAITING
 from reelpolicy_common.settings import ServiceSettings
 from reelpolicy_common.supervisor import heartbeat
+from reelpolicy_contracts import topics
 
 log = logging.getLogger(__name__)
 

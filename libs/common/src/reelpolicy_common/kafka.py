@@ -37,7 +37,6 @@ from faststream.security import (
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from reelpolicy_common import topics
 from reelpolicy_common.outbox.relay import PermanentPublishError
 from reelpolicy_common.outbox.store import OutboxRecord
 from reelpolicy_common.settings import ServiceSettings
@@ -46,6 +45,7 @@ from reelpolicy_common.telemetry import (
     current_trace_headers,
     encode_kafka_headers,
 )
+from reelpolicy_contracts import topics
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("reelpolicy.outbox")
@@ -288,7 +288,7 @@ async def ensure_topics(
     security: KafkaSecurity = PLAINTEXT,
 ) -> None:
     """Create the topics that are missing, with the partition counts the services expect
-    and their cleanup policy and retention (:func:`reelpolicy_common.topics.config`).
+    and their cleanup policy and retention (:func:`reelpolicy_contracts.topics.config`).
     Existing topics are left as they are (an operator may have tuned them)."""
     admin = admin_client(bootstrap_servers=bootstrap_servers, security=security)
     await admin.start()

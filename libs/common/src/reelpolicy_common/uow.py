@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from reelpolicy_common.events.envelope import Envelope
 from reelpolicy_common.outbox.store import enqueue_many
+from reelpolicy_contracts.events.envelope import Envelope
 
 
 class UnitOfWorkPort(Protocol):

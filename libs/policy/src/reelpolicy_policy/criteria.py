@@ -13,7 +13,7 @@ from datetime import date
 from functools import cached_property
 from typing import Any
 
-from reelpolicy_common.storable import PG_BIGINT_MAX, PG_BIGINT_MIN
+from reelpolicy_contracts.storable import PG_BIGINT_MAX, PG_BIGINT_MIN
 from reelpolicy_policy.fields import OPERATORS, FieldSpec, FieldType, SubjectType, fields_for
 
 PREFIX_RE = re.compile(r"^\d{2}(\d{2}){0,2}$")

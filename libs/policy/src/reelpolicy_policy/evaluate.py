@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reelpolicy_common.events.payloads import Status
+from reelpolicy_contracts.events.payloads import Status
 from reelpolicy_policy.criteria import All, AnyOf, Node, Not, Pred, predicates
 from reelpolicy_policy.fields import (
     Subject,

@@ -1,4 +1,4 @@
-"""The typed field schema policies may reference, derived from ``reelpolicy_common.subjects``.
+"""The typed field schema policies may reference, derived from ``reelpolicy_contracts.subjects``.
 
 Every field a policy names is a dotted path (``production.platforms``,
 ``enterprise.age_days``) registered here with one :class:`FieldType`; the operators a
@@ -15,7 +15,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Any, Literal
 
-from reelpolicy_common.subjects import (
+from reelpolicy_contracts.subjects import (
     Award,
     ContentStatus,
     EnterpriseAttributes,

@@ -24,7 +24,7 @@ from typing import Any
 
 import polars as pl
 
-from reelpolicy_common.subjects import IssuerLevel
+from reelpolicy_contracts.subjects import IssuerLevel
 from reelpolicy_policy.fields import FIELDS, FieldType, Subject, SubjectType, flatten_subject
 
 ISSUER_LEVELS = tuple(m.value for m in IssuerLevel)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reelpolicy_common.storable import unstorable_json_path
+from reelpolicy_contracts.storable import unstorable_json_path
 
 MAX_CRITERIA_DEPTH = 32
 """Levels of ``all`` / ``any`` / ``not`` in a criteria tree (a predicate is one level);

@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from reelpolicy_common.storable import PgInt
-from reelpolicy_common.subjects import MAX_MONEY_CNY, IssuerLevel
+from reelpolicy_contracts.storable import PgInt
+from reelpolicy_contracts.subjects import MAX_MONEY_CNY, IssuerLevel
 from reelpolicy_policy.criteria import Node
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,79}$")]

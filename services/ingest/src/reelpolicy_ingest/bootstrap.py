@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reelpolicy_common import topics
-from reelpolicy_common.events import Envelope
 from reelpolicy_common.runtime import ServiceRuntime
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.events import Envelope
 from reelpolicy_ingest.adapters.postgres import IngestUnitOfWork
 from reelpolicy_ingest.config import Settings
 

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from reelpolicy_common import topics
-from reelpolicy_common.events import (
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.events import (
     Envelope,
     EventType,
     PolicyPublished,

@@ -9,9 +9,9 @@ from __future__ import annotations
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
-from reelpolicy_common import topics
-from reelpolicy_common.events import Envelope
 from reelpolicy_common.runtime import ServiceRuntime
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.events import Envelope
 from reelpolicy_registry.adapters.import_workers import validation_processes
 from reelpolicy_registry.adapters.postgres import RegistryUnitOfWork
 from reelpolicy_registry.config import Settings

@@ -7,9 +7,9 @@ from datetime import UTC, date, datetime
 
 import asyncpg
 
-from reelpolicy_common import topics
-from reelpolicy_common.events import Envelope
 from reelpolicy_common.runtime import ServiceRuntime
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.events import Envelope
 from reelpolicy_rules.adapters.cache import InMemoryPolicyBook, PolarsSubjectCache
 from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
 from reelpolicy_rules.config import Settings

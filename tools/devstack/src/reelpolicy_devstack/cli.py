@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from reelpolicy_common import topics
+from reelpolicy_contracts import topics
 
 
 def main(argv: list[str] | None = None) -> int:

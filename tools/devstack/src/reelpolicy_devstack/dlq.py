@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from reelpolicy_common import topics
 from reelpolicy_common.dead_letter_gauge import replay_group
+from reelpolicy_contracts import topics
 
 
 async def replay_dead_letters(*, bootstrap_servers: str, topic: str, idle_ms: int = 2000) -> int:

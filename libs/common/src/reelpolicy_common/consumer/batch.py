@@ -27,12 +27,12 @@ from reelpolicy_common.consumer.types import (
     ConsumedEvent,
     record_span_attributes,
 )
-from reelpolicy_common.events.envelope import decode_envelope
 from reelpolicy_common.telemetry import (
     context_from_headers,
     current_trace_headers,
     decode_kafka_headers,
 )
+from reelpolicy_contracts.events.envelope import decode_envelope
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("reelpolicy.consumer")

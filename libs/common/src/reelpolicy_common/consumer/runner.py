@@ -41,7 +41,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from reelpolicy_common import metrics, topics
+from reelpolicy_common import metrics
 from reelpolicy_common.consumer.batch import process_batch
 from reelpolicy_common.consumer.commits import OffsetCommitter
 from reelpolicy_common.consumer.faults import (
@@ -56,12 +56,13 @@ from reelpolicy_common.consumer.types import (
     EventHandler,
     record_span_attributes,
 )
-from reelpolicy_common.events.envelope import decode_envelope
 from reelpolicy_common.telemetry import (
     context_from_headers,
     current_trace_headers,
     decode_kafka_headers,
 )
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.events.envelope import decode_envelope
 
 __all__ = ["PermanentError", "RetryPolicy", "process_record", "subscribe_reliably"]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiokafka.structs import ConsumerRecord
 
-from reelpolicy_common.events.envelope import Envelope
+from reelpolicy_contracts.events.envelope import Envelope
 
 
 @dataclass(frozen=True)

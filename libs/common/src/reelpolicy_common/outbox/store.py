@@ -17,8 +17,8 @@ from typing import Any, NamedTuple
 import asyncpg
 from pydantic_core import to_json
 
-from reelpolicy_common.events.envelope import CURRENT_SCHEMA_VERSION, Envelope
 from reelpolicy_common.telemetry import current_trace_headers
+from reelpolicy_contracts.events.envelope import CURRENT_SCHEMA_VERSION, Envelope
 
 NOTIFY_CHANNEL = "reelpolicy_outbox"
 DEFAULT_LANES = 16

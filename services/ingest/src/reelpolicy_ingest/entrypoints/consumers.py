@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from reelpolicy_common import topics
 from reelpolicy_common.auth import api_key_projection
 from reelpolicy_common.consumer import subscribe_reliably
+from reelpolicy_contracts import topics
 from reelpolicy_ingest.bootstrap import Ingest
 
 CONSUMER = "ingest.api-keys"

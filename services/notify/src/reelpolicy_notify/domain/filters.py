@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from annotated_types import Interval
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from reelpolicy_common.storable import JSON_SAFE_INT_MAX, StoredText, refuse_non_integer_json
+from reelpolicy_contracts.storable import JSON_SAFE_INT_MAX, StoredText, refuse_non_integer_json
 from reelpolicy_notify.domain.policies import PolicyFacts
 
 

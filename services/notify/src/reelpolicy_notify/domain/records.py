@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from reelpolicy_common.ids import uuid7
+from reelpolicy_contracts.ids import uuid7
 from reelpolicy_notify.domain.filters import Filters
 
 Channel = Literal["webhook", "email"]

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from reelpolicy_common import topics
 from reelpolicy_common.consumer import (
     BatchHandler,
     ConsumedEvent,
     EventHandler,
     subscribe_reliably,
 )
+from reelpolicy_contracts import topics
 from reelpolicy_notify.bootstrap import Notify
 from reelpolicy_notify.handlers.consumed_events import CONSUMER, handle_event, handle_events
 from reelpolicy_notify.ports import UowFactory

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Literal
 
-from reelpolicy_common.events import (
+from reelpolicy_contracts.events import (
     EligibilityChanged,
     EnterpriseChanged,
     Envelope,

@@ -18,9 +18,9 @@ from typing import Any
 
 import asyncpg
 
-from reelpolicy_common.ids import uuid7_text
 from reelpolicy_common.outbox.store import lane_of, outbox_headers
 from reelpolicy_common.telemetry import current_trace_headers
+from reelpolicy_contracts.ids import uuid7_text
 from reelpolicy_registry.domain.events import EventHead
 from reelpolicy_registry.ports import ProductionStage
 

@@ -10,8 +10,8 @@ from typing import Any
 import asyncpg
 
 from reelpolicy_common.auth import Role, upsert_api_key
-from reelpolicy_common.ids import uuid7
 from reelpolicy_common.uow import PostgresUnitOfWork
+from reelpolicy_contracts.ids import uuid7
 from reelpolicy_registry.adapters.import_staging import PostgresImportStaging
 from reelpolicy_registry.domain.api_keys import ApiKeyRecord
 from reelpolicy_registry.domain.errors import DuplicateError

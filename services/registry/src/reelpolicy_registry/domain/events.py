@@ -14,17 +14,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from reelpolicy_common import topics
-from reelpolicy_common.events import (
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.events import (
     ApiKeyChanged,
     EnterpriseChanged,
     Envelope,
     EventType,
     ProductionChanged,
 )
-from reelpolicy_common.events.envelope import CURRENT_SCHEMA_VERSION
-from reelpolicy_common.ids import uuid7
-from reelpolicy_common.subjects import EnterpriseAttributes, ProductionAttributes
+from reelpolicy_contracts.events.envelope import CURRENT_SCHEMA_VERSION
+from reelpolicy_contracts.ids import uuid7
+from reelpolicy_contracts.subjects import EnterpriseAttributes, ProductionAttributes
 from reelpolicy_registry.domain.records import StoredEnterprise, StoredProduction
 
 PRODUCER = "registry"

@@ -1,7 +1,7 @@
 """Import files: JSON Lines or CSV into rows, or per-row errors.
 
 JSON Lines: one object per line, ``{"type": "enterprise" | "production", ...}`` with
-the attributes of :mod:`reelpolicy_common.subjects`; a production names its
+the attributes of :mod:`reelpolicy_contracts.subjects`; a production names its
 enterprise by ``enterprise_credit_code`` (or ``enterprise_id``). Lines end at ``\n``
 only (:func:`jsonl_lines`; a ``\r`` before it is JSON whitespace): U+2028, U+0085,
 form feed and the other separators ``str.splitlines`` knows stay inside their row.
@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from reelpolicy_common.subjects import EnterpriseAttributes, ProductionAttributes
+from reelpolicy_contracts.subjects import EnterpriseAttributes, ProductionAttributes
 
 LIST_COLUMNS = frozenset(
     {

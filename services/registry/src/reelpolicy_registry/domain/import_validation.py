@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from reelpolicy_common.storable import StoredText
+from reelpolicy_contracts.storable import StoredText
 from reelpolicy_registry.domain.import_files import RowError
 from reelpolicy_registry.domain.records import CheckedEnterprise, CheckedProduction
 

@@ -1,6 +1,6 @@
 """Enterprises and productions: what a valid one is, and how an edit applies.
 
-The attribute schema is :mod:`reelpolicy_common.subjects`; the registry adds the
+The attribute schema is :mod:`reelpolicy_contracts.subjects`; the registry adds the
 checks only it can make: a unified social credit code's checksum (GB 32100-2015,
 ``stdnum.cn.uscc``) and region codes present in the shipped GB/T 2260 table. It also
 bounds every list (the ``MAX_*`` below; strings are bounded by the schema), so a
@@ -19,8 +19,8 @@ from pydantic import Field, StringConstraints, ValidationError, field_validator
 from stdnum import exceptions as stdnum_errors
 from stdnum.cn import uscc
 
-from reelpolicy_common.storable import StoredText
-from reelpolicy_common.subjects import (
+from reelpolicy_contracts.storable import StoredText
+from reelpolicy_contracts.subjects import (
     Award,
     EnterpriseAttributes,
     Grant,

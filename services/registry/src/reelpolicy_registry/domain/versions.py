@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from reelpolicy_common.storable import PG_INT_MAX
+from reelpolicy_contracts.storable import PG_INT_MAX
 from reelpolicy_registry.domain.errors import InvalidRecordError, StaleVersionError
 
 IF_MATCH_PATTERN = r'^[ \t]*(\*|(W/)?"?[0-9]+"?)[ \t]*$'

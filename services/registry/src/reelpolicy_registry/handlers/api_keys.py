@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from reelpolicy_common import topics
 from reelpolicy_common.auth import hash_api_key, new_api_key
+from reelpolicy_contracts import topics
 from reelpolicy_registry.domain.api_keys import (
     ISSUED_VERSION,
     ApiKeyRecord,

@@ -30,10 +30,10 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from itertools import islice
 
-from reelpolicy_common import topics
 from reelpolicy_common.gc_control import gc_paused
-from reelpolicy_common.ids import uuid7, uuid7_text
 from reelpolicy_common.switch_interval import short_switch_interval
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.ids import uuid7, uuid7_text
 from reelpolicy_registry.domain.events import production_upserted_head, raw_enterprise_event
 from reelpolicy_registry.domain.import_files import RawRow, RowError
 from reelpolicy_registry.domain.import_validation import (

@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from reelpolicy_common import topics
-from reelpolicy_common.events import new_snapshot_id, snapshot_headers, snapshot_marker
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.events import new_snapshot_id, snapshot_headers, snapshot_marker
 from reelpolicy_registry.domain.errors import NotFoundError, QuotaExceededError
 from reelpolicy_registry.domain.events import (
     PRODUCER,
@@ -176,7 +176,7 @@ async def delete_production(
 async def republish_all(*, uow: UowFactory, page_size: int = 2000) -> int:
     """Emit every API key's, enterprise's and production's state again (deleted ones too)
     as one snapshot: each record tagged with the snapshot id, then (same transaction) a
-    ``snapshot.completed`` marker with their count (see ``reelpolicy_common.topics``)."""
+    ``snapshot.completed`` marker with their count (see ``reelpolicy_contracts.topics``)."""
     snapshot_id = new_snapshot_id()
     tag = snapshot_headers(snapshot_id)
     count = 0

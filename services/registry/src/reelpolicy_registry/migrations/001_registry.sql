@@ -1,4 +1,4 @@
--- Enterprises: attributes as validated (reelpolicy_common.subjects.EnterpriseAttributes).
+-- Enterprises: attributes as validated (reelpolicy_contracts.subjects.EnterpriseAttributes).
 -- Soft delete: deleted_at is set and the row stays (its events say deleted: true).
 CREATE TABLE enterprises (
     id           uuid PRIMARY KEY,

@@ -29,8 +29,8 @@ from typing import Any
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError
 
-from reelpolicy_common import topics
 from reelpolicy_common.kafka import kafka_consumer
+from reelpolicy_contracts import topics
 from reelpolicy_rules.config import Settings
 from reelpolicy_rules.ports import Partition
 

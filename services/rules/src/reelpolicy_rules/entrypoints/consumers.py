@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from reelpolicy_common import topics
 from reelpolicy_common.consumer import (
     BatchHandler,
     ConsumedEvent,
     EventHandler,
     subscribe_reliably,
 )
+from reelpolicy_contracts import topics
 from reelpolicy_rules.adapters.consumer_groups import group_ids
 from reelpolicy_rules.bootstrap import Rules
 from reelpolicy_rules.handlers.policy_events import handle_policy_event

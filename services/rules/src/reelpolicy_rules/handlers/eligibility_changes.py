@@ -19,11 +19,11 @@ from typing import Any
 
 from pydantic_core import to_json
 
-from reelpolicy_common import topics
-from reelpolicy_common.events import Envelope, EventType
-from reelpolicy_common.events.envelope import CURRENT_SCHEMA_VERSION
-from reelpolicy_common.ids import uuid7
 from reelpolicy_common.outbox.store import EncodedEvent
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.events import Envelope, EventType
+from reelpolicy_contracts.events.envelope import CURRENT_SCHEMA_VERSION
+from reelpolicy_contracts.ids import uuid7
 from reelpolicy_rules.domain.outcomes import Change
 from reelpolicy_rules.ports import UnitOfWork
 

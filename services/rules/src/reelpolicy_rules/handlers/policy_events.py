@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from datetime import date
 
-from reelpolicy_common import topics
 from reelpolicy_common.consumer import PermanentError
-from reelpolicy_common.events import Envelope, EventType, PolicyPublished, PolicyRevoked
 from reelpolicy_common.gc_control import gc_paused
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.events import Envelope, EventType, PolicyPublished, PolicyRevoked
 from reelpolicy_policy import PolicyValidationError, parse_policy
 from reelpolicy_rules.domain.event_order import policy_applies
 from reelpolicy_rules.handlers.eligibility_changes import write_changes

@@ -19,9 +19,9 @@ from typing import Any
 import polars as pl
 from opentelemetry import trace
 
-from reelpolicy_common.events import Envelope, EventType, PolicyImpact
 from reelpolicy_common.gc_control import gc_paused
 from reelpolicy_common.metrics import EVALUATION_SECONDS
+from reelpolicy_contracts.events import Envelope, EventType, PolicyImpact
 from reelpolicy_policy import Policy, evaluate_bulk
 from reelpolicy_rules.domain.constraints import fund_of, related_policies
 from reelpolicy_rules.domain.outcome_frames import (

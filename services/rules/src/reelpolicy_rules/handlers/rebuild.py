@@ -1,7 +1,7 @@
 """Rebuilding the projection from the policy and registry topics (``reelpolicy-rules rebuild``).
 
 **It relies on a snapshot, not on retention.** Event topics keep records for a stated
-time (``reelpolicy_common.topics.config``): on Apache Kafka the oldest records of the
+time (``reelpolicy_contracts.topics.config``): on Apache Kafka the oldest records of the
 policy and registry topics are gone after 7 days, and a rebuild from what is left
 would be partial and announce mass "no longer eligible" changes. So a rebuild needs
 a *complete snapshot* of each source: ``reelpolicy-ingest republish`` and
@@ -48,8 +48,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from reelpolicy_common import topics
-from reelpolicy_common.events import (
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.events import (
     Envelope,
     EventType,
     PolicyPublished,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from reelpolicy_common.events import EnterpriseChanged, Envelope, EventType, ProductionChanged
+from reelpolicy_contracts.events import EnterpriseChanged, Envelope, EventType, ProductionChanged
 from reelpolicy_rules.domain.event_order import is_newer, rounds
 from reelpolicy_rules.handlers.subject_recalculation import Target, reevaluate_targets
 from reelpolicy_rules.ports import (

@@ -19,7 +19,7 @@ from typing import Any
 from opentelemetry import trace
 
 from reelpolicy_common.metrics import EVALUATION_SECONDS
-from reelpolicy_common.subjects import EnterpriseAttributes, ProductionAttributes
+from reelpolicy_contracts.subjects import EnterpriseAttributes, ProductionAttributes
 from reelpolicy_policy import (
     Policy,
     Result,

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from reelpolicy_common.http import ApiError, Page, problem_example, problem_responses
 from reelpolicy_common.http.authenticate import CurrentPrincipal, OperatorPrincipal
-from reelpolicy_common.storable import PgInt, StoredText, unstorable_reason
+from reelpolicy_contracts.storable import PgInt, StoredText, unstorable_reason
 from reelpolicy_ingest import handlers
 from reelpolicy_ingest.domain import DocumentTooLargeError, StoredPolicy, check_yaml_expansion
 from reelpolicy_ingest.entrypoints.http.deps import IngestDep

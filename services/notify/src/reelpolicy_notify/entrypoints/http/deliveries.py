@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 
 from reelpolicy_common.http import ApiError, Page, problem_responses
 from reelpolicy_common.http.authenticate import CurrentPrincipal, not_found
-from reelpolicy_common.storable import PgTimestamp, StoredText
+from reelpolicy_contracts.storable import PgTimestamp, StoredText
 from reelpolicy_notify.entrypoints.http.deps import NotifyDep
 from reelpolicy_notify.entrypoints.http.schemas import (
     DeliveryOut,

@@ -20,7 +20,7 @@ from pydantic import (
 from pydantic.config import JsonDict
 
 from reelpolicy_common.http import ApiError
-from reelpolicy_common.storable import (
+from reelpolicy_contracts.storable import (
     StoredText,
     refuse_non_integer_json,
     refuse_unstorable,

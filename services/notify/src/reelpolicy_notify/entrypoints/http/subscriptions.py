@@ -15,7 +15,7 @@ from reelpolicy_common.http import (
     request_example,
 )
 from reelpolicy_common.http.authenticate import CurrentPrincipal, not_found
-from reelpolicy_common.storable import StoredText
+from reelpolicy_contracts.storable import StoredText
 from reelpolicy_notify.domain.filters import Filters
 from reelpolicy_notify.domain.targets import UnsafeTargetError
 from reelpolicy_notify.entrypoints.http.deps import NotifyDep

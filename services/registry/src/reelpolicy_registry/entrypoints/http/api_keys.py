@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from reelpolicy_common.auth import Role
 from reelpolicy_common.http import problem_example, problem_responses
 from reelpolicy_common.http.authenticate import OperatorPrincipal
-from reelpolicy_common.storable import StoredText
+from reelpolicy_contracts.storable import StoredText
 from reelpolicy_registry.domain.api_keys import ApiKeyRecord
 from reelpolicy_registry.entrypoints.http.deps import RegistryDep
 from reelpolicy_registry.entrypoints.http.errors import call

@@ -13,7 +13,7 @@ from fastapi import Depends, Header, Query, Request
 
 from reelpolicy_common.auth import Principal
 from reelpolicy_common.http import ApiError
-from reelpolicy_common.storable import StoredText
+from reelpolicy_contracts.storable import StoredText
 from reelpolicy_registry.bootstrap import Registry
 from reelpolicy_registry.domain.errors import InvalidRecordError
 from reelpolicy_registry.domain.versions import IF_MATCH_PATTERN, parse_if_match

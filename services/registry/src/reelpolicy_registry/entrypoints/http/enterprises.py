@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query, Response
 
 from reelpolicy_common.http import Page, problem_example, problem_responses, request_example
 from reelpolicy_common.http.authenticate import CurrentPrincipal, OperatorPrincipal
-from reelpolicy_common.storable import StoredText
-from reelpolicy_common.subjects import EnterpriseKind
+from reelpolicy_contracts.storable import StoredText
+from reelpolicy_contracts.subjects import EnterpriseKind
 from reelpolicy_registry.domain.patches import EnterprisePatch, patch_members
 from reelpolicy_registry.domain.records import EnterpriseInput
 from reelpolicy_registry.entrypoints.http.deps import (

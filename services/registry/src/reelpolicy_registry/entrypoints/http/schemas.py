@@ -9,7 +9,7 @@ from typing import TypeVar
 from fastapi import Response
 from pydantic import BaseModel
 
-from reelpolicy_common.subjects import EnterpriseAttributes, ProductionAttributes
+from reelpolicy_contracts.subjects import EnterpriseAttributes, ProductionAttributes
 from reelpolicy_registry.domain.records import (
     MAX_REGION_HISTORY,
     StoredEnterprise,

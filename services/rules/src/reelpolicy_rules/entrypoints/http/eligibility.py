@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from reelpolicy_common.http import ApiError, problem_example, problem_responses
 from reelpolicy_common.http.authenticate import CurrentPrincipal, not_found
-from reelpolicy_common.storable import StoredText
+from reelpolicy_contracts.storable import StoredText
 from reelpolicy_rules.entrypoints.http.deps import RulesDep
 from reelpolicy_rules.handlers.subject_recalculation import build_subjects, evaluate_subjects
 

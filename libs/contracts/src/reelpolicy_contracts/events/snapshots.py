@@ -3,17 +3,17 @@
 A source service's ``republish`` writes every record's current state to its topic
 with the header ``topics.SNAPSHOT_HEADER`` = the snapshot id, and, in the same
 transaction, one ``snapshot.completed`` marker to ``topics.SNAPSHOTS`` keyed by that
-topic (see :class:`~reelpolicy_common.events.payloads.SnapshotCompleted`).
+topic (see :class:`~reelpolicy_contracts.events.payloads.SnapshotCompleted`).
 """
 
 from __future__ import annotations
 
 import uuid
 
-from reelpolicy_common import topics
-from reelpolicy_common.events.envelope import Envelope, EventType
-from reelpolicy_common.events.payloads import SnapshotCompleted
-from reelpolicy_common.ids import uuid7
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.events.envelope import Envelope, EventType
+from reelpolicy_contracts.events.payloads import SnapshotCompleted
+from reelpolicy_contracts.ids import uuid7
 
 
 def new_snapshot_id() -> uuid.UUID:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reelpolicy_common.subjects import EnterpriseAttributes, ProductionAttributes
+from reelpolicy_contracts.subjects import EnterpriseAttributes, ProductionAttributes
 
 Status = Literal["eligible", "ineligible", "unknown"]
 
@@ -86,7 +86,7 @@ class ApiKeyChanged(_Payload):
 
     Revocation is final and key ids are never reused, so a projection applies an
     event only when its ``version`` is newer than the one it holds, and no event
-    ever clears a revocation (see :func:`reelpolicy_common.auth.upsert_api_key`).
+    ever clears a revocation.
     """
 
     key_id: str

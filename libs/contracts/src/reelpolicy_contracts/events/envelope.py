@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reelpolicy_common.ids import uuid7
+from reelpolicy_contracts.ids import uuid7
 
 
 class EventType(StrEnum):

@@ -18,7 +18,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from reelpolicy_common.storable import PG_BIGINT_MAX, PgBigInt, PgInt, StoredText
+from reelpolicy_contracts.storable import PG_BIGINT_MAX, PgBigInt, PgInt, StoredText
 
 RegionCode = Annotated[str, StringConstraints(pattern=r"^[1-9]\d{5}$")]
 """A six-digit GB/T 2260 administrative division code (``310110`` is Yangpu, Shanghai)."""

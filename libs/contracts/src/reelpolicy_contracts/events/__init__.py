@@ -1,7 +1,7 @@
 """Versioned event contracts: the envelope and the payload of every event type."""
 
-from reelpolicy_common.events.envelope import Envelope, EventType, decode_envelope
-from reelpolicy_common.events.payloads import (
+from reelpolicy_contracts.events.envelope import Envelope, EventType, decode_envelope
+from reelpolicy_contracts.events.payloads import (
     ApiKeyChanged,
     EligibilityChanged,
     EnterpriseChanged,
@@ -11,7 +11,7 @@ from reelpolicy_common.events.payloads import (
     ProductionChanged,
     SnapshotCompleted,
 )
-from reelpolicy_common.events.snapshots import new_snapshot_id, snapshot_headers, snapshot_marker
+from reelpolicy_contracts.events.snapshots import new_snapshot_id, snapshot_headers, snapshot_marker
 
 __all__ = [
     "ApiKeyChanged",
