@@ -25,7 +25,7 @@ import cel
 import numpy as np
 import polars as pl
 
-from reelpolicy_policy import STATUS_NAMES, cel_context, evaluate_bulk, load_catalog, to_cel
+from reelpolicy_policy import STATUS_NAMES, cel_context, evaluate_columnar, load_catalog, to_cel
 from reelpolicy_policy.frame import GRANT_DTYPE, enum_mask, frame_schema, frame_to_values
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         f"built {frame.height:,} productions x {len(frame.columns)} columns "
         f"in {time.perf_counter() - t0:.2f}s; {len(policies)} production policies"
     )
-    secs, bulk = _time(lambda: evaluate_bulk(policies, frame, today=TODAY), a.runs)
+    secs, bulk = _time(lambda: evaluate_columnar(policies, frame, today=TODAY), a.runs)
     evals = frame.height * len(policies)
     rate = evals / secs
     print(f"bulk: {evals:,} evaluations in {secs:.3f}s (median of {a.runs}) = {rate:,.0f}/s")

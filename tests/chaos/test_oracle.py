@@ -33,7 +33,7 @@ from reelpolicy_contracts.events import Envelope, EventType
 from reelpolicy_datagen.registry_rows import generate_rows
 from reelpolicy_devstack.servers import EmbeddedPostgres, database_uri, ensure_database
 from reelpolicy_notify.domain.alerts import eligibility_alert
-from reelpolicy_policy import evaluate_bulk, load_catalog, parse_policy, policy_document_dict
+from reelpolicy_policy import evaluate_columnar, load_catalog, parse_policy, policy_document_dict
 from reelpolicy_rules.domain.outcome_frames import apply_frame_constraints, outcome_frame
 from reelpolicy_rules.domain.subject_frame import (
     enterprise_frame,
@@ -563,7 +563,7 @@ def test_expectation_is_what_rules_bulk_path_stores_for_the_catalog() -> None:
         ("enterprise", enterprise_frame(ents)),
         ("production", production_frame(prods, ents)),
     ):
-        bulk = evaluate_bulk([p for p in policies if p.subject == kind], frame, today=today)
+        bulk = evaluate_columnar([p for p in policies if p.subject == kind], frame, today=today)
         parts.append(outcome_frame(bulk, subjects=frame, subject_type=kind))
     current, funds = apply_frame_constraints(pl.concat(parts), policies=policies)
     stored = {

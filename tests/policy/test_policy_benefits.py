@@ -13,7 +13,7 @@ from reelpolicy_policy import (
     apply_stacking,
     apply_stacking_frame,
     evaluate,
-    evaluate_bulk,
+    evaluate_columnar,
     subjects_to_frame,
 )
 
@@ -166,7 +166,7 @@ def test_stacking_frame_matches_list_version() -> None:
         prod_subject("p2", region_code="440305"),
         prod_subject("p3", region_code=None),
     ]
-    long = evaluate_bulk(pols, subjects_to_frame(subjects), today=TODAY).long()
+    long = evaluate_columnar(pols, subjects_to_frame(subjects), today=TODAY).long()
     stacked = apply_stacking_frame(long, policies=pols)
     scalar = apply_stacking(
         [evaluate(p, s, today=TODAY) for s in subjects for p in pols], policies=pols

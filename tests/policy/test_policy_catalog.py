@@ -17,7 +17,7 @@ from reelpolicy_policy import (
     allocate_fund,
     apply_stacking,
     evaluate,
-    evaluate_bulk,
+    evaluate_columnar,
     load_catalog,
     policy_document_dict,
     policy_json_schema,
@@ -103,7 +103,7 @@ def test_shenzhen_stacked_benefits_never_exceed_cap(catalog: dict[str, Policy]) 
     ]
     pols = [*catalog.values(), *extra]
     subjects = [prod_subject(f"p{i}", region_code=f"44030{i}") for i in range(3, 8)]
-    long = evaluate_bulk(pols, subjects_to_frame(subjects), today=TODAY).long()
+    long = evaluate_columnar(pols, subjects_to_frame(subjects), today=TODAY).long()
     results = [
         evaluate(p, s, today=TODAY) for s in subjects for p in pols if p.subject == "production"
     ]

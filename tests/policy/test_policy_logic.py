@@ -229,7 +229,7 @@ def test_scope_hint() -> None:
 
 @pytest.mark.parametrize("op", ["contains_all", "contains_any"])
 def test_a_value_listed_twice_counts_once_in_both_evaluators(op: str) -> None:
-    from reelpolicy_policy import evaluate_bulk, subjects_to_frame
+    from reelpolicy_policy import evaluate_columnar, subjects_to_frame
 
     twice = {
         "field": "production.themes",
@@ -238,6 +238,6 @@ def test_a_value_listed_twice_counts_once_in_both_evaluators(op: str) -> None:
     }
     p = policy(twice)
     s = prod_subject(region_code="310110", themes=["yellow_river_culture"])
-    bulk = evaluate_bulk([p], subjects_to_frame([s]), today=TODAY).long()
+    bulk = evaluate_columnar([p], subjects_to_frame([s]), today=TODAY).long()
     assert evaluate(p, s, today=TODAY).status == "eligible"
     assert bulk.row(0, named=True)["status"] == "eligible"

@@ -14,7 +14,7 @@ from reelpolicy_policy import (
     Subject,
     cel_context,
     evaluate,
-    evaluate_bulk,
+    evaluate_columnar,
     flatten_subject,
     may_apply,
     parse_policy,
@@ -43,7 +43,7 @@ def cases(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[Subject]]:
 def test_scalar_and_bulk_agree(case: tuple[list[dict[str, Any]], list[Subject]]) -> None:
     docs, subjects = case
     policies = [parse_policy(d) for d in docs]
-    bulk = evaluate_bulk(policies, subjects_to_frame(subjects), today=TODAY).long()
+    bulk = evaluate_columnar(policies, subjects_to_frame(subjects), today=TODAY).long()
     rows = {(r["subject_id"], r["policy_id"]): r for r in bulk.iter_rows(named=True)}
     assert len(rows) == len(subjects) * len(policies)
     for p in policies:

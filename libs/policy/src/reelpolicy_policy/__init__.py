@@ -7,14 +7,14 @@ Entry points for services:
 * ``policy_document_dict(policy)``: canonical JSON form; ``policy_json_schema()``
 * ``evaluate(policy, subject, *, today)`` -> :class:`Result`; ``may_apply(policy, values,
   *, today)``: whether it could be anything but ineligible (no trace, cheap)
-* ``subjects_to_frame(subjects)`` + ``evaluate_bulk(policies, frame, *, today)``
+* ``subjects_to_frame(subjects)`` + ``evaluate_columnar(policies, frame, *, today)``
 * ``apply_stacking(results, *, policies)``, ``allocate_fund(results, *, policies)``
 * ``load_catalog(path)``; ``to_cel(policy)`` (CEL translation)
 """
 
-from reelpolicy_policy.bulk import STATUS_NAMES, BulkResult, evaluate_bulk
 from reelpolicy_policy.catalog import load_catalog
 from reelpolicy_policy.cel_export import cel_context, to_cel
+from reelpolicy_policy.columnar import STATUS_NAMES, ColumnarResult, evaluate_columnar
 from reelpolicy_policy.constraints import (
     FundAllocation,
     FundReport,
@@ -43,7 +43,7 @@ from reelpolicy_policy.schema import policy_json_schema
 __all__ = [
     "FIELDS",
     "STATUS_NAMES",
-    "BulkResult",
+    "ColumnarResult",
     "FieldSpec",
     "FieldType",
     "FundAllocation",
@@ -59,7 +59,7 @@ __all__ = [
     "apply_stacking_frame",
     "cel_context",
     "evaluate",
-    "evaluate_bulk",
+    "evaluate_columnar",
     "evaluate_values",
     "flatten_subject",
     "frame_schema",

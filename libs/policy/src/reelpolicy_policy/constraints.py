@@ -69,7 +69,7 @@ def apply_stacking(results: Sequence[Result], *, policies: Iterable[Policy]) -> 
 
 
 def apply_stacking_frame(long: pl.DataFrame, *, policies: Iterable[Policy]) -> pl.DataFrame:
-    """:func:`apply_stacking` over a long frame (``BulkResult.long()`` layout)."""
+    """:func:`apply_stacking` over a long frame (``ColumnarResult.long()`` layout)."""
     caps = stacking_caps(policies)
     if not caps:
         return long

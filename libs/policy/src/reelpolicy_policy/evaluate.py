@@ -1,6 +1,6 @@
 """The per-subject evaluator: three-valued (Kleene) criteria, benefit arithmetic, trace.
 
-Semantics (shared with :mod:`reelpolicy_policy.bulk` and the CEL translation):
+Semantics (shared with :mod:`reelpolicy_policy.columnar` and the CEL translation):
 
 * A policy not in force on ``today`` is ``ineligible``.
 * A predicate on an unknown (``None``) field is unknown, except ``exists``.

@@ -1,4 +1,4 @@
-"""The columnar layout of subjects for the bulk evaluator (one polars column per field).
+"""The columnar layout of subjects for the columnar evaluator (one polars column per field).
 
 Layout (column name = field path, ``None``/null = unknown):
 
@@ -11,7 +11,7 @@ Layout (column name = field path, ``None``/null = unknown):
 * ``production.grants``: ``List(Struct{issuer_level: Enum, issuer_region_code: UInt32,
   amount_cny: Int64})``
 
-``enterprise.age_days`` is not stored: the bulk evaluator derives it from
+``enterprise.age_days`` is not stored: the columnar evaluator derives it from
 ``enterprise.established_on`` and ``today``. A production frame also carries its
 enterprise's ``enterprise.*`` columns. Build one with :func:`subjects_to_frame`, or
 directly (benchmarks) following :func:`frame_schema`.

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from reelpolicy_policy import BulkResult, Policy, apply_stacking_frame
+from reelpolicy_policy import ColumnarResult, Policy, apply_stacking_frame
 from reelpolicy_rules.domain.constraints import fund_budgets, fund_of
 
 OUTCOME_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
@@ -27,14 +27,16 @@ OUTCOME_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
 KEYS = ["subject_id", "policy_id"]
 
 
-def outcome_frame(result: BulkResult, *, subjects: pl.DataFrame, subject_type: str) -> pl.DataFrame:
+def outcome_frame(
+    result: ColumnarResult, *, subjects: pl.DataFrame, subject_type: str
+) -> pl.DataFrame:
     """Stored-result rows (not ineligible) of a columnar run; ``subjects`` maps id ->
     enterprise."""
     statuses = [pl.col(f"{p.id}:status") != 0 for p in result.policies]
     if not statuses:
         return pl.DataFrame(schema=OUTCOME_SCHEMA)
     kept = result.frame.filter(pl.any_horizontal(statuses))
-    long = BulkResult(frame=kept, policies=result.policies).long()
+    long = ColumnarResult(frame=kept, policies=result.policies).long()
     long = long.filter(pl.col("status") != "ineligible")
     return long.join(subjects.select("subject_id", "enterprise_id"), on="subject_id").select(
         pl.lit(subject_type).alias("subject_type"),

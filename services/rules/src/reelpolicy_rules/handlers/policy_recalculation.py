@@ -22,7 +22,7 @@ from opentelemetry import trace
 from reelpolicy_common.gc_control import gc_paused
 from reelpolicy_common.metrics import EVALUATION_SECONDS
 from reelpolicy_contracts.events import Envelope, EventType, PolicyImpact
-from reelpolicy_policy import Policy, evaluate_bulk
+from reelpolicy_policy import Policy, evaluate_columnar
 from reelpolicy_rules.domain.constraints import fund_of, related_policies
 from reelpolicy_rules.domain.outcome_frames import (
     OUTCOME_SCHEMA,
@@ -69,7 +69,7 @@ def evaluate_policies(
             chosen = [p for p in policies if p.subject == kind]
             if chosen:
                 frame = cache.frame(kind)
-                bulk = evaluate_bulk(chosen, frame, today=today)
+                bulk = evaluate_columnar(chosen, frame, today=today)
                 parts.append(outcome_frame(bulk, subjects=frame, subject_type=kind))
         current = pl.concat(parts) if parts else pl.DataFrame(schema=OUTCOME_SCHEMA)
         result = apply_frame_constraints(current, policies=policies)

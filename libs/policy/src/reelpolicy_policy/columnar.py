@@ -1,10 +1,10 @@
-"""The bulk columnar evaluator: the same semantics as :mod:`evaluate`, as polars expressions.
+"""The columnar evaluator: the same semantics as :mod:`evaluate`, as polars expressions.
 
 Polars' ``&`` / ``|`` / ``~`` on nullable booleans are Kleene logic, and comparisons
-with null give null, so unknown is simply null. Output (:class:`BulkResult`): one row
+with null give null, so unknown is simply null. Output (:class:`ColumnarResult`): one row
 per subject; per policy ``<id>:status`` (``UInt8`` code into :data:`STATUS_NAMES`),
 ``<id>:amount`` (``Int64``, null = none) and ``<id>:missing`` (``UInt64`` bitmask over
-``BulkResult.missing_order[<id>]``; non-zero only for ``unknown``).
+``ColumnarResult.missing_order[<id>]``; non-zero only for ``unknown``).
 """
 
 from __future__ import annotations
@@ -200,7 +200,7 @@ def policy_exprs(policy: Policy, today: date) -> list[pl.Expr]:
 
 
 @dataclass(frozen=True)
-class BulkResult:
+class ColumnarResult:
     frame: pl.DataFrame
     policies: tuple[Policy, ...]
 
@@ -244,7 +244,9 @@ class BulkResult:
         return pl.concat(parts)
 
 
-def evaluate_bulk(policies: Sequence[Policy], frame: pl.DataFrame, *, today: date) -> BulkResult:
+def evaluate_columnar(
+    policies: Sequence[Policy], frame: pl.DataFrame, *, today: date
+) -> ColumnarResult:
     """Evaluate ``policies`` over a frame built per :mod:`reelpolicy_policy.frame`.
 
     Policies for the other subject type than the frame's are skipped.
@@ -257,4 +259,4 @@ def evaluate_bulk(policies: Sequence[Policy], frame: pl.DataFrame, *, today: dat
         lf = lf.with_columns(age.cast(pl.Int64).alias(AGE))
     exprs = [e for p in chosen for e in policy_exprs(p, today)]
     out = lf.select(pl.col("subject_id"), *exprs).collect()
-    return BulkResult(frame=out, policies=chosen)
+    return ColumnarResult(frame=out, policies=chosen)
