@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 import yaml
 
-from inproc import InProcessService, one_service
+from in_process_services import InProcessService, one_service
 from reelpolicy_devstack.servers import EmbeddedBroker, EmbeddedPostgres
-from support import ROOT
+from service_harness import ROOT
 
 NUL = "a\x00b"
 """Text with a NUL character, for query and path parameters (sent as ``%00``)."""

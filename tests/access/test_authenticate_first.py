@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from inproc import InProcessService, four_services
+from in_process_services import InProcessService, four_services
 from reelpolicy_common.kafka import ensure_topics
 from reelpolicy_contracts import topics
 from reelpolicy_devstack.servers import (
@@ -27,7 +27,7 @@ from reelpolicy_devstack.servers import (
     free_port,
     wait_for_port,
 )
-from support import ROOT, migrate_service, service_env
+from service_harness import ROOT, migrate_service, service_env
 
 pytestmark = pytest.mark.servers
 

@@ -20,9 +20,9 @@ import httpx
 import pytest
 from stdnum.cn import uscc
 
-from inproc import InProcessService, four_services
+from in_process_services import InProcessService, four_services
 from reelpolicy_devstack.servers import EmbeddedPostgres
-from support import eventually
+from service_harness import eventually
 from webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.servers

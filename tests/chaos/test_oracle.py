@@ -41,7 +41,7 @@ from reelpolicy_rules.domain.subject_frame import (
     production_frame,
     production_rows,
 )
-from support import ROOT, migrate_service
+from service_harness import ROOT, migrate_service
 
 A, B, C = (str(uuid.uuid4()) for _ in range(3))  # Shanghai, Zhengzhou, Shanghai (deleted)
 PA1, PA2, PC = (str(uuid.uuid4()) for _ in range(3))  # A's live and deleted, C's

@@ -24,7 +24,7 @@ from reelpolicy_common.db.pool import create_pool
 from reelpolicy_common.kafka import ensure_topics
 from reelpolicy_contracts import topics
 from reelpolicy_contracts.events import Envelope, EventType
-from support import eventually, unique_topic
+from service_harness import eventually, unique_topic
 
 pytestmark = pytest.mark.servers
 

@@ -28,7 +28,7 @@ from reelpolicy_common.db.pool import ConnectionLimits, create_pool
 from reelpolicy_common.kafka import ensure_topics
 from reelpolicy_contracts import topics
 from reelpolicy_contracts.events import Envelope, EventType
-from support import eventually, unique_topic
+from service_harness import eventually, unique_topic
 from tcp_fault_proxy import FaultProxy, postgres_proxy, through
 
 pytestmark = pytest.mark.servers

@@ -18,7 +18,7 @@ from reelpolicy_contracts import topics
 from reelpolicy_devstack.dlq import replay_dead_letters
 from reelpolicy_devstack.servers import free_port
 from reelpolicy_registry.config import Settings
-from support import eventually, settings_for, unique_topic
+from service_harness import eventually, settings_for, unique_topic
 
 pytestmark = pytest.mark.servers
 

@@ -13,7 +13,7 @@ from test_problem_details import PARAMETER, PROBLEM, SERVICES, service_app
 
 from reelpolicy_common.http.app import PUBLIC_PATHS
 from reelpolicy_common.kafka import ensure_topics
-from support import add_api_key, migrate_service
+from service_harness import add_api_key, migrate_service
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch")
 

@@ -18,7 +18,7 @@ from reelpolicy_common.outbox import OutboxRecord, OutboxRelay, enqueue_many
 from reelpolicy_common.outbox.relay import DELETE_SENT, MARK_SENT
 from reelpolicy_contracts.events import Envelope, EventType
 from reelpolicy_devstack.servers import EmbeddedBroker
-from support import eventually, unique_topic
+from service_harness import eventually, unique_topic
 
 pytestmark = pytest.mark.servers
 

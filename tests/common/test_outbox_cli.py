@@ -11,7 +11,7 @@ from collections.abc import Callable
 import asyncpg
 import pytest
 
-from support import migrate_service, service_env
+from service_harness import migrate_service, service_env
 
 pytestmark = pytest.mark.servers
 

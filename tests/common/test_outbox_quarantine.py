@@ -25,7 +25,7 @@ from reelpolicy_common.outbox import OutboxRecord, OutboxRelay, enqueue_many
 from reelpolicy_common.outbox.quarantine import list_quarantined, retry_quarantined
 from reelpolicy_common.outbox.store import MAX_EVENT_BYTES, EventTooLargeError, lane_of
 from reelpolicy_contracts.events import Envelope, EventType
-from support import unique_topic
+from service_harness import unique_topic
 
 pytestmark = pytest.mark.servers
 

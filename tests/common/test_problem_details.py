@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from reelpolicy_common.http.app import PUBLIC_PATHS
 from reelpolicy_common.kafka import ensure_topics
 from reelpolicy_contracts import topics
-from support import add_api_key, migrate_service, settings_for
+from service_harness import add_api_key, migrate_service, settings_for
 
 SERVICES = ("registry", "ingest", "rules", "notify")
 PROBLEM = "application/problem+json"

@@ -23,7 +23,7 @@ from reelpolicy_common.kafka import ensure_topics
 from reelpolicy_common.runtime import ServiceRuntime
 from reelpolicy_common.settings import ServiceSettings
 from reelpolicy_common.supervisor import heartbeat
-from support import eventually, unique_topic
+from service_harness import eventually, unique_topic
 from tcp_fault_proxy import postgres_proxy, through
 
 pytestmark = pytest.mark.servers

@@ -22,7 +22,7 @@ import yaml
 from ops_pack import DEPLOY, SERVICES, settings_env
 
 from reelpolicy_contracts import topics
-from support import settings_for
+from service_harness import settings_for
 
 K8S = DEPLOY / "k8s"
 OVERLAYS = {"base": K8S / "base", "production": K8S / "overlays" / "production"}

@@ -30,7 +30,7 @@ from reelpolicy_common.kafka import ensure_topics
 from reelpolicy_contracts import topics
 from reelpolicy_devstack.servers import EmbeddedPostgres, database_uri, ensure_database, free_port
 from reelpolicy_devstack.services import ServiceGroup
-from support import add_api_key, eventually, migrate_service, service_env
+from service_harness import add_api_key, eventually, migrate_service, service_env
 from webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.servers

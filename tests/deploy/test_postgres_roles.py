@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from reelpolicy_devstack.servers import EmbeddedPostgres, database_uri
-from support import migrate_service
+from service_harness import migrate_service
 
 pytestmark = pytest.mark.servers
 

@@ -14,7 +14,7 @@ import pytest
 
 from reelpolicy_devstack.operator_key import register_operator_key
 from reelpolicy_devstack.services import run
-from support import migrate_service, service_env
+from service_harness import migrate_service, service_env
 
 pytestmark = pytest.mark.servers
 

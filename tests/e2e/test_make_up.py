@@ -20,7 +20,7 @@ from reelpolicy_common.db.pool import connect
 from reelpolicy_devstack.servers import EmbeddedPostgres, database_uri, free_port
 from reelpolicy_devstack.services import ServiceProcess
 from reelpolicy_devstack.stack import Stack
-from support import ROOT
+from service_harness import ROOT
 
 pytestmark = [pytest.mark.servers, pytest.mark.e2e]
 

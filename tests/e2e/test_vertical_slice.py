@@ -25,7 +25,7 @@ from reelpolicy_devstack.servers import (
     free_port,
 )
 from reelpolicy_devstack.services import SERVICES, ServiceGroup, run
-from support import SEALING_KEYS, SECRET_KEY, eventually
+from service_harness import SEALING_KEYS, SECRET_KEY, eventually
 from webhook_receiver import Received, WebhookReceiver
 
 pytestmark = [pytest.mark.servers, pytest.mark.e2e]

@@ -32,7 +32,7 @@ from reelpolicy_devstack.servers import (
     free_port,
 )
 from reelpolicy_devstack.services import SERVICES, ServiceGroup, run
-from support import ROOT, SEALING_KEYS, SECRET_KEY, eventually
+from service_harness import ROOT, SEALING_KEYS, SECRET_KEY, eventually
 
 FUZZ_SEED = int(os.environ.get("FUZZ_SEED") or 22)
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES") or 10)

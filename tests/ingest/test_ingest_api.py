@@ -18,7 +18,7 @@ from reelpolicy_contracts import topics
 from reelpolicy_contracts.events import EventType
 from reelpolicy_ingest.config import Settings
 from reelpolicy_ingest.main import create_app
-from support import ROOT, add_api_key, migrate_service, settings_for, topic_events
+from service_harness import ROOT, add_api_key, migrate_service, settings_for, topic_events
 
 pytestmark = pytest.mark.servers
 

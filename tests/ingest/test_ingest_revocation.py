@@ -18,7 +18,7 @@ from reelpolicy_ingest.adapters.postgres import IngestUnitOfWork
 from reelpolicy_ingest.cli import load_folder, store_all
 from reelpolicy_ingest.config import Settings
 from reelpolicy_ingest.main import create_app
-from support import ROOT, add_api_key, migrate_service, settings_for
+from service_harness import ROOT, add_api_key, migrate_service, settings_for
 
 pytestmark = pytest.mark.servers
 

@@ -13,7 +13,7 @@ import httpx
 from reelpolicy_common.kafka import ensure_topics
 from reelpolicy_notify.config import Settings
 from reelpolicy_notify.main import create_app
-from support import SEALING_KEYS, SECRET_KEY, add_api_key, eventually, migrate_service
+from service_harness import SEALING_KEYS, SECRET_KEY, add_api_key, eventually, migrate_service
 
 
 def notify_settings(dsn: str, bootstrap: str, **overrides: Any) -> Settings:

@@ -9,7 +9,7 @@ from prometheus_client import REGISTRY
 
 from reelpolicy_common.db.pool import connect, create_pool
 from reelpolicy_notify.adapters.delivery_gauges import refresh_delivery_gauges
-from support import migrate_service
+from service_harness import migrate_service
 
 pytestmark = pytest.mark.servers
 

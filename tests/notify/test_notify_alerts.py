@@ -23,7 +23,7 @@ from standardwebhooks import Webhook
 
 from reelpolicy_contracts import topics
 from reelpolicy_notify.handlers.deadlines import scan_deadlines
-from support import eventually
+from service_harness import eventually
 
 pytestmark = pytest.mark.servers
 

@@ -15,7 +15,7 @@ from reelpolicy_contracts.events import Envelope
 from reelpolicy_notify.adapters.postgres import NotifyUnitOfWork
 from reelpolicy_notify.adapters.secret_box import SecretBox, parse_key_ring
 from reelpolicy_notify.handlers.consumed_events import handle_event, handle_events
-from support import SEALING_KEYS, migrate_service
+from service_harness import SEALING_KEYS, migrate_service
 
 pytestmark = pytest.mark.servers
 BOX = SecretBox(parse_key_ring(SEALING_KEYS))

@@ -13,7 +13,7 @@ from notify_events import eligibility_event, produce_eligibility
 from scripted_receiver import Receiver
 from standardwebhooks import Webhook
 
-from support import eventually
+from service_harness import eventually
 
 pytestmark = pytest.mark.servers
 

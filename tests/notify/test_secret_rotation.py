@@ -25,7 +25,7 @@ from reelpolicy_notify.adapters.secret_box import SecretBox, SecretBoxError, new
 from reelpolicy_notify.cli import main
 from reelpolicy_notify.config import Settings
 from reelpolicy_notify.domain.signing import new_secret
-from support import SEALING_KEYS, eventually, migrate_service, service_env, settings_for
+from service_harness import SEALING_KEYS, eventually, migrate_service, service_env, settings_for
 
 pytestmark = pytest.mark.servers
 

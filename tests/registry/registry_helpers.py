@@ -15,7 +15,7 @@ from reelpolicy_contracts import topics
 from reelpolicy_datagen.registry_rows import credit_code
 from reelpolicy_registry.config import Settings
 from reelpolicy_registry.main import create_app
-from support import add_api_key, migrate_service, settings_for
+from service_harness import add_api_key, migrate_service, settings_for
 
 _rng = random.Random(42)
 

@@ -10,7 +10,7 @@ import pytest
 
 from reelpolicy_contracts.events import ApiKeyChanged, Envelope
 from reelpolicy_registry.cli import main
-from support import migrate_service, service_env
+from service_harness import migrate_service, service_env
 
 pytestmark = pytest.mark.servers
 

@@ -10,7 +10,7 @@ from registry_helpers import RegistryClient, new_enterprise, running_registry
 from reelpolicy_common.auth import hash_api_key
 from reelpolicy_contracts import topics
 from reelpolicy_contracts.events import ApiKeyChanged, EventType
-from support import SECRET_KEY, topic_events
+from service_harness import SECRET_KEY, topic_events
 
 pytestmark = pytest.mark.servers
 

@@ -14,7 +14,7 @@ from registry_helpers import new_enterprise
 
 from reelpolicy_datagen.cli import main as datagen
 from reelpolicy_registry.cli import main
-from support import migrate_service, service_env
+from service_harness import migrate_service, service_env
 
 pytestmark = pytest.mark.servers
 

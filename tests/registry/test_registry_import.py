@@ -21,7 +21,7 @@ from reelpolicy_registry.domain.events import EventHead, production_event
 from reelpolicy_registry.domain.import_files import jsonl_rows
 from reelpolicy_registry.handlers.imports import import_rows
 from reelpolicy_registry.ports import ProductionStage
-from support import topic_events
+from service_harness import topic_events
 
 pytestmark = pytest.mark.servers
 

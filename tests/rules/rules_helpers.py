@@ -19,7 +19,7 @@ from reelpolicy_contracts.events import Envelope, EventType
 from reelpolicy_devstack.servers import EmbeddedPostgres, database_uri, ensure_database
 from reelpolicy_rules.adapters.cache import InMemoryPolicyBook
 from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
-from support import migrate_service
+from service_harness import migrate_service
 
 
 class FakeClock:

@@ -68,7 +68,7 @@ from reelpolicy_rules.cli import rebuild
 from reelpolicy_rules.config import Settings
 from reelpolicy_rules.handlers.rebuild import REBUILD_CAUSE, SnapshotError
 from reelpolicy_rules.main import create_app
-from support import eventually, migrate_service, service_env, settings_for
+from service_harness import eventually, migrate_service, service_env, settings_for
 
 pytestmark = pytest.mark.servers
 CHANGED = EventType.eligibility_changed

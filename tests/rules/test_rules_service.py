@@ -31,7 +31,7 @@ from reelpolicy_contracts.events import EventType
 from reelpolicy_rules.bootstrap import bootstrap
 from reelpolicy_rules.config import Settings
 from reelpolicy_rules.main import create_app
-from support import add_api_key, eventually, migrate_service, settings_for
+from service_harness import add_api_key, eventually, migrate_service, settings_for
 
 pytestmark = pytest.mark.servers
 CHANGED, IMPACT = EventType.eligibility_changed, EventType.policy_impact

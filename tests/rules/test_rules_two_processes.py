@@ -21,7 +21,7 @@ from reelpolicy_common.kafka import ensure_topics
 from reelpolicy_contracts import topics
 from reelpolicy_contracts.events import EventType
 from reelpolicy_devstack.servers import free_port
-from support import ROOT, eventually, migrate_service, service_env
+from service_harness import ROOT, eventually, migrate_service, service_env
 
 pytestmark = [pytest.mark.servers, pytest.mark.e2e]
 

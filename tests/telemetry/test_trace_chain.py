@@ -19,10 +19,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from stdnum.cn import uscc
 
-from inproc import four_services
+from in_process_services import four_services
 from reelpolicy_common.db.pool import connect
 from reelpolicy_devstack.servers import EmbeddedPostgres
-from support import eventually
+from service_harness import eventually
 from webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.servers

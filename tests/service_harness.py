@@ -1,4 +1,5 @@
-"""Helpers the tests share (not fixtures)."""
+"""The harness the service tests share: settings, migrations, API keys, service processes,
+reading topics and waiting for a condition (helpers, not fixtures)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from reelpolicy_devstack.servers import database_uri, ensure_database
-from support import add_api_key, migrate_service, settings_for
+from service_harness import add_api_key, migrate_service, settings_for
 
 SERVICE_NAMES = ("registry", "ingest", "rules", "notify")
 
