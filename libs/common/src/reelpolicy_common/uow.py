@@ -11,6 +11,8 @@ released when the block is left).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Protocol
@@ -19,6 +21,8 @@ import asyncpg
 
 from reelpolicy_common.outbox.store import enqueue_many
 from reelpolicy_contracts.events.envelope import Envelope
+
+log = logging.getLogger(__name__)
 
 
 class UnitOfWorkPort(Protocol):
@@ -85,9 +89,15 @@ class PostgresUnitOfWork:
                 await self._tx.rollback()
             if self._session_locks:
                 await conn.execute("SELECT pg_advisory_unlock_all()")
-        except BaseException:
-            if self._session_locks:
-                conn.terminate()  # a lock it may still hold goes with the session
+        except BaseException as cleanup_error:
+            if self._session_locks or exc is not None:
+                # A lock it may still hold, or a statement cut off midway: the session goes.
+                conn.terminate()
+            if exc is not None and not isinstance(cleanup_error, asyncio.CancelledError):
+                # What the body raised (above all a cancellation, which a loop catching
+                # Exception must see to stop) propagates, not the failed cleanup it caused.
+                log.warning("rollback failed after %r: %r", exc, cleanup_error)
+                return
             raise
         finally:
             self._tx = None
