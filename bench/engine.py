@@ -4,7 +4,7 @@
 
 Builds the columnar frame directly (numpy -> polars, layout of
 ``reelpolicy_policy.frame``) with distributions loosely following the industry figures
-of shared/policy-facts.md, evaluates every production policy of ``catalog/`` in bulk,
+of catalog/SOURCES.md, evaluates every production policy of ``catalog/`` with the columnar evaluator,
 then runs the same policies translated to CEL (``common-expression-language``) on a
 sample, asserts identical verdicts (status and amount) and compares rates.
 Peak memory is ``ru_maxrss`` (tracemalloc does not see polars' allocations).

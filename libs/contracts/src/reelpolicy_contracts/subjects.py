@@ -6,7 +6,7 @@ the same models, so a typo in a policy's field is a validation error, not a sile
 false. A value of ``None`` (or an absent optional field) means *unknown*: the engine
 answers ``unknown`` rather than ``ineligible`` when a policy needs it.
 
-Vocabularies come from ``shared/policy-facts.md``; the platform vocabulary is closed
+Vocabularies come from the policies of ``catalog/SOURCES.md``; the platform vocabulary is closed
 but extendable (add a member here, and it becomes valid everywhere at once).
 """
 
@@ -46,7 +46,7 @@ class ContentStatus(StrEnum):
 
 
 class Platform(StrEnum):
-    """Distribution platforms named in policy-facts.md (long-video and short-video)."""
+    """Distribution platforms named in the catalog's sources (catalog/SOURCES.md) (long-video and short-video)."""
 
     tencent_video = "tencent_video"
     iqiyi = "iqiyi"

@@ -1,6 +1,6 @@
 """Synthetic registry data: realistic enterprises and productions as JSON Lines rows.
 
-Distributions follow ``shared/policy-facts.md``: most companies in Zhengzhou, Xi'an
+Distributions follow the industry figures of ``catalog/SOURCES.md``: most companies in Zhengzhou, Xi'an
 and Chongqing, then Shanghai's districts (Yangpu, Songjiang, Minhang first), Hangzhou,
 Shenzhen, Fujian, Changzhou and a long tail; budgets 300k–1.5M yuan; short-video
 platforms dominate; awards are rare, some productions already received grants; and
