@@ -191,13 +191,14 @@ async def consume(
                         handle(event_line(*parsed))
                         count += 1
                     handled[tp] = record.offset + 1
-            if handled:
+            held = consumer.assignment()  # a rebalance may have taken some away meanwhile
+            offsets = {tp: offset for tp, offset in handled.items() if tp in held}
+            handled.clear()
+            if offsets:
                 try:
-                    await consumer.commit(dict(handled))
-                    handled.clear()
+                    await consumer.commit(offsets)
                 except CommitFailedError as exc:  # a rebalance: redelivered, then skipped
                     print(f"commit failed: {exc!r}", file=sys.stderr)
-                    handled.clear()
     finally:
         await consumer.stop()  # leaves the group, so its partitions move at once
     return count
