@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
-from typing import Any, Literal, cast
+from typing import Annotated, Any, Literal, Union, cast
 
 from pydantic import BaseModel, Field, create_model
 
@@ -329,6 +329,18 @@ def typed_envelope(event_type: EventType) -> type[BaseModel]:
         payload=(entry.payload, ...),
     )
     return model
+
+
+def topic_schema(topic: str) -> Any:
+    """What a record's value on ``topic`` is, as a type: the typed envelope of its one
+    event type, or their union discriminated by ``type`` (a FastStream publisher's
+    ``schema=``, so each service's ``/asyncapi`` shows typed messages)."""
+    models = tuple(typed_envelope(e.type) for e in events_on(topic))
+    if not models:
+        raise LookupError(f"no event type of the catalog travels on {topic}")
+    if len(models) == 1:
+        return models[0]
+    return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007
 
 
 def example_envelope(event_type: EventType) -> dict[str, Any]:
