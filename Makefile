@@ -9,7 +9,7 @@ export UV_PYTHON_PREFERENCE := only-system
 export XDG_RUNTIME_DIR ?= /tmp/reelpolicy-runtime-$(shell id -u)
 
 .DEFAULT_GOAL := help
-.PHONY: help up test test-fast lint format hooks bench sync clean chaos fuzz
+.PHONY: help up test test-fast lint format hooks bench sync clean chaos fuzz contracts contracts-release
 
 # The benchmarks (bench/<name>.py); `make bench-<name>` runs one, ARGS=... passes options.
 BENCHMARKS := engine outbox_relay registry_import registry_import_floor policy_change \
@@ -50,6 +50,12 @@ lint: sync ## ruff, mypy strict, deptry (declared dependencies), import-linter (
 		echo "deptry $$p"; $(VENV)/bin/deptry --config $$p/pyproject.toml $$p/src || exit 1; \
 	done
 	$(VENV)/bin/lint-imports
+
+contracts: sync ## regenerate contracts/ (JSON Schemas, asyncapi.yaml) from libs/contracts
+	$(VENV)/bin/python -m reelpolicy_contracts.export contracts
+
+contracts-release: sync ## contracts + copy schemas of new event types/versions into contracts/released/
+	$(VENV)/bin/python -m reelpolicy_contracts.export contracts --release
 
 format: sync ## let ruff format and fix the code
 	$(VENV)/bin/ruff format .

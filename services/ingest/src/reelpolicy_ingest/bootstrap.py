@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reelpolicy_common.runtime import ServiceRuntime
-from reelpolicy_contracts import topics
-from reelpolicy_contracts.events import Envelope
+from reelpolicy_contracts import catalog, topics
 from reelpolicy_ingest.adapters.postgres import IngestUnitOfWork
 from reelpolicy_ingest.config import Settings
 
@@ -29,6 +28,6 @@ def bootstrap(settings: Settings | None = None) -> Ingest:
         topics.POLICY,
         title="policy events",
         description="policy.published / policy.revoked, keyed by policy id (via the outbox).",
-        schema=Envelope,
+        schema=catalog.topic_schema(topics.POLICY),
     )
     return Ingest(settings, runtime)

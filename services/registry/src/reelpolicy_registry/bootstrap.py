@@ -10,8 +10,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from reelpolicy_common.runtime import ServiceRuntime
-from reelpolicy_contracts import topics
-from reelpolicy_contracts.events import Envelope
+from reelpolicy_contracts import catalog, topics
 from reelpolicy_registry.adapters.import_workers import validation_processes
 from reelpolicy_registry.adapters.postgres import RegistryUnitOfWork
 from reelpolicy_registry.config import Settings
@@ -40,7 +39,7 @@ def bootstrap(settings: Settings | None = None) -> Registry:
             " production.deleted (full snapshots with version) and api_key.changed,"
             " keyed by enterprise id (or 'operator'), via the outbox."
         ),
-        schema=Envelope,
+        schema=catalog.topic_schema(topics.REGISTRY),
     )
     validators = validation_processes(settings.import_processes)
     if validators is not None:

@@ -8,8 +8,7 @@ from datetime import UTC, date, datetime
 import asyncpg
 
 from reelpolicy_common.runtime import ServiceRuntime
-from reelpolicy_contracts import topics
-from reelpolicy_contracts.events import Envelope
+from reelpolicy_contracts import catalog, topics
 from reelpolicy_rules.adapters.cache import InMemoryPolicyBook, PolarsSubjectCache
 from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
 from reelpolicy_rules.config import Settings
@@ -56,6 +55,6 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None) -
         topics.ELIGIBILITY,
         title="eligibility events",
         description="eligibility.changed keyed by enterprise id; policy.impact keyed by policy id.",
-        schema=Envelope,
+        schema=catalog.topic_schema(topics.ELIGIBILITY),
     )
     return rules
