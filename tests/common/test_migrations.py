@@ -27,6 +27,7 @@ async def test_applies_each_file_once_and_records_it(fresh_database: str) -> Non
             "common/004_outbox_notify_trigger",
             "common/005_outbox_quarantine",
             "common/006_api_key_versions",
+            "common/007_outbox_tombstones",
             "svc/001_things",
         ]
         assert await apply_migrations(conn, common_migrations() + extra) == []
@@ -38,6 +39,7 @@ async def test_applies_each_file_once_and_records_it(fresh_database: str) -> Non
             ("common", 4),
             ("common", 5),
             ("common", 6),
+            ("common", 7),
             ("svc", 1),
         ]
     finally:

@@ -16,7 +16,9 @@ from reelpolicy_common.db.pool import create_pool
 from reelpolicy_common.kafka import KafkaRecordPublisher, ensure_topics, make_producer
 from reelpolicy_common.outbox import OutboxRecord, OutboxRelay, enqueue_many
 from reelpolicy_common.outbox.relay import DELETE_SENT, MARK_SENT
+from reelpolicy_common.outbox.store import EncodedEvent, enqueue_encoded
 from reelpolicy_contracts.events import Envelope, EventType
+from reelpolicy_contracts.ids import uuid7
 from reelpolicy_devstack.servers import EmbeddedBroker
 from service_harness import eventually, unique_topic
 
@@ -347,3 +349,36 @@ async def test_under_steady_traffic_a_late_row_waits_at_most_the_rescan_interval
         await producer.stop()
     seen = await read_all(bootstrap_servers, topic, 12)
     assert sorted(e.payload["n"] for e in seen) == list(range(12))
+
+
+@pytest.mark.parametrize("count", [3, 100], ids=["insert", "copy"])
+async def test_a_null_value_is_published_as_a_tombstone_in_order_with_its_key(
+    pool: asyncpg.Pool, bootstrap_servers: str, count: int
+) -> None:
+    """A row with a null value (a compacted topic's tombstone) goes out as a Kafka record
+    with a null value, with its headers, after the key's earlier values."""
+    topic = unique_topic()
+    await ensure_topics(bootstrap_servers=bootstrap_servers, names=[topic])
+    rows = [
+        EncodedEvent(uuid7(), f"k{i}", "eligibility.state", None if i % 2 else b'{"n":1}')
+        for i in range(count)
+    ]
+    async with pool.acquire() as conn, conn.transaction():
+        await enqueue_encoded(conn, topic=topic, events=rows, count=count)
+    async with running_relay(pool, bootstrap_servers):
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=bootstrap_servers, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        got: dict[str, bytes | None] = {}
+        try:
+            async with asyncio.timeout(20):
+                while len(got) < count:
+                    for records in (await consumer.getmany(timeout_ms=200)).values():
+                        for r in records:
+                            assert dict(r.headers)["event-type"] == b"eligibility.state"
+                            got[r.key.decode()] = r.value
+        finally:
+            await consumer.stop()
+    assert got == {row.key: row.value for row in rows}
+    assert sum(v is None for v in got.values()) == count // 2

@@ -24,7 +24,7 @@ def test_the_table_names_every_event_type_on_its_topic() -> None:
 
 def test_it_names_every_main_topic_and_the_rules() -> None:
     text = DOC.read_text(encoding="utf-8")
-    for topic in (*topics.MAIN_TOPICS, topics.SNAPSHOTS):
+    for topic in (*topics.MAIN_TOPICS, topics.SNAPSHOTS, topics.ELIGIBILITY_STATE):
         assert f"`{topic}`" in text, topic
     for rule in ("remove a field", "change a field's type", "make an optional field required"):
         assert rule in text, rule

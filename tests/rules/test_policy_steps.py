@@ -24,6 +24,7 @@ from rules_helpers import (
     production_event,
 )
 
+from reelpolicy_contracts import topics
 from reelpolicy_contracts.events import Envelope
 from reelpolicy_devstack.servers import EmbeddedPostgres
 from reelpolicy_rules.adapters.cache import PolarsSubjectCache
@@ -80,7 +81,8 @@ class Rules(RulesDatabase):
                 " FROM result_history"
             )
         )
-        values = [json.loads(r["value"]) for r in await self.rows("SELECT key, value FROM outbox")]
+        changes = f"SELECT key, value FROM outbox WHERE topic = '{topics.ELIGIBILITY}'"
+        values = [json.loads(r["value"]) for r in await self.rows(changes)]
         events = sorted(
             (v["type"], v["key"], json.dumps(v["payload"], sort_keys=True)) for v in values
         )

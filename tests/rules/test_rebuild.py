@@ -185,9 +185,12 @@ async def results(dsn: str) -> Rows:
     }
 
 
-async def outbox_after(dsn: str, seq: int) -> list[tuple[str, dict[str, Any]]]:
+async def outbox_after(dsn: str, seq: int) -> list[tuple[str, dict[str, Any] | None]]:
+    """The outbox rows after ``seq``: (topic, value; None for a tombstone)."""
     rows = await query(dsn, "SELECT topic, value FROM outbox WHERE seq > $1 ORDER BY seq", seq)
-    return [(r["topic"], json.loads(bytes(r["value"]))) for r in rows]
+    return [
+        (r["topic"], None if r["value"] is None else json.loads(bytes(r["value"]))) for r in rows
+    ]
 
 
 async def processed(dsn: str, events: list[Envelope]) -> set[str]:
@@ -308,9 +311,16 @@ async def test_rebuild_restores_the_projection_keeps_results_and_moves_the_group
             (e1, p_missed, 1, "eligible", "ineligible", None, REBUILD_CAUSE),
         }
         queued = await outbox_after(dsn, seq)
-        assert {(t, v["type"], v["event_id"]) for t, v in queued} == {
+        assert {(t, v["type"], v["event_id"]) for t, v in queued if t == topics.ELIGIBILITY} == {
             (topics.ELIGIBILITY, CHANGED.value, r[7]) for r in rebuilt
         }
+        # and the state topic's current results: e2's new one, e1's withdrawn (tombstone)
+        states = [v for t, v in queued if t == topics.ELIGIBILITY_STATE]
+        assert len(states) == 2
+        assert states.count(None) == 1
+        assert [(v["payload"]["subject_id"], v["payload"]["status"]) for v in states if v] == [
+            (e2, "eligible")
+        ]
 
         # 4. The restarted service publishes them and handles new events, but not again
         # what rebuild read: the groups were moved past it.

@@ -22,6 +22,7 @@ from rules_helpers import (
     production_policy,
 )
 
+from reelpolicy_contracts import topics
 from reelpolicy_contracts.events import Envelope, EventType
 from reelpolicy_devstack.servers import EmbeddedPostgres
 from reelpolicy_rules.handlers.registry_events import (
@@ -50,7 +51,9 @@ class Rules(RulesDatabase):
             "SELECT subject_id, policy_id, previous_status, status, previous_amount_cny,"
             " amount_cny, cause FROM result_history ORDER BY id"
         )
-        values = await self.rows("SELECT key, value FROM outbox ORDER BY seq")
+        values = await self.rows(
+            f"SELECT key, value FROM outbox WHERE topic = '{topics.ELIGIBILITY}' ORDER BY seq"
+        )
         events = [(r["key"], json.loads(r["value"])["payload"]) for r in values]
         return {"results": results, "history": history, "events": events}
 

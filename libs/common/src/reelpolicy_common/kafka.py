@@ -234,7 +234,7 @@ class KafkaRecordPublisher:
                     is None
                 ):
                     raise PermanentPublishError(
-                        f"outbox record {record.seq} ({len(record.value)} bytes)"
+                        f"outbox record {record.seq} ({len(record.value or b'')} bytes)"
                         " exceeds the producer batch size"
                     )
         if batch.record_count():
@@ -244,7 +244,7 @@ class KafkaRecordPublisher:
     def _check_size(self, record: OutboxRecord, key: bytes, headers: list[Any]) -> None:
         """Refuse a record over the request size, as ``send`` would (``send_batch`` does
         not check, and a broker may not either: the embedded one stores it)."""
-        if len(record.value) <= self._max_record_bytes // 2:
+        if record.value is None or len(record.value) <= self._max_record_bytes // 2:
             return  # the exact estimate only for records that could be too large
         size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, record.value, headers)
         if size > self._max_record_bytes:

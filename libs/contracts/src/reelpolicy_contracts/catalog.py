@@ -27,6 +27,7 @@ from reelpolicy_contracts.events.envelope import CURRENT_SCHEMA_VERSION, Envelop
 from reelpolicy_contracts.events.payloads import (
     ApiKeyChanged,
     EligibilityChanged,
+    EligibilityState,
     EnterpriseChanged,
     PolicyImpact,
     PolicyPublished,
@@ -259,6 +260,30 @@ EVENTS: tuple[EventSpec, ...] = (
         ),
         example_key=topics.REGISTRY,
     ),
+    EventSpec(
+        type=EventType.eligibility_state,
+        payload=EligibilityState,
+        topic=topics.ELIGIBILITY_STATE,
+        key="<subject_type>:<subject_id>:<policy_id> (a null value, a tombstone, when the"
+        " result is withdrawn).",
+        producer="rules",
+        summary="The current result of one (subject, policy), compacted; a tombstone (null"
+        " value, same headers) when the result is withdrawn.",
+        example=EligibilityState(
+            subject_type="production",
+            subject_id=_PRODUCTION_ID,
+            enterprise_id=_ENTERPRISE_ID,
+            policy_id=_POLICY_ID,
+            policy_version=2,
+            status="eligible",
+            amount_cny=300_000,
+            missing_fields=[],
+            explanation={"rule": "budget", "passed": True},
+            cause="0193a6f0-0000-7000-8000-0000000000ff",
+            change_event_id=uuid.UUID("0193a6f0-0000-7000-8000-0000000000e0"),
+        ),
+        example_key=topics.state_key("production", _PRODUCTION_ID, _POLICY_ID),
+    ),
 )
 """Every event type, in the order of :class:`EventType`."""
 
@@ -288,9 +313,22 @@ TOPICS: tuple[TopicSpec, ...] = (
         ("registry", "ingest"),
         (),
     ),
+    TopicSpec(
+        topics.ELIGIBILITY_STATE,
+        "The current eligibility result of every (subject, policy), compacted: keyed"
+        " ``<subject_type>:<subject_id>:<policy_id>``, a tombstone (null value) when a"
+        " result is withdrawn. Read it from the beginning (last value per key wins) to"
+        " start from the current state without replaying history; no service consumes it.",
+        ("rules",),
+        (),
+    ),
 )
-"""Every main topic and the snapshot topic; each has a dead-letter topic (``<topic>.dlq``)
-except the snapshot topic."""
+"""Every main topic, the snapshot topic and the eligibility state topic; each has a
+dead-letter topic (``<topic>.dlq``) except the last two (no service consumes them)."""
+
+TOMBSTONES: tuple[EventType, ...] = (EventType.eligibility_state,)
+"""Event types whose key may also carry a tombstone: a null value with the same headers
+(``event-type``, ``schema-version``), meaning "this key has no current value any more"."""
 
 EXAMPLE_EVENT_ID = uuid.UUID("0193a6f0-0000-7000-8000-0000000000e1")
 EXAMPLE_OCCURRED_AT = datetime(2026, 12, 1, 8, 30, tzinfo=UTC)

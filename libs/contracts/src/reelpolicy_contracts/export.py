@@ -143,6 +143,25 @@ def _dead_letter_message() -> dict[str, Any]:
     }
 
 
+def _tombstone_message(entry: catalog.EventSpec) -> dict[str, Any]:
+    return {
+        "name": f"{entry.type.value}.tombstone",
+        "title": f"{entry.type.value} v{entry.schema_version} tombstone",
+        "summary": (
+            "The key's value is withdrawn: a null Kafka value (same key format and headers)."
+            " Delete the key from your state; compaction removes it later."
+        ),
+        "headers": _headers(entry),
+        "payload": {"type": "null"},
+        "bindings": {
+            "kafka": {
+                "key": {"type": "string", "description": entry.key},
+                "bindingVersion": KAFKA_BINDING_VERSION,
+            }
+        },
+    }
+
+
 def asyncapi_document() -> dict[str, Any]:
     """The AsyncAPI 3.0 document of every topic, message and producing/consuming service."""
     models: list[type[BaseModel]] = [catalog.typed_envelope(e.type) for e in catalog.EVENTS]
@@ -183,6 +202,8 @@ def asyncapi_document() -> dict[str, Any]:
                 }
             ],
         }
+        if entry.type in catalog.TOMBSTONES:
+            messages[f"{entry.type.value}.tombstone"] = _tombstone_message(entry)
     messages["dead-letter"] = _dead_letter_message()
 
     channels: dict[str, Any] = {}
@@ -199,8 +220,13 @@ def asyncapi_document() -> dict[str, Any]:
             {"dead-letter": {"$ref": "#/components/messages/dead-letter"}}
             if dead
             else {
-                e.type.value: {"$ref": f"#/components/messages/{e.type.value}"}
+                name: {"$ref": f"#/components/messages/{name}"}
                 for e in catalog.events_on(topic)
+                for name in (
+                    (e.type.value, f"{e.type.value}.tombstone")
+                    if e.type in catalog.TOMBSTONES
+                    else (e.type.value,)
+                )
             }
         )
         if not channel_messages:
@@ -221,6 +247,11 @@ def asyncapi_document() -> dict[str, Any]:
                     "topicConfiguration": {
                         "cleanup.policy": [config["cleanup.policy"]],
                         "retention.ms": int(config["retention.ms"]),
+                        **(
+                            {"delete.retention.ms": int(config["delete.retention.ms"])}
+                            if "delete.retention.ms" in config
+                            else {}
+                        ),
                     },
                     "bindingVersion": KAFKA_BINDING_VERSION,
                 }

@@ -29,9 +29,9 @@ class QuarantinedRow:
 
 
 async def list_quarantined(conn: asyncpg.Connection) -> list[QuarantinedRow]:
-    """Every quarantined row, oldest first (without its value: its size)."""
+    """Every quarantined row, oldest first (without its value: its size, 0 for a tombstone)."""
     rows = await conn.fetch(
-        "SELECT seq, event_id, topic, key, event_type, octet_length(value) AS size, error,"
+        "SELECT seq, event_id, topic, key, event_type, coalesce(octet_length(value), 0) AS size, error,"
         " quarantined_at FROM outbox_quarantine ORDER BY seq"
     )
     return [QuarantinedRow(**dict(r)) for r in rows]

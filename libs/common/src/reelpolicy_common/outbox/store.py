@@ -67,7 +67,8 @@ class OutboxRecord:
     seq: int
     topic: str
     key: str
-    value: bytes
+    value: bytes | None
+    """None: a tombstone (a Kafka record with a null value, on a compacted topic)."""
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -101,7 +102,8 @@ class EncodedEvent(NamedTuple):
     event_id: uuid.UUID | str
     key: str
     event_type: str
-    value: bytes
+    value: bytes | None
+    """None: a tombstone (published as a null Kafka value: the key's value is withdrawn)."""
     schema_version: int = CURRENT_SCHEMA_VERSION
 
 
@@ -176,7 +178,7 @@ def _rows(
     lanes: dict[str, int] = {}
     headers_of: dict[tuple[str, int], bytes] = {}
     for e in events:
-        if len(e.value) > MAX_EVENT_BYTES:
+        if e.value is not None and len(e.value) > MAX_EVENT_BYTES:
             raise EventTooLargeError(
                 event_type=e.event_type, key=e.key, size=len(e.value), field=None
             )

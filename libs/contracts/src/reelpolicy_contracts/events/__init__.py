@@ -4,6 +4,7 @@ from reelpolicy_contracts.events.envelope import Envelope, EventType, decode_env
 from reelpolicy_contracts.events.payloads import (
     ApiKeyChanged,
     EligibilityChanged,
+    EligibilityState,
     EnterpriseChanged,
     PolicyImpact,
     PolicyPublished,
@@ -16,6 +17,7 @@ from reelpolicy_contracts.events.snapshots import new_snapshot_id, snapshot_head
 __all__ = [
     "ApiKeyChanged",
     "EligibilityChanged",
+    "EligibilityState",
     "EnterpriseChanged",
     "Envelope",
     "EventType",

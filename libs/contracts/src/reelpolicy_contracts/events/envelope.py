@@ -30,6 +30,8 @@ class EventType(StrEnum):
     api_key_changed = "api_key.changed"
     snapshot_completed = "snapshot.completed"
     """Only on ``topics.SNAPSHOTS``, which no service consumes (the rules rebuild reads it)."""
+    eligibility_state = "eligibility.state"
+    """Only on ``topics.ELIGIBILITY_STATE`` (compacted), which no service consumes."""
 
 
 CURRENT_SCHEMA_VERSION = 1

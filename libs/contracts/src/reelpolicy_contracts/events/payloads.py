@@ -67,6 +67,34 @@ class EligibilityChanged(_Payload):
     cause: str = Field(description="What changed it: an event id, or 'clock' for time.")
 
 
+class EligibilityState(_Payload):
+    """The current result of one (subject, policy), on the compacted state topic.
+
+    Only results that are held travel as values (``eligible`` or ``unknown``, exactly
+    what ``GET /v1/eligibility`` lists); a result that is withdrawn (it became
+    ineligible, or its subject was deleted, or its policy revoked) is a tombstone: the
+    key with a null value, which compaction eventually removes.
+    """
+
+    subject_type: Literal["enterprise", "production"]
+    subject_id: str
+    enterprise_id: str
+    policy_id: str
+    policy_version: int = Field(
+        description="The policy version whose evaluation last changed this result (a later"
+        " version that left it unchanged writes no record)."
+    )
+    status: Literal["eligible", "unknown"]
+    amount_cny: int | None
+    missing_fields: list[str] = Field(default_factory=list)
+    explanation: dict[str, Any] = Field(default_factory=dict)
+    cause: str = Field(description="What changed it last: an event id, or 'clock' for time.")
+    change_event_id: uuid.UUID = Field(
+        description="The ``eligibility.changed`` event (on the change topic) that carried"
+        " this result's last change."
+    )
+
+
 class PolicyImpact(_Payload):
     """Summary of what one policy version changed across all subjects."""
 

@@ -1,11 +1,16 @@
-"""Writing eligibility changes: results, history and ``eligibility.changed`` outbox rows,
-in the caller's transaction.
+"""Writing eligibility changes: results, history, ``eligibility.changed`` and
+``eligibility.state`` outbox rows, in the caller's transaction.
 
 A change row is a dict with the fields of ``EligibilityChanged`` (less ``cause``).
 Stored results are upserted, results that became ineligible are deleted, every
 change is appended to the history, and one ``eligibility.changed`` event per change
 goes to the outbox (``COPY``), keyed by enterprise id so a company's events stay in
-order. The caller commits.
+order. Each change also writes the (subject, policy)'s new current result to the
+compacted state topic (``topics.ELIGIBILITY_STATE``, keyed by ``topics.state_key``):
+an ``eligibility.state`` record while the result is stored (eligible or unknown), a
+tombstone (null value) when it is deleted (ineligible: withdrawn, its subject deleted
+or its policy revoked) — so the state topic mirrors the stored results, which is
+what ``GET /v1/eligibility`` lists. The caller commits.
 """
 
 from __future__ import annotations
@@ -100,6 +105,61 @@ class EventEncoder:
         return EncodedEvent(event_id, key, EventType.eligibility_changed.value, value)
 
 
+_STATE_FIELDS = (
+    "subject_type",
+    "subject_id",
+    "enterprise_id",
+    "policy_id",
+    "policy_version",
+    "status",
+    "amount_cny",
+    "missing_fields",
+    "explanation",
+)
+
+
+class StateEncoder:
+    """Builds ``eligibility.state`` records as bytes (like :class:`EventEncoder`: exactly
+    what ``Envelope.model_dump_json`` would produce), and tombstones (null values) for
+    results that are no longer stored."""
+
+    def __init__(self, *, occurred_at: datetime | None = None) -> None:
+        when = to_json(occurred_at or datetime.now(UTC))
+        self._head = b'{"event_id":"'
+        self._middle = (
+            b'","type":'
+            + to_json(EventType.eligibility_state.value)
+            + b',"schema_version":'
+            + str(CURRENT_SCHEMA_VERSION).encode()
+            + b',"occurred_at":'
+            + when
+            + b',"producer":'
+            + to_json(PRODUCER)
+            + b',"key":'
+        )
+
+    def encode(self, row: ChangeRow, *, cause: str, change_event_id: uuid.UUID) -> EncodedEvent:
+        event_id = uuid7()
+        key = topics.state_key(row["subject_type"], row["subject_id"], row["policy_id"])
+        if row["status"] == "ineligible":  # not stored: the key's value is withdrawn
+            return EncodedEvent(event_id, key, EventType.eligibility_state.value, None)
+        payload = {name: row[name] for name in _STATE_FIELDS}
+        payload["cause"] = cause
+        payload["change_event_id"] = str(change_event_id)
+        value = b"".join(
+            (
+                self._head,
+                str(event_id).encode(),
+                self._middle,
+                to_json(key),
+                b',"payload":',
+                to_json(payload),
+                b"}",
+            )
+        )
+        return EncodedEvent(event_id, key, EventType.eligibility_state.value, value)
+
+
 async def write_changes(
     work: UnitOfWork, rows: Sequence[ChangeRow], *, cause: str | Sequence[str]
 ) -> int:
@@ -157,9 +217,16 @@ async def write_changes(
     await work.results.add_history(history)
     t_history = time.perf_counter()
     await work.publish_encoded(topics.ELIGIBILITY, events, count=len(rows))
+    state = StateEncoder()
+    states = (
+        state.encode(row, cause=row_cause, change_event_id=event_id)
+        for row, event_id, row_cause in zip(rows, event_ids, causes, strict=True)
+    )
+    await work.publish_encoded(topics.ELIGIBILITY_STATE, states, count=len(rows))
     if len(rows) >= 1000:
         log.info(
-            "wrote %d change(s): rows %.2fs, results %.2fs, history %.2fs, encode+outbox %.2fs",
+            "wrote %d change(s): rows %.2fs, results %.2fs, history %.2fs,"
+            " encode+outbox (changes and states) %.2fs",
             len(rows),
             t_rows - started,
             t_results - t_rows,
