@@ -28,7 +28,7 @@ from reelpolicy_common.outbox.store import EncodedEvent
 from reelpolicy_contracts import topics
 from reelpolicy_contracts.events import Envelope, EventType
 from reelpolicy_contracts.events.envelope import CURRENT_SCHEMA_VERSION
-from reelpolicy_contracts.ids import uuid7
+from reelpolicy_contracts.ids import derived_id, uuid7
 from reelpolicy_rules.domain.outcomes import Change
 from reelpolicy_rules.ports import UnitOfWork
 
@@ -160,6 +160,25 @@ class StateEncoder:
         return EncodedEvent(event_id, key, EventType.eligibility_state.value, value)
 
 
+def change_event_id(row: ChangeRow, cause: str) -> uuid.UUID:
+    """The id of the ``eligibility.changed`` event for ``row``.
+
+    A change caused by an event (its id is ``cause``) gets an id derived from that event
+    and the change itself, so deriving it again, as a rules database restored from an
+    older backup does when it reads the topics again, publishes the same event id, which
+    notify has already turned into an alert (its alert key derives from the event id)
+    and skips. Other causes (``rebuild``, the scheduler's) may repeat a change for real:
+    a fresh id.
+    """
+    try:
+        uuid.UUID(cause)
+    except ValueError:
+        return uuid7()
+    fields = ("subject_type", "subject_id", "policy_id", "policy_version", "previous_status")
+    more = ("status", "previous_amount_cny", "amount_cny")
+    return derived_id(cause, *(str(row[f]) for f in fields + more), prefix=cause)
+
+
 async def write_changes(
     work: UnitOfWork, rows: Sequence[ChangeRow], *, cause: str | Sequence[str]
 ) -> int:
@@ -171,8 +190,8 @@ async def write_changes(
         return 0
     started = time.perf_counter()
     encoder = EventEncoder()
-    event_ids = [uuid7() for _ in rows]
     causes = [cause] * len(rows) if isinstance(cause, str) else list(cause)
+    event_ids = [change_event_id(row, c) for row, c in zip(rows, causes, strict=True)]
     upserts, deletes, history = [], [], []
     for row, event_id, row_cause in zip(rows, event_ids, causes, strict=True):
         key = (row["subject_id"], row["policy_id"])
