@@ -266,10 +266,14 @@ async def run_platform(
         def observe() -> None:
             for name, topic in (("rules", topics.REGISTRY), ("notify", topics.ELIGIBILITY)):
                 for proc in started[name]:
-                    if proc.process.poll() is None:
+                    if proc.process.poll() is not None:
+                        continue
+                    try:
                         partitions, count = scrape(proc, topic)
-                        held[proc.url] |= partitions
-                        processed[proc.url] = max(processed.get(proc.url, 0.0), count)
+                    except httpx.HTTPError:
+                        continue  # busy or gone: the next look counts
+                    held[proc.url] |= partitions
+                    processed[proc.url] = max(processed.get(proc.url, 0.0), count)
 
         try:
             await send(topics.POLICY, policy)
