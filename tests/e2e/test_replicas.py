@@ -297,7 +297,15 @@ async def run_platform(
                 procs = started["rules"] + started["notify"]
                 return all(held[p.url] and processed.get(p.url) for p in procs)
 
-            await eventually(everyone_worked, timeout=90, interval=0.5)
+            try:
+                await eventually(everyone_worked, timeout=90, interval=0.5)
+            except AssertionError:
+                idle = {
+                    p.url: (sorted(held[p.url]), processed.get(p.url))
+                    for p in started["rules"] + started["notify"]
+                    if not (held[p.url] and processed.get(p.url))
+                }
+                raise AssertionError(f"processes given no partition or no work: {idle}") from None
             if kill:
                 await send(topics.REGISTRY, *waves[half])
                 for name in ("rules", "notify"):
