@@ -63,45 +63,51 @@ def eligibility_event(row: ChangeRow, *, cause: str) -> Envelope:
     )
 
 
-class EventEncoder:
-    """Builds ``eligibility.changed`` envelopes as bytes without a pydantic model per event.
+class EnvelopeBytes:
+    """The bytes of envelopes of one type without a pydantic model per event: exactly what
+    ``Envelope.model_dump_json`` would produce for the same fields (same keys, order and
+    formats), so ``decode_envelope`` accepts them; one ``occurred_at`` is shared by a batch
+    (they commit together)."""
 
-    The output is exactly what ``Envelope.model_dump_json`` would produce for the same
-    fields (same keys, order and formats), so ``decode_envelope`` accepts it; one
-    ``occurred_at`` is shared by a batch (they commit together).
-    """
-
-    def __init__(self, *, occurred_at: datetime | None = None) -> None:
-        when = to_json(occurred_at or datetime.now(UTC))
-        self._head = b'{"event_id":"'
+    def __init__(self, event_type: EventType, *, occurred_at: datetime | None = None) -> None:
         self._middle = (
             b'","type":'
-            + to_json(EventType.eligibility_changed.value)
+            + to_json(event_type.value)
             + b',"schema_version":'
             + str(CURRENT_SCHEMA_VERSION).encode()
             + b',"occurred_at":'
-            + when
+            + to_json(occurred_at or datetime.now(UTC))
             + b',"producer":'
             + to_json(PRODUCER)
             + b',"key":'
         )
+
+    def __call__(self, event_id: uuid.UUID, key: str, payload: dict[str, Any]) -> bytes:
+        return b"".join(
+            (
+                b'{"event_id":"',
+                str(event_id).encode(),
+                self._middle,
+                to_json(key),
+                b',"payload":',
+                to_json(payload),
+                b"}",
+            )
+        )
+
+
+class EventEncoder:
+    """Builds ``eligibility.changed`` envelopes as bytes (:class:`EnvelopeBytes`)."""
+
+    def __init__(self, *, occurred_at: datetime | None = None) -> None:
+        self._envelope = EnvelopeBytes(EventType.eligibility_changed, occurred_at=occurred_at)
 
     def encode(
         self, row: ChangeRow, *, cause: str, event_id: uuid.UUID | None = None
     ) -> EncodedEvent:
         event_id = event_id or uuid7()
         key = row["enterprise_id"]
-        value = b"".join(
-            (
-                self._head,
-                str(event_id).encode(),
-                self._middle,
-                to_json(key),
-                b',"payload":',
-                to_json({**row, "cause": cause}),
-                b"}",
-            )
-        )
+        value = self._envelope(event_id, key, {**row, "cause": cause})
         return EncodedEvent(event_id, key, EventType.eligibility_changed.value, value)
 
 
@@ -119,24 +125,11 @@ _STATE_FIELDS = (
 
 
 class StateEncoder:
-    """Builds ``eligibility.state`` records as bytes (like :class:`EventEncoder`: exactly
-    what ``Envelope.model_dump_json`` would produce), and tombstones (null values) for
-    results that are no longer stored."""
+    """Builds ``eligibility.state`` records as bytes (:class:`EnvelopeBytes`), and
+    tombstones (null values) for results that are no longer stored."""
 
     def __init__(self, *, occurred_at: datetime | None = None) -> None:
-        when = to_json(occurred_at or datetime.now(UTC))
-        self._head = b'{"event_id":"'
-        self._middle = (
-            b'","type":'
-            + to_json(EventType.eligibility_state.value)
-            + b',"schema_version":'
-            + str(CURRENT_SCHEMA_VERSION).encode()
-            + b',"occurred_at":'
-            + when
-            + b',"producer":'
-            + to_json(PRODUCER)
-            + b',"key":'
-        )
+        self._envelope = EnvelopeBytes(EventType.eligibility_state, occurred_at=occurred_at)
 
     def encode(self, row: ChangeRow, *, cause: str, change_event_id: uuid.UUID) -> EncodedEvent:
         event_id = uuid7()
@@ -146,17 +139,7 @@ class StateEncoder:
         payload = {name: row[name] for name in _STATE_FIELDS}
         payload["cause"] = cause
         payload["change_event_id"] = str(change_event_id)
-        value = b"".join(
-            (
-                self._head,
-                str(event_id).encode(),
-                self._middle,
-                to_json(key),
-                b',"payload":',
-                to_json(payload),
-                b"}",
-            )
-        )
+        value = self._envelope(event_id, key, payload)
         return EncodedEvent(event_id, key, EventType.eligibility_state.value, value)
 
 
