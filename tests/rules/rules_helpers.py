@@ -1,5 +1,5 @@
 """Helpers for the rules tests: documents, snapshots, a topic collector, a fake clock,
-a fresh rules database."""
+a fresh rules database, the rules app running in this process."""
 
 from __future__ import annotations
 
@@ -7,19 +7,25 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Self
 
 import asyncpg
+import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from reelpolicy_common.db.pool import create_pool
+from reelpolicy_common.kafka import ensure_topics
 from reelpolicy_contracts import topics
 from reelpolicy_contracts.events import Envelope, EventType
 from reelpolicy_devstack.servers import EmbeddedPostgres, database_uri, ensure_database
+from reelpolicy_rules import bootstrap as wiring
 from reelpolicy_rules.adapters.cache import InMemoryPolicyBook
 from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
-from service_harness import migrate_service
+from reelpolicy_rules.config import Settings
+from reelpolicy_rules.main import create_app
+from service_harness import add_api_key, migrate_service, settings_for
 
 
 class FakeClock:
@@ -182,3 +188,52 @@ class RulesDatabase:
 
     async def rows(self, sql: str) -> list[dict[str, Any]]:
         return [dict(r) for r in await self.pool.fetch(sql)]
+
+
+@dataclass
+class RunningRules:
+    """The rules app in this process, on its own database, with a client holding an
+    operator key and a collector of the eligibility topic."""
+
+    client: httpx.AsyncClient
+    dsn: str
+    bootstrap: str
+    clock: FakeClock
+    seen: Collector
+    operator: str
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            return await conn.fetchval(sql, *args)
+        finally:
+            await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def running_rules(
+    dsn: str, bootstrap_servers: str, **settings: Any
+) -> AsyncIterator[RunningRules]:
+    """Migrate ``dsn``, start rules on it (its clock at 2026-03-01) with ``settings``."""
+    await ensure_topics(bootstrap_servers=bootstrap_servers)
+    await migrate_service(dsn, "reelpolicy_rules.migrations", "rules")
+    key = await add_api_key(dsn)
+    clock = FakeClock(at("2026-03-01"))
+    app = create_app(
+        rules=wiring.bootstrap(
+            settings_for(
+                Settings, database_url=dsn, bootstrap_servers=bootstrap_servers, **settings
+            ),
+            clock=clock,
+        )
+    )
+    async with (
+        collecting(bootstrap_servers) as seen,
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://rules",
+            headers={"Authorization": f"Bearer {key}"},
+        ) as client,
+    ):
+        yield RunningRules(client, dsn, bootstrap_servers, clock, seen, key)

@@ -11,18 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
-import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from rules_helpers import (
-    Collector,
-    FakeClock,
-    at,
-    collecting,
+    RunningRules,
     enterprise_event,
     enterprise_policy,
     policy_event,
@@ -30,56 +24,23 @@ from rules_helpers import (
     production_event,
     production_policy,
     revoke_event,
+    running_rules,
     uid,
 )
 
-from reelpolicy_common.kafka import ensure_topics
 from reelpolicy_contracts import topics
 from reelpolicy_contracts.events import EligibilityState, Envelope, EventType, decode_envelope
-from reelpolicy_rules.bootstrap import bootstrap
-from reelpolicy_rules.config import Settings
-from reelpolicy_rules.main import create_app
-from service_harness import add_api_key, eventually, migrate_service, settings_for
+from service_harness import eventually
 
 pytestmark = pytest.mark.servers
 CHANGED, IMPACT = EventType.eligibility_changed, EventType.policy_impact
 STATE = topics.ELIGIBILITY_STATE
 
 
-@dataclass
-class Running:
-    client: httpx.AsyncClient
-    dsn: str
-    bootstrap: str
-    seen: Collector
-
-    async def fetchval(self, sql: str, *args: Any) -> Any:
-        conn = await asyncpg.connect(self.dsn)
-        try:
-            return await conn.fetchval(sql, *args)
-        finally:
-            await conn.close()
-
-
 @pytest.fixture
-async def rules(fresh_database: str, bootstrap_servers: str) -> AsyncIterator[Running]:
-    await ensure_topics(bootstrap_servers=bootstrap_servers)
-    await migrate_service(fresh_database, "reelpolicy_rules.migrations", "rules")
-    key = await add_api_key(fresh_database)
-    settings = settings_for(
-        Settings, database_url=fresh_database, bootstrap_servers=bootstrap_servers
-    )
-    app = create_app(rules=bootstrap(settings, clock=FakeClock(at("2026-03-01"))))
-    async with (
-        collecting(bootstrap_servers) as seen,
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://rules",
-            headers={"Authorization": f"Bearer {key}"},
-        ) as client,
-    ):
-        yield Running(client, fresh_database, bootstrap_servers, seen)
+async def rules(fresh_database: str, bootstrap_servers: str) -> AsyncIterator[RunningRules]:
+    async with running_rules(fresh_database, bootstrap_servers) as running:
+        yield running
 
 
 def deleted(event: Envelope) -> Envelope:
@@ -141,7 +102,7 @@ async def bootstrap_from_state_topic(
 
 
 async def test_a_fresh_consumer_of_the_state_topic_finds_what_get_answers(
-    rules: Running,
+    rules: RunningRules,
 ) -> None:
     seen, boot = rules.seen, rules.bootstrap
     p_ent, p_prod, p_new = uid("se"), uid("sp"), uid("sn")

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import timedelta
 
-import asyncpg
-import httpx
 import pytest
 from rules_helpers import (
-    Collector,
-    FakeClock,
-    at,
-    collecting,
+    RunningRules,
     enterprise_event,
     enterprise_policy,
     policy_event,
@@ -22,64 +16,29 @@ from rules_helpers import (
     production_event,
     production_policy,
     revoke_event,
+    running_rules,
     uid,
 )
 
-from reelpolicy_common.kafka import ensure_topics
 from reelpolicy_contracts import topics
 from reelpolicy_contracts.events import EventType
-from reelpolicy_rules.bootstrap import bootstrap
-from reelpolicy_rules.config import Settings
-from reelpolicy_rules.main import create_app
-from service_harness import add_api_key, eventually, migrate_service, settings_for
+from service_harness import add_api_key, eventually
 
 pytestmark = pytest.mark.servers
 CHANGED, IMPACT = EventType.eligibility_changed, EventType.policy_impact
 
 
-@dataclass
-class Running:
-    client: httpx.AsyncClient
-    dsn: str
-    bootstrap: str
-    clock: FakeClock
-    seen: Collector
-    operator: str
-
-    async def outbox_count(self) -> int:
-        conn = await asyncpg.connect(self.dsn)
-        try:
-            return int(await conn.fetchval("SELECT count(*) FROM outbox"))
-        finally:
-            await conn.close()
-
-
 @pytest.fixture
-async def rules(fresh_database: str, bootstrap_servers: str) -> AsyncIterator[Running]:
-    await ensure_topics(bootstrap_servers=bootstrap_servers)
-    await migrate_service(fresh_database, "reelpolicy_rules.migrations", "rules")
-    key = await add_api_key(fresh_database)
-    settings = settings_for(
-        Settings,
-        database_url=fresh_database,
-        bootstrap_servers=bootstrap_servers,
-        clock_poll_seconds=0.1,
-    )
-    clock = FakeClock(at("2026-03-01"))
-    app = create_app(rules=bootstrap(settings, clock=clock))
-    async with (
-        collecting(bootstrap_servers) as seen,
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://rules",
-            headers={"Authorization": f"Bearer {key}"},
-        ) as client,
-    ):
-        yield Running(client, fresh_database, bootstrap_servers, clock, seen, key)
+async def rules(fresh_database: str, bootstrap_servers: str) -> AsyncIterator[RunningRules]:
+    async with running_rules(fresh_database, bootstrap_servers, clock_poll_seconds=0.1) as r:
+        yield r
 
 
-async def test_events_in_eligibility_out(rules: Running) -> None:
+async def outbox_count(rules: RunningRules) -> int:
+    return int(await rules.fetchval("SELECT count(*) FROM outbox"))
+
+
+async def test_events_in_eligibility_out(rules: RunningRules) -> None:
     seen, boot = rules.seen, rules.bootstrap
     p1, p2, ent, prod = uid("te"), uid("tp"), uid("e"), uid("p")
     doc1, doc2 = enterprise_policy(p1), production_policy(p2)
@@ -147,12 +106,12 @@ async def test_events_in_eligibility_out(rules: Running) -> None:
     assert (await rules.client.get("/v1/eligibility")).status_code == 400
 
     # simulate: impact of a draft, nothing written or emitted
-    before = await rules.outbox_count()
+    before = await outbox_count(rules)
     sim = await rules.client.post("/v1/simulate", json=enterprise_policy(p1, min_employees=50))
     assert sim.status_code == 200, sim.text
     assert sim.json()["impact"]["no_longer_eligible"] == 1
     assert sim.json()["sample"][0]["subject_id"] == ent
-    assert await rules.outbox_count() == before
+    assert await outbox_count(rules) == before
 
     # revocation: no longer eligible
     rev = revoke_event(p1, 2)
@@ -166,7 +125,7 @@ async def test_events_in_eligibility_out(rules: Running) -> None:
     )
 
 
-async def test_clock_ends_a_policy(rules: Running) -> None:
+async def test_clock_ends_a_policy(rules: RunningRules) -> None:
     seen, boot = rules.seen, rules.bootstrap
     pid, ent = uid("tc"), uid("e")
     await produce(boot, topics.POLICY, policy_event(enterprise_policy(pid, to="2026-03-02"), 1))
