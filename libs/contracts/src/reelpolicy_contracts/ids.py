@@ -11,6 +11,7 @@ import makes hundreds of thousands); the result is a standard :class:`uuid.UUID`
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 
@@ -41,12 +42,14 @@ def derived_id(*parts: str, prefix: str | int) -> uuid.UUID:
     from one cause, such as one policy change, sits together). The other bits hash the
     parts.
     """
-    if isinstance(prefix, int):
-        head = prefix & (2**48 - 1)
-    else:
-        head = int.from_bytes(hashlib.sha256(prefix.encode()).digest()[:6], "big")
-    tail = int.from_bytes(hashlib.sha256("\x1f".join(parts).encode()).digest()[:10], "big")
-    value = (head << 80) | (tail & (2**80 - 1))
-    value = (value & ~(0xF << 76)) | (0x8 << 76)  # version 8
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # the RFC 9562 variant
-    return uuid.UUID(int=value)
+    head = (prefix & (2**48 - 1)).to_bytes(6, "big") if isinstance(prefix, int) else _head(prefix)
+    raw = bytearray(head + hashlib.sha256("\x1f".join(parts).encode()).digest()[:10])
+    raw[6] = (raw[6] & 0x0F) | 0x80  # version 8
+    raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC 9562 variant
+    return uuid.UUID(bytes=bytes(raw))
+
+
+@functools.lru_cache(maxsize=1024)
+def _head(prefix: str) -> bytes:
+    # One cause (a policy change) derives the ids of all its changes: hash it once.
+    return hashlib.sha256(prefix.encode()).digest()[:6]

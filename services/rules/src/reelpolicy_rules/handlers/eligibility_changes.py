@@ -15,6 +15,7 @@ what ``GET /v1/eligibility`` lists. The caller commits.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -153,13 +154,31 @@ def change_event_id(row: ChangeRow, cause: str) -> uuid.UUID:
     and skips. Other causes (``rebuild``, the scheduler's) may repeat a change for real:
     a fresh id.
     """
+    if not _is_event_id(cause):
+        return uuid7()
+    return derived_id(cause, *(str(row[f]) for f in _CHANGE_FIELDS), prefix=cause)
+
+
+_CHANGE_FIELDS = (
+    "subject_type",
+    "subject_id",
+    "policy_id",
+    "policy_version",
+    "previous_status",
+    "status",
+    "previous_amount_cny",
+    "amount_cny",
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_event_id(cause: str) -> bool:
+    # A policy change's thousands of changes share one cause: parse it once.
     try:
         uuid.UUID(cause)
     except ValueError:
-        return uuid7()
-    fields = ("subject_type", "subject_id", "policy_id", "policy_version", "previous_status")
-    more = ("status", "previous_amount_cny", "amount_cny")
-    return derived_id(cause, *(str(row[f]) for f in fields + more), prefix=cause)
+        return False
+    return True
 
 
 async def write_changes(
