@@ -19,9 +19,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import pytest
-from stdnum.cn import uscc
 
-from in_process_services import InProcessService, four_services
+from in_process_services import (
+    InProcessService,
+    add_enterprise_and_production,
+    four_services,
+    knows_a_production,
+)
 from reelpolicy_common.db.pool import connect, create_pool
 from reelpolicy_contracts import catalog
 from reelpolicy_devstack.servers import EmbeddedPostgres
@@ -80,42 +84,16 @@ async def test_every_service_publishes_what_the_catalog_lists_and_nothing_else(
     policy_id = f"catalog-{uuid.uuid4().hex[:8]}"
     async with four_services(embedded_postgres.uri(), bootstrap_servers) as svc:
         registry, ingest = svc["registry"].client, svc["ingest"].client
-        body = f"91{region}{uuid.uuid4().int % 10**9:09d}"
-        enterprise = await registry.post(
-            "/v1/enterprises",
-            json={
-                "name": "目录短剧",
-                "credit_code": body + uscc.calc_check_digit(body),
-                "region_code": region,
-                "kind": "production_company",
-            },
+        enterprise_id, production_id = await add_enterprise_and_production(
+            registry, region=region, title="目录"
         )
-        assert enterprise.status_code == 201, enterprise.text
-        enterprise_id = enterprise.json()["id"]
-        production = await registry.post(
-            "/v1/productions",
-            json={
-                "enterprise_id": enterprise_id,
-                "title": "目录",
-                "region_code": region,
-                "content_status": "approved",
-            },
-        )
-        assert production.status_code == 201, production.text
         key = await registry.post(
             "/v1/api-keys",
             json={"role": "company", "enterprise_id": enterprise_id, "label": "catalog"},
         )
         assert key.status_code == 201, key.text
 
-        async def rules_knows_the_production() -> bool:
-            conn = await connect(svc["rules"].dsn)
-            try:
-                return bool(await conn.fetchval("SELECT count(*) FROM productions"))
-            finally:
-                await conn.close()
-
-        await eventually(rules_knows_the_production, timeout=60)
+        await eventually(lambda: knows_a_production(svc["rules"]), timeout=60)
         published = await ingest.post(
             "/v1/policies",
             json={
@@ -140,7 +118,6 @@ async def test_every_service_publishes_what_the_catalog_lists_and_nothing_else(
         await eventually(rules_published_the_policy_results, timeout=60)
         revoked = await ingest.delete(f"/v1/policies/{policy_id}")
         assert revoked.status_code == 200, revoked.text
-        production_id = production.json()["id"]
         deleted = await registry.delete(f"/v1/productions/{production_id}")
         assert deleted.status_code == 200, deleted.text
         deleted = await registry.delete(f"/v1/enterprises/{enterprise_id}")
