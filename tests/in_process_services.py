@@ -112,3 +112,17 @@ async def knows_a_production(service: InProcessService) -> bool:
         return bool(await conn.fetchval("SELECT count(*) FROM productions"))
     finally:
         await conn.close()
+
+
+def region_policy(policy_id: str, *, region: str, title_zh: str, title_en: str) -> dict[str, Any]:
+    """A policy document rewarding every production in ``region`` (up to 1,000 CNY)."""
+    return {
+        "id": policy_id,
+        "title": {"zh": title_zh, "en": title_en},
+        "issuer": {"name": "Yangpu", "level": "district", "region_code": region},
+        "sources": [{"fact": "F-YP-05"}],
+        "effective": {"from": "2024-06-25"},
+        "subject": "production",
+        "criteria": {"field": "production.region_code", "op": "within", "value": [region]},
+        "benefits": [{"id": "r", "kind": "reward", "basis": "up_to", "max_amount_cny": 1000}],
+    }

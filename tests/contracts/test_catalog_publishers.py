@@ -25,6 +25,7 @@ from in_process_services import (
     add_enterprise_and_production,
     four_services,
     knows_a_production,
+    region_policy,
 )
 from reelpolicy_common.db.pool import connect, create_pool
 from reelpolicy_contracts import catalog
@@ -96,18 +97,7 @@ async def test_every_service_publishes_what_the_catalog_lists_and_nothing_else(
         await eventually(lambda: knows_a_production(svc["rules"]), timeout=60)
         published = await ingest.post(
             "/v1/policies",
-            json={
-                "id": policy_id,
-                "title": {"zh": "目录", "en": "Catalog"},
-                "issuer": {"name": "Yangpu", "level": "district", "region_code": region},
-                "sources": [{"fact": "F-YP-05"}],
-                "effective": {"from": "2024-06-25"},
-                "subject": "production",
-                "criteria": {"field": "production.region_code", "op": "within", "value": [region]},
-                "benefits": [
-                    {"id": "r", "kind": "reward", "basis": "up_to", "max_amount_cny": 1000}
-                ],
-            },
+            json=region_policy(policy_id, region=region, title_zh="目录", title_en="Catalog"),
         )
         assert published.status_code == 201, published.text
 

@@ -18,7 +18,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from in_process_services import add_enterprise_and_production, four_services, knows_a_production
+from in_process_services import (
+    add_enterprise_and_production,
+    four_services,
+    knows_a_production,
+    region_policy,
+)
 from reelpolicy_devstack.servers import EmbeddedPostgres
 from service_harness import eventually
 from webhook_receiver import WebhookReceiver
@@ -71,22 +76,7 @@ async def test_policy_change_to_webhook_is_one_trace(
             exporter.clear()
             published = await ingest.post(
                 "/v1/policies",
-                json={
-                    "id": policy_id,
-                    "title": {"zh": "追踪", "en": "Trace"},
-                    "issuer": {"name": "Yangpu", "level": "district", "region_code": region},
-                    "sources": [{"fact": "F-YP-05"}],
-                    "effective": {"from": "2024-06-25"},
-                    "subject": "production",
-                    "criteria": {
-                        "field": "production.region_code",
-                        "op": "within",
-                        "value": [region],
-                    },
-                    "benefits": [
-                        {"id": "r", "kind": "reward", "basis": "up_to", "max_amount_cny": 1000}
-                    ],
-                },
+                json=region_policy(policy_id, region=region, title_zh="追踪", title_en="Trace"),
             )
             assert published.status_code == 201, published.text
             await eventually(
