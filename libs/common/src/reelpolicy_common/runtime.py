@@ -6,8 +6,9 @@ shutdown (SIGTERM through uvicorn) stops the broker first, so in-flight handlers
 finish and commit within the grace period, then lets the relay finish its batch.
 
 A service with consumers also counts the dead letters of the topics it consumes that
-wait for a replay (:mod:`reelpolicy_common.dead_letter_gauge`) and prunes its consumers'
-old ``processed_events`` records (:func:`~reelpolicy_common.consumer.idempotency.prune_processed_forever`).
+wait for a replay (:mod:`reelpolicy_common.dead_letter_gauge`), and prunes its consumers'
+old ``processed_events`` records
+(:func:`~reelpolicy_common.consumer.idempotency.prune_processed_forever`).
 
 The relay and the background tasks run supervised (:mod:`reelpolicy_common.supervisor`):
 restarted when they raise, and named by ``check_health`` when they are down or stuck,
