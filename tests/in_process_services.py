@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from stdnum.cn import uscc
 
+from reelpolicy_common.db.pool import connect
 from reelpolicy_devstack.servers import database_uri, ensure_database
 from service_harness import add_api_key, migrate_service, settings_for
 
@@ -70,3 +72,57 @@ async def one_service(name: str, admin_uri: str, bootstrap: str) -> AsyncIterato
     """One of the four services in this process (its own fresh database)."""
     async with contextlib.AsyncExitStack() as stack:
         yield await _start(stack, name, admin_uri, bootstrap)
+
+
+async def add_enterprise_and_production(
+    registry: httpx.AsyncClient, *, region: str, title: str
+) -> tuple[str, str]:
+    """A production company in ``region`` and one approved production of it, through the
+    registry's API (operator key): their ids."""
+    body = f"91{region}{uuid.uuid4().int % 10**9:09d}"
+    enterprise = await registry.post(
+        "/v1/enterprises",
+        json={
+            "name": f"{title}短剧",
+            "credit_code": body + uscc.calc_check_digit(body),
+            "region_code": region,
+            "kind": "production_company",
+        },
+    )
+    assert enterprise.status_code == 201, enterprise.text
+    enterprise_id: str = enterprise.json()["id"]
+    production = await registry.post(
+        "/v1/productions",
+        json={
+            "enterprise_id": enterprise_id,
+            "title": title,
+            "region_code": region,
+            "content_status": "approved",
+        },
+    )
+    assert production.status_code == 201, production.text
+    production_id: str = production.json()["id"]
+    return enterprise_id, production_id
+
+
+async def knows_a_production(service: InProcessService) -> bool:
+    """Whether ``service`` (rules, notify) has a production in its projection."""
+    conn = await connect(service.dsn)
+    try:
+        return bool(await conn.fetchval("SELECT count(*) FROM productions"))
+    finally:
+        await conn.close()
+
+
+def region_policy(policy_id: str, *, region: str, title_zh: str, title_en: str) -> dict[str, Any]:
+    """A policy document rewarding every production in ``region`` (up to 1,000 CNY)."""
+    return {
+        "id": policy_id,
+        "title": {"zh": title_zh, "en": title_en},
+        "issuer": {"name": "Yangpu", "level": "district", "region_code": region},
+        "sources": [{"fact": "F-YP-05"}],
+        "effective": {"from": "2024-06-25"},
+        "subject": "production",
+        "criteria": {"field": "production.region_code", "op": "within", "value": [region]},
+        "benefits": [{"id": "r", "kind": "reward", "basis": "up_to", "max_amount_cny": 1000}],
+    }

@@ -57,3 +57,29 @@ async def test_a_record_error_is_still_dead_lettered_in_memory() -> None:
     async with TestKafkaBroker(broker) as test_broker:
         await test_broker.publish(event.to_bytes(), topic="t")
     assert len(dead) == 1
+
+
+async def test_a_documented_subscriber_still_hands_over_the_raw_records() -> None:
+    """The catalog's typed envelopes only document a catalog topic's subscriber: records
+    are not validated against them on the way in (the handlers decode the plain envelope,
+    and an event the typed payload would refuse still reaches them)."""
+    broker = KafkaBroker("127.0.0.1:1", enable_idempotence=False, logger=None)
+    seen: list[Envelope] = []
+
+    async def handler(event: ConsumedEvent) -> None:
+        seen.append(event.envelope)
+
+    subscribe_reliably(
+        broker,
+        topic_names=[topics.REGISTRY],
+        group_id="g",
+        consumer="mem",
+        handler=handler,
+        retry=RETRY,
+    )
+    # An empty payload: no EnterpriseChanged, so the typed envelope would refuse it.
+    event = Envelope(type=EventType.enterprise_upserted, producer="test", key="k", payload={})
+    async with TestKafkaBroker(broker) as test_broker:
+        await test_broker.publish(event.to_bytes(), topic=topics.REGISTRY)
+    assert [e.event_id for e in seen] == [event.event_id]
+    assert seen[0].payload == {}

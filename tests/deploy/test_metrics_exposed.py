@@ -224,6 +224,9 @@ async def test_every_series_the_rules_and_dashboard_use_is_exposed(
         ("notify", "dead-letter-gauge"),
         ("rules", "dead-letter-gauge"),
         ("rules", "rules-scheduler"),
+        ("ingest", "processed-events-pruner"),
+        ("notify", "processed-events-pruner"),
+        ("rules", "processed-events-pruner"),
     ]:
         assert value(found[name], "reelpolicy_task_up", task=task) == 1, (name, task)
         assert value(found[name], "reelpolicy_task_heartbeat_interval_seconds", task=task)

@@ -17,10 +17,13 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from stdnum.cn import uscc
 
-from in_process_services import four_services
-from reelpolicy_common.db.pool import connect
+from in_process_services import (
+    add_enterprise_and_production,
+    four_services,
+    knows_a_production,
+    region_policy,
+)
 from reelpolicy_devstack.servers import EmbeddedPostgres
 from service_harness import eventually
 from webhook_receiver import WebhookReceiver
@@ -55,37 +58,10 @@ async def test_policy_change_to_webhook_is_one_trace(
     try:
         async with four_services(embedded_postgres.uri(), bootstrap_servers) as svc:
             registry, ingest, notify = (svc[n].client for n in ("registry", "ingest", "notify"))
-            body = f"91{region}{uuid.uuid4().int % 10**9:09d}"
-            enterprise = await registry.post(
-                "/v1/enterprises",
-                json={
-                    "name": "追踪短剧",
-                    "credit_code": body + uscc.calc_check_digit(body),
-                    "region_code": region,
-                    "kind": "production_company",
-                },
+            enterprise_id, _ = await add_enterprise_and_production(
+                registry, region=region, title="追踪"
             )
-            assert enterprise.status_code == 201, enterprise.text
-            enterprise_id = enterprise.json()["id"]
-            production = await registry.post(
-                "/v1/productions",
-                json={
-                    "enterprise_id": enterprise_id,
-                    "title": "追踪",
-                    "region_code": region,
-                    "content_status": "approved",
-                },
-            )
-            assert production.status_code == 201, production.text
-
-            async def rules_knows_the_production() -> bool:
-                conn = await connect(svc["rules"].dsn)
-                try:
-                    return bool(await conn.fetchval("SELECT count(*) FROM productions"))
-                finally:
-                    await conn.close()
-
-            await eventually(rules_knows_the_production, timeout=30)
+            await eventually(lambda: knows_a_production(svc["rules"]), timeout=30)
             subscription = await notify.post(
                 "/v1/subscriptions",
                 json={
@@ -100,22 +76,7 @@ async def test_policy_change_to_webhook_is_one_trace(
             exporter.clear()
             published = await ingest.post(
                 "/v1/policies",
-                json={
-                    "id": policy_id,
-                    "title": {"zh": "追踪", "en": "Trace"},
-                    "issuer": {"name": "Yangpu", "level": "district", "region_code": region},
-                    "sources": [{"fact": "F-YP-05"}],
-                    "effective": {"from": "2024-06-25"},
-                    "subject": "production",
-                    "criteria": {
-                        "field": "production.region_code",
-                        "op": "within",
-                        "value": [region],
-                    },
-                    "benefits": [
-                        {"id": "r", "kind": "reward", "basis": "up_to", "max_amount_cny": 1000}
-                    ],
-                },
+                json=region_policy(policy_id, region=region, title_zh="追踪", title_en="Trace"),
             )
             assert published.status_code == 201, published.text
             await eventually(

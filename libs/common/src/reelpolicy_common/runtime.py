@@ -6,7 +6,9 @@ shutdown (SIGTERM through uvicorn) stops the broker first, so in-flight handlers
 finish and commit within the grace period, then lets the relay finish its batch.
 
 A service with consumers also counts the dead letters of the topics it consumes that
-wait for a replay (:mod:`reelpolicy_common.dead_letter_gauge`).
+wait for a replay (:mod:`reelpolicy_common.dead_letter_gauge`), and prunes its consumers'
+old ``processed_events`` records
+(:func:`~reelpolicy_common.consumer.idempotency.prune_processed_forever`).
 
 The relay and the background tasks run supervised (:mod:`reelpolicy_common.supervisor`):
 restarted when they raise, and named by ``check_health`` when they are down or stuck,
@@ -27,6 +29,7 @@ from prometheus_client import REGISTRY
 
 from reelpolicy_common.auth import Principal
 from reelpolicy_common.auth_cache import PrincipalCache
+from reelpolicy_common.consumer.idempotency import prune_processed_forever
 from reelpolicy_common.consumer.runner import RetryPolicy
 from reelpolicy_common.db.pool import ConnectionLimits, create_pool
 from reelpolicy_common.dead_letter_gauge import watch_dead_letters
@@ -47,6 +50,7 @@ RELAY_BEAT_SECONDS = 40.0
 wakes every 30 s (its idle timeout): it beats from that report."""
 CONSUMER_WATCH_SECONDS = 5.0
 DEAD_LETTER_TASK = "dead-letter-gauge"
+PRUNE_TASK = "processed-events-pruner"
 
 
 class HeartbeatOutboxMetrics(PrometheusOutboxMetrics):
@@ -179,9 +183,15 @@ class ServiceRuntime:
                 ),
             ]
             if consumed := self.consumed_topics():
-                background.append(
-                    (DEAD_LETTER_TASK, lambda: watch_dead_letters(self.settings, consumed))
-                )
+                background += [
+                    (DEAD_LETTER_TASK, lambda: watch_dead_letters(self.settings, consumed)),
+                    (
+                        PRUNE_TASK,
+                        lambda: prune_processed_forever(
+                            self.pool, retention_seconds=s.processed_events_retention_seconds
+                        ),
+                    ),
+                ]
             for name, factory in background:
                 supervised = SupervisedTask(name, factory, policy=self.restart_policy)
                 supervised.start()

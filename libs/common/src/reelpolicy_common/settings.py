@@ -13,6 +13,8 @@ from typing import Literal, Self
 from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from reelpolicy_contracts import topics
+
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "password", "dev"})
 
 
@@ -130,6 +132,15 @@ class ServiceSettings(BaseSettings):
         description="How long published outbox rows are kept (the dev stack re-queues the"
         " last hour into a fresh in-memory broker). 0 deletes a row as it is published,"
         " the cheapest mark: for a broker that keeps its topics (compose).",
+    )
+    processed_events_retention_seconds: float = Field(
+        default=35 * 86400.0,
+        ge=topics.EVENT_RETENTION_MS / 1000,
+        description="How long a consumer remembers an event it handled (processed_events):"
+        " older records are pruned hourly, and such an event, should it come back, is"
+        " handled again. At least the topics' retention (7 days: a rewind of the offsets);"
+        " the default also outlasts the dead letters' (30 days), since replaying a"
+        " dead-letter topic sends its records to every consumer of the topic again.",
     )
     outbox_concurrency: int = Field(
         default=1,

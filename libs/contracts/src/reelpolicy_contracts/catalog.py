@@ -369,13 +369,15 @@ def typed_envelope(event_type: EventType) -> type[BaseModel]:
     return model
 
 
-def topic_schema(topic: str) -> Any:
-    """What a record's value on ``topic`` is, as a type: the typed envelope of its one
-    event type, or their union discriminated by ``type`` (a FastStream publisher's
-    ``schema=``, so each service's ``/asyncapi`` shows typed messages)."""
-    models = tuple(typed_envelope(e.type) for e in events_on(topic))
+def topic_schema(*topic_names: str) -> Any:
+    """What a record's value on the topic (or on any of several topics) is, as a type:
+    the typed envelope of its one event type, or their union discriminated by ``type``
+    (a FastStream publisher's ``schema=``, a subscriber's documented body: so each
+    service's ``/asyncapi`` shows typed messages)."""
+    event_types = dict.fromkeys(e.type for t in topic_names for e in events_on(t))
+    models = tuple(typed_envelope(t) for t in event_types)
     if not models:
-        raise LookupError(f"no event type of the catalog travels on {topic}")
+        raise LookupError(f"no event type of the catalog travels on {', '.join(topic_names)}")
     if len(models) == 1:
         return models[0]
     return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007

@@ -25,7 +25,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.structs import ConsumerRecord, TopicPartition
@@ -44,6 +44,7 @@ from tenacity import (
 from reelpolicy_common import metrics
 from reelpolicy_common.consumer.batch import process_batch
 from reelpolicy_common.consumer.commits import OffsetCommitter
+from reelpolicy_common.consumer.documented import consumed_messages
 from reelpolicy_common.consumer.faults import (
     InfrastructureError,
     PermanentError,
@@ -298,7 +299,6 @@ def subscribe_reliably(
             return done, True
         return done, False
 
-    @subscriber
     async def consume(body: Any) -> None:
         message: KafkaMessage = body
         records: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message
@@ -327,6 +327,12 @@ def subscribe_reliably(
         _observe_lag(
             message.consumer, records[:done], consumer=consumer, group=group_id, shown=lag_shown
         )
+
+    # The body stays the raw batch at run time; /asyncapi shows the topics' typed envelopes.
+    documented = consumed_messages(topic_names)
+    if documented is not None:
+        consume.__annotations__["body"] = Annotated[Any, documented]
+    subscriber(consume)
 
 
 def _observe_lag(

@@ -12,6 +12,11 @@ from pydantic import BaseModel, Field
 
 from reelpolicy_common.http import ApiError, Page, problem_example, problem_responses
 from reelpolicy_common.http.authenticate import CurrentPrincipal, OperatorPrincipal
+from reelpolicy_common.http.policy_documents import (
+    policy_document_body,
+    policy_document_responses,
+    policy_refused,
+)
 from reelpolicy_contracts.storable import PgInt, StoredText, unstorable_reason
 from reelpolicy_ingest import handlers
 from reelpolicy_ingest.domain import DocumentTooLargeError, StoredPolicy, check_yaml_expansion
@@ -38,14 +43,23 @@ def _parse_document(body: bytes, content_type: str) -> Policy:
     return load_policy_text(body, content_type)
 
 
-POLICY_REFUSED = (
-    "The document is not a valid policy (the JSON Schema at `GET /v1/policies/schema`,"
-    " cross-references, value types per field, storable text and numbers, nesting"
-    " limits): `errors` names each JSON path at fault"
-)
-"""Why a policy document is published as a bare JSON object: the language is recursive,
-its operators depend on the field, and its cross-references no JSON Schema can state,
-so a client sends a document as it was written and gets every refusal with its path."""
+EXAMPLE_DOCUMENT: dict[str, Any] = {
+    "id": "jz-industrial-park",
+    "title": {"zh": "荆州短剧产业园", "en": "Jingzhou short-drama park"},
+    "issuer": {"name": "荆州市", "level": "municipal", "region_code": "421000"},
+    "sources": [{"fact": "F-JZ-01"}],
+    "effective": {"from": "2024-01-01"},
+    "subject": "enterprise",
+    "criteria": {"field": "enterprise.region_code", "op": "within", "value": "4210"},
+    "benefits": [
+        {
+            "id": "project_support",
+            "kind": "project_subsidy",
+            "basis": "discretionary",
+            "max_amount_cny": 1000000,
+        }
+    ],
+}
 
 PolicyId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{1,80}$", description="Policy slug.")]
 
@@ -118,56 +132,17 @@ async def get_schema(_: CurrentPrincipal) -> dict[str, Any]:
     " most 200,000 nodes once its aliases are expanded.",
     responses={
         200: {"description": "Identical to the latest version: nothing stored"},
-        **problem_responses(
-            403,
-            descriptions={
-                400: POLICY_REFUSED,
+        **policy_document_responses(
+            refused=policy_refused("The document", "the JSON Schema at `GET /v1/policies/schema`"),
+            more={
                 409: "`version` is not the next one (`context.next_version` says which is)",
                 413: "The document is over a size limit (see above)",
-                422: "The body is not a JSON object (JSON) or the media type is neither JSON"
-                " nor YAML",
             },
-            examples={
-                400: problem_example(
-                    400,
-                    "invalid policy document",
-                    ("$.criteria.all[0].field", "unknown field 'production.platfroms'"),
-                )
-            },
+            not_an_object="The body is not a JSON object (JSON) or the media type is neither"
+            " JSON nor YAML",
         ),
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {"type": "object"},
-                    "example": {
-                        "id": "jz-industrial-park",
-                        "title": {"zh": "荆州短剧产业园", "en": "Jingzhou short-drama park"},
-                        "issuer": {"name": "荆州市", "level": "municipal", "region_code": "421000"},
-                        "sources": [{"fact": "F-JZ-01"}],
-                        "effective": {"from": "2024-01-01"},
-                        "subject": "enterprise",
-                        "criteria": {
-                            "field": "enterprise.region_code",
-                            "op": "within",
-                            "value": "4210",
-                        },
-                        "benefits": [
-                            {
-                                "id": "project_support",
-                                "kind": "project_subsidy",
-                                "basis": "discretionary",
-                                "max_amount_cny": 1000000,
-                            }
-                        ],
-                    },
-                },
-                "application/yaml": {"schema": {"type": "string"}},
-            },
-        }
-    },
+    openapi_extra=policy_document_body(example=EXAMPLE_DOCUMENT, also_yaml=True),
 )
 async def submit(
     request: Request, response: Response, ingest: IngestDep, _: OperatorPrincipal

@@ -7,8 +7,13 @@ from typing import Any
 import polars as pl
 from fastapi import APIRouter, Request
 
-from reelpolicy_common.http import ApiError, problem_example, problem_responses
+from reelpolicy_common.http import ApiError
 from reelpolicy_common.http.authenticate import OperatorPrincipal
+from reelpolicy_common.http.policy_documents import (
+    policy_document_body,
+    policy_document_responses,
+    policy_refused,
+)
 from reelpolicy_policy import MalformedBodyError, PolicyValidationError, load_policy_text
 from reelpolicy_rules.entrypoints.http.deps import RulesDep
 from reelpolicy_rules.handlers.policy_recalculation import plan_recalculation
@@ -22,29 +27,11 @@ router = APIRouter(prefix="/v1", tags=["eligibility"])
     description="The body is a draft policy document (JSON), published as a bare JSON"
     " object: the policy language (its JSON Schema at ingest's `GET /v1/policies/schema`,"
     " then cross-references and value types per field) is checked here and answered 400.",
-    responses=problem_responses(
-        403,
-        descriptions={
-            400: "The draft is not a valid policy (the policy JSON Schema, cross-references,"
-            " value types per field, storable text and numbers, nesting limits): `errors`"
-            " names each JSON path at fault",
-            422: "The body is not a JSON object (not JSON text, or another JSON value)",
-        },
-        examples={
-            400: problem_example(
-                400,
-                "invalid policy document",
-                ("$.criteria.all[0].field", "unknown field 'production.platfroms'"),
-            )
-        },
+    responses=policy_document_responses(
+        refused=policy_refused("The draft", "the policy JSON Schema"),
+        not_an_object="The body is not a JSON object (not JSON text, or another JSON value)",
     ),
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "description": "A policy document (JSON).",
-            "content": {"application/json": {"schema": {"type": "object"}}},
-        }
-    },
+    openapi_extra=policy_document_body(description="A policy document (JSON)."),
 )
 async def simulate(request: Request, rules: RulesDep, _: OperatorPrincipal) -> dict[str, Any]:
     # The body is read here, not by FastAPI: its parser answers an undocumented 400 for
