@@ -35,13 +35,16 @@ def create_service_app(
     routers: list[APIRouter],
     version: str = "0.1.0",
     body_limits: Mapping[str, int] | None = None,
+    public_prefixes: tuple[str, ...] = (),
 ) -> FastAPI:
     """Build the service's app; ``runtime.lifespan`` starts and stops its I/O.
 
     Request bodies are limited to ``MAX_BODY_BYTES`` unless ``body_limits`` gives
     their path prefix (e.g. ``/v1/import``) a limit of its own (see
     :mod:`~reelpolicy_common.http.body_limit`). A non-public path needs a valid API
-    key before anything reads its body (:mod:`~reelpolicy_common.http.authenticate`).
+    key before anything reads its body (:mod:`~reelpolicy_common.http.authenticate`);
+    paths under ``public_prefixes`` need none (their routes check what they are given,
+    e.g. notify's signed unsubscribe links).
     """
     app = FastAPI(title=title, description=description, version=version, lifespan=runtime.lifespan)
     app.state.runtime = runtime
@@ -66,6 +69,7 @@ def create_service_app(
             public_paths=PUBLIC_PATHS,
             limiter=limiter,
             limit_operators=settings.rate_limit_operators,
+            public_prefixes=public_prefixes,
         )
 
     @app.get(
@@ -108,11 +112,11 @@ def create_service_app(
     Instrumentator(excluded_handlers=["/metrics", "/healthz"]).instrument(app).expose(
         app, include_in_schema=False
     )
-    _publish_problems(app)
+    _publish_problems(app, public_prefixes)
     return app
 
 
-def _publish_problems(app: FastAPI) -> None:
+def _publish_problems(app: FastAPI, public_prefixes: tuple[str, ...]) -> None:
     """The OpenAPI document states the problem schema for every error (see
     :func:`document_problems`), built once like FastAPI's own."""
     build = app.openapi
@@ -120,7 +124,7 @@ def _publish_problems(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = build()
-            document_problems(document, public_paths=PUBLIC_PATHS)
+            document_problems(document, public_paths=PUBLIC_PATHS, public_prefixes=public_prefixes)
             app.openapi_schema = document
         return app.openapi_schema
 

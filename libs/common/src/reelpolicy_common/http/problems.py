@@ -134,7 +134,12 @@ def request_example(example: Any, media_type: str = "application/json") -> dict[
     return {"requestBody": {"content": {media_type: {"example": example}}}}
 
 
-def document_problems(document: dict[str, Any], *, public_paths: frozenset[str]) -> None:
+def document_problems(
+    document: dict[str, Any],
+    *,
+    public_paths: frozenset[str],
+    public_prefixes: tuple[str, ...] = (),
+) -> None:
     """Make an OpenAPI document state the problem schema for every error it can answer.
 
     Publishes ``Problem``/``FieldError``; replaces FastAPI's ``HTTPValidationError`` 422
@@ -146,7 +151,7 @@ def document_problems(document: dict[str, Any], *, public_paths: frozenset[str])
     schemas.update(problem_schema.pop("$defs", {}))
     schemas["Problem"] = problem_schema
     for path, operations in document.get("paths", {}).items():
-        if path in public_paths:
+        if path in public_paths or path.startswith(public_prefixes):
             continue
         for operation in operations.values():
             responses = operation.setdefault("responses", {})

@@ -154,14 +154,3 @@ def digest_body(
             "alerts": items,
         },
     }
-
-
-def email_text(body: dict[str, Any]) -> tuple[str, str]:
-    """Subject and plain-text body of an email for a webhook-shaped ``body``."""
-    data = body.get("data") or {}
-    if body.get("type") == DIGEST_TYPE:
-        lines = [f"- {s}" for s in data.get("summary", [])]
-        return f"reelpolicy: {data.get('count', 0)} updates", "\n".join(lines) + "\n"
-    summary = data.get("summary") or body.get("type", "update")
-    text = summary if isinstance(summary, str) else "; ".join(summary)
-    return f"reelpolicy {body.get('type')}: {text}"[:180], f"{text}\n\n{body.get('timestamp')}\n"

@@ -400,3 +400,26 @@ def render(
         unsubscribe_link=words("label.unsubscribe_link"),
     )
     return RenderedMessage(title=one_line(message.title), body=body)
+
+
+def render_unsubscribe_page(
+    *,
+    locale: Locale,
+    state: Literal["confirm", "done", "unknown"],
+    email: str = "",
+    action: str | None = None,
+) -> str:
+    """The page an unsubscribe link opens: a confirmation with its form (``action``), the
+    result, or an unknown link."""
+    words = Words(locale)
+    return (
+        _environment()
+        .get_template("unsubscribe.html")
+        .render(
+            lang=locale,
+            title=words(f"unsubscribe.{state}_title"),
+            text=words(f"unsubscribe.{state}_text", email=email),
+            button=words("unsubscribe.confirm_button"),
+            action=action if state == "confirm" else None,
+        )
+    )
