@@ -43,8 +43,9 @@ def create_service_app(
     their path prefix (e.g. ``/v1/import``) a limit of its own (see
     :mod:`~reelpolicy_common.http.body_limit`). A non-public path needs a valid API
     key before anything reads its body (:mod:`~reelpolicy_common.http.authenticate`);
-    paths under ``public_prefixes`` need none (their routes check what they are given,
-    e.g. notify's signed unsubscribe links).
+    paths under ``public_prefixes`` need none: pages for people outside the API (left
+    out of its OpenAPI document) whose routes check what they are given, e.g. notify's
+    signed unsubscribe links.
     """
     app = FastAPI(title=title, description=description, version=version, lifespan=runtime.lifespan)
     app.state.runtime = runtime
@@ -112,11 +113,11 @@ def create_service_app(
     Instrumentator(excluded_handlers=["/metrics", "/healthz"]).instrument(app).expose(
         app, include_in_schema=False
     )
-    _publish_problems(app, public_prefixes)
+    _publish_problems(app)
     return app
 
 
-def _publish_problems(app: FastAPI, public_prefixes: tuple[str, ...]) -> None:
+def _publish_problems(app: FastAPI) -> None:
     """The OpenAPI document states the problem schema for every error (see
     :func:`document_problems`), built once like FastAPI's own."""
     build = app.openapi
@@ -124,7 +125,7 @@ def _publish_problems(app: FastAPI, public_prefixes: tuple[str, ...]) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = build()
-            document_problems(document, public_paths=PUBLIC_PATHS, public_prefixes=public_prefixes)
+            document_problems(document, public_paths=PUBLIC_PATHS)
             app.openapi_schema = document
         return app.openapi_schema
 

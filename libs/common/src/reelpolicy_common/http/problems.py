@@ -134,12 +134,7 @@ def request_example(example: Any, media_type: str = "application/json") -> dict[
     return {"requestBody": {"content": {media_type: {"example": example}}}}
 
 
-def document_problems(
-    document: dict[str, Any],
-    *,
-    public_paths: frozenset[str],
-    public_prefixes: tuple[str, ...] = (),
-) -> None:
+def document_problems(document: dict[str, Any], *, public_paths: frozenset[str]) -> None:
     """Make an OpenAPI document state the problem schema for every error it can answer.
 
     Publishes ``Problem``/``FieldError``; replaces FastAPI's ``HTTPValidationError`` 422
@@ -151,7 +146,7 @@ def document_problems(
     schemas.update(problem_schema.pop("$defs", {}))
     schemas["Problem"] = problem_schema
     for path, operations in document.get("paths", {}).items():
-        if path in public_paths or path.startswith(public_prefixes):
+        if path in public_paths:
             continue
         for operation in operations.values():
             responses = operation.setdefault("responses", {})

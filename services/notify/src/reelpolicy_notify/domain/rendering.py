@@ -17,7 +17,7 @@ import json
 import re
 import tomllib
 from copy import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from functools import cache
 from importlib.resources import files
@@ -347,7 +347,7 @@ def compose(alert: Alert, words: Words) -> Composed:
             title=words("title.other", type=alert.type), lead=words("lead.other", summary=text)
         )
     occurred = words("label.occurred", when=words.moment(alert.occurred_at))
-    return Composed(**{**composed.__dict__, "occurred": occurred})
+    return replace(composed, occurred=occurred)
 
 
 # Inside a line (every value follows a label or a marker), these alone start syntax:

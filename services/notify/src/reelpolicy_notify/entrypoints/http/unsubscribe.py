@@ -16,7 +16,9 @@ from reelpolicy_notify.domain.unsubscribe import subscription_of_token
 from reelpolicy_notify.entrypoints.http.deps import NotifyDep
 from reelpolicy_notify.handlers import subscriptions as use_cases
 
-router = APIRouter(prefix="/unsubscribe", tags=["unsubscribe"])
+# Pages for an e-mail's recipient, not part of the JSON API: left out of its OpenAPI
+# document (whose every error is problem details; these answer HTML).
+router = APIRouter(prefix="/unsubscribe", include_in_schema=False)
 
 _UNKNOWN = HTMLResponse(
     render_unsubscribe_page(locale=DEFAULT_LOCALE, state="unknown"), status_code=404
