@@ -203,6 +203,8 @@ async def test_an_alert_email_has_both_parts_and_its_link_unsubscribes(
                 page = await anonymous.get(path)  # a GET changes nothing (RFC 8058)
                 assert page.status_code == 200
                 assert "确认退订" in page.text
+                token = path.rsplit("/", 1)[1]  # the form posts back to the same link
+                assert f'<form method="post" action="{token}">' in page.text
                 state = (await client.get(f"/v1/subscriptions/{sub['id']}")).json()
                 assert state["enabled"] is True
 
