@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import email
+import email.message
+import email.policy
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -156,15 +159,20 @@ async def test_email_alerts_reach_an_smtp_sink(fresh_database: str, bootstrap_se
             fresh_database, bootstrap_servers, smtp_host="127.0.0.1", smtp_port=port
         ) as notify:
             ent = enterprise()
-            client, _ = await subscribe(notify, ent, channel="email", email="ops@example.com")
+            client, _ = await subscribe(
+                notify, ent, channel="email", email="ops@example.com", locale="en"
+            )
             await produce_eligibility(notify.bootstrap, eligibility_event(ent))
             [delivery] = await settled(client, 1)
             assert delivery["status"] == "succeeded"
             [mail] = inbox
             assert mail.rcpt_tos == ["ops@example.com"]
-            text = mail.content.decode()
-            assert "eligibility.changed" in text
-            assert "now eligible" in text
+            message = email.message_from_bytes(mail.content, policy=email.policy.default)
+            assert isinstance(message, email.message.EmailMessage)
+            assert message["Subject"] == "Eligibility changed: p-rent"
+            text = message.get_body(preferencelist=("plain",))
+            assert text is not None
+            assert "is now eligible for p-rent: CN¥100,000" in text.get_content()
     finally:
         controller.stop()
 

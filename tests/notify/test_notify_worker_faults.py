@@ -115,7 +115,8 @@ async def test_a_subject_with_a_line_break_is_folded_and_the_alert_delivered(
             [mail] = inbox
             assert mail.rcpt_tos == ["ops@example.com"]
             message = email.message_from_bytes(mail.content, policy=email.policy.default)
-            assert "for p-rent Bcc: someone@example.org" in message["Subject"]
+            # the alert's title in the default locale (zh-CN), folded onto one line
+            assert message["Subject"] == "资格变化：p-rent Bcc: someone@example.org"
             assert message["Bcc"] is None
     finally:
         controller.stop()

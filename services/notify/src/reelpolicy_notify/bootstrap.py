@@ -61,8 +61,21 @@ class Notify:
     def email_sender(self) -> SmtpEmailSender:
         s = self.settings
         return SmtpEmailSender(
-            host=s.smtp_host, port=s.smtp_port, sender=s.smtp_from, timeout=s.smtp_timeout_seconds
+            host=s.smtp_host,
+            port=s.smtp_port,
+            sender=s.smtp_from,
+            timeout=s.smtp_timeout_seconds,
+            username=s.smtp_username,
+            password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+            starttls=s.smtp_starttls,
+            implicit_tls=s.smtp_tls,
+            ca_file=s.smtp_ca_file,
+            public_base_url=s.notify_public_base_url,
+            unsubscribe_key=self.unsubscribe_key(),
         )
+
+    def unsubscribe_key(self) -> bytes:
+        return self.settings.reelpolicy_secret_key.get_secret_value().encode()
 
 
 def bootstrap(settings: Settings | None = None) -> Notify:

@@ -3,7 +3,7 @@ has a default."""
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from reelpolicy_common.settings import PLACEHOLDER_SECRETS, SecretKeySettings, require_secret
@@ -35,6 +35,26 @@ class Settings(SecretKeySettings):
     smtp_port: int = Field(default=1025, ge=1, le=65535)
     smtp_from: str = "reelpolicy@localhost"
     smtp_timeout_seconds: float = Field(default=15.0, gt=0)
+    smtp_username: str | None = Field(default=None, description="Log in to the relay as.")
+    smtp_password: SecretStr | None = Field(
+        default=None, description="The relay login's password (with SMTP_USERNAME)."
+    )
+    smtp_starttls: bool = Field(
+        default=False,
+        description="Require STARTTLS (usually port 587); false upgrades only when offered.",
+    )
+    smtp_tls: bool = Field(
+        default=False, description="Implicit TLS from the first byte (usually port 465)."
+    )
+    smtp_ca_file: str | None = Field(
+        default=None,
+        description="CA bundle (PEM) that verifies the relay's certificate instead of the"
+        " system's (a private CA; the tests' self-signed one).",
+    )
+    notify_public_base_url: str = Field(
+        default="http://127.0.0.1:8004",
+        description="Where recipients reach notify: e-mail unsubscribe links start with it.",
+    )
     notify_allow_private_targets: bool = Field(
         default=False, description="Allow webhook URLs on private/loopback/link-local addresses."
     )
@@ -101,6 +121,17 @@ class Settings(SecretKeySettings):
     @classmethod
     def _real_legacy_secret(cls, value: SecretStr | None) -> SecretStr | None:
         return None if value is None else require_secret(value, name="NOTIFY_LEGACY_SECRET_KEY")
+
+    @model_validator(mode="after")
+    def _one_smtp_tls_mode_and_a_whole_login(self) -> Settings:
+        if self.smtp_starttls and self.smtp_tls:
+            raise ValueError(
+                "SMTP_STARTTLS and SMTP_TLS exclude each other: STARTTLS upgrades a plain"
+                " connection (port 587), SMTP_TLS is TLS from the start (port 465)"
+            )
+        if (self.smtp_username is None) != (self.smtp_password is None):
+            raise ValueError("SMTP_USERNAME and SMTP_PASSWORD are set together or not at all")
+        return self
 
     def secret_box(self) -> SecretBox:
         legacy = self.notify_legacy_secret_key

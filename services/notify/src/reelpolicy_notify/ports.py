@@ -163,6 +163,16 @@ class WebhookSender(Protocol):
 
 
 class EmailSender(Protocol):
+    def unsubscribe_url(self, subscription_id: uuid.UUID) -> str:
+        """The public link that unsubscribes the subscription's recipient."""
+        ...
+
     async def send(
-        self, to: str, *, subject: str, text: str, headers: dict[str, str]
+        self,
+        to: str,
+        *,
+        subject: str,
+        text: str,
+        html: str | None = None,
+        headers: dict[str, str],
     ) -> SendResult: ...

@@ -33,8 +33,8 @@ PRINCIPAL_SCOPE_KEY = "reelpolicy.principal"
 before anything reads the request body."""
 
 
-def is_public(path: str, public_paths: frozenset[str]) -> bool:
-    return path in public_paths or path.startswith(PUBLIC_PATH_PREFIXES)
+def is_public(path: str, public_paths: frozenset[str], prefixes: tuple[str, ...] = ()) -> bool:
+    return path in public_paths or path.startswith(PUBLIC_PATH_PREFIXES + prefixes)
 
 
 def bearer_key(scope: Scope) -> str | None:
@@ -58,16 +58,20 @@ class AuthenticateFirst:
         public_paths: frozenset[str],
         limiter: RateLimiter | None,
         limit_operators: bool,
+        public_prefixes: tuple[str, ...] = (),
     ) -> None:
         self.app = app
         self.runtime = runtime
         self.secret_key = secret_key
         self.public_paths = public_paths
+        self.public_prefixes = public_prefixes
         self.limiter = limiter
         self.limit_operators = limit_operators
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or is_public(scope["path"], self.public_paths):
+        if scope["type"] != "http" or is_public(
+            scope["path"], self.public_paths, self.public_prefixes
+        ):
             await self.app(scope, receive, send)
             return
         try:

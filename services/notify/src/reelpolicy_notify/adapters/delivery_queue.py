@@ -34,7 +34,7 @@ _CLAIM = """
         d.total_attempts, d.traceparent, s.channel, s.url, s.email, s.enabled,
         s.secret_sealed, s.previous_secret_sealed,
         s.previous_secret_expires_at > now() AS previous_valid,
-        s.digest_window_seconds, s.failing_since"""
+        s.digest_window_seconds, s.failing_since, s.locale"""
 
 _NEXT_DUE = """
     SELECT min(t) FROM (
@@ -106,6 +106,7 @@ class PostgresDeliveryQueue:
             digest_window_seconds=row["digest_window_seconds"],
             failing_since=row["failing_since"],
             secret_error=secret_error,
+            locale=row["locale"],
         )
 
     async def claim(self, *, limit: int, lease_seconds: float) -> list[ClaimedDelivery]:

@@ -15,7 +15,7 @@ from reelpolicy_notify.domain.records import Subscription
 
 COLUMNS = """s.id, s.enterprise_id, s.channel, s.url, s.email, s.events, s.filters,
     s.deadline_days, s.digest_window_seconds, s.enabled, s.disabled_reason, s.disabled_at,
-    s.failing_since, s.previous_secret_expires_at, s.created_at, s.updated_at"""
+    s.failing_since, s.previous_secret_expires_at, s.created_at, s.updated_at, s.locale"""
 
 
 def subscription_from_row(row: Any) -> Subscription:
@@ -29,6 +29,7 @@ def subscription_from_row(row: Any) -> Subscription:
         filters=Filters.from_json(row["filters"]),
         deadline_days=row["deadline_days"],
         digest_window_seconds=row["digest_window_seconds"],
+        locale=row["locale"],
         enabled=row["enabled"],
         disabled_reason=row["disabled_reason"],
         disabled_at=row["disabled_at"],
@@ -52,8 +53,8 @@ class PostgresSubscriptionRepository:
         s = subscription
         row = await self._conn.fetchrow(
             f"""INSERT INTO subscriptions AS s (id, enterprise_id, channel, url, email, events,
-                   filters, deadline_days, digest_window_seconds, secret_sealed)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}""",
+                   filters, deadline_days, digest_window_seconds, secret_sealed, locale)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLUMNS}""",
             s.id,
             s.enterprise_id,
             s.channel,
@@ -64,6 +65,7 @@ class PostgresSubscriptionRepository:
             s.deadline_days,
             s.digest_window_seconds,
             self._box.seal(secret),
+            s.locale,
         )
         return subscription_from_row(row)
 
@@ -110,7 +112,7 @@ class PostgresSubscriptionRepository:
             f"""UPDATE subscriptions s SET url = $2, email = $3, events = $4, filters = $5,
                    deadline_days = $6, digest_window_seconds = $7, enabled = $8,
                    disabled_reason = $9, disabled_at = $10, failing_since = $11,
-                   updated_at = now()
+                   locale = $12, updated_at = now()
                WHERE s.id = $1 RETURNING {COLUMNS}""",
             s.id,
             s.url,
@@ -123,6 +125,7 @@ class PostgresSubscriptionRepository:
             s.disabled_reason,
             s.disabled_at,
             s.failing_since,
+            s.locale,
         )
         return subscription_from_row(row)
 

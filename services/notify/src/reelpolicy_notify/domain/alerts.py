@@ -8,12 +8,13 @@ unique in the database, which is what makes a redelivered event a no-op.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
 from reelpolicy_notify.domain.policies import PolicyFacts
-from reelpolicy_notify.domain.summaries import summarize_eligibility
+from reelpolicy_notify.domain.summaries import ChangeItem, summarize_eligibility
 
 AlertType = Literal["eligibility.changed", "policy.changed", "policy.deadline"]
 ALERT_TYPES: tuple[AlertType, ...] = ("eligibility.changed", "policy.changed", "policy.deadline")
@@ -50,6 +51,8 @@ def eligibility_alert(
         **change,
         "event_id": None if backfill else str(event_id),
         "backfill": backfill,
+        "policy_title": policy.title if policy else None,
+        "policy_title_zh": policy.title_zh if policy else None,
         "summary": summarize_eligibility(change, policy_title=policy.title if policy else None),
     }
     return Alert(
@@ -70,7 +73,10 @@ def policy_changed_alert(
     change: Literal["published", "revoked"],
     previous_version: int | None,
     summary: list[str],
+    changes: Sequence[ChangeItem] = (),
 ) -> Alert:
+    """``summary``: the English sentences (webhook consumers read them); ``changes``: the
+    same as catalog keys and parameters, which alerts for people word per locale."""
     data = {
         "event_id": str(event_id),
         "policy_id": policy.policy_id,
@@ -78,10 +84,12 @@ def policy_changed_alert(
         "previous_version": previous_version,
         "change": change,
         "title": policy.title,
+        "title_zh": policy.title_zh,
         "issuer_level": policy.issuer_level,
         "region_prefix": policy.region_prefix,
         "summary": "; ".join(summary),
         "changes": summary,
+        "change_items": [{"key": key, "params": params} for key, params in changes],
     }
     return Alert(
         alert_key=f"{event_id}:policy:{policy.policy_id}",
@@ -107,6 +115,7 @@ def deadline_alert(
         "policy_id": policy.policy_id,
         "version": policy.version,
         "title": policy.title,
+        "title_zh": policy.title_zh,
         "expires_on": expires_on.isoformat(),
         "days_left": days,
         "enterprise_id": enterprise_id,
@@ -145,14 +154,3 @@ def digest_body(
             "alerts": items,
         },
     }
-
-
-def email_text(body: dict[str, Any]) -> tuple[str, str]:
-    """Subject and plain-text body of an email for a webhook-shaped ``body``."""
-    data = body.get("data") or {}
-    if body.get("type") == DIGEST_TYPE:
-        lines = [f"- {s}" for s in data.get("summary", [])]
-        return f"reelpolicy: {data.get('count', 0)} updates", "\n".join(lines) + "\n"
-    summary = data.get("summary") or body.get("type", "update")
-    text = summary if isinstance(summary, str) else "; ".join(summary)
-    return f"reelpolicy {body.get('type')}: {text}"[:180], f"{text}\n\n{body.get('timestamp')}\n"

@@ -30,6 +30,7 @@ class PolicyFacts:
     max_amount_cny: int | None
     expires_on: date | None
     revoked: bool = False
+    title_zh: str | None = None  # the document's Chinese title, for zh-CN alerts
 
 
 def title_of(document: dict[str, Any]) -> str:
@@ -37,6 +38,11 @@ def title_of(document: dict[str, Any]) -> str:
     if isinstance(title, dict):
         return str(title.get("en") or title.get("zh") or document.get("id", ""))
     return str(title)
+
+
+def chinese_title(document: dict[str, Any]) -> str | None:
+    title = document.get("title")
+    return str(title["zh"]) if isinstance(title, dict) and title.get("zh") else None
 
 
 def expires_on(document: dict[str, Any]) -> date | None:
@@ -61,6 +67,7 @@ def policy_facts(document: dict[str, Any], *, version: int, revoked: bool = Fals
         max_amount_cny=max(caps) if caps else None,
         expires_on=expires_on(document),
         revoked=revoked,
+        title_zh=chinese_title(document),
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from reelpolicy_contracts.ids import uuid7
 from reelpolicy_notify.domain.filters import Filters
+from reelpolicy_notify.domain.rendering import DEFAULT_LOCALE, Locale
 
 Channel = Literal["webhook", "email"]
 DeliveryStatus = Literal["pending", "delivering", "succeeded", "failed"]
@@ -25,6 +26,7 @@ class Subscription:
     filters: Filters
     deadline_days: int = 30
     digest_window_seconds: int | None = None
+    locale: Locale = DEFAULT_LOCALE  # the language its alerts are written in
     enabled: bool = True
     disabled_reason: str | None = None
     disabled_at: datetime | None = None
@@ -100,6 +102,7 @@ class ClaimedDelivery:
     digest_window_seconds: int | None
     failing_since: datetime | None
     secret_error: str | None = None  # set: a signing secret did not open (fails for good)
+    locale: Locale = DEFAULT_LOCALE
 
 
 @dataclass(frozen=True)

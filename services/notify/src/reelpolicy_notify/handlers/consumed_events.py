@@ -23,7 +23,7 @@ from reelpolicy_contracts.events import (
 from reelpolicy_notify.domain.alerts import eligibility_alert, policy_changed_alert
 from reelpolicy_notify.domain.filters import matches
 from reelpolicy_notify.domain.policies import policy_facts
-from reelpolicy_notify.domain.summaries import summarize_change
+from reelpolicy_notify.domain.summaries import change_items, english_sentence
 from reelpolicy_notify.handlers.fanout import AlertTarget, file_alerts
 from reelpolicy_notify.ports import UnitOfWork, UowFactory
 
@@ -139,7 +139,7 @@ async def _policy_changed(work: UnitOfWork, envelope: Envelope, traceparent: str
         await work.projections.save_policy(
             published.policy_id, version=version, document=document, revoked=False
         )
-        summary = summarize_change(previous_doc, document)
+        policy_changes = change_items(previous_doc, document)
     else:
         revoked = PolicyRevoked.model_validate(envelope.payload)
         if known is None or known[0].revoked:
@@ -148,9 +148,9 @@ async def _policy_changed(work: UnitOfWork, envelope: Envelope, traceparent: str
         await work.projections.save_policy(
             revoked.policy_id, version=version, document=document, revoked=True
         )
-        summary = summarize_change(previous_doc, document, revoked=True)
+        policy_changes = change_items(previous_doc, document, revoked=True)
         if revoked.reason:
-            summary.append(f"reason: {revoked.reason}")
+            policy_changes.append(("revoke_reason", {"reason": revoked.reason}))
     policy = policy_facts(document, version=version, revoked=change == "revoked")
     alert = policy_changed_alert(
         event_id=envelope.event_id,
@@ -158,7 +158,8 @@ async def _policy_changed(work: UnitOfWork, envelope: Envelope, traceparent: str
         policy=policy,
         change=change,
         previous_version=previous_version,
-        summary=summary,
+        summary=[english_sentence(key, params) for key, params in policy_changes],
+        changes=policy_changes,
     )
     candidates = await work.subscriptions.for_region(policy.region_prefix, "policy.changed")
     targets = [

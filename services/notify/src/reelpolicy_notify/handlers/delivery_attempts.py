@@ -18,9 +18,10 @@ from pydantic_core import to_json
 
 from reelpolicy_common.metrics import DELIVERY_ATTEMPTS
 from reelpolicy_common.telemetry import context_from_headers, current_trace_headers
-from reelpolicy_notify.domain.alerts import Alert, digest_body, email_text
+from reelpolicy_notify.domain.alerts import Alert, digest_body
 from reelpolicy_notify.domain.attempt_outcomes import Outcome, decide_outcome
 from reelpolicy_notify.domain.records import ClaimedDelivery, SendResult
+from reelpolicy_notify.domain.rendering import alert_of_body, render
 from reelpolicy_notify.domain.signing import signature_headers
 from reelpolicy_notify.handlers.fanout import AlertTarget, file_alerts
 from reelpolicy_notify.ports import DeliveryQueue, EmailSender, UowFactory, WebhookSender
@@ -56,12 +57,29 @@ async def _send(
         )
         headers.update(current_trace_headers())
         return await webhooks.post(claimed.url, body=raw, headers=headers)
-    subject, text = email_text(body)
+    return await _send_email(claimed, body, emails)
+
+
+async def _send_email(
+    claimed: ClaimedDelivery, body: dict[str, object], emails: EmailSender
+) -> SendResult:
+    """The alert in the subscription's locale, as text and HTML, with the unsubscribe
+    link in both and in the headers (RFC 8058 one-click: a POST to the link)."""
+    unsubscribe = emails.unsubscribe_url(claimed.subscription_id)
+    alert = alert_of_body(body)
+    text = render(alert, locale=claimed.locale, fmt="text", unsubscribe_url=unsubscribe)
+    html = render(alert, locale=claimed.locale, fmt="html", unsubscribe_url=unsubscribe)
     return await emails.send(
         claimed.email or "",
-        subject=subject,
-        text=text,
-        headers={"X-Reelpolicy-Delivery": str(claimed.id), **current_trace_headers()},
+        subject=text.title,
+        text=text.body,
+        html=html.body,
+        headers={
+            "X-Reelpolicy-Delivery": str(claimed.id),
+            "List-Unsubscribe": f"<{unsubscribe}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            **current_trace_headers(),
+        },
     )
 
 

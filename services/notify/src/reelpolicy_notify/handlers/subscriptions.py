@@ -17,6 +17,7 @@ from reelpolicy_common.auth import Principal
 from reelpolicy_notify.domain.alerts import TEST_TYPE, eligibility_alert
 from reelpolicy_notify.domain.filters import Filters, matches
 from reelpolicy_notify.domain.records import Channel, NewDelivery, Subscription
+from reelpolicy_notify.domain.rendering import DEFAULT_LOCALE, Locale
 from reelpolicy_notify.domain.signing import new_secret
 from reelpolicy_notify.handlers.fanout import AlertTarget, file_alerts
 from reelpolicy_notify.ports import UnitOfWork, UowFactory
@@ -64,6 +65,7 @@ async def create_subscription(
     backfill: bool,
     check_target: TargetCheck,
     quota: int | None = None,
+    locale: Locale = DEFAULT_LOCALE,
 ) -> tuple[Subscription, str]:
     """A new subscription and its signing secret (returned once, stored sealed).
 
@@ -82,6 +84,7 @@ async def create_subscription(
         filters=filters,
         deadline_days=deadline_days,
         digest_window_seconds=digest_window_seconds,
+        locale=locale,
     )
     secret = new_secret()
     async with uow() as work:
@@ -189,6 +192,36 @@ async def delete_subscription(
         await _visible(work, principal, subscription_id)
         await work.subscriptions.delete(subscription_id)
         await work.commit()
+
+
+async def get_subscription_for_recipient(
+    *, uow: UowFactory, subscription_id: uuid.UUID
+) -> Subscription | None:
+    """The subscription an unsubscribe link names (its token was checked by the caller)."""
+    async with uow() as work:
+        return await work.subscriptions.get(subscription_id)
+
+
+UNSUBSCRIBED = "unsubscribed by the recipient (e-mail link)"
+
+
+async def unsubscribe(*, uow: UowFactory, subscription_id: uuid.UUID) -> Subscription | None:
+    """Pause the subscription for its recipient (None: there is no such subscription).
+
+    Paused rather than deleted: the owner keeps its settings and delivery log and sees
+    why it stopped (``disabled_reason``). Idempotent: a paused subscription stays as it is.
+    """
+    async with uow() as work:
+        found = await work.subscriptions.get(subscription_id)
+        if found is None or not found.enabled:
+            return found
+        paused = await work.subscriptions.save(
+            dataclasses.replace(
+                found, enabled=False, disabled_reason=UNSUBSCRIBED, disabled_at=datetime.now(UTC)
+            )
+        )
+        await work.commit()
+        return paused
 
 
 async def rotate_secret(

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from reelpolicy_notify.entrypoints.http import deliveries, subscriptions
+from reelpolicy_notify.entrypoints.http import deliveries, subscriptions, unsubscribe
 
-routers: list[APIRouter] = [subscriptions.router, deliveries.router]
+routers: list[APIRouter] = [subscriptions.router, deliveries.router, unsubscribe.router]

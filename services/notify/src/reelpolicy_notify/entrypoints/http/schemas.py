@@ -29,6 +29,7 @@ from reelpolicy_contracts.storable import (
 from reelpolicy_notify.domain.alerts import AlertType
 from reelpolicy_notify.domain.filters import Filters
 from reelpolicy_notify.domain.records import Channel, Delivery, Subscription
+from reelpolicy_notify.domain.rendering import DEFAULT_LOCALE, Locale
 
 Email = str
 
@@ -61,6 +62,11 @@ class _Fields(BaseModel):
     deadline_days: (
         Annotated[int, Interval(ge=1, le=366), BeforeValidator(refuse_non_integer_json)] | None
     ) = None
+    locale: Locale | None = Field(
+        default=None,
+        description=f"The language of its alerts (e-mail, group robots); {DEFAULT_LOCALE}"
+        " when not given.",
+    )
 
 
 CHANNEL_TARGET_SCHEMA: JsonDict = {
@@ -108,7 +114,7 @@ class SubscriptionPatch(_Fields):
         if "email" in given and current.channel != "email":
             raise ApiError(400, "email applies to email subscriptions", field="email")
         changes: dict[str, Any] = {}
-        for name in ("url", "email", "events", "filters", "deadline_days", "enabled"):
+        for name in ("url", "email", "events", "filters", "deadline_days", "locale", "enabled"):
             value = getattr(self, name)
             if name in given and value is not None:
                 changes[name] = value
@@ -127,6 +133,7 @@ class SubscriptionOut(BaseModel):
     filters: dict[str, Any]
     digest: Digest | None
     deadline_days: int
+    locale: Locale
     enabled: bool
     disabled_reason: str | None
     disabled_at: datetime | None
@@ -147,6 +154,7 @@ class SubscriptionOut(BaseModel):
             filters=s.filters.model_dump(exclude_none=True),
             digest=Digest(window_seconds=window) if window else None,
             deadline_days=s.deadline_days,
+            locale=s.locale,
             enabled=s.enabled,
             disabled_reason=s.disabled_reason,
             disabled_at=s.disabled_at,

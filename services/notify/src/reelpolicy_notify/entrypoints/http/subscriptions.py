@@ -17,6 +17,7 @@ from reelpolicy_common.http import (
 from reelpolicy_common.http.authenticate import CurrentPrincipal, not_found
 from reelpolicy_contracts.storable import StoredText
 from reelpolicy_notify.domain.filters import Filters
+from reelpolicy_notify.domain.rendering import DEFAULT_LOCALE
 from reelpolicy_notify.domain.targets import UnsafeTargetError
 from reelpolicy_notify.entrypoints.http.deps import NotifyDep
 from reelpolicy_notify.entrypoints.http.schemas import (
@@ -102,6 +103,7 @@ async def create(
             backfill=body.backfill,
             check_target=notify.check_target,
             quota=notify.settings.max_subscriptions_per_company,
+            locale=body.locale or DEFAULT_LOCALE,
         )
     except SubscriptionQuotaError as exc:
         raise ApiError(409, str(exc), field="enterprise_id") from None
