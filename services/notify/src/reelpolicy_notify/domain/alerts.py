@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from reelpolicy_notify.domain.policies import PolicyFacts
 from reelpolicy_notify.domain.summaries import summarize_eligibility
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 AlertType = Literal["eligibility.changed", "policy.changed", "policy.deadline"]
 ALERT_TYPES: tuple[AlertType, ...] = ("eligibility.changed", "policy.changed", "policy.deadline")
 DIGEST_TYPE = "digest"
@@ -33,6 +34,19 @@ class Alert:
     def body(self) -> dict[str, Any]:
         """The Standard Webhooks payload: ``{type, timestamp, data}``."""
         return {"type": self.type, "timestamp": self.occurred_at.isoformat(), "data": self.data}
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any], *, alert_key: str) -> Alert:
+        """The alert a delivery's stored ``body`` was made from (digests and tests too)."""
+        data = body.get("data") or {}
+        stamp = body.get("timestamp")
+        return cls(
+            alert_key=alert_key,
+            type=str(body.get("type", "")),
+            occurred_at=datetime.fromisoformat(stamp) if isinstance(stamp, str) else _EPOCH,
+            data=data,
+            policy_id=str(data.get("policy_id") or ""),
+        )
 
 
 def eligibility_alert(
@@ -156,3 +170,16 @@ def email_text(body: dict[str, Any]) -> tuple[str, str]:
     summary = data.get("summary") or body.get("type", "update")
     text = summary if isinstance(summary, str) else "; ".join(summary)
     return f"reelpolicy {body.get('type')}: {text}"[:180], f"{text}\n\n{body.get('timestamp')}\n"
+
+
+def robot_message(alert: Alert) -> tuple[str, str]:
+    """Title and markdown text of a group-robot message (WeCom, DingTalk, Feishu).
+
+    The one place robot text comes from: the per-locale templates replace it."""
+    data = alert.data
+    if alert.type == DIGEST_TYPE:
+        lines = [f"- {summary}" for summary in data.get("summary", [])]
+        return f"reelpolicy: {data.get('count', 0)} updates", "\n".join(lines)
+    summary = data.get("summary") or alert.type
+    text = summary if isinstance(summary, str) else "; ".join(map(str, summary))
+    return f"reelpolicy {alert.type}", f"{text}\n\n> {alert.occurred_at.isoformat()}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
@@ -18,9 +18,16 @@ from pydantic_core import to_json
 
 from reelpolicy_common.metrics import DELIVERY_ATTEMPTS
 from reelpolicy_common.telemetry import context_from_headers, current_trace_headers
-from reelpolicy_notify.domain.alerts import Alert, digest_body, email_text
+from reelpolicy_notify.domain.alerts import Alert, digest_body, email_text, robot_message
 from reelpolicy_notify.domain.attempt_outcomes import Outcome, decide_outcome
-from reelpolicy_notify.domain.records import ClaimedDelivery, SendResult
+from reelpolicy_notify.domain.records import (
+    ROBOT_CHANNELS,
+    SIGNED_ROBOT_CHANNELS,
+    ClaimedDelivery,
+    RobotChannel,
+    SendResult,
+)
+from reelpolicy_notify.domain.robots import robot_refusal, robot_request
 from reelpolicy_notify.domain.signing import signature_headers
 from reelpolicy_notify.handlers.fanout import AlertTarget, file_alerts
 from reelpolicy_notify.ports import DeliveryQueue, EmailSender, UowFactory, WebhookSender
@@ -28,6 +35,7 @@ from reelpolicy_notify.ports import DeliveryQueue, EmailSender, UowFactory, Webh
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("reelpolicy.notify")
 DISABLED_TYPE = "endpoint.disabled"
+SIGNING_CHANNELS = frozenset({"webhook", *SIGNED_ROBOT_CHANNELS})
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,8 @@ async def _send(
         )
         headers.update(current_trace_headers())
         return await webhooks.post(claimed.url, body=raw, headers=headers)
+    if claimed.channel in ROBOT_CHANNELS and claimed.url:
+        return await _send_to_robot(claimed, body, webhooks=webhooks)
     subject, text = email_text(body)
     return await emails.send(
         claimed.email or "",
@@ -65,9 +75,37 @@ async def _send(
     )
 
 
-def traced_url(url: str | None) -> str:
+async def _send_to_robot(
+    claimed: ClaimedDelivery, body: dict[str, object], *, webhooks: WebhookSender
+) -> SendResult:
+    """Post the alert as the robot's markdown message, through the webhook client (same
+    egress checks, timeouts and answer limits); a 2xx answer refusing it in its body is
+    a failed attempt like any other."""
+    channel: RobotChannel = claimed.channel  # type: ignore[assignment]  # checked by caller
+    title, markdown = robot_message(Alert.from_body(body, alert_key=claimed.alert_key))
+    request = robot_request(
+        channel,
+        url=claimed.url or "",
+        title=title,
+        markdown=markdown,
+        secret=claimed.secrets[0] if claimed.secrets else None,
+        now=datetime.now(UTC),
+    )
+    result = await webhooks.post(
+        request.url, body=encode_body(request.payload), headers=current_trace_headers()
+    )
+    if result.status_code is None or not 200 <= result.status_code < 300:
+        return result
+    refusal = robot_refusal(channel, result.response_body)
+    if refusal is None:
+        return result
+    return replace(result, error=refusal.error, rejected=refusal.verdict)
+
+
+def traced_url(url: str | None, *, keep_path: bool = True) -> str:
     """``url`` as a trace may record it: scheme, host, port and path, without the
-    credentials, query or fragment (where receivers put their tokens)."""
+    credentials, query or fragment (where receivers put their tokens); without the path
+    either unless ``keep_path`` (a Feishu robot's token is its path)."""
     if not url:
         return ""
     try:
@@ -78,7 +116,13 @@ def traced_url(url: str | None) -> str:
     if ":" in host:  # IPv6
         host = f"[{host}]"
     return urlunsplit(
-        (parts.scheme, host if port is None else f"{host}:{port}", parts.path, "", "")
+        (
+            parts.scheme,
+            host if port is None else f"{host}:{port}",
+            parts.path if keep_path else "",
+            "",
+            "",
+        )
     )
 
 
@@ -86,7 +130,7 @@ def _unsendable(claimed: ClaimedDelivery) -> SendResult | None:
     """Why ``claimed`` cannot be sent at all (never retried), or None."""
     if not claimed.enabled:
         return SendResult(None, 0, error="subscription disabled", refused=True)
-    if claimed.channel == "webhook" and claimed.secret_error:
+    if claimed.secret_error and claimed.channel in SIGNING_CHANNELS:
         return SendResult(
             None,
             0,
@@ -148,7 +192,7 @@ async def attempt_delivery(
             "reelpolicy.delivery.id": str(claimed.id),
             "reelpolicy.delivery.attempt": claimed.total_attempts,
             "http.request.method": "POST",
-            "url.full": traced_url(claimed.url),
+            "url.full": traced_url(claimed.url, keep_path=claimed.channel not in ROBOT_CHANNELS),
         },
     ) as span:
         result = _unsendable(claimed) or await _send(
