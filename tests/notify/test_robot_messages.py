@@ -6,14 +6,18 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import jsonschema
 import pytest
+from pydantic import ValidationError
 
 from reelpolicy_notify.domain.alerts import Alert, digest_body, robot_message
 from reelpolicy_notify.domain.attempt_outcomes import decide_outcome
 from reelpolicy_notify.domain.records import ClaimedDelivery, SendResult
 from reelpolicy_notify.domain.robots import robot_refusal, robot_request
+from reelpolicy_notify.entrypoints.http.schemas import SubscriptionCreate
 from reelpolicy_notify.handlers.delivery_attempts import traced_url
 
 NOW = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
@@ -150,3 +154,28 @@ def test_a_robots_token_stays_out_of_traces() -> None:
     assert traced_url(
         "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K", keep_path=False
     ) == ("https://qyapi.weixin.qq.com")
+
+
+@pytest.mark.parametrize(
+    ("body", "valid"),
+    [
+        ({"channel": "dingtalk", "url": "https://r", "secret": "s"}, True),
+        ({"channel": "dingtalk", "url": "https://r"}, False),
+        ({"channel": "dingtalk", "url": "https://r", "secret": None}, False),
+        ({"channel": "feishu", "secret": "s"}, False),
+        ({"channel": "wecom", "url": "https://r"}, True),
+        ({"channel": "wecom", "url": "https://r", "secret": "s"}, False),
+        ({"channel": "webhook", "url": "https://r", "secret": "s"}, False),
+    ],
+)
+def test_the_published_schema_states_the_robot_rules(body: dict[str, Any], valid: bool) -> None:
+    """What the published schema accepts, the API accepts (the fuzz suite's premise)."""
+    document = {**body, "events": ["eligibility.changed"]}
+    schema = SubscriptionCreate.model_json_schema()
+    published = not list(jsonschema.Draft202012Validator(schema).iter_errors(document))
+    try:
+        SubscriptionCreate.model_validate(document)
+        accepted = True
+    except ValidationError:
+        accepted = False
+    assert (published, accepted) == (valid, valid)

@@ -103,7 +103,7 @@ CHANNEL_TARGET_SCHEMA: JsonDict = {
                 "channel": {"const": channel},
                 target: {"type": "string", "minLength": 1},
                 other: {"type": "null"},
-                **({} if signed else {"secret": {"type": "null"}}),
+                "secret": {"type": "string", "minLength": 1} if signed else {"type": "null"},
             },
             "required": [target, "secret"] if signed else [target],
         }
