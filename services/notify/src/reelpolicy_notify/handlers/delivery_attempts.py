@@ -218,6 +218,9 @@ async def notify_owner_disabled(*, uow: UowFactory, subscription_id: uuid.UUID) 
             enterprise_id=disabled.enterprise_id, everyone=False, after=None, limit=100
         )
         stamp = int((disabled.disabled_at or now).timestamp())
+        url = disabled.url
+        if disabled.channel in ROBOT_CHANNELS:  # a robot's URL is its credential
+            url = f"{disabled.channel} robot at {traced_url(url, keep_path=False)}"
         alert = Alert(
             alert_key=f"{DISABLED_TYPE}:{subscription_id}:{stamp}",
             type=DISABLED_TYPE,
@@ -225,10 +228,11 @@ async def notify_owner_disabled(*, uow: UowFactory, subscription_id: uuid.UUID) 
             policy_id="",
             data={
                 "subscription_id": str(subscription_id),
-                "url": disabled.url,
+                "channel": disabled.channel,
+                "url": url,
                 "email": disabled.email,
                 "reason": disabled.disabled_reason,
-                "summary": f"endpoint {disabled.url or disabled.email} was disabled:"
+                "summary": f"endpoint {url or disabled.email} was disabled:"
                 f" {disabled.disabled_reason}",
             },
         )

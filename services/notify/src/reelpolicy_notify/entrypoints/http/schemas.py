@@ -58,9 +58,7 @@ EmailAddress = Annotated[
 """Its own pattern: StoredText's documented one would replace it in the schema."""
 
 
-RobotSecret = Annotated[
-    str, StringConstraints(min_length=1, max_length=200), AfterValidator(refuse_unstorable)
-]
+RobotSecret = Annotated[StoredText, StringConstraints(min_length=1, max_length=200)]
 """A DingTalk or Feishu robot's signing secret ("加签", ``SEC...`` on DingTalk)."""
 
 SECRET_DESCRIPTION = (
