@@ -14,6 +14,7 @@ from notify_app import RunningNotify, prepare, running_notify, settled
 from notify_events import eligibility_event, produce_eligibility
 from robot_receivers import RobotReceiver
 
+from reelpolicy_notify.adapters.secret_box import new_sealing_key
 from service_harness import eventually
 
 pytestmark = pytest.mark.servers
@@ -219,3 +220,31 @@ async def test_robot_subscriptions_are_checked_field_by_field(
     rotated = await client.post(f"/v1/subscriptions/{signed['id']}/rotate-secret")
     assert rotated.status_code == 409
     assert rotated.json()["errors"][0]["field"] == "secret"
+
+
+async def test_a_robot_secret_that_does_not_open_is_not_sent_until_given_again(
+    fresh_database: str, bootstrap_servers: str, robots: dict[str, RobotReceiver]
+) -> None:
+    await prepare(fresh_database, bootstrap_servers)
+    robot = robots["dingtalk"]
+    async with running_notify(fresh_database, bootstrap_servers) as notify:
+        ent = enterprise()
+        await subscribe(notify, ent, robot)
+
+    # the sealing ring lost the key the secret was sealed under
+    other_ring = {"notify_sealing_keys": new_sealing_key("other")}
+    async with running_notify(fresh_database, bootstrap_servers, **other_ring) as notify:
+        client = notify.client(await notify.key(enterprise_id=ent))
+        await produce_eligibility(notify.bootstrap, eligibility_event(ent))
+        [failed] = await settled(client, 1)
+        assert failed["status"] == "failed"
+        assert "PATCH secret" in failed["last_error"]
+        assert robot.calls == []  # never sent unsigned
+
+        [sub] = (await client.get("/v1/subscriptions")).json()["items"]
+        fixed = await client.patch(f"/v1/subscriptions/{sub['id']}", json={"secret": robot.secret})
+        assert fixed.status_code == 200, fixed.text
+        assert (await client.post(f"/v1/deliveries/{failed['id']}/replay")).status_code == 200
+        [delivery] = await settled(client, 1)
+        assert delivery["status"] == "succeeded"
+        assert robot.refused_signatures == 0

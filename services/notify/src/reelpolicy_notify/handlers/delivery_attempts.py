@@ -131,12 +131,17 @@ def _unsendable(claimed: ClaimedDelivery) -> SendResult | None:
     if not claimed.enabled:
         return SendResult(None, 0, error="subscription disabled", refused=True)
     if claimed.secret_error and claimed.channel in SIGNING_CHANNELS:
+        remedy = (
+            "give the robot's secret again (PATCH secret)"
+            if claimed.channel in ROBOT_CHANNELS
+            else "rotate the subscription's secret"
+        )
         return SendResult(
             None,
             0,
             error="the subscription's signing secret does not open with this server's key"
-            f" ({claimed.secret_error}); was REELPOLICY_SECRET_KEY changed? Rotate the"
-            " subscription's secret, then replay the delivery",
+            f" ({claimed.secret_error}); was REELPOLICY_SECRET_KEY changed? Then {remedy},"
+            " and replay the delivery",
             refused=True,
         )
     return None
