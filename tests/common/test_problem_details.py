@@ -88,10 +88,14 @@ def test_examples_are_problems_of_their_status(service: str) -> None:
     document = service_app(service).openapi()
     for path, method, operation in operations(document):
         for media_type, body in operation.get("requestBody", {}).get("content", {}).items():
-            if "example" in body and "schema" in body:
+            examples = [e["value"] for e in body.get("examples", {}).values()]
+            if "example" in body:
+                examples.append(body["example"])
+            if examples and "schema" in body:
                 schema = {**body["schema"], "components": document["components"]}
                 validator = jsonschema.Draft202012Validator(schema)
-                assert not list(validator.iter_errors(body["example"])), (method, path, media_type)
+                for example in examples:
+                    assert not list(validator.iter_errors(example)), (method, path, media_type)
         for status, response in operation["responses"].items():
             example = response.get("content", {}).get(PROBLEM, {}).get("example")
             if example is not None:

@@ -86,6 +86,24 @@ CASES = [
         "region_prefix",
         body=subscription(filters={"region_prefix": "\u0663"}),
     ),
+    Case(
+        "NUL in a robot's secret",
+        "POST",
+        "/v1/subscriptions",
+        422,
+        "secret",
+        body=subscription(
+            channel="dingtalk", email=None, url="https://robot.example.invalid/x", secret="a\x00b"
+        ),
+    ),
+    Case(
+        "a dingtalk robot without its secret",
+        "POST",
+        "/v1/subscriptions",
+        422,
+        "secret",
+        body=subscription(channel="dingtalk", email=None, url="https://robot.example.invalid/x"),
+    ),
     # a schema-valid url breaking the egress rule (DNS) was a 422, the schema-mismatch status
     Case(
         "a webhook url whose host does not resolve",

@@ -25,7 +25,6 @@ from reelpolicy_notify.domain.rendering import (
     LOCALES,
     Format,
     Locale,
-    alert_of_body,
     markdown_text,
     render,
 )
@@ -119,17 +118,19 @@ def deadline() -> Alert:
 
 def sample_test_alert() -> Alert:
     data = {"subscription_id": "s", "summary": "test message from reelpolicy"}
-    return alert_of_body({"type": "test", "timestamp": NOW.isoformat(), "data": data})
+    return Alert.from_body({"type": "test", "timestamp": NOW.isoformat(), "data": data})
 
 
 def digest() -> Alert:
     items = [eligibility().body(), policy_changed().body()]
-    return alert_of_body(digest_body(items=items, window_seconds=3600, now=NOW))
+    return Alert.from_body(digest_body(items=items, window_seconds=3600, now=NOW))
 
 
 def disabled() -> Alert:
     data = {"url": "https://hooks.example.com/x", "reason": "410 Gone", "summary": "s"}
-    return alert_of_body({"type": "endpoint.disabled", "timestamp": NOW.isoformat(), "data": data})
+    return Alert.from_body(
+        {"type": "endpoint.disabled", "timestamp": NOW.isoformat(), "data": data}
+    )
 
 
 EVERY_TYPE = {
@@ -330,5 +331,5 @@ def test_every_change_item_has_words_in_each_catalog() -> None:
 def test_a_policy_change_stored_before_the_catalogs_still_renders() -> None:
     body = policy_changed().body()
     del body["data"]["change_items"]
-    text = render(alert_of_body(body), locale="zh-CN", fmt="text").body
+    text = render(Alert.from_body(body), locale="zh-CN", fmt="text").body
     assert "cap raised from 3,000,000 to 3,500,000 CNY for benefit purchase" in text

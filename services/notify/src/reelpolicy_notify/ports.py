@@ -20,7 +20,9 @@ from reelpolicy_notify.domain.records import (
 
 
 class SubscriptionRepository(Protocol):
-    async def add(self, subscription: Subscription, *, secret: str) -> Subscription: ...
+    async def add(self, subscription: Subscription, *, secret: str | None) -> Subscription:
+        """Store it with its signing secret, sealed (None: a channel that signs nothing)."""
+        ...
 
     async def lock_and_count(self, enterprise_id: str) -> int:
         """The enterprise's subscriptions, counted under a lock held until the
@@ -45,6 +47,9 @@ class SubscriptionRepository(Protocol):
     async def rotate_secret(
         self, subscription_id: uuid.UUID, *, secret: str, overlap_until: datetime
     ) -> None: ...
+
+    async def replace_secret(self, subscription_id: uuid.UUID, *, secret: str) -> None:
+        """A new signing secret at once, with no overlap (a robot's, set on its platform)."""
 
     async def for_enterprise(self, enterprise_id: str, event_type: str) -> list[Subscription]:
         """Enabled subscriptions of the enterprise, and platform-wide ones, wanting the type."""

@@ -6,6 +6,8 @@ dashboard take the largest.
 
 from __future__ import annotations
 
+import typing
+
 import asyncpg
 
 from reelpolicy_common.gauge_refresh import refresh_gauges_forever
@@ -15,9 +17,10 @@ from reelpolicy_common.metrics import (
     DELIVERIES_PENDING,
     SUBSCRIPTIONS_DISABLED,
 )
+from reelpolicy_notify.domain.records import Channel
 
 EVERY_SECONDS = 15.0
-CHANNELS = ("webhook", "email")
+CHANNELS = typing.get_args(Channel)
 
 # "Due" is what the worker's claim takes: pending and due, or leased and the lease over.
 _DELIVERIES = """

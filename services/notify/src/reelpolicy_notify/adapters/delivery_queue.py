@@ -30,7 +30,8 @@ _CLAIM = """
         attempt_count = d.attempt_count + 1, total_attempts = d.total_attempts + 1
     FROM due, subscriptions s
     WHERE d.id = due.id AND s.id = d.subscription_id
-    RETURNING d.id, d.subscription_id, d.enterprise_id, d.event_type, d.body, d.attempt_count,
+    RETURNING d.id, d.subscription_id, d.enterprise_id, d.alert_key, d.event_type, d.body,
+        d.attempt_count,
         d.total_attempts, d.traceparent, s.channel, s.url, s.email, s.enabled,
         s.secret_sealed, s.previous_secret_sealed,
         s.previous_secret_expires_at > now() AS previous_valid,
@@ -82,7 +83,7 @@ class PostgresDeliveryQueue:
     def _claimed(self, row: Any) -> ClaimedDelivery:
         secrets: list[str] = []
         secret_error: str | None = None
-        sealed = [row["secret_sealed"]]
+        sealed = [row["secret_sealed"]] if row["secret_sealed"] else []  # none: WeCom
         if row["previous_secret_sealed"] and row["previous_valid"]:
             sealed.append(row["previous_secret_sealed"])
         try:
@@ -107,6 +108,7 @@ class PostgresDeliveryQueue:
             failing_since=row["failing_since"],
             secret_error=secret_error,
             locale=row["locale"],
+            alert_key=row["alert_key"],
         )
 
     async def claim(self, *, limit: int, lease_seconds: float) -> list[ClaimedDelivery]:

@@ -49,7 +49,7 @@ class PostgresSubscriptionRepository:
         self._conn = conn
         self._box = box
 
-    async def add(self, subscription: Subscription, *, secret: str) -> Subscription:
+    async def add(self, subscription: Subscription, *, secret: str | None) -> Subscription:
         s = subscription
         row = await self._conn.fetchrow(
             f"""INSERT INTO subscriptions AS s (id, enterprise_id, channel, url, email, events,
@@ -64,7 +64,7 @@ class PostgresSubscriptionRepository:
             _filters_json(s.filters),
             s.deadline_days,
             s.digest_window_seconds,
-            self._box.seal(secret),
+            None if secret is None else self._box.seal(secret),
             s.locale,
         )
         return subscription_from_row(row)
@@ -143,6 +143,15 @@ class PostgresSubscriptionRepository:
             subscription_id,
             self._box.seal(secret),
             overlap_until,
+        )
+
+    async def replace_secret(self, subscription_id: uuid.UUID, *, secret: str) -> None:
+        await self._conn.execute(
+            """UPDATE subscriptions SET secret_sealed = $2, previous_secret_sealed = NULL,
+                   previous_secret_expires_at = NULL, updated_at = now()
+               WHERE id = $1""",
+            subscription_id,
+            self._box.seal(secret),
         )
 
     async def for_enterprise(self, enterprise_id: str, event_type: str) -> list[Subscription]:

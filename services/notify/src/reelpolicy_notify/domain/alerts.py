@@ -10,12 +10,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from reelpolicy_notify.domain.policies import PolicyFacts
 from reelpolicy_notify.domain.summaries import ChangeItem, summarize_eligibility
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 AlertType = Literal["eligibility.changed", "policy.changed", "policy.deadline"]
 ALERT_TYPES: tuple[AlertType, ...] = ("eligibility.changed", "policy.changed", "policy.deadline")
 DIGEST_TYPE = "digest"
@@ -34,6 +35,25 @@ class Alert:
     def body(self) -> dict[str, Any]:
         """The Standard Webhooks payload: ``{type, timestamp, data}``."""
         return {"type": self.type, "timestamp": self.occurred_at.isoformat(), "data": self.data}
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any], *, alert_key: str = "") -> Alert:
+        """The alert a delivery's stored ``body`` (``{type, timestamp, data}``) was made
+        from (digests and tests too)."""
+        data = body.get("data") or {}
+        try:
+            occurred_at = datetime.fromisoformat(str(body.get("timestamp")))
+        except ValueError:
+            occurred_at = _EPOCH
+        amount = data.get("amount_cny")
+        return cls(
+            alert_key=alert_key,
+            type=str(body.get("type", "")),
+            occurred_at=occurred_at,
+            data=data,
+            policy_id=str(data.get("policy_id") or ""),
+            amount_cny=amount if isinstance(amount, int) else None,
+        )
 
 
 def eligibility_alert(

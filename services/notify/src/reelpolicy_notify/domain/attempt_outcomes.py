@@ -49,7 +49,7 @@ def decide_outcome(
     now: datetime,
     disable_after_seconds: float,
 ) -> Outcome:
-    verdict = "failed" if result.refused else classify(result.status_code)
+    verdict = "failed" if result.refused else result.rejected or classify(result.status_code)
     error = result.error or (None if verdict == "succeeded" else f"HTTP {result.status_code}")
     retry_in: float | None = None
     disable: str | None = None

@@ -11,7 +11,13 @@ from reelpolicy_contracts.ids import uuid7
 from reelpolicy_notify.domain.filters import Filters
 from reelpolicy_notify.domain.rendering import DEFAULT_LOCALE, Locale
 
-Channel = Literal["webhook", "email"]
+Channel = Literal["webhook", "email", "wecom", "dingtalk", "feishu"]
+RobotChannel = Literal["wecom", "dingtalk", "feishu"]
+ROBOT_CHANNELS: frozenset[str] = frozenset({"wecom", "dingtalk", "feishu"})
+"""Group robots: a webhook URL the platform gave, our message in the platform's format."""
+SIGNED_ROBOT_CHANNELS: frozenset[str] = frozenset({"dingtalk", "feishu"})
+"""Robots signed with the secret the platform showed the user (its "加签" setting)."""
+URL_CHANNELS: frozenset[str] = frozenset({"webhook", *ROBOT_CHANNELS})
 DeliveryStatus = Literal["pending", "delivering", "succeeded", "failed"]
 
 
@@ -103,6 +109,7 @@ class ClaimedDelivery:
     failing_since: datetime | None
     secret_error: str | None = None  # set: a signing secret did not open (fails for good)
     locale: Locale = DEFAULT_LOCALE
+    alert_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -115,3 +122,6 @@ class SendResult:
     response_body: str | None = None
     retry_after_seconds: float | None = None
     refused: bool = False  # the target was unsafe: never retried
+    # A robot that answered 2xx but refused the message in its body (errcode != 0):
+    # "retry" (rate limited, busy) or "failed" (bad secret, bad message); None: no refusal.
+    rejected: Literal["retry", "failed"] | None = None

@@ -300,23 +300,6 @@ def _deadline(words: Words, alert: Alert) -> Composed:
     )
 
 
-def alert_of_body(body: dict[str, Any], *, alert_key: str = "") -> Alert:
-    """The alert a stored delivery body (``{type, timestamp, data}``) was made from."""
-    data = body.get("data") or {}
-    try:
-        occurred = datetime.fromisoformat(str(body.get("timestamp")))
-    except ValueError:
-        occurred = datetime.fromtimestamp(0, CHINA_TIME)
-    return Alert(
-        alert_key=alert_key,
-        type=str(body.get("type")),
-        occurred_at=occurred,
-        data=data,
-        policy_id=str(data.get("policy_id") or ""),
-        amount_cny=data.get("amount_cny") if isinstance(data.get("amount_cny"), int) else None,
-    )
-
-
 def compose(alert: Alert, words: Words) -> Composed:
     """``alert`` in the words of ``words``' locale."""
     data = alert.data
@@ -327,7 +310,7 @@ def compose(alert: Alert, words: Words) -> Composed:
     elif alert.type == "policy.deadline":
         composed = _deadline(words, alert)
     elif alert.type == DIGEST_TYPE:
-        items = tuple(compose(alert_of_body(i), words) for i in data.get("alerts") or [])
+        items = tuple(compose(Alert.from_body(i), words) for i in data.get("alerts") or [])
         count = data.get("count", len(items))
         composed = Composed(
             title=words("title.digest", count=count),

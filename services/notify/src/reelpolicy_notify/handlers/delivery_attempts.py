@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,8 +20,15 @@ from reelpolicy_common.metrics import DELIVERY_ATTEMPTS
 from reelpolicy_common.telemetry import context_from_headers, current_trace_headers
 from reelpolicy_notify.domain.alerts import Alert, digest_body
 from reelpolicy_notify.domain.attempt_outcomes import Outcome, decide_outcome
-from reelpolicy_notify.domain.records import ClaimedDelivery, SendResult
-from reelpolicy_notify.domain.rendering import alert_of_body, render
+from reelpolicy_notify.domain.records import (
+    ROBOT_CHANNELS,
+    SIGNED_ROBOT_CHANNELS,
+    ClaimedDelivery,
+    RobotChannel,
+    SendResult,
+)
+from reelpolicy_notify.domain.rendering import render
+from reelpolicy_notify.domain.robots import robot_refusal, robot_request
 from reelpolicy_notify.domain.signing import signature_headers
 from reelpolicy_notify.handlers.fanout import AlertTarget, file_alerts
 from reelpolicy_notify.ports import DeliveryQueue, EmailSender, UowFactory, WebhookSender
@@ -29,6 +36,7 @@ from reelpolicy_notify.ports import DeliveryQueue, EmailSender, UowFactory, Webh
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("reelpolicy.notify")
 DISABLED_TYPE = "endpoint.disabled"
+SIGNING_CHANNELS = frozenset({"webhook", *SIGNED_ROBOT_CHANNELS})
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,8 @@ async def _send(
         )
         headers.update(current_trace_headers())
         return await webhooks.post(claimed.url, body=raw, headers=headers)
+    if claimed.channel in ROBOT_CHANNELS and claimed.url:
+        return await _send_to_robot(claimed, body, webhooks=webhooks)
     return await _send_email(claimed, body, emails)
 
 
@@ -66,7 +76,7 @@ async def _send_email(
     """The alert in the subscription's locale, as text and HTML, with the unsubscribe
     link in both and in the headers (RFC 8058 one-click: a POST to the link)."""
     unsubscribe = emails.unsubscribe_url(claimed.subscription_id)
-    alert = alert_of_body(body)
+    alert = Alert.from_body(body)
     text = render(alert, locale=claimed.locale, fmt="text", unsubscribe_url=unsubscribe)
     html = render(alert, locale=claimed.locale, fmt="html", unsubscribe_url=unsubscribe)
     return await emails.send(
@@ -83,9 +93,38 @@ async def _send_email(
     )
 
 
-def traced_url(url: str | None) -> str:
+async def _send_to_robot(
+    claimed: ClaimedDelivery, body: dict[str, object], *, webhooks: WebhookSender
+) -> SendResult:
+    """Post the alert as the robot's markdown message, through the webhook client (same
+    egress checks, timeouts and answer limits); a 2xx answer refusing it in its body is
+    a failed attempt like any other."""
+    channel: RobotChannel = claimed.channel  # type: ignore[assignment]  # checked by caller
+    alert = Alert.from_body(body, alert_key=claimed.alert_key)
+    message = render(alert, locale=claimed.locale, fmt="markdown")
+    request = robot_request(
+        channel,
+        url=claimed.url or "",
+        title=message.title,
+        markdown=message.body,
+        secret=claimed.secrets[0] if claimed.secrets else None,
+        now=datetime.now(UTC),
+    )
+    result = await webhooks.post(
+        request.url, body=encode_body(request.payload), headers=current_trace_headers()
+    )
+    if result.status_code is None or not 200 <= result.status_code < 300:
+        return result
+    refusal = robot_refusal(channel, result.response_body)
+    if refusal is None:
+        return result
+    return replace(result, error=refusal.error, rejected=refusal.verdict)
+
+
+def traced_url(url: str | None, *, keep_path: bool = True) -> str:
     """``url`` as a trace may record it: scheme, host, port and path, without the
-    credentials, query or fragment (where receivers put their tokens)."""
+    credentials, query or fragment (where receivers put their tokens); without the path
+    either unless ``keep_path`` (a Feishu robot's token is its path)."""
     if not url:
         return ""
     try:
@@ -96,7 +135,13 @@ def traced_url(url: str | None) -> str:
     if ":" in host:  # IPv6
         host = f"[{host}]"
     return urlunsplit(
-        (parts.scheme, host if port is None else f"{host}:{port}", parts.path, "", "")
+        (
+            parts.scheme,
+            host if port is None else f"{host}:{port}",
+            parts.path if keep_path else "",
+            "",
+            "",
+        )
     )
 
 
@@ -104,13 +149,18 @@ def _unsendable(claimed: ClaimedDelivery) -> SendResult | None:
     """Why ``claimed`` cannot be sent at all (never retried), or None."""
     if not claimed.enabled:
         return SendResult(None, 0, error="subscription disabled", refused=True)
-    if claimed.channel == "webhook" and claimed.secret_error:
+    if claimed.secret_error and claimed.channel in SIGNING_CHANNELS:
+        remedy = (
+            "give the robot's secret again (PATCH secret)"
+            if claimed.channel in ROBOT_CHANNELS
+            else "rotate the subscription's secret"
+        )
         return SendResult(
             None,
             0,
             error="the subscription's signing secret does not open with this server's key"
-            f" ({claimed.secret_error}); was REELPOLICY_SECRET_KEY changed? Rotate the"
-            " subscription's secret, then replay the delivery",
+            f" ({claimed.secret_error}); was REELPOLICY_SECRET_KEY changed? Then {remedy},"
+            " and replay the delivery",
             refused=True,
         )
     return None
@@ -166,7 +216,7 @@ async def attempt_delivery(
             "reelpolicy.delivery.id": str(claimed.id),
             "reelpolicy.delivery.attempt": claimed.total_attempts,
             "http.request.method": "POST",
-            "url.full": traced_url(claimed.url),
+            "url.full": traced_url(claimed.url, keep_path=claimed.channel not in ROBOT_CHANNELS),
         },
     ) as span:
         result = _unsendable(claimed) or await _send(
@@ -192,6 +242,9 @@ async def notify_owner_disabled(*, uow: UowFactory, subscription_id: uuid.UUID) 
             enterprise_id=disabled.enterprise_id, everyone=False, after=None, limit=100
         )
         stamp = int((disabled.disabled_at or now).timestamp())
+        url = disabled.url
+        if disabled.channel in ROBOT_CHANNELS:  # a robot's URL is its credential
+            url = f"{disabled.channel} robot at {traced_url(url, keep_path=False)}"
         alert = Alert(
             alert_key=f"{DISABLED_TYPE}:{subscription_id}:{stamp}",
             type=DISABLED_TYPE,
@@ -199,10 +252,11 @@ async def notify_owner_disabled(*, uow: UowFactory, subscription_id: uuid.UUID) 
             policy_id="",
             data={
                 "subscription_id": str(subscription_id),
-                "url": disabled.url,
+                "channel": disabled.channel,
+                "url": url,
                 "email": disabled.email,
                 "reason": disabled.disabled_reason,
-                "summary": f"endpoint {disabled.url or disabled.email} was disabled:"
+                "summary": f"endpoint {url or disabled.email} was disabled:"
                 f" {disabled.disabled_reason}",
             },
         )

@@ -16,7 +16,12 @@ from typing import Any
 from reelpolicy_common.auth import Principal
 from reelpolicy_notify.domain.alerts import TEST_TYPE, eligibility_alert
 from reelpolicy_notify.domain.filters import Filters, matches
-from reelpolicy_notify.domain.records import Channel, NewDelivery, Subscription
+from reelpolicy_notify.domain.records import (
+    ROBOT_CHANNELS,
+    Channel,
+    NewDelivery,
+    Subscription,
+)
 from reelpolicy_notify.domain.rendering import DEFAULT_LOCALE, Locale
 from reelpolicy_notify.domain.signing import new_secret
 from reelpolicy_notify.handlers.fanout import AlertTarget, file_alerts
@@ -31,6 +36,10 @@ class SubscriptionNotFoundError(Exception):
 
 class SubscriptionQuotaError(Exception):
     """The company is at the most subscriptions it may have."""
+
+
+class SecretNotOursError(Exception):
+    """A group robot's secret is made by its platform: it is replaced, not rotated."""
 
 
 def _owner(principal: Principal, enterprise_id: str | None) -> str | None:
@@ -65,9 +74,12 @@ async def create_subscription(
     backfill: bool,
     check_target: TargetCheck,
     quota: int | None = None,
+    robot_secret: str | None = None,
     locale: Locale = DEFAULT_LOCALE,
-) -> tuple[Subscription, str]:
-    """A new subscription and its signing secret (returned once, stored sealed).
+) -> tuple[Subscription, str | None]:
+    """A new subscription and the signing secret made for it (returned once, stored
+    sealed). A group robot signs with the secret its platform made (``robot_secret``,
+    DingTalk and Feishu; stored sealed, never returned) or with none (WeCom).
 
     A company key's enterprise may have at most ``quota`` subscriptions (``None``: no
     limit; operators are never limited)."""
@@ -86,7 +98,8 @@ async def create_subscription(
         digest_window_seconds=digest_window_seconds,
         locale=locale,
     )
-    secret = new_secret()
+    made = None if channel in ROBOT_CHANNELS else new_secret()
+    secret = made or robot_secret
     async with uow() as work:
         if quota is not None and owner is not None and not principal.is_operator:
             await _check_quota(work, enterprise_id=owner, quota=quota)
@@ -94,7 +107,7 @@ async def create_subscription(
         if backfill and stored.wants("eligibility.changed"):
             await _backfill(work, stored)
         await work.commit()
-    return stored, secret
+    return stored, made
 
 
 async def _check_quota(work: UnitOfWork, *, enterprise_id: str, quota: int) -> None:
@@ -166,7 +179,10 @@ async def update_subscription(
     changes: dict[str, Any],
     check_target: TargetCheck,
 ) -> Subscription:
-    """Apply ``changes`` (fields of Subscription); ``enabled: true`` re-enables."""
+    """Apply ``changes`` (fields of Subscription, and a robot's new ``secret``);
+    ``enabled: true`` re-enables."""
+    changes = dict(changes)
+    secret = changes.pop("secret", None)
     if changes.get("url"):
         await check_target(changes["url"])
     async with uow() as work:
@@ -181,6 +197,8 @@ async def update_subscription(
         if "events" in changes:
             changes["events"] = tuple(dict.fromkeys(changes["events"]))
         updated = await work.subscriptions.save(dataclasses.replace(current, **changes))
+        if secret is not None:
+            await work.subscriptions.replace_secret(subscription_id, secret=secret)
         await work.commit()
         return updated
 
@@ -231,7 +249,12 @@ async def rotate_secret(
     secret = new_secret()
     until = datetime.now(UTC) + timedelta(seconds=overlap_seconds)
     async with uow() as work:
-        await _visible(work, principal, subscription_id)
+        subscription = await _visible(work, principal, subscription_id)
+        if subscription.channel in ROBOT_CHANNELS:
+            raise SecretNotOursError(
+                f"a {subscription.channel} robot signs with the secret its platform made:"
+                " give the robot's new secret as `secret` in a PATCH instead"
+            )
         await work.subscriptions.rotate_secret(subscription_id, secret=secret, overlap_until=until)
         await work.commit()
     return secret, until

@@ -15,9 +15,11 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
     model_validator,
 )
 from pydantic.config import JsonDict
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from reelpolicy_common.http import ApiError
 from reelpolicy_contracts.storable import (
@@ -28,7 +30,13 @@ from reelpolicy_contracts.storable import (
 )
 from reelpolicy_notify.domain.alerts import AlertType
 from reelpolicy_notify.domain.filters import Filters
-from reelpolicy_notify.domain.records import Channel, Delivery, Subscription
+from reelpolicy_notify.domain.records import (
+    SIGNED_ROBOT_CHANNELS,
+    URL_CHANNELS,
+    Channel,
+    Delivery,
+    Subscription,
+)
 from reelpolicy_notify.domain.rendering import DEFAULT_LOCALE, Locale
 
 Email = str
@@ -51,11 +59,25 @@ EmailAddress = Annotated[
 """Its own pattern: StoredText's documented one would replace it in the schema."""
 
 
+RobotSecret = Annotated[StoredText, StringConstraints(min_length=1, max_length=200)]
+"""A DingTalk or Feishu robot's signing secret ("加签", ``SEC...`` on DingTalk)."""
+
+SECRET_DESCRIPTION = (
+    "dingtalk and feishu only: the robot's signing secret, as its platform shows it"
+    " (加签). Stored encrypted; never returned."
+)
+
+
 class _Fields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: StoredText | None = Field(default=None, max_length=2000)
+    url: StoredText | None = Field(
+        default=None,
+        max_length=2000,
+        description="webhook: the endpoint; wecom, dingtalk, feishu: the robot's webhook URL.",
+    )
     email: EmailAddress | None = None
+    secret: RobotSecret | None = Field(default=None, description=SECRET_DESCRIPTION)
     events: list[AlertType] | None = Field(default=None, min_length=1)
     filters: Filters | None = None
     digest: Digest | None = None
@@ -69,6 +91,15 @@ class _Fields(BaseModel):
     )
 
 
+# channel: (its target, the target it must not have, whether it takes a robot secret)
+CHANNEL_TARGETS: dict[str, tuple[str, str, bool]] = {
+    "webhook": ("url", "email", False),
+    "email": ("email", "url", False),
+    "wecom": ("url", "email", False),
+    "dingtalk": ("url", "email", True),
+    "feishu": ("url", "email", True),
+}
+
 CHANNEL_TARGET_SCHEMA: JsonDict = {
     "anyOf": [
         {
@@ -76,13 +107,26 @@ CHANNEL_TARGET_SCHEMA: JsonDict = {
                 "channel": {"const": channel},
                 target: {"type": "string", "minLength": 1},
                 other: {"type": "null"},
+                "secret": {"type": "string", "minLength": 1} if signed else {"type": "null"},
             },
-            "required": [target],
+            "required": [target, "secret"] if signed else [target],
         }
-        for channel, target, other in (("webhook", "url", "email"), ("email", "email", "url"))
+        for channel, (target, other, signed) in CHANNEL_TARGETS.items()
     ]
 }
 """The channel-target rule of :class:`SubscriptionCreate`, published with its schema."""
+
+
+def _field_error(field: str, message: str, value: object) -> ValidationError:
+    """A validation error located at ``field`` (a model rule names the field it is about)."""
+    return ValidationError.from_exception_data(
+        "SubscriptionCreate",
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("channel_target", message), loc=(field,), input=value
+            )
+        ],
+    )
 
 
 class SubscriptionCreate(_Fields):
@@ -97,10 +141,23 @@ class SubscriptionCreate(_Fields):
 
     @model_validator(mode="after")
     def _channel_target(self) -> SubscriptionCreate:
-        if self.channel == "webhook" and (not self.url or self.email):
-            raise ValueError("a webhook subscription needs url (and no email)")
-        if self.channel == "email" and (not self.email or self.url):
-            raise ValueError("an email subscription needs email (and no url)")
+        channel = self.channel
+        target, other, signed = CHANNEL_TARGETS[channel]
+        if not getattr(self, target):
+            raise _field_error(target, f"a {channel} subscription needs {target}", None)
+        if getattr(self, other):
+            raise _field_error(
+                other, f"a {channel} subscription has no {other}", getattr(self, other)
+            )
+        if signed and not self.secret:
+            raise _field_error(
+                "secret",
+                f"a {channel} subscription needs secret: the robot's signing secret"
+                " (enable signing on the robot and copy its secret)",
+                None,
+            )
+        if not signed and self.secret is not None:
+            raise _field_error("secret", f"a {channel} subscription takes no secret", "(not shown)")
         return self
 
 
@@ -109,12 +166,25 @@ class SubscriptionPatch(_Fields):
 
     def changes(self, current: Subscription) -> dict[str, Any]:
         given = self.model_fields_set
-        if "url" in given and current.channel != "webhook":
-            raise ApiError(400, "url applies to webhook subscriptions", field="url")
+        if "url" in given and current.channel not in URL_CHANNELS:
+            raise ApiError(400, "url applies to webhook and group-robot subscriptions", field="url")
         if "email" in given and current.channel != "email":
             raise ApiError(400, "email applies to email subscriptions", field="email")
+        if "secret" in given and current.channel not in SIGNED_ROBOT_CHANNELS:
+            raise ApiError(
+                400, "secret applies to dingtalk and feishu subscriptions", field="secret"
+            )
         changes: dict[str, Any] = {}
-        for name in ("url", "email", "events", "filters", "deadline_days", "locale", "enabled"):
+        for name in (
+            "url",
+            "email",
+            "secret",
+            "events",
+            "filters",
+            "deadline_days",
+            "locale",
+            "enabled",
+        ):
             value = getattr(self, name)
             if name in given and value is not None:
                 changes[name] = value
@@ -165,7 +235,10 @@ class SubscriptionOut(BaseModel):
 
 
 class SubscriptionCreated(SubscriptionOut):
-    secret: str = Field(description="whsec_...: shown once; verify signatures with it.")
+    secret: str | None = Field(
+        description="webhook and email: whsec_..., shown once; verify signatures with it."
+        " Null for group robots (DingTalk and Feishu sign with the robot's own secret)."
+    )
 
 
 class SecretRotated(BaseModel):

@@ -12,7 +12,6 @@ from reelpolicy_common.http import (
     Page,
     problem_example,
     problem_responses,
-    request_example,
 )
 from reelpolicy_common.http.authenticate import CurrentPrincipal, not_found
 from reelpolicy_contracts.storable import StoredText
@@ -32,6 +31,7 @@ from reelpolicy_notify.entrypoints.http.schemas import (
 )
 from reelpolicy_notify.handlers import subscriptions as use_cases
 from reelpolicy_notify.handlers.subscriptions import (
+    SecretNotOursError,
     SubscriptionNotFoundError,
     SubscriptionQuotaError,
 )
@@ -40,14 +40,47 @@ router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
 
 
 URL_REFUSED = (
-    "A webhook `url` refused: not http(s)://host/..., with credentials, a port outside"
-    " the allow-list, or a host that does not resolve or resolves to a non-public address"
+    "A webhook or robot `url` refused: not http(s)://host/..., with credentials, a port"
+    " outside the allow-list, or a host that does not resolve or resolves to a non-public"
+    " address"
 )
 
 
 def _unsafe(exc: UnsafeTargetError) -> ApiError:
     # 400: the request matches its schema; the rule depends on DNS the schema cannot state
-    return ApiError(400, f"webhook url refused: {exc}", field="url")
+    return ApiError(400, f"url refused: {exc}", field="url")
+
+
+def _create_example(summary: str, **body: object) -> dict[str, object]:
+    return {"summary": summary, "value": {**body, "events": ["eligibility.changed"]}}
+
+
+CREATE_EXAMPLES = {
+    "webhook": _create_example(
+        "A signed webhook (Standard Webhooks)",
+        enterprise_id="0195f3c2-7d7e-7c4b-9a51-3e1f2b6c8d90",
+        channel="webhook",
+        url="https://hooks.example.com/reelpolicy",
+        deadline_days=30,
+    ),
+    "wecom": _create_example(
+        "A WeCom (企业微信) group robot",
+        channel="wecom",
+        url="https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa",
+    ),
+    "dingtalk": _create_example(
+        "A DingTalk (钉钉) group robot with signing (加签) on",
+        channel="dingtalk",
+        url="https://oapi.dingtalk.com/robot/send?access_token=XXXXXX",
+        secret="SEC0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd",
+    ),
+    "feishu": _create_example(
+        "A Feishu (飞书) group robot with signature verification on",
+        channel="feishu",
+        url="https://open.feishu.cn/open-apis/bot/v2/hook/0e2c5a8b-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
+        secret="qRsTuVwXyZ0123456789ab",
+    ),
+}
 
 
 @router.post(
@@ -60,33 +93,33 @@ def _unsafe(exc: UnsafeTargetError) -> ApiError:
         descriptions={
             400: URL_REFUSED,
             404: "(company key) `enterprise_id` is not the caller's enterprise",
-            422: "Invalid fields, or a channel without its target",
+            422: "Invalid fields, or a channel without its target (or a robot's secret)",
         },
         examples={
             422: problem_example(
                 422,
-                "body: Value error, a webhook subscription needs url (and no email)",
-                ("body", "Value error, a webhook subscription needs url (and no email)"),
+                "secret: a dingtalk subscription needs secret: the robot's signing secret"
+                " (enable signing on the robot and copy its secret)",
+                (
+                    "secret",
+                    "a dingtalk subscription needs secret: the robot's signing secret"
+                    " (enable signing on the robot and copy its secret)",
+                ),
             )
         },
     ),
-    openapi_extra=request_example(
-        {
-            "enterprise_id": "0195f3c2-7d7e-7c4b-9a51-3e1f2b6c8d90",
-            "channel": "webhook",
-            "url": "https://hooks.example.com/reelpolicy",
-            "events": ["eligibility.changed"],
-            "deadline_days": 30,
-        }
-    ),
+    openapi_extra={"requestBody": {"content": {"application/json": {"examples": CREATE_EXAMPLES}}}},
 )
 async def create(
     body: SubscriptionCreate, notify: NotifyDep, principal: CurrentPrincipal
 ) -> SubscriptionCreated:
     """A ``webhook`` subscription needs ``url`` and no ``email``; an ``email`` one needs
-    ``email`` and no ``url``. A webhook url must be https (or http) on a public address
-    (400 naming ``url`` otherwise). ``enterprise_id`` null is platform-wide for an
-    operator; a company key subscribes to its own enterprise only (another: 404).
+    ``email`` and no ``url``. A group robot (``wecom``, ``dingtalk``, ``feishu``) needs
+    its webhook ``url``; ``dingtalk`` and ``feishu`` also need the robot's signing
+    ``secret`` (its platform's "加签" setting), which is stored encrypted and never
+    returned. Every url must be https (or http) on a public address (400 naming ``url``
+    otherwise). ``enterprise_id`` null is platform-wide for an operator; a company key
+    subscribes to its own enterprise only (another: 404).
     """
     try:
         subscription, secret = await use_cases.create_subscription(
@@ -104,6 +137,7 @@ async def create(
             check_target=notify.check_target,
             quota=notify.settings.max_subscriptions_per_company,
             locale=body.locale or DEFAULT_LOCALE,
+            robot_secret=body.secret,
         )
     except SubscriptionQuotaError as exc:
         raise ApiError(409, str(exc), field="enterprise_id") from None
@@ -170,7 +204,8 @@ async def get(
         400,
         404,
         descriptions={
-            400: f"{URL_REFUSED}; or `url` on an email subscription, `email` on a webhook one",
+            400: f"{URL_REFUSED}; or `url` on an email subscription, `email` on another,"
+            " `secret` on one that is not dingtalk or feishu",
         },
     ),
 )
@@ -220,7 +255,13 @@ async def delete(
     "/{subscription_id}/rotate-secret",
     response_model=SecretRotated,
     summary="New signing secret; the old one also signs until previous_secret_expires_at",
-    responses=problem_responses(404),
+    responses=problem_responses(
+        404,
+        409,
+        descriptions={
+            409: "A group robot: its secret is its platform's; PATCH `secret` to replace it"
+        },
+    ),
 )
 async def rotate(
     subscription_id: uuid.UUID, notify: NotifyDep, principal: CurrentPrincipal
@@ -234,6 +275,8 @@ async def rotate(
         )
     except SubscriptionNotFoundError:
         raise not_found("subscription", str(subscription_id)) from None
+    except SecretNotOursError as exc:
+        raise ApiError(409, str(exc), field="secret") from None
     return SecretRotated(id=subscription_id, secret=secret, previous_secret_expires_at=until)
 
 
