@@ -80,6 +80,16 @@ class PostgresProjectionRepository:
             policy_id,
         )
 
+    async def latest_seqs(self) -> tuple[int, int]:
+        """The largest seq of the policies and of the subjects this transaction sees."""
+        row = await self._conn.fetchrow(
+            "SELECT coalesce((SELECT max(seq) FROM policies), 0) AS policies,"
+            " greatest((SELECT max(seq) FROM enterprises), (SELECT max(seq) FROM productions),"
+            " 0) AS subjects"
+        )
+        assert row is not None
+        return int(row["policies"]), int(row["subjects"])
+
     async def policies_since(self, seq: int) -> list[asyncpg.Record]:
         return list(
             await self._conn.fetch(

@@ -11,7 +11,7 @@ from reelpolicy_common.http import ApiError, problem_example, problem_responses
 from reelpolicy_common.http.authenticate import OperatorPrincipal
 from reelpolicy_policy import MalformedBodyError, PolicyValidationError, load_policy_text
 from reelpolicy_rules.entrypoints.http.deps import RulesDep
-from reelpolicy_rules.handlers.policy_recalculation import plan_recalculation
+from reelpolicy_rules.handlers.simulation import simulate_policy
 
 router = APIRouter(prefix="/v1", tags=["eligibility"])
 
@@ -59,13 +59,9 @@ async def simulate(request: Request, rules: RulesDep, _: OperatorPrincipal) -> d
         detail = "not a JSON object" if status == 422 else "invalid policy document"
         raise ApiError(status, detail, details=details) from None
     today = rules.today()
-    async with rules.uow() as work:  # never committed: nothing is written or emitted
-        await work.projection.lock_all()
-        await rules.book.refresh(work.projection)
-        active = [p for p in rules.book.active() if p.id != draft.id] + [draft]
-        plan = await plan_recalculation(
-            work, cache=rules.cache, active=active, seeds=[draft.id], today=today
-        )
+    plan = await simulate_policy(
+        uow=rules.uow, cache=rules.cache, book=rules.book, draft=draft, today=today
+    )
     counts = plan.impact(draft.id)
     fund = plan.fund_of(draft.id)
     sample = (

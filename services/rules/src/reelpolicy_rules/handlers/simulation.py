@@ -1,0 +1,50 @@
+"""Simulating a draft policy: its impact on the projection as one snapshot saw it,
+without a lock any live work waits for.
+
+The shared caches are copied first (one synchronous step: rows and seq cursors of one
+moment), then one READ ONLY REPEATABLE READ transaction reads what was written since
+those cursors into the copies (the shared caches are neither changed nor advanced) and
+the stored results the plan diffs against. The copies then hold the projection as that
+snapshot saw it:
+
+- a row committed after the copies were taken carries a seq above their cursors: the
+  shared caches are refreshed under the exclusive projection lock, and every later
+  writer took its seq after that lock was released;
+- the only writes a copy can hold that the snapshot does not see are those of a bulk run
+  still in its transaction (it refreshes the book, or a rebuild the cache, before it
+  commits). Then no row the snapshot sees reaches that copy's cursor, as every later
+  writer waits for that run; such a copy is dropped and read whole from the snapshot.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from reelpolicy_policy import Policy
+from reelpolicy_rules.handlers.policy_recalculation import RecalculationPlan, plan_recalculation
+from reelpolicy_rules.ports import PolicyBook, SubjectCache, UnitOfWorkFactory
+
+
+async def simulate_policy(
+    *,
+    uow: UnitOfWorkFactory,
+    cache: SubjectCache,
+    book: PolicyBook,
+    draft: Policy,
+    today: date,
+) -> RecalculationPlan:
+    """The recalculation ``draft`` would cause (in place of the policy of its id), planned
+    over one snapshot; nothing is written and nothing shared is changed."""
+    subjects, policies = cache.copy(), book.copy()  # no await between: one moment
+    async with uow() as work:  # never committed
+        await work.read_only_snapshot()
+        policy_seq, subject_seq = await work.projection.latest_seqs()
+        if policies.seq > policy_seq:
+            policies.reset()
+        if subjects.seq > subject_seq:
+            subjects.reset()
+        await policies.refresh(work.projection)
+        active = [p for p in policies.active() if p.id != draft.id] + [draft]
+        return await plan_recalculation(
+            work, cache=subjects, active=active, seeds=[draft.id], today=today
+        )
