@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import Sequence
 from datetime import date
@@ -20,7 +21,13 @@ async def _copy_frame(
 ) -> pl.DataFrame:
     buffer = io.BytesIO()
     await conn.copy_from_query(query, output=buffer, format="csv", header=True)
-    return pl.read_csv(buffer.getvalue(), schema=schema)  # type: ignore[arg-type]
+    # parsed off the event loop: a full load is a million rows
+    frame: pl.DataFrame = await asyncio.to_thread(
+        pl.read_csv,
+        buffer.getvalue(),
+        schema=schema,  # type: ignore[arg-type]
+    )
+    return frame
 
 
 class PostgresProjectionRepository:

@@ -18,11 +18,62 @@ snapshot saw it:
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from datetime import date
+from typing import Any
+
+import polars as pl
 
 from reelpolicy_policy import Policy
+from reelpolicy_rules.domain.outcome_frames import FundState, ImpactCounts
 from reelpolicy_rules.handlers.policy_recalculation import RecalculationPlan, plan_recalculation
 from reelpolicy_rules.ports import PolicyBook, SubjectCache, UnitOfWorkFactory
+
+_SAMPLE_COLUMNS = [
+    "subject_type",
+    "subject_id",
+    "enterprise_id",
+    "previous_status",
+    "status",
+    "previous_amount_cny",
+    "amount_cny",
+]
+
+
+@dataclass(frozen=True)
+class SimulationReport:
+    """What a draft would change: counts, its fund, the first changed subjects by id."""
+
+    counts: ImpactCounts
+    changed: int
+    fund: FundState | None
+    sample: list[dict[str, Any]]
+
+
+def report(plan: RecalculationPlan, *, policy_id: str, sample_size: int) -> SimulationReport:
+    """The report of ``policy_id`` in ``plan`` (columnar work: run it off the event loop)."""
+    changes = plan.changes.filter(pl.col("policy_id") == policy_id)
+    return SimulationReport(
+        counts=plan.impact(policy_id),
+        changed=changes.height,
+        fund=plan.fund_of(policy_id),
+        sample=changes.sort("subject_id").head(sample_size).select(_SAMPLE_COLUMNS).to_dicts(),
+    )
+
+
+async def simulate_draft(
+    *,
+    uow: UnitOfWorkFactory,
+    cache: SubjectCache,
+    book: PolicyBook,
+    draft: Policy,
+    today: date,
+    sample_size: int,
+) -> SimulationReport:
+    """``simulate_policy``, reported (see :func:`report`)."""
+    plan = await simulate_policy(uow=uow, cache=cache, book=book, draft=draft, today=today)
+    return await asyncio.to_thread(report, plan, policy_id=draft.id, sample_size=sample_size)
 
 
 async def simulate_policy(

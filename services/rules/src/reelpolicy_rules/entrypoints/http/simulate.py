@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import polars as pl
 from fastapi import APIRouter, Request
 
 from reelpolicy_common.http import ApiError, problem_example, problem_responses
 from reelpolicy_common.http.authenticate import OperatorPrincipal
 from reelpolicy_policy import MalformedBodyError, PolicyValidationError, load_policy_text
 from reelpolicy_rules.entrypoints.http.deps import RulesDep
-from reelpolicy_rules.handlers.simulation import simulate_policy
+from reelpolicy_rules.handlers.simulation import simulate_draft
 
 router = APIRouter(prefix="/v1", tags=["eligibility"])
 
@@ -59,35 +58,24 @@ async def simulate(request: Request, rules: RulesDep, _: OperatorPrincipal) -> d
         detail = "not a JSON object" if status == 422 else "invalid policy document"
         raise ApiError(status, detail, details=details) from None
     today = rules.today()
-    plan = await simulate_policy(
-        uow=rules.uow, cache=rules.cache, book=rules.book, draft=draft, today=today
+    report = await simulate_draft(
+        uow=rules.uow,
+        cache=rules.cache,
+        book=rules.book,
+        draft=draft,
+        today=today,
+        sample_size=rules.settings.simulate_sample_size,
     )
-    counts = plan.impact(draft.id)
-    fund = plan.fund_of(draft.id)
-    sample = (
-        plan.changes.filter(pl.col("policy_id") == draft.id)
-        .sort("subject_id")
-        .head(rules.settings.simulate_sample_size)
-        .select(
-            "subject_type",
-            "subject_id",
-            "enterprise_id",
-            "previous_status",
-            "status",
-            "previous_amount_cny",
-            "amount_cny",
-        )
-        .to_dicts()
-    )
+    fund = report.fund
     return {
         "policy_id": draft.id,
         "today": today.isoformat(),
         "impact": {
-            **counts.__dict__,
-            "changed": plan.changes.filter(pl.col("policy_id") == draft.id).height,
+            **report.counts.__dict__,
+            "changed": report.changed,
             "fund_budget_cny": None if fund is None else fund.budget_cny,
             "fund_committed_cny": None if fund is None else fund.committed_cny,
             "fund_exhausted": False if fund is None else fund.exhausted,
         },
-        "sample": sample,
+        "sample": report.sample,
     }
