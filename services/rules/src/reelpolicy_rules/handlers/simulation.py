@@ -7,9 +7,10 @@ those cursors into the copies (the shared caches are neither changed nor advance
 the stored results the plan diffs against. The copies then hold the projection as that
 snapshot saw it:
 
-- a row committed after the copies were taken carries a seq above their cursors: the
-  shared caches are refreshed under the exclusive projection lock, and every later
-  writer took its seq after that lock was released;
+- a row committed after a cache last read carries a seq above its cursor: the subject
+  cache reads under the exclusive projection lock, and every later subject writer takes
+  its seq after that lock is released; policies are written one at a time under that
+  lock, so no committed policy row has a seq above one not yet committed;
 - the only writes a copy can hold that the snapshot does not see are those of a bulk run
   still in its transaction (it refreshes the book, or a rebuild the cache, before it
   commits). Then no row the snapshot sees reaches that copy's cursor, as every later
