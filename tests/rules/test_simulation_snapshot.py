@@ -2,8 +2,8 @@
 
 It sees what was committed before its snapshot (past the shared caches' cursors too),
 nothing of a change committed while it runs (not half of it), never an uncommitted
-policy version a bulk run put in the shared book, and leaves the shared caches as they
-were.
+policy version or subject a bulk run put in the shared book or cache, and leaves the
+shared caches as they were.
 """
 
 from __future__ import annotations
@@ -140,3 +140,16 @@ async def test_a_policy_version_not_yet_committed_is_not_simulated(rules: Rules)
         plan = await rules.simulate(draft)
     assert plan.policies["live"].version == 1
     assert eligible(plan, "live") == {"p1"}
+
+
+async def test_subjects_not_yet_committed_are_not_simulated(rules: Rules) -> None:
+    await rules.store(production("p1", 1_000_000))
+    await rules.load()
+
+    # a rebuild: subjects stored and read into the shared cache, not committed yet
+    async with RulesUnitOfWork(rules.pool) as rebuild:
+        await rebuild.projection.lock_all()
+        await rebuild.projection.store_productions([production("p2", 1_000_000)])
+        await rules.cache.refresh(rebuild.projection)
+        plan = await rules.simulate(production_policy("draft"))
+    assert eligible(plan, "draft") == {"p1"}
