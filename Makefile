@@ -13,7 +13,7 @@ export XDG_RUNTIME_DIR ?= /tmp/reelpolicy-runtime-$(shell id -u)
 
 # The benchmarks (bench/<name>.py); `make bench-<name>` runs one, ARGS=... passes options.
 BENCHMARKS := engine outbox_relay registry_import registry_import_floor policy_change \
-	rules_replicas registry_latency notify webhook_client
+	rules_replicas registry_latency simulate_concurrency notify webhook_client
 
 help: ## this list
 	@echo "usage: make <target> [VAR=value ...]"

@@ -48,6 +48,10 @@ class ProjectionRepository(Protocol):
 
     async def revoke_policy(self, policy_id: str) -> None: ...
 
+    async def latest_seqs(self) -> tuple[int, int]:
+        """The largest seq of the policies and of the subjects this transaction sees
+        (0 when none)."""
+
     async def policies_since(self, seq: int) -> Sequence[Row]:
         """``policy_id, version, document, revoked, seq`` of policies written after
         ``seq``, in seq order."""
@@ -131,6 +135,10 @@ class UnitOfWork(PublishingUnitOfWorkPort, Protocol):
     async def begin(self) -> None:
         """Open the next transaction on the same connection, after ``commit``."""
 
+    async def read_only_snapshot(self) -> None:
+        """Make this transaction READ ONLY and REPEATABLE READ: every read sees one
+        snapshot of the database. Call it first; it takes no lock."""
+
     async def hold_projection(self) -> None:
         """The exclusive projection lock, held across this unit of work's commits until
         it closes."""
@@ -165,8 +173,19 @@ class PolicyBook(Protocol):
     @property
     def versions(self) -> Mapping[str, int]: ...
 
+    @property
+    def seq(self) -> int:
+        """The largest seq read so far."""
+
     async def refresh(self, projection: ProjectionRepository) -> None:
         """Read the policies written since the last refresh."""
+
+    def copy(self) -> PolicyBook:
+        """A book holding this one's current state (no await: one consistent state);
+        refreshing the copy leaves this one as it is."""
+
+    def reset(self) -> None:
+        """Forget every policy (the next refresh reads them all)."""
 
     def active(self) -> list[Policy]:
         """The policies not revoked, by id."""
@@ -175,11 +194,23 @@ class PolicyBook(Protocol):
 class SubjectCache(Protocol):
     """Every enterprise and production, in the policy engine's columnar layout.
 
-    Refresh only while holding the exclusive projection lock (``lock_all``).
+    Refresh the shared cache only while holding the exclusive projection lock
+    (``lock_all``); a ``copy()`` may be refreshed inside a read-only snapshot instead.
     """
+
+    @property
+    def seq(self) -> int:
+        """The largest seq read so far."""
 
     async def refresh(self, projection: ProjectionRepository) -> int:
         """Read the subjects written since the last refresh; returns how many."""
+
+    def copy(self) -> SubjectCache:
+        """A cache holding this one's current state (no await: one consistent state);
+        refreshing the copy leaves this one as it is."""
+
+    def reset(self) -> None:
+        """Forget every subject (the next refresh reads them all)."""
 
     def frame(self, subject_type: str) -> pl.DataFrame:
         """Live subjects of one type, in the engine layout, plus ``enterprise_id``."""

@@ -23,6 +23,11 @@ class RulesUnitOfWork(PostgresUnitOfWork):
         self.results = PostgresResultRepository(self.conn)
         return self
 
+    async def read_only_snapshot(self) -> None:
+        """READ ONLY REPEATABLE READ for this transaction (its first statement): one
+        snapshot for every later read, and no lock."""
+        await self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+
     async def hold_projection(self) -> None:
         """The exclusive projection lock (as ``projection.lock_all``), held across this
         unit of work's commits until it closes."""

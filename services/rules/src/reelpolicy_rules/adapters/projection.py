@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import Sequence
 from datetime import date
@@ -20,7 +21,13 @@ async def _copy_frame(
 ) -> pl.DataFrame:
     buffer = io.BytesIO()
     await conn.copy_from_query(query, output=buffer, format="csv", header=True)
-    return pl.read_csv(buffer.getvalue(), schema=schema)  # type: ignore[arg-type]
+    # parsed off the event loop: a full load is a million rows
+    frame: pl.DataFrame = await asyncio.to_thread(
+        pl.read_csv,
+        buffer.getvalue(),
+        schema=schema,  # type: ignore[arg-type]
+    )
+    return frame
 
 
 class PostgresProjectionRepository:
@@ -79,6 +86,16 @@ class PostgresProjectionRepository:
             " updated_at = now() WHERE policy_id = $1",
             policy_id,
         )
+
+    async def latest_seqs(self) -> tuple[int, int]:
+        """The largest seq of the policies and of the subjects this transaction sees."""
+        row = await self._conn.fetchrow(
+            "SELECT coalesce((SELECT max(seq) FROM policies), 0) AS policies,"
+            " greatest((SELECT max(seq) FROM enterprises), (SELECT max(seq) FROM productions),"
+            " 0) AS subjects"
+        )
+        assert row is not None
+        return int(row["policies"]), int(row["subjects"])
 
     async def policies_since(self, seq: int) -> list[asyncpg.Record]:
         return list(

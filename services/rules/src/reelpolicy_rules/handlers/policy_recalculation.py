@@ -9,6 +9,7 @@ in-process subject cache; the result is diffed against the stored results.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -85,14 +86,19 @@ async def plan_recalculation(
     seeds: Sequence[str],
     today: date,
 ) -> RecalculationPlan:
-    """Evaluate and diff (no writes). Call with the projection locked (``lock_all``)."""
+    """Evaluate and diff (no writes). Call with the projection locked (``lock_all``), or
+    in a read-only snapshot with a copy of the cache (``handlers.simulation``).
+
+    The columnar work runs in a worker thread (polars releases the GIL), so the event
+    loop keeps serving the service's other work meanwhile.
+    """
     started = time.perf_counter()
     await cache.refresh(work.projection)
     ids = related_policies(seeds, active)
     running = [p for p in active if p.id in ids]
-    current, funds = evaluate_policies(cache, running, today=today)
+    current, funds = await asyncio.to_thread(evaluate_policies, cache, running, today=today)
     previous = await work.results.frame_for_policies(sorted(ids))
-    changes = diff_frames(previous, current)
+    changes = await asyncio.to_thread(diff_frames, previous, current)
     log.info(
         "bulk %s: %d change(s) planned in %.2fs",
         list(seeds),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import polars as pl
 from fastapi import APIRouter, Request
 
 from reelpolicy_common.http import ApiError
@@ -16,7 +15,7 @@ from reelpolicy_common.http.policy_documents import (
 )
 from reelpolicy_policy import MalformedBodyError, PolicyValidationError, load_policy_text
 from reelpolicy_rules.entrypoints.http.deps import RulesDep
-from reelpolicy_rules.handlers.policy_recalculation import plan_recalculation
+from reelpolicy_rules.handlers.simulation import simulate_draft
 
 router = APIRouter(prefix="/v1", tags=["eligibility"])
 
@@ -46,39 +45,24 @@ async def simulate(request: Request, rules: RulesDep, _: OperatorPrincipal) -> d
         detail = "not a JSON object" if status == 422 else "invalid policy document"
         raise ApiError(status, detail, details=details) from None
     today = rules.today()
-    async with rules.uow() as work:  # never committed: nothing is written or emitted
-        await work.projection.lock_all()
-        await rules.book.refresh(work.projection)
-        active = [p for p in rules.book.active() if p.id != draft.id] + [draft]
-        plan = await plan_recalculation(
-            work, cache=rules.cache, active=active, seeds=[draft.id], today=today
-        )
-    counts = plan.impact(draft.id)
-    fund = plan.fund_of(draft.id)
-    sample = (
-        plan.changes.filter(pl.col("policy_id") == draft.id)
-        .sort("subject_id")
-        .head(rules.settings.simulate_sample_size)
-        .select(
-            "subject_type",
-            "subject_id",
-            "enterprise_id",
-            "previous_status",
-            "status",
-            "previous_amount_cny",
-            "amount_cny",
-        )
-        .to_dicts()
+    report = await simulate_draft(
+        uow=rules.uow,
+        cache=rules.cache,
+        book=rules.book,
+        draft=draft,
+        today=today,
+        sample_size=rules.settings.simulate_sample_size,
     )
+    fund = report.fund
     return {
         "policy_id": draft.id,
         "today": today.isoformat(),
         "impact": {
-            **counts.__dict__,
-            "changed": plan.changes.filter(pl.col("policy_id") == draft.id).height,
+            **report.counts.__dict__,
+            "changed": report.changed,
             "fund_budget_cny": None if fund is None else fund.budget_cny,
             "fund_committed_cny": None if fund is None else fund.committed_cny,
             "fund_exhausted": False if fund is None else fund.exhausted,
         },
-        "sample": sample,
+        "sample": report.sample,
     }
