@@ -1,23 +1,52 @@
-"""``reelpolicy-rules restore-reconcile``'s steps with fakes: which published changes a
-restored database lost (``LostChanges``) and how they are written back (``write_back``).
+"""``reelpolicy-rules restore-reconcile``: its steps with fakes (which published changes a
+restored database lost, ``LostChanges``, and how they are written back, ``write_back``),
+then the command on the real servers for one subject whose every step is known.
 
-The whole procedure runs on the real servers in tests/deploy/test_backup_restore.py.
+The whole restore procedure under load is tests/deploy/test_backup_restore.py.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
+from rules_helpers import (
+    Collector,
+    collecting,
+    enterprise_event,
+    policy_event,
+    produce,
+    production_event,
+    production_policy,
+    uid,
+)
 
+from reelpolicy_common.kafka import ensure_topics
 from reelpolicy_contracts import topics
 from reelpolicy_contracts.events import EligibilityChanged, Envelope, EventType
+from reelpolicy_devstack.servers import EmbeddedBroker, database_uri
+from reelpolicy_rules.bootstrap import bootstrap
+from reelpolicy_rules.cli import restore_reconcile
+from reelpolicy_rules.config import Settings
 from reelpolicy_rules.domain.outcomes import Key
 from reelpolicy_rules.handlers.eligibility_changes import eligibility_event
-from reelpolicy_rules.handlers.restore_reconcile import LostChanges, PublishedChange, write_back
+from reelpolicy_rules.handlers.restore_reconcile import (
+    RECONCILE_CAUSE,
+    LostChanges,
+    PublishedChange,
+    write_back,
+)
+from reelpolicy_rules.main import create_app
+from service_harness import eventually, migrate_service, settings_for
+
+CHANGED = EventType.eligibility_changed
 
 
 @dataclass(frozen=True)
@@ -190,3 +219,123 @@ async def test_write_back_stores_each_keys_last_result_and_every_change_in_the_h
         )
         for e in (a2, a3, b2)
     ]
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[str]:
+    """A broker of this test's own: the reconcile reads whole topics."""
+    server = EmbeddedBroker.start(log_file=tmp_path / "tansu.log")
+    try:
+        yield server.bootstrap_servers
+    finally:
+        server.stop()
+
+
+def budget_policy(pid: str, minimum: int) -> dict[str, Any]:
+    doc = production_policy(pid)
+    doc["criteria"]["all"][1]["value"] = minimum
+    return doc
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[None]:
+    """The rules service in this process (consumers, outbox relay, scheduler)."""
+    app = create_app(rules=bootstrap(settings))
+    async with app.router.lifespan_context(app):
+        yield
+
+
+@pytest.mark.servers
+async def test_a_restored_database_publishes_only_what_differs_from_what_was_published(
+    fresh_database: str, broker: str
+) -> None:
+    dsn = fresh_database
+    await ensure_topics(bootstrap_servers=broker)
+    await migrate_service(dsn, "reelpolicy_rules.migrations", "rules")
+    pid, ent, prod = uid("rr"), uid("e"), uid("p")
+
+    def changes(seen: Collector) -> list[tuple[Any, ...]]:
+        return [
+            (e.payload["previous_status"], e.payload["status"], e.payload["cause"])
+            for e in seen.of(CHANGED, subject_id=prod)
+        ]
+
+    def service(dsn: str) -> Settings:
+        return settings_for(Settings, database_url=dsn, bootstrap_servers=broker)
+
+    async with collecting(broker) as seen:
+        # 1. The service makes the production eligible; then the database is backed up.
+        async with serving(service(dsn)):
+            await produce(broker, topics.POLICY, policy_event(budget_policy(pid, 500_000), 1))
+            e1, p1 = enterprise_event(ent, 1), production_event(prod, ent, 1, budget=1_000_000)
+            await produce(broker, topics.REGISTRY, e1, p1)
+            await eventually(lambda: len(changes(seen)) == 1, timeout=30)
+            await eventually(lambda: relayed(dsn), timeout=30)  # the backup holds it as sent
+        restored = await copy_database(dsn)  # the backup, restored
+
+        # 2. After the backup: a registry write, a policy version that undoes it, another
+        # registry write; the changes are published. Their order is on neither input topic.
+        async with serving(service(dsn)):
+            p2 = production_event(prod, ent, 2, budget=100_000)
+            await produce(broker, topics.REGISTRY, p2)
+            await eventually(lambda: len(changes(seen)) == 2, timeout=30)
+            v2 = policy_event(budget_policy(pid, 50_000), 2)
+            await produce(broker, topics.POLICY, v2)
+            await eventually(lambda: len(changes(seen)) == 3, timeout=30)
+            p3 = production_event(prod, ent, 3, budget=10_000)
+            await produce(broker, topics.REGISTRY, p3)
+            await eventually(lambda: len(changes(seen)) == 4, timeout=30)
+        # 3. The failure; then a write the service never handled.
+        await produce(broker, topics.REGISTRY, production_event(prod, ent, 4, budget=60_000))
+        told = [e.event_id for e in seen.of(CHANGED, subject_id=prod)]
+
+        # 4. Reconcile the restored database, twice; start the service on it.
+        settings = service(restored)
+        done = await restore_reconcile(settings)
+        assert (done.written_back, done.changed) == (3, 1)
+        assert set(done.moved.values()) == {"standalone"}
+        again = await restore_reconcile(settings)
+        assert (again.written_back, again.changed) == (0, 0)
+        async with serving(settings):
+            await eventually(lambda: len(changes(seen)) == 5, timeout=30)
+            await asyncio.sleep(2)  # nothing more comes
+        # (the restored result was eligible: only what was told makes this a change)
+        assert changes(seen)[1:] == [
+            ("eligible", "ineligible", str(p2.event_id)),
+            ("ineligible", "eligible", str(v2.event_id)),
+            ("eligible", "ineligible", str(p3.event_id)),
+            ("ineligible", "eligible", RECONCILE_CAUSE),
+        ]
+        assert changes(seen)[0][:2] == ("ineligible", "eligible")
+        published_ids = [e.event_id for e in seen.of(CHANGED, subject_id=prod)]
+        assert published_ids[:4] == told
+        history = await query(
+            restored, "SELECT event_id FROM result_history WHERE subject_id = $1 ORDER BY id", prod
+        )
+        assert [r["event_id"] for r in history] == published_ids  # whole again
+        stored = await query(restored, "SELECT status FROM results WHERE subject_id = $1", prod)
+        assert [r["status"] for r in stored] == ["eligible"]
+
+
+async def relayed(dsn: str) -> bool:
+    return not await query(dsn, "SELECT 1 FROM outbox WHERE sent_at IS NULL")
+
+
+async def copy_database(dsn: str) -> str:
+    """A copy of the database ``dsn`` (nobody connected to it); its DSN."""
+    source = (await query(dsn, "SELECT current_database() AS name"))[0]["name"]
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(database_uri(dsn, "postgres"))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
+    finally:
+        await conn.close()
+    return database_uri(dsn, name)
+
+
+async def query(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return list(await conn.fetch(sql, *args))
+    finally:
+        await conn.close()
