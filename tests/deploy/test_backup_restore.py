@@ -2,13 +2,15 @@
 
 The four services run in this process on the embedded servers, with a webhook
 subscription per enterprise to a local receiver. A load of registry writes that change
-eligibility, and a policy change, runs step by step; while it runs, every service's
+eligibility, and policy changes (before the dumps, or also between them and the
+failure), runs step by step; while it runs, every service's
 database is dumped with the embedded server's own ``pg_dump -Fc``. The load goes on
 after the dumps, then the services stop. Each dump is restored with ``pg_restore`` into
-a fresh database and the services start on the restored databases, on the same broker
-(what was published after the dumps is still on the topics), reading them again from
-the start (a fresh consumer group stands in for the runbook's offset reset). The
-operator re-sends the registry writes the restored registry lost (those after its
+a fresh database; rules' is reconciled with what it published
+(``reelpolicy-rules restore-reconcile``, which moves its consumer groups), and the
+services start on the restored databases, on the same broker (what was published after
+the dumps is still on the topics), ingest and notify reading them again from the start
+(a fresh consumer group stands in for the runbook's offset reset). The operator re-sends the registry writes the restored registry lost (those after its
 dump), in order, as the runbook says; the load finishes.
 
 Then the platform must have converged:
@@ -40,6 +42,8 @@ from stdnum.cn import uscc
 
 from in_process_services import SERVICE_NAMES
 from reelpolicy_devstack.servers import EmbeddedPostgres, database_uri, ensure_database
+from reelpolicy_rules.cli import restore_reconcile
+from reelpolicy_rules.config import Settings as RulesSettings
 from service_harness import add_api_key, eventually, migrate_service, settings_for
 from webhook_receiver import WebhookReceiver
 
@@ -92,7 +96,11 @@ class Stack:
         self.exit = contextlib.AsyncExitStack()
         self.clients: dict[str, httpx.AsyncClient] = {}
 
-    async def start(self, databases: dict[str, str]) -> None:
+    async def start(
+        self, databases: dict[str, str], *, rules_settings: RulesSettings | None = None
+    ) -> None:
+        """``rules_settings``: the restored rules' (its consumer groups, moved by
+        ``restore-reconcile``); fresh ones otherwise."""
         import importlib
 
         for name in SERVICE_NAMES:
@@ -103,11 +111,12 @@ class Stack:
             extra: dict[str, Any] = (
                 {"notify_allow_private_targets": True} if name == "notify" else {}
             )
-            app = main.create_app(
-                settings_for(
-                    config.Settings, database_url=dsn, bootstrap_servers=self.bootstrap, **extra
-                )
+            settings = settings_for(
+                config.Settings, database_url=dsn, bootstrap_servers=self.bootstrap, **extra
             )
+            if name == "rules" and rules_settings is not None:
+                settings = rules_settings
+            app = main.create_app(settings)
             await self.exit.enter_async_context(app.router.lifespan_context(app))
             self.clients[name] = await self.exit.enter_async_context(
                 httpx.AsyncClient(
@@ -207,22 +216,9 @@ class AlertsNotExactlyOnceError(AssertionError):
     under two webhook-ids)."""
 
 
-POLICY_CHANGE_ACROSS_DUMP = pytest.mark.xfail(
-    strict=True,
-    raises=AlertsNotExactlyOnceError,
-    reason="a restored rules reads the registry and policy topics again in its two consumer"
-    " groups independently, so it re-derives a change caused by a registry event under"
-    " another policy version than the first time (its amount or policy_version differ):"
-    " a different change, a different event id: notify announces it (a duplicate of the"
-    " first run's), and a change the first run made but had not delivered can be derived"
-    " no more (lost); the results converge, the alerts are not exactly once"
-    " (deploy/runbook.md, Backup and restore)",
-)
-
-
 @pytest.mark.parametrize(
     "policy_changes_after_dump",
-    [False, pytest.param(True, marks=POLICY_CHANGE_ACROSS_DUMP)],
+    [False, True],
     ids=["registry-writes-across-dump", "policy-change-across-dump"],
 )
 async def test_restored_databases_converge_without_lost_or_duplicate_alerts(
@@ -297,7 +293,8 @@ async def test_restored_databases_converge_without_lost_or_duplicate_alerts(
             load.journal.append((pid, patch, done["version"]))
             load.productions[pid]["content_status"] = status
             now = "eligible" if load.eligible(pid) else "ineligible"
-            load.record(pid, was, now, load.amount if now == "eligible" else None)
+            if was != now:  # writing the status it has (approved again) changes no result
+                load.record(pid, was, now, load.amount if now == "eligible" else None)
 
         async def change_policy() -> None:
             load.amount = AMOUNTS[1] if load.amount == AMOUNTS[0] else AMOUNTS[0]
@@ -308,7 +305,8 @@ async def test_restored_databases_converge_without_lost_or_duplicate_alerts(
                 if load.eligible(pid):
                     load.record(pid, "eligible", "eligible", load.amount)
 
-        # Policy changes between a dump of rules and the failure are the xfail case.
+        # Policy changes between a dump of rules and the failure: rules must publish what
+        # it had not and nothing again (restore-reconcile), whatever order it reads in.
         policy_change: list[StepFn] = [change_policy]
         before: list[StepFn] = [lambda i=i: create(i) for i in range(4)]
         before += [] if policy_changes_after_dump else policy_change
@@ -354,7 +352,18 @@ async def test_restored_databases_converge_without_lost_or_duplicate_alerts(
         restored = {name: f"br_{name}_{run}_restored" for name in SERVICE_NAMES}
         for name in SERVICE_NAMES:
             await restore(admin, dumps[name], restored[name])
-        await stack.start(restored)
+        # The runbook's step for rules: migrate, then `reelpolicy-rules restore-reconcile`
+        # (service stopped), which moves its consumer groups for the service it starts.
+        rules_dsn = database_uri(admin, restored["rules"])
+        await migrate_service(rules_dsn, "reelpolicy_rules.migrations", "rules")
+        rules_settings = settings_for(
+            RulesSettings, database_url=rules_dsn, bootstrap_servers=bootstrap_servers
+        )
+        reconciled = await restore_reconcile(rules_settings)
+        assert reconciled.written_back, "rules published changes after its dump"
+        again = await restore_reconcile(rules_settings)  # the runbook: twice changes nothing
+        assert (again.written_back, again.changed) == (0, 0)
+        await stack.start(restored, rules_settings=rules_settings)
         # The operator re-sends the registry and ingest writes after their dumps, all of
         # them, in order (runbook): each gets the version the lost one had.
         registry, ingest = stack.clients["registry"], stack.clients["ingest"]

@@ -1,4 +1,5 @@
-"""``reelpolicy-rules``: serve, migrate, rebuild (the projection, from the topics)."""
+"""``reelpolicy-rules``: serve, migrate, rebuild (the projection, from the topics),
+restore-reconcile (a restored database, with what was published)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from reelpolicy_rules.bootstrap import system_clock
 from reelpolicy_rules.config import Settings
 from reelpolicy_rules.domain.calendar import local_day
 from reelpolicy_rules.handlers.rebuild import SnapshotError, rebuild_projection
+from reelpolicy_rules.handlers.restore_reconcile import Reconciled, reconcile_restore
 from reelpolicy_rules.main import create_app
 
 
@@ -53,6 +55,41 @@ async def rebuild(
     return 0
 
 
+async def restore_reconcile(
+    settings: Settings,
+    *,
+    stall_seconds: float = STALL_SECONDS,
+    join_timeout: float = JOIN_TIMEOUT_SECONDS,
+) -> Reconciled:
+    """``reelpolicy-rules restore-reconcile``
+    (:mod:`reelpolicy_rules.handlers.restore_reconcile`); prints what it did."""
+    pool = await create_pool(settings.database_url, max_size=2)
+    try:
+        done = await reconcile_restore(
+            uow=lambda: RulesUnitOfWork(pool),
+            reader=KafkaTopicReader(settings, stall_seconds=stall_seconds),
+            groups=KafkaConsumerGroups(settings, join_timeout=join_timeout),
+            cache=PolarsSubjectCache(),
+            book=InMemoryPolicyBook(),
+            today=local_day(system_clock(), settings.timezone),
+            trace_limit=settings.bulk_trace_limit,
+        )
+    finally:
+        await pool.close()
+    print(
+        f"read {done.eligibility_read} published change(s): {done.written_back} made after"
+        f" the dump written back; caught up from {done.applied} record(s)"
+        f" ({done.skipped} skipped); {done.changed} result(s) differed from what was"
+        f" published and were published; consumer groups moved: {done.moved}"
+    )
+    return done
+
+
+def _restore_reconcile_command(_: argparse.Namespace) -> int:
+    asyncio.run(restore_reconcile(Settings()))
+    return 0
+
+
 def _rebuild_command(_: argparse.Namespace) -> int:
     try:
         return asyncio.run(rebuild(Settings()))
@@ -68,6 +105,13 @@ def _extra(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         " policy topics (republish first; service stopped); keeps results",
     )
     again.set_defaults(handler=_rebuild_command)
+    reconcile = commands.add_parser(
+        "restore-reconcile",
+        help="after restoring the database from a backup (service stopped): write back the"
+        " changes published after the dump, catch up from the registry and policy topics,"
+        " publish only what differs from what was published; moves the consumer groups",
+    )
+    reconcile.set_defaults(handler=_restore_reconcile_command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -113,6 +113,9 @@ class ResultRepository(Protocol):
 
     async def add_history(self, rows: Sequence[tuple[Any, ...]]) -> None: ...
 
+    async def known_changes(self, changes: Sequence[tuple[str, str, uuid.UUID]]) -> set[uuid.UUID]:
+        """Which of these (subject id, policy id, event id) changes the history holds."""
+
     async def for_enterprise(
         self, enterprise_id: str, *, subject_id: str | None = None
     ) -> Sequence[Row]: ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -143,6 +144,19 @@ class PostgresResultRepository:
             await self._conn.copy_records_to_table(
                 "result_history", records=rows, columns=HISTORY_COLUMNS
             )
+
+    async def known_changes(self, changes: Sequence[tuple[str, str, uuid.UUID]]) -> set[uuid.UUID]:
+        # looked up by (subject, policy), which the history is indexed by: an index on
+        # event_id alone would slow every change down for a query made only after a restore
+        rows = await self._conn.fetch(
+            "SELECT DISTINCT h.event_id FROM unnest($1::text[], $2::text[], $3::uuid[])"
+            " AS c(subject_id, policy_id, event_id)"
+            " JOIN result_history h USING (subject_id, policy_id, event_id)",
+            [c[0] for c in changes],
+            [c[1] for c in changes],
+            [c[2] for c in changes],
+        )
+        return {r["event_id"] for r in rows}
 
     async def for_enterprise(
         self, enterprise_id: str, *, subject_id: str | None = None

@@ -1,0 +1,341 @@
+"""``reelpolicy-rules restore-reconcile``: its steps with fakes (which published changes a
+restored database lost, ``LostChanges``, and how they are written back, ``write_back``),
+then the command on the real servers for one subject whose every step is known.
+
+The whole restore procedure under load is tests/deploy/test_backup_restore.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from rules_helpers import (
+    Collector,
+    collecting,
+    enterprise_event,
+    policy_event,
+    produce,
+    production_event,
+    production_policy,
+    uid,
+)
+
+from reelpolicy_common.kafka import ensure_topics
+from reelpolicy_contracts import topics
+from reelpolicy_contracts.events import EligibilityChanged, Envelope, EventType
+from reelpolicy_devstack.servers import EmbeddedBroker, database_uri
+from reelpolicy_rules.bootstrap import bootstrap
+from reelpolicy_rules.cli import restore_reconcile
+from reelpolicy_rules.config import Settings
+from reelpolicy_rules.domain.outcomes import Key
+from reelpolicy_rules.handlers.eligibility_changes import eligibility_event
+from reelpolicy_rules.handlers.restore_reconcile import (
+    RECONCILE_CAUSE,
+    LostChanges,
+    PublishedChange,
+    write_back,
+)
+from reelpolicy_rules.main import create_app
+from service_harness import eventually, migrate_service, settings_for
+
+CHANGED = EventType.eligibility_changed
+
+
+@dataclass(frozen=True)
+class Record:
+    """A record read back from the eligibility topic."""
+
+    value: bytes | None
+    offset: int = 0
+    topic: str = topics.ELIGIBILITY
+    partition: int = 0
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
+def change(
+    subject_id: str,
+    *,
+    was: str | None,
+    now: str,
+    amount: int | None,
+    previous_amount: int | None = None,
+    version: int = 1,
+    policy_id: str = "pol",
+) -> Envelope:
+    row = {
+        "subject_type": "production",
+        "subject_id": subject_id,
+        "enterprise_id": "ent",
+        "policy_id": policy_id,
+        "policy_version": version,
+        "previous_status": was,
+        "status": now,
+        "previous_amount_cny": previous_amount,
+        "amount_cny": amount,
+        "missing_fields": [],
+        "explanation": {"why": f"{subject_id} {now}"},
+    }
+    return eligibility_event(row, cause=str(uuid.uuid4()))
+
+
+class History:
+    """The restored history: the event ids it holds; records every lookup."""
+
+    def __init__(self, *held: Envelope) -> None:
+        self.held = {e.event_id: e for e in held}
+        self.lookups: list[list[tuple[str, str, uuid.UUID]]] = []
+
+    async def __call__(self, changes: Sequence[tuple[str, str, uuid.UUID]]) -> set[uuid.UUID]:
+        self.lookups.append(list(changes))
+        return {
+            event_id
+            for subject_id, policy_id, event_id in changes
+            if event_id in self.held
+            and self.held[event_id].payload["subject_id"] == subject_id
+            and self.held[event_id].payload["policy_id"] == policy_id
+        }
+
+
+async def fold(history: History, *events: Envelope | bytes, batch: int = 100) -> LostChanges:
+    lost = LostChanges(history, batch=batch)
+    for offset, e in enumerate(events):
+        await lost.add(Record(e if isinstance(e, bytes) else e.to_bytes(), offset=offset))
+    await lost.finish()
+    return lost
+
+
+def ids(lost: LostChanges) -> dict[Key, list[uuid.UUID]]:
+    return {key: [p.event_id for p in changes] for key, changes in lost.lost.items()}
+
+
+@pytest.mark.parametrize("batch", [1, 2, 100])
+async def test_the_changes_after_the_last_one_the_history_holds_are_lost(batch: int) -> None:
+    a1 = change("a", was=None, now="eligible", amount=1000)
+    a2 = change("a", was="eligible", now="eligible", amount=2000, previous_amount=1000)
+    a3 = change("a", was="eligible", now="ineligible", amount=None, previous_amount=2000)
+    b1 = change("b", was=None, now="eligible", amount=1000)
+    b2 = change("b", was="eligible", now="eligible", amount=2000, previous_amount=1000)
+    c1 = change("c", was=None, now="eligible", amount=1000)
+    history = History(a1, b1, b2, c1)  # the dump held these
+
+    lost = await fold(history, a1, b1, a2, c1, b2, a3, batch=batch)
+
+    assert ids(lost) == {("a", "pol"): [a2.event_id, a3.event_id]}  # in published order
+    assert (lost.read, lost.skipped) == (6, 0)
+    looked_up = [c for lookup in history.lookups for c in lookup]
+    assert looked_up == [
+        (e.payload["subject_id"], "pol", e.event_id) for e in (a1, b1, a2, c1, b2, a3)
+    ]
+    assert all(len(lookup) <= batch for lookup in history.lookups)
+
+
+async def test_a_change_the_history_holds_clears_what_came_before_it() -> None:
+    # The history may hold a change later than ones it lacks (a previous reconcile wrote
+    # them back, or they were published twice): it holds everything up to it.
+    a1 = change("a", was=None, now="eligible", amount=1000)
+    a2 = change("a", was="eligible", now="eligible", amount=2000, previous_amount=1000)
+    lost = await fold(History(a2), a1, a2)
+    assert lost.lost == {}
+
+
+async def test_a_change_published_twice_is_lost_once_and_other_records_are_left_out() -> None:
+    a1 = change("a", was=None, now="eligible", amount=1000)
+    a1_other_policy = change("a", was=None, now="unknown", amount=None, policy_id="other")
+    impact = Envelope(
+        type=EventType.policy_impact,
+        producer="rules",
+        key="pol",
+        payload={"policy_id": "pol", "policy_version": 2},
+    )
+    lost = await fold(History(), a1, impact, b"not an envelope", a1, a1_other_policy)
+    assert ids(lost) == {
+        ("a", "pol"): [a1.event_id],
+        ("a", "other"): [a1_other_policy.event_id],
+    }
+    assert (lost.read, lost.skipped) == (3, 1)
+
+
+@dataclass
+class Results:
+    """The results repository's writes."""
+
+    deleted: list[Key] = field(default_factory=list)
+    stored: list[tuple[Any, ...]] = field(default_factory=list)
+    history: list[tuple[Any, ...]] = field(default_factory=list)
+
+    async def replace(self, deletes: Sequence[Key], rows: Sequence[tuple[Any, ...]]) -> None:
+        self.deleted += deletes
+        self.stored += rows
+
+    async def add_history(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        self.history += rows
+
+
+@dataclass
+class Work:
+    results: Results = field(default_factory=Results)
+
+
+def published(e: Envelope) -> PublishedChange:
+    return PublishedChange(e.event_id, EligibilityChanged.model_validate(e.payload))
+
+
+async def test_write_back_stores_each_keys_last_result_and_every_change_in_the_history() -> None:
+    a2 = change("a", was="eligible", now="eligible", amount=2000, previous_amount=1000, version=2)
+    a3 = change("a", was="eligible", now="unknown", amount=None, previous_amount=2000, version=3)
+    b2 = change("b", was="eligible", now="ineligible", amount=None, previous_amount=1000)
+    work = Work()
+
+    written = await write_back(
+        work,  # type: ignore[arg-type]  # only its results are used
+        {("a", "pol"): [published(a2), published(a3)], ("b", "pol"): [published(b2)]},
+    )
+
+    assert written == 3
+    assert work.results.deleted == [("b", "pol")]
+    assert work.results.stored == [
+        ("production", "a", "pol", "ent", 3, "unknown", None, [], {"why": "a unknown"})
+    ]
+    assert work.results.history == [
+        (
+            e.payload["subject_id"],
+            "pol",
+            "ent",
+            e.payload["policy_version"],
+            e.payload["previous_status"],
+            e.payload["status"],
+            e.payload["previous_amount_cny"],
+            e.payload["amount_cny"],
+            e.payload["cause"],  # the original cause and event id: the history is whole again
+            e.event_id,
+        )
+        for e in (a2, a3, b2)
+    ]
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[str]:
+    """A broker of this test's own: the reconcile reads whole topics."""
+    server = EmbeddedBroker.start(log_file=tmp_path / "tansu.log")
+    try:
+        yield server.bootstrap_servers
+    finally:
+        server.stop()
+
+
+def budget_policy(pid: str, minimum: int) -> dict[str, Any]:
+    doc = production_policy(pid)
+    doc["criteria"]["all"][1]["value"] = minimum
+    return doc
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[None]:
+    """The rules service in this process (consumers, outbox relay, scheduler)."""
+    app = create_app(rules=bootstrap(settings))
+    async with app.router.lifespan_context(app):
+        yield
+
+
+@pytest.mark.servers
+async def test_a_restored_database_publishes_only_what_differs_from_what_was_published(
+    fresh_database: str, broker: str
+) -> None:
+    dsn = fresh_database
+    await ensure_topics(bootstrap_servers=broker)
+    await migrate_service(dsn, "reelpolicy_rules.migrations", "rules")
+    pid, ent, prod = uid("rr"), uid("e"), uid("p")
+
+    def changes(seen: Collector) -> list[tuple[Any, ...]]:
+        return [
+            (e.payload["previous_status"], e.payload["status"], e.payload["cause"])
+            for e in seen.of(CHANGED, subject_id=prod)
+        ]
+
+    def service(dsn: str) -> Settings:
+        return settings_for(Settings, database_url=dsn, bootstrap_servers=broker)
+
+    async with collecting(broker) as seen:
+        # 1. The service makes the production eligible; then the database is backed up.
+        async with serving(service(dsn)):
+            await produce(broker, topics.POLICY, policy_event(budget_policy(pid, 500_000), 1))
+            e1, p1 = enterprise_event(ent, 1), production_event(prod, ent, 1, budget=1_000_000)
+            await produce(broker, topics.REGISTRY, e1, p1)
+            await eventually(lambda: len(changes(seen)) == 1, timeout=30)
+            await eventually(lambda: relayed(dsn), timeout=30)  # the backup holds it as sent
+        restored = await copy_database(dsn)  # the backup, restored
+
+        # 2. After the backup: a registry write, a policy version that undoes it, another
+        # registry write; the changes are published. Their order is on neither input topic.
+        async with serving(service(dsn)):
+            p2 = production_event(prod, ent, 2, budget=100_000)
+            await produce(broker, topics.REGISTRY, p2)
+            await eventually(lambda: len(changes(seen)) == 2, timeout=30)
+            v2 = policy_event(budget_policy(pid, 50_000), 2)
+            await produce(broker, topics.POLICY, v2)
+            await eventually(lambda: len(changes(seen)) == 3, timeout=30)
+            p3 = production_event(prod, ent, 3, budget=10_000)
+            await produce(broker, topics.REGISTRY, p3)
+            await eventually(lambda: len(changes(seen)) == 4, timeout=30)
+        # 3. The failure; then a write the service never handled.
+        await produce(broker, topics.REGISTRY, production_event(prod, ent, 4, budget=60_000))
+        told = [e.event_id for e in seen.of(CHANGED, subject_id=prod)]
+
+        # 4. Reconcile the restored database, twice; start the service on it.
+        settings = service(restored)
+        done = await restore_reconcile(settings)
+        assert (done.written_back, done.changed) == (3, 1)
+        assert set(done.moved.values()) == {"standalone"}
+        again = await restore_reconcile(settings)
+        assert (again.written_back, again.changed) == (0, 0)
+        async with serving(settings):
+            await eventually(lambda: len(changes(seen)) == 5, timeout=30)
+            await asyncio.sleep(2)  # nothing more comes
+        # (the restored result was eligible: only what was told makes this a change)
+        assert changes(seen)[1:] == [
+            ("eligible", "ineligible", str(p2.event_id)),
+            ("ineligible", "eligible", str(v2.event_id)),
+            ("eligible", "ineligible", str(p3.event_id)),
+            ("ineligible", "eligible", RECONCILE_CAUSE),
+        ]
+        assert changes(seen)[0][:2] == ("ineligible", "eligible")
+        published_ids = [e.event_id for e in seen.of(CHANGED, subject_id=prod)]
+        assert published_ids[:4] == told
+        history = await query(
+            restored, "SELECT event_id FROM result_history WHERE subject_id = $1 ORDER BY id", prod
+        )
+        assert [r["event_id"] for r in history] == published_ids  # whole again
+        stored = await query(restored, "SELECT status FROM results WHERE subject_id = $1", prod)
+        assert [r["status"] for r in stored] == ["eligible"]
+
+
+async def relayed(dsn: str) -> bool:
+    return not await query(dsn, "SELECT 1 FROM outbox WHERE sent_at IS NULL")
+
+
+async def copy_database(dsn: str) -> str:
+    """A copy of the database ``dsn`` (nobody connected to it); its DSN."""
+    source = (await query(dsn, "SELECT current_database() AS name"))[0]["name"]
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(database_uri(dsn, "postgres"))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
+    finally:
+        await conn.close()
+    return database_uri(dsn, name)
+
+
+async def query(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return list(await conn.fetch(sql, *args))
+    finally:
+        await conn.close()
