@@ -7,6 +7,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
+
+def N_(message: str) -> str:  # noqa: N802 (gettext's name: a message id for the catalogs)
+    return message
+
+
 InputKind = Literal["date", "integer", "decimal", "boolean", "region"]
 SubjectType = Literal["enterprise", "production"]
 
@@ -58,31 +63,31 @@ class FillableField:
         """The JSON value of what the form sent."""
         text = text.strip()
         if not text:
-            raise InvalidValueError("required")
+            raise InvalidValueError(N_("required"))
         if self.kind == "date":
             try:
                 return date.fromisoformat(text).isoformat()
             except ValueError:
-                raise InvalidValueError("a date (YYYY-MM-DD)") from None
+                raise InvalidValueError(N_("a date (YYYY-MM-DD)")) from None
         if self.kind == "integer":
             digits = text.replace(",", "").replace("_", "")
             if not digits.isdigit():
-                raise InvalidValueError("a whole number, 0 or more")
+                raise InvalidValueError(N_("a whole number, 0 or more"))
             return int(digits)
         if self.kind == "decimal":
             try:
                 number = float(text)
             except ValueError:
-                raise InvalidValueError("a number") from None
+                raise InvalidValueError(N_("a number")) from None
             if number != number or number < 0:  # NaN or negative
-                raise InvalidValueError("a number, 0 or more")
+                raise InvalidValueError(N_("a number, 0 or more"))
             return number
         if self.kind == "boolean":
             if text not in ("true", "false"):
-                raise InvalidValueError("yes or no")
+                raise InvalidValueError(N_("yes or no"))
             return text == "true"
         if not (len(text) == 6 and text.isdigit()):
-            raise InvalidValueError("a six-digit region code (GB/T 2260)")
+            raise InvalidValueError(N_("a six-digit region code (GB/T 2260)"))
         return text
 
 
