@@ -106,11 +106,13 @@ async def test_another_companys_records_are_not_found(stack: PortalStack, browse
         f"/eligibility/fill?field=enterprise.established_on&subject_id={theirs['id']}",
     ):
         response = await page.goto(f"{stack.url}{path}")
-        assert response is not None and response.status == 404, path
+        assert response is not None
+        assert response.status == 404, path
         assert "别家" not in await page.content()
     # the same addresses with the company's own records answer (the check can fail)
     response = await page.goto(
         f"{stack.url}/eligibility/fill?field=enterprise.established_on&subject_id={mine['id']}"
     )
-    assert response is not None and response.status == 200
+    assert response is not None
+    assert response.status == 200
     await page.context.close()
