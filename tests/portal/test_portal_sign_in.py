@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+import asyncpg
 import httpx
 import pytest
 from browser import critical_violations, new_page
@@ -61,3 +64,55 @@ async def test_a_post_without_the_csrf_token_is_refused(stack: PortalStack) -> N
         response = await client.post("/sign-in", data={"api_key": key})
         assert response.status_code == 403
         assert "rp_session" not in response.cookies
+
+
+def form_token(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "the page has no CSRF token"
+    return found.group(1)
+
+
+async def test_the_session_cookie_and_store_and_sign_out(stack: PortalStack) -> None:
+    enterprise, key = await stack.company("杨浦会话测试", established_on="2025-03-01")
+    await results_ready(stack, key, expected=1)
+    async with httpx.AsyncClient(base_url=stack.url) as client:
+        page = await client.get("/sign-in")
+        signed = await client.post(
+            "/sign-in", data={"api_key": key, "csrf_token": form_token(page.text)}
+        )
+        assert signed.status_code == 303
+        cookie = signed.headers["set-cookie"]
+        assert cookie.startswith("rp_session=")
+        assert "HttpOnly" in cookie
+        assert "SameSite=lax" in cookie
+        assert "Secure" not in cookie  # PORTAL_SECURE_COOKIES is off in the tests
+        overview = await client.get("/")
+        assert overview.status_code == 200
+        assert enterprise["name"] in overview.text
+        assert key not in overview.text
+
+        conn = await asyncpg.connect(stack.portal_dsn)
+        try:
+            stored = await conn.fetchrow(
+                "SELECT api_key FROM sessions WHERE enterprise_id = $1", enterprise["id"]
+            )
+            assert stored is not None
+            assert key.encode() not in bytes(stored["api_key"])  # encrypted at rest
+            # a tampered cookie opens nothing
+            session_cookie = client.cookies["rp_session"]
+            async with httpx.AsyncClient(base_url=stack.url) as forger:
+                forger.cookies.set("rp_session", session_cookie[:-2] + "xx")
+                assert (await forger.get("/")).status_code == 303
+
+            out = await client.post("/sign-out", data={"csrf_token": form_token(overview.text)})
+            assert out.status_code == 303
+            left = "SELECT count(*) FROM sessions WHERE enterprise_id = $1"
+            assert await conn.fetchval(left, enterprise["id"]) == 0
+        finally:
+            await conn.close()
+        # the old cookie, replayed, no longer opens the overview
+        async with httpx.AsyncClient(base_url=stack.url) as replay:
+            replay.cookies.set("rp_session", session_cookie)
+            again = await replay.get("/")
+            assert again.status_code == 303
+            assert again.headers["location"] == "/sign-in"
