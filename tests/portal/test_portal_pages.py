@@ -61,7 +61,7 @@ async def test_the_catalog_filters_and_a_policys_versions(
 @pytest.mark.parametrize("locale", ["zh-CN", "en"])
 @pytest.mark.parametrize("width", [375, 1280])
 async def test_screenshots(stack: PortalStack, browser: Browser, locale: str, width: int) -> None:
-    _, key = await stack.company(f"杨浦截图公司 {locale} {width}", established_on="2025-03-01")
+    _, key = await stack.company("杨浦短剧有限公司", established_on="2025-03-01")
     async with stack.services["rules"].as_key(key) as rules:
 
         async def ready() -> bool:
