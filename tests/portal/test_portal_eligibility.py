@@ -47,11 +47,13 @@ async def test_filling_a_missing_field_changes_the_row_without_a_reload(
     await expect(row).to_have_attribute("data-status", "unknown")
     missing = row.locator('[data-missing-field="enterprise.established_on"] a')
     await expect(missing).to_be_visible()
+    await expect(row).to_contain_text("杨浦区新设微短剧企业购房或租房补贴")  # the policy's title
     assert await critical_violations(page) == []
     await page.evaluate("window.stillTheSamePage = true")
 
     form = await page.context.new_page()  # the form in a second tab; the first stays open
     await form.goto(await missing.evaluate("a => a.href"))
+    assert await critical_violations(form) == []
     await form.fill("input[name=value]", "2025-03-01")
     await form.click("main button[type=submit]")
     await expect(form.get_by_role("status")).to_be_visible()

@@ -70,6 +70,10 @@ class Services(Protocol):
         self, api_key: str, subject_id: str, policy_id: str
     ) -> list[dict[str, Any]]: ...
 
+    async def policy_titles(self, api_key: str) -> dict[str, dict[str, str]]:
+        """Policy id → {"zh": ..., "en": ...}."""
+        ...
+
     async def policies(self, api_key: str) -> list[dict[str, Any]]:
         """The latest document of every live policy (with its ``version``)."""
         ...

@@ -8,6 +8,7 @@ policy documents and their versions; notify: subscriptions and deliveries.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import httpx
@@ -24,6 +25,9 @@ from reelpolicy_portal.domain.sessions import Identity
 RESOURCES = {"enterprise": "/v1/enterprises", "production": "/v1/productions"}
 POLICY_FETCHES = 8
 """Policy documents fetched at once when the catalog is listed."""
+TITLES_SECONDS = 60.0
+"""How long the policies' titles are reused: every open eligibility page asks for its
+rows every few seconds, and the titles change only with a new policy version."""
 
 
 def _bearer(api_key: str) -> dict[str, str]:
@@ -78,6 +82,8 @@ class ServicesApi:
         self.rules = client("rules", rules_url)
         self.ingest = client("ingest", ingest_url)
         self.notify = client("notify", notify_url)
+        self._titles: dict[str, dict[str, str]] = {}
+        self._titles_at = -TITLES_SECONDS
 
     async def aclose(self) -> None:
         for c in (self.registry, self.rules, self.ingest, self.notify):
@@ -193,7 +199,7 @@ class ServicesApi:
         items: list[dict[str, Any]] = response.json()["items"]
         return items
 
-    async def policies(self, api_key: str) -> list[dict[str, Any]]:
+    async def _summaries(self, api_key: str) -> list[dict[str, Any]]:
         summaries: list[dict[str, Any]] = []
         params: dict[str, Any] = {"limit": 500}
         while True:
@@ -203,8 +209,21 @@ class ServicesApi:
             page = response.json()
             summaries.extend(s for s in page["items"] if not s.get("revoked"))
             if not page.get("next_cursor"):
-                break
+                return summaries
             params["cursor"] = page["next_cursor"]
+
+    async def policy_titles(self, api_key: str) -> dict[str, dict[str, str]]:
+        """Policy id → its title ({"zh", "en"}); the same for every key that may read
+        policies (any key), so one copy serves every session for a minute."""
+        now = time.monotonic()
+        if now - self._titles_at >= TITLES_SECONDS:
+            summaries = await self._summaries(api_key)
+            self._titles = {str(s["id"]): dict(s["title"]) for s in summaries}
+            self._titles_at = now
+        return self._titles
+
+    async def policies(self, api_key: str) -> list[dict[str, Any]]:
+        summaries = await self._summaries(api_key)
         limit = asyncio.Semaphore(POLICY_FETCHES)
 
         async def document(summary: dict[str, Any]) -> dict[str, Any]:

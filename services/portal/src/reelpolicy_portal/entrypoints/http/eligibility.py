@@ -56,10 +56,13 @@ async def _rows(
     return rows, names
 
 
-def _row_context(rows: list[Row], names: dict[str, str]) -> dict[str, Any]:
+def _row_context(
+    rows: list[Row], names: dict[str, str], titles: dict[str, dict[str, str]]
+) -> dict[str, Any]:
     return {
         "rows": rows,
         "names": names,
+        "titles": titles,
         "choices": {r.row_id: exclusive_choices(r.explanation) for r in rows},
         "fillable": fillable,
     }
@@ -85,7 +88,7 @@ async def eligibility_page(
         refresh_url="/eligibility/rows" + (f"?{query}" if query else ""),
         refresh_seconds=portal.settings.portal_refresh_seconds,
         saved=request.query_params.get("saved"),
-        **_row_context(rows, names),
+        **_row_context(rows, names, await portal.services.policy_titles(user.api_key)),
     )
     return render(request, "eligibility.html", context)
 
@@ -99,7 +102,8 @@ async def eligibility_rows_fragment(
     status: str | None = None,
 ) -> Response:
     rows, names = await _rows(portal.services, user, production_id=production_id, status=status)
-    return render(request, "_rows.html", _row_context(rows, names))
+    titles = await portal.services.policy_titles(user.api_key)
+    return render(request, "_rows.html", _row_context(rows, names, titles))
 
 
 def _field(path: str) -> FillableField:

@@ -21,5 +21,13 @@ async def overview_page(request: Request, portal: PortalDep, user: SignedInDep) 
     return render(
         request,
         "overview.html",
-        page_context(request, portal, user=user, view=found, productions=productions),
+        page_context(
+            request,
+            portal,
+            user=user,
+            active="overview",
+            view=found,
+            productions=productions,
+            titles=await portal.services.policy_titles(user.api_key),
+        ),
     )

@@ -58,6 +58,7 @@ def environment(locale: str) -> Environment:
     env.filters["number"] = lambda value: number(int(value), locale)
     env.filters["day"] = _day(locale)
     env.globals["labels"] = labels
+    env.globals["policy_title"] = _policy_title(locale)
     env.globals["locale"] = locale
     env.globals["html_lang"] = "zh-CN" if locale == "zh-CN" else "en"
     return env
@@ -76,6 +77,15 @@ def _day(locale: str) -> Any:
         return long_date(value, locale) if isinstance(value, date) else ""
 
     return format_day
+
+
+def _policy_title(locale: str) -> Any:
+    key = "zh" if locale == "zh-CN" else "en"
+
+    def policy_title(titles: dict[str, dict[str, str]], policy_id: str) -> str:
+        return (titles.get(policy_id) or {}).get(key) or policy_id
+
+    return policy_title
 
 
 def request_locale(request: Request) -> str:
