@@ -116,3 +116,12 @@ async def test_the_session_cookie_and_store_and_sign_out(stack: PortalStack) -> 
             again = await replay.get("/")
             assert again.status_code == 303
             assert again.headers["location"] == "/sign-in"
+
+
+async def test_an_unknown_sign_in_link_signs_no_one_in(stack: PortalStack) -> None:
+    async with httpx.AsyncClient(base_url=stack.url) as client:
+        for path in ("/sign-in/link?token=not-a-token", "/sign-in/link"):
+            response = await client.get(path)
+            assert response.status_code == 404, path
+            assert "rp_session" not in response.cookies
+            assert 'name="api_key"' in response.text  # the key form is offered instead
