@@ -41,7 +41,7 @@ async def sign_in_with_link(
         raise SignInRefusedError()
     try:
         enterprise_id, api_key, key_id = await services.redeem_link(token)
-    except NotFoundError:
+    except (NotFoundError, KeyRefusedError):  # 401: a registry without the public redeem route
         raise SignInRefusedError() from None
     return await sessions.create(
         role="company",
