@@ -80,7 +80,8 @@ async def test_screenshots(stack: PortalStack, browser: Browser, locale: str, wi
     assert overflow is False
     folder = artifact_dir()
     await page.screenshot(path=str(folder / f"overview-{locale}-{width}.png"), full_page=True)
-    await page.goto(f"{stack.url}/eligibility")
+    await page.goto(f"{stack.url}/eligibility")  # the choice is remembered (a cookie)
+    await expect(page.locator("html")).to_have_attribute("lang", locale)
     await expect(page.get_by_test_id("eligibility-row").first).to_be_visible()
     overflow = await page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
     assert overflow is False

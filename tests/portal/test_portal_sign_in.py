@@ -125,3 +125,18 @@ async def test_an_unknown_sign_in_link_signs_no_one_in(stack: PortalStack) -> No
             assert response.status_code == 404, path
             assert "rp_session" not in response.cookies
             assert 'name="api_key"' in response.text  # the key form is offered instead
+
+
+async def test_the_language_switch_goes_back_only_to_this_site(stack: PortalStack) -> None:
+    async with httpx.AsyncClient(base_url=stack.url) as client:
+        switched = await client.get("/lang/en?next=/policies")
+        assert switched.status_code == 303
+        assert switched.headers["location"] == "/policies"
+        assert switched.cookies["rp_lang"] == "en"
+        page = await client.get("/sign-in")
+        assert '<html lang="en">' in page.text
+        assert "Sign in" in page.text
+        for elsewhere in ("//evil.example/", "/\\evil.example/", "https://evil.example/"):
+            response = await client.get("/lang/zh-CN", params={"next": elsewhere})
+            assert response.headers["location"] == "/", elsewhere
+        assert (await client.get("/lang/fr")).status_code == 404

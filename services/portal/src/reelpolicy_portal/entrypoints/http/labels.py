@@ -62,6 +62,8 @@ STATUSES = {
     "ineligible": N_("Not eligible"),
 }
 
+VALUES: dict[bool | None, str] = {True: N_("yes"), False: N_("no"), None: N_("not known")}
+
 SUBJECTS = {"enterprise": N_("The enterprise"), "production": N_("Production")}
 
 ISSUER_LEVELS = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import io
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ def environment(locale: str) -> Environment:
     env.filters["cny"] = lambda amount: "" if amount is None else cny(int(amount), locale)
     env.filters["number"] = lambda value: number(int(value), locale)
     env.filters["day"] = _day(locale)
+    env.filters["value"] = _value(locale)
     env.globals["labels"] = labels
     env.globals["policy_title"] = _policy_title(locale)
     env.globals["locale"] = locale
@@ -64,7 +66,7 @@ def environment(locale: str) -> Environment:
     return env
 
 
-def _day(locale: str) -> Any:
+def _day(locale: str) -> Callable[[object], str]:
     def format_day(value: object) -> str:
         if isinstance(value, str):
             text = value
@@ -77,6 +79,22 @@ def _day(locale: str) -> Any:
         return long_date(value, locale) if isinstance(value, date) else ""
 
     return format_day
+
+
+def _value(locale: str) -> Callable[[object], str]:
+    """A value of an explanation as the locale writes it: dates, lists, unknowns."""
+    format_day = _day(locale)
+
+    def value(item: object) -> str:
+        if isinstance(item, list):
+            return ", ".join(value(v) for v in item)
+        if isinstance(item, str) and len(item) == 10 and item[4] == "-" and item[7] == "-":
+            return format_day(item)
+        if isinstance(item, bool) or item is None:
+            return gettext(locale, labels.VALUES[item])
+        return str(item)
+
+    return value
 
 
 def _policy_title(locale: str) -> Any:
