@@ -140,3 +140,50 @@ async def test_the_language_switch_goes_back_only_to_this_site(stack: PortalStac
             response = await client.get("/lang/zh-CN", params={"next": elsewhere})
             assert response.headers["location"] == "/", elsewhere
         assert (await client.get("/lang/fr")).status_code == 404
+
+
+async def signed_in_client(stack: PortalStack, key: str) -> tuple[httpx.AsyncClient, str]:
+    client = httpx.AsyncClient(base_url=stack.url)
+    page = await client.get("/sign-in")
+    signed = await client.post(
+        "/sign-in", data={"api_key": key, "csrf_token": form_token(page.text)}
+    )
+    assert signed.status_code == 303
+    # any page carries the session's token; this one asks only the registry
+    page = await client.get("/sign-in")
+    return client, form_token(page.text)
+
+
+async def test_a_bad_value_or_another_companys_record_is_refused_by_the_fill_form(
+    stack: PortalStack,
+) -> None:
+    theirs, _ = await stack.company("别家公司二")
+    mine, key = await stack.company("自家公司二")
+    client, token = await signed_in_client(stack, key)
+    try:
+        form = await client.get(
+            "/eligibility/fill",
+            params={"field": "enterprise.established_on", "subject_id": mine["id"]},
+        )
+        etag = re.search(r'name="etag" value="([^"]+)"', form.text)
+        assert etag, form.text
+        fields = {"csrf_token": token, "field": "enterprise.established_on", "etag": etag.group(1)}
+        bad = await client.post(
+            "/eligibility/fill", data={**fields, "subject_id": mine["id"], "value": "2025-13-01"}
+        )
+        assert bad.status_code == 400
+        assert "日期（年-月-日）" in bad.text  # what the field takes, in the page's language
+        theirs_too = await client.post(
+            "/eligibility/fill", data={**fields, "subject_id": theirs["id"], "value": "2025-03-01"}
+        )
+        assert theirs_too.status_code == 404
+        unknown_field = await client.post(
+            "/eligibility/fill",
+            data={**fields, "field": "enterprise.name", "subject_id": mine["id"], "value": "x"},
+        )
+        assert unknown_field.status_code == 404
+    finally:
+        await client.aclose()
+    for enterprise in (mine, theirs):
+        record = await stack.registry.get(f"/v1/enterprises/{enterprise['id']}")
+        assert record.json()["established_on"] is None  # nothing was written

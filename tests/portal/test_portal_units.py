@@ -19,7 +19,12 @@ from pydantic import ValidationError
 from reelpolicy_portal.adapters.services_api import ServicesApi
 from reelpolicy_portal.config import Settings
 from reelpolicy_portal.domain.catalog import CatalogFilter, applies_in, matches
-from reelpolicy_portal.domain.errors import NotFoundError, VersionConflictError
+from reelpolicy_portal.domain.errors import (
+    KeyRefusedError,
+    NotFoundError,
+    ServiceUnavailableError,
+    VersionConflictError,
+)
 from reelpolicy_portal.domain.fields import InvalidValueError, fillable
 from reelpolicy_portal.domain.money import cny
 from reelpolicy_portal.domain.policy_diff import describe_changes
@@ -285,3 +290,35 @@ async def test_signing_out_keeps_a_key_the_company_typed_in() -> None:
     await sign_out(services=services, sessions=sessions, session_id="s-1")  # type: ignore[arg-type]
     assert services.revoked == []
     assert sessions.sessions == {}
+
+
+async def test_a_service_that_does_not_answer_is_unavailable_not_an_error_page() -> None:
+    def registry(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    api = _registry(registry)
+    with pytest.raises(ServiceUnavailableError):
+        await api.enterprise("k", "e-1")
+    await api.aclose()
+
+
+async def test_only_the_registry_refuses_a_key_the_others_may_not_know_it_yet() -> None:
+    """A key issued a moment ago reaches rules and ingest as an event: their 401 must not
+    end the session (a page says "try again"), the registry's does."""
+
+    def unauthorized(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, json={"title": "Unauthorized", "status": 401})
+
+    api = ServicesApi(
+        registry_url="http://registry",
+        rules_url="http://rules",
+        ingest_url="http://ingest",
+        notify_url="http://notify",
+        timeout=5,
+        transports={name: httpx.MockTransport(unauthorized) for name in ("registry", "rules")},
+    )
+    with pytest.raises(ServiceUnavailableError):
+        await api.eligibility("k", "e-1")
+    with pytest.raises(KeyRefusedError):
+        await api.enterprise("k", "e-1")
+    await api.aclose()

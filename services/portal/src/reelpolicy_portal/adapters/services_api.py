@@ -48,11 +48,16 @@ def _problem_detail(response: httpx.Response) -> str:
     return "; ".join(parts)
 
 
-def _check(response: httpx.Response) -> httpx.Response:
+def _check(response: httpx.Response, *, keys_source: bool = True) -> httpx.Response:
+    """The answer, or the exception its status means. Only the registry, where keys are
+    issued and revoked, says a key is refused: the others learn of a new key by an event,
+    so their 401 for a key issued a moment ago means "not yet", not "signed out"."""
     status = response.status_code
     if status < 300:
         return response
     if status == 401:
+        if not keys_source:
+            raise ServiceUnavailableError(f"{response.request.url.host}: key not known yet")
         raise KeyRefusedError()
     if status in (403, 404):
         raise NotFoundError()
@@ -96,7 +101,7 @@ class ServicesApi:
             response = await client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise ServiceUnavailableError(f"{client.base_url.host}: {type(exc).__name__}") from exc
-        return _check(response)
+        return _check(response, keys_source=client is self.registry)
 
     async def identify(self, api_key: str) -> Identity:
         """An operator key may list the API keys; a company key is refused (403) and
