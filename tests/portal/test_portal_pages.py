@@ -39,11 +39,9 @@ async def test_the_catalog_filters_and_a_policys_versions(
     await expect(policies).to_have_count(2)
     assert await critical_violations(page) == []
 
-    # a second version (a deadline added) shows as a plain sentence
+    # a second version (the rent subsidy's cap lowered) shows as a plain sentence
     document = (ROOT / "catalog" / "yp-new-enterprise-office.yaml").read_text()
-    changed = document.replace(
-        "effective: {from: 2024-06-25}", "effective: {from: 2024-06-25, to: 2027-06-24}"
-    )
+    changed = document.replace("max_amount_cny: 1500000}", "max_amount_cny: 1200000}")
     assert changed != document
     submitted = await stack.services["ingest"].client.post(
         "/v1/policies", content=changed.encode(), headers={"Content-Type": "application/yaml"}
@@ -52,7 +50,9 @@ async def test_the_catalog_filters_and_a_policys_versions(
     await page.goto(f"{stack.url}/policies/yp-new-enterprise-office?lang=en")
     versions = page.get_by_test_id("policy-version")
     await expect(versions).to_have_count(2)
-    await expect(versions.first).to_contain_text("Applications close on 2027-06-24")
+    await expect(versions.first).to_contain_text(
+        "The cap of office rent subsidy is now 1,200,000 yuan (was 1,500,000)."
+    )
     await expect(versions.last).to_contain_text("First version published.")
     assert await critical_violations(page) == []
     await page.context.close()

@@ -155,7 +155,7 @@ def test_the_version_diff_says_what_changed() -> None:
     ) in messages
     assert (
         "The cap of %(kind)s is now %(new)s yuan (was %(old)s).",
-        {"kind": "office_purchase_subsidy", "old": "3000000", "new": "2000000"},
+        {"kind": "office_purchase_subsidy", "old": 3000000, "new": 2000000},
     ) in messages
     assert ("New condition on %(field)s.", {"field": "enterprise.established_on"}) in messages
     assert len(messages) == 3

@@ -1,7 +1,8 @@
 """What changed between two versions of a policy, in plain words.
 
 Each change is a message id (English, with ``%(name)s`` placeholders, translated by
-the catalogs) and its values; the comparison is of the documents ingest stores.
+the catalogs) and its values (amounts as numbers, for the page to write as its locale
+does); the comparison is of the documents ingest stores.
 """
 
 from __future__ import annotations
@@ -87,8 +88,8 @@ def describe_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[Ch
                     N_("The cap of %(kind)s is now %(new)s yuan (was %(old)s)."),
                     {
                         "kind": after["kind"],
-                        "old": _text(before.get("max_amount_cny")),
-                        "new": _text(after.get("max_amount_cny")),
+                        "old": before.get("max_amount_cny"),
+                        "new": after.get("max_amount_cny"),
                     },
                 )
             )

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from reelpolicy_portal.domain.catalog import CatalogFilter
+from reelpolicy_portal.domain.money import number
 from reelpolicy_portal.domain.policy_diff import Change
 from reelpolicy_portal.entrypoints.http import labels
 from reelpolicy_portal.entrypoints.http.deps import PortalDep, SignedInDep, page_context
@@ -45,6 +46,11 @@ def _sentence(change: Change, locale: str) -> str:
         values["kind"] = gettext(locale, labels.benefit_kind(str(values["kind"])))
     if "field" in values:
         values["field"] = gettext(locale, labels.field(str(values["field"])))
+    for name, value in values.items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            values[name] = number(value, locale)
+        elif value is None:
+            values[name] = "—"
     return gettext(locale, change.message) % values
 
 
