@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from cryptography.fernet import MultiFernet
 
 from reelpolicy_common.db.pool import ConnectionLimits, create_pool
 from reelpolicy_common.telemetry import configure_tracing
@@ -25,6 +26,10 @@ class Portal:
     """Tests hand the services' apps in (httpx.ASGITransport) instead of URLs."""
     _pool: asyncpg.Pool | None = field(default=None, init=False)
     _services: ServicesApi | None = field(default=None, init=False)
+    cipher: MultiFernet = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cipher = self.settings.key_cipher()
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -39,7 +44,7 @@ class Portal:
         return self._services
 
     def sessions(self) -> PostgresSessionStore:
-        return PostgresSessionStore(self.pool, self.settings.key_cipher())
+        return PostgresSessionStore(self.pool, self.cipher)
 
     @asynccontextmanager
     async def lifespan(self, _app: Any = None) -> AsyncIterator[None]:
