@@ -10,6 +10,7 @@
 \getenv ingest_password INGEST_DB_PASSWORD
 \getenv rules_password RULES_DB_PASSWORD
 \getenv notify_password NOTIFY_DB_PASSWORD
+\getenv portal_password PORTAL_DB_PASSWORD
 
 -- Nobody connects to a database (or makes temporary tables there) unless granted:
 -- PUBLIC loses the defaults, each owner keeps its own.
@@ -30,3 +31,7 @@ REVOKE ALL ON DATABASE reelpolicy_rules FROM PUBLIC;
 CREATE ROLE reelpolicy_notify LOGIN PASSWORD :'notify_password';
 CREATE DATABASE reelpolicy_notify OWNER reelpolicy_notify;
 REVOKE ALL ON DATABASE reelpolicy_notify FROM PUBLIC;
+
+CREATE ROLE reelpolicy_portal LOGIN PASSWORD :'portal_password';
+CREATE DATABASE reelpolicy_portal OWNER reelpolicy_portal;
+REVOKE ALL ON DATABASE reelpolicy_portal FROM PUBLIC;

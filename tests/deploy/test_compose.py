@@ -27,7 +27,9 @@ DEPLOY = ROOT / "deploy"
 # The Compose Specification's JSON Schema (compose-spec/compose-spec, schema/compose-spec.json)
 COMPOSE_SPEC = Path(__file__).with_name("compose-spec.json")
 
-APP_SERVICES = ("registry", "ingest", "rules", "notify")
+KAFKA_SERVICES = ("registry", "ingest", "rules", "notify")
+APP_SERVICES = (*KAFKA_SERVICES, "portal")
+"""The portal is an app service without a broker: it knows the others' HTTP APIs only."""
 SCALABLE = ("rules", "notify")
 DB_PASSWORD_VARS = {name: f"{name.upper()}_DB_PASSWORD" for name in APP_SERVICES}
 """Each service's own database role's password (the init script reads them too)."""
@@ -35,6 +37,8 @@ SECRET_VARS = (
     "REELPOLICY_SECRET_KEY",
     "POSTGRES_PASSWORD",
     "NOTIFY_SEALING_KEYS",
+    "PORTAL_SESSION_SECRET",
+    "PORTAL_KEY_ENCRYPTION_KEYS",
     "GRAFANA_ADMIN_PASSWORD",
     *DB_PASSWORD_VARS.values(),
 )
@@ -207,7 +211,7 @@ def test_depends_on_targets_exist_and_use_conditions(
                 assert target in jobs, f"{target} is awaited to complete but restarts"
 
 
-@pytest.mark.parametrize("name", APP_SERVICES)
+@pytest.mark.parametrize("name", KAFKA_SERVICES)
 def test_app_service_waits_for_kafka_postgres_topics_and_its_migrations(
     services: dict[str, dict[str, Any]], name: str
 ) -> None:
@@ -223,6 +227,24 @@ def test_app_service_waits_for_kafka_postgres_topics_and_its_migrations(
     assert all(deps.get(job) == COMPLETED for job in topic_jobs)
     assert service.get("command") in (None, [f"reelpolicy-{name}", "serve"])
     assert "/healthz" in json.dumps(service["healthcheck"]["test"])
+
+
+def test_the_portal_waits_for_its_migrations_and_reaches_the_services_by_name(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    portal = services["portal"]
+    deps = {target: spec.get("condition") for target, spec in depends_on(portal).items()}
+    assert deps.get("postgres") == HEALTHY
+    assert deps.get(migration_job("portal")) == COMPLETED
+    assert "kafka" not in deps, "the portal consumes and publishes no event"
+    env = environment(portal)
+    assert "KAFKA_BOOTSTRAP_SERVERS" not in env
+    for name in KAFKA_SERVICES:
+        assert deps.get(name) == HEALTHY, f"the portal starts before {name} answers"
+        port = environment(services[name])["HTTP_PORT"]
+        assert env[f"{name.upper()}_URL"] == f"http://{name}:{port}"
+    assert portal.get("command") == ["reelpolicy-portal", "serve"]
+    assert "/healthz" in json.dumps(portal["healthcheck"]["test"])
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
@@ -309,7 +331,7 @@ def test_kafka_is_kraft_and_healthchecked_with_its_own_scripts(
     assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false", "topics come from the topic job"
     assert "/opt/kafka/bin/" in json.dumps(kafka["healthcheck"]["test"])
-    for name in APP_SERVICES:
+    for name in KAFKA_SERVICES:
         assert environment(services[name])["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
         assert environment(services[name])["KAFKA_ENABLE_IDEMPOTENCE"] == "true"
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.servers
 ROOT = Path(__file__).resolve().parents[2]
 INIT_SCRIPT = ROOT / "deploy" / "postgres" / "10-create-databases.sql"
 HAND_OVER = ROOT / "deploy" / "hand-over-database.sql"
-SERVICES = ("registry", "ingest", "rules", "notify")
+SERVICES = ("registry", "ingest", "rules", "notify", "portal")
 
 
 @pytest.fixture(scope="module")

@@ -64,7 +64,7 @@ def test_up_down_up(
     monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
     monkeypatch.setenv("REELPOLICY_BROKER_PORT", str(free_port()))
     monkeypatch.setenv("SMTP_PORT", str(free_port()))
-    for name in ("REGISTRY", "INGEST", "RULES", "NOTIFY"):
+    for name in ("REGISTRY", "INGEST", "RULES", "NOTIFY", "PORTAL"):
         monkeypatch.setenv(f"{name}_PORT", str(free_port()))
     rules_db = database_uri(admin, "reelpolicy_rules")
 
@@ -78,6 +78,10 @@ def test_up_down_up(
         )
         assert policies.status_code == 200
         assert len(policies.json()["items"]) >= 20  # the catalog was synced
+        # the portal is up beside the services and shows its sign-in form
+        sign_in = httpx.get(f"{urls['portal']}/sign-in")
+        assert sign_in.status_code == 200
+        assert 'name="api_key"' in sign_in.text
 
         # rules has evaluated the demo data (1,200 records) and stopped changing
         handled = asyncio.run(settled(rules_db, "processed_events", at_least=1200))

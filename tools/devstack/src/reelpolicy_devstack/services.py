@@ -1,4 +1,5 @@
-"""Running the four services as separate processes, as ``make up`` and the e2e test do."""
+"""Running the four services (and the portal) as separate processes, as ``make up`` and the
+e2e test do."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ import httpx
 
 SERVICES: tuple[str, ...] = ("registry", "ingest", "rules", "notify")
 DEFAULT_PORTS: dict[str, int] = {"registry": 8001, "ingest": 8002, "rules": 8003, "notify": 8004}
+PORTAL = "portal"
+"""The companies' web portal: no broker, only the services' HTTP APIs (started after them)."""
+PORTAL_PORT = 8005
 
 
 def command(service: str, *args: str) -> list[str]:

@@ -13,8 +13,9 @@
    in ``.devdata/operator_key``; one the registry refuses, e.g. revoked, is replaced
    by a fresh one), the policy catalog is synced (a revoked policy stays revoked), and
    on first start demo data (``reelpolicy-datagen``) is imported.
-6. The four services start as separate processes; once all are healthy their URLs
-   are printed. A service that exits is started again with backoff (1 s doubling to
+6. The four services start as separate processes, then the portal (its own database
+   for sessions; it reaches the services through their HTTP APIs); once all are
+   healthy their URLs are printed. A service that exits is started again with backoff (1 s doubling to
    30 s), appending to its log. Ctrl-C (or SIGTERM) stops everything this command
    started.
 """
@@ -48,6 +49,8 @@ from reelpolicy_devstack.servers import (
 )
 from reelpolicy_devstack.services import (
     DEFAULT_PORTS,
+    PORTAL,
+    PORTAL_PORT,
     SERVICES,
     CommandError,
     ServiceGroup,
@@ -148,7 +151,9 @@ class Stack:
             run("datagen", *counts, "--seed", "7", "--out", str(demo), env=envs["registry"])
             run("registry", "import", str(demo), env=envs["registry"])
 
-        for name in SERVICES:
+        envs[PORTAL] = self._portal_env(admin_url, envs)
+        run(PORTAL, "migrate", env=envs[PORTAL])
+        for name in (*SERVICES, PORTAL):
             self.group.start(
                 name,
                 port=int(envs[name]["HTTP_PORT"]),
@@ -158,11 +163,43 @@ class Stack:
         self.group.wait_healthy(timeout=90)
         print("\nreelpolicy is up:")
         for proc in self.group.processes:
-            print(f"  {proc.name:<9} {proc.url}  (docs {proc.url}/docs)")
+            if proc.name == PORTAL:
+                print(f"  {proc.name:<9} {proc.url}  (sign in with a company's API key)")
+            else:
+                print(f"  {proc.name:<9} {proc.url}  (docs {proc.url}/docs)")
         print(f"  operator key   {operator_key}")
         print(f"  mail sink      smtp://127.0.0.1:{self.mail.port} -> {self.mail.folder}/")
         print(f"  logs           {self.data_dir / 'logs'}/")
         print("Ctrl-C stops everything.", flush=True)
+
+    def _portal_env(self, admin_url: str, envs: dict[str, dict[str, str]]) -> dict[str, str]:
+        """The portal's settings: its own database (sessions), the services' URLs, and its
+        two secrets kept in .devdata like the others (a Fernet key is 32 random bytes,
+        url-safe base64)."""
+        db = "reelpolicy_portal"
+        asyncio.run(ensure_database(admin_url, db))
+        session_secret = _secret(
+            self.data_dir / "portal_session_secret",
+            "PORTAL_SESSION_SECRET",
+            make=lambda: secrets.token_urlsafe(32),
+        )
+        encryption_keys = _secret(
+            self.data_dir / "portal_key_encryption_keys",
+            "PORTAL_KEY_ENCRYPTION_KEYS",
+            make=lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        )
+        urls = {
+            f"{name.upper()}_URL": f"http://127.0.0.1:{envs[name]['HTTP_PORT']}"
+            for name in ("registry", "ingest", "rules", "notify")
+        }
+        return {
+            "SERVICE_NAME": PORTAL,
+            "DATABASE_URL": database_uri(admin_url, db),
+            "HTTP_PORT": os.environ.get("PORTAL_PORT", str(PORTAL_PORT)),
+            "PORTAL_SESSION_SECRET": session_secret,
+            "PORTAL_KEY_ENCRYPTION_KEYS": encryption_keys,
+            **urls,
+        }
 
     def wait(self) -> None:
         """Restart services that exit (with backoff) until Ctrl-C or SIGTERM."""

@@ -1,0 +1,106 @@
+"""Sign in with an API key or a one-time link; sign out; the language switch."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from reelpolicy_portal.domain.money import LOCALES
+from reelpolicy_portal.entrypoints.http.deps import (
+    CsrfChecked,
+    PageNotFoundError,
+    PortalDep,
+    clear_session_cookie,
+    page_context,
+    session_id_of,
+    set_session_cookie,
+)
+from reelpolicy_portal.entrypoints.http.rendering import LANG_COOKIE, render
+from reelpolicy_portal.handlers.sign_in import (
+    SignInRefusedError,
+    sign_in_with_key,
+    sign_in_with_link,
+    sign_out,
+)
+
+router = APIRouter(tags=["sign-in"])
+
+
+def _lifetime(portal: PortalDep) -> timedelta:
+    return timedelta(hours=portal.settings.portal_session_hours)
+
+
+def _signed_in_redirect(portal: PortalDep, session_id: str) -> Response:
+    response = RedirectResponse("/", status_code=303)
+    set_session_cookie(response, portal, session_id)
+    return response
+
+
+@router.get("/sign-in", response_class=HTMLResponse)
+async def sign_in_form(request: Request, portal: PortalDep) -> Response:
+    return render(request, "sign_in.html", page_context(request, portal, refused=False))
+
+
+@router.post("/sign-in", dependencies=[CsrfChecked])
+async def sign_in(
+    request: Request, portal: PortalDep, api_key: Annotated[str, Form()] = ""
+) -> Response:
+    try:
+        session_id = await sign_in_with_key(
+            services=portal.services,
+            sessions=portal.sessions(),
+            api_key=api_key,
+            lifetime=_lifetime(portal),
+        )
+    except SignInRefusedError:
+        context = page_context(request, portal, refused=True)
+        return render(request, "sign_in.html", context, status_code=401)
+    return _signed_in_redirect(portal, session_id)
+
+
+@router.get("/sign-in/link")
+async def sign_in_link(request: Request, portal: PortalDep, token: str = "") -> Response:
+    """Redeem a one-time link and go on to a clean address (the token is kept nowhere)."""
+    try:
+        session_id = await sign_in_with_link(
+            services=portal.services,
+            sessions=portal.sessions(),
+            token=token,
+            lifetime=_lifetime(portal),
+        )
+    except SignInRefusedError:
+        context = page_context(request, portal, refused=False, link_refused=True)
+        return render(request, "sign_in.html", context, status_code=404)
+    return _signed_in_redirect(portal, session_id)
+
+
+@router.post("/sign-out", dependencies=[CsrfChecked])
+async def sign_out_route(request: Request, portal: PortalDep) -> Response:
+    session_id = session_id_of(request, portal)
+    if session_id is not None:
+        await sign_out(services=portal.services, sessions=portal.sessions(), session_id=session_id)
+    response = RedirectResponse("/sign-in", status_code=303)
+    clear_session_cookie(response)
+    return response
+
+
+@router.get("/lang/{locale}")
+async def switch_language(locale: str, portal: PortalDep, next: str = "/") -> Response:
+    if locale not in LOCALES:
+        raise PageNotFoundError()
+    # only a path of this site: never an open redirect
+    target = next if next.startswith("/") and not next.startswith(("//", "/\\")) else "/"
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        LANG_COOKIE,
+        locale,
+        max_age=365 * 24 * 3600,
+        httponly=True,
+        samesite="lax",
+        secure=portal.settings.portal_secure_cookies,
+        path="/",
+    )
+    return response
