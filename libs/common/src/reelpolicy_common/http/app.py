@@ -35,13 +35,16 @@ def create_service_app(
     routers: list[APIRouter],
     version: str = "0.1.0",
     body_limits: Mapping[str, int] | None = None,
+    unauthenticated_paths: frozenset[str] = frozenset(),
 ) -> FastAPI:
     """Build the service's app; ``runtime.lifespan`` starts and stops its I/O.
 
     Request bodies are limited to ``MAX_BODY_BYTES`` unless ``body_limits`` gives
     their path prefix (e.g. ``/v1/import``) a limit of its own (see
     :mod:`~reelpolicy_common.http.body_limit`). A non-public path needs a valid API
-    key before anything reads its body (:mod:`~reelpolicy_common.http.authenticate`).
+    key before anything reads its body (:mod:`~reelpolicy_common.http.authenticate`),
+    but for ``unauthenticated_paths``: routes meant for callers without a key (which
+    the OpenAPI document still shows with their problems, unlike the operational paths).
     """
     app = FastAPI(title=title, description=description, version=version, lifespan=runtime.lifespan)
     app.state.runtime = runtime
@@ -63,7 +66,7 @@ def create_service_app(
             AuthenticateFirst,
             runtime=runtime,
             secret_key=settings.reelpolicy_secret_key.get_secret_value(),
-            public_paths=PUBLIC_PATHS,
+            public_paths=PUBLIC_PATHS | unauthenticated_paths,
             limiter=limiter,
             limit_operators=settings.rate_limit_operators,
         )
