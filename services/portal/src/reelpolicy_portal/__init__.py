@@ -1,0 +1,1 @@
+"""reelpolicy portal: the companies' pages in the browser."""
