@@ -30,6 +30,14 @@ def count(dsn: str, sql: str, *args: object) -> int:
     return asyncio.run(go())
 
 
+async def only_enterprise_id(dsn: str) -> str:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return str(await conn.fetchval("SELECT id FROM enterprises"))
+    finally:
+        await conn.close()
+
+
 @pytest.fixture
 def env(fresh_database: str, bootstrap_servers: str, monkeypatch: pytest.MonkeyPatch) -> str:
     asyncio.run(migrate_service(fresh_database, "reelpolicy_registry.migrations", "registry"))
@@ -115,3 +123,25 @@ def test_import_reads_rows_of_files_as_written(
     titles = "SELECT count(*) FROM productions WHERE attributes->>'title' = $1"
     assert count(env, titles, "a\u2028b") == 1
     assert count(env, titles, "line one\r\nline two") == 1
+
+
+def test_portal_link_prints_a_one_time_sign_in_url(
+    env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = tmp_path / "one.jsonl"
+    rows.write_text(json.dumps({"type": "enterprise", **new_enterprise()}) + "\n")
+    assert main(["import", str(rows)]) == 0
+    enterprise_id = asyncio.run(only_enterprise_id(env))
+    capsys.readouterr()
+    assert main(["portal-link", "--enterprise", enterprise_id]) == 0
+    url = capsys.readouterr().out.strip()
+    assert re.fullmatch(r"http://127\.0\.0\.1:8005/sign-in/link\?token=[A-Za-z0-9_-]{43}", url)
+    assert (
+        count(
+            env, "SELECT count(*) FROM portal_links WHERE enterprise_id = $1::uuid", enterprise_id
+        )
+        == 1
+    )
+    unknown = "0193a4c2-7d1e-7c3a-9f10-5b2e8d4c6a01"
+    assert main(["portal-link", "--enterprise", unknown]) == 1
+    assert f"enterprise {unknown} not found" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""``reelpolicy-registry``: serve, migrate, api-keys, import, republish."""
+"""``reelpolicy-registry``: serve, migrate, api-keys, portal-link, import, republish."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,7 +17,7 @@ from reelpolicy_registry.adapters.postgres import RegistryUnitOfWork
 from reelpolicy_registry.config import Settings
 from reelpolicy_registry.domain.errors import InvalidRecordError, NotFoundError
 from reelpolicy_registry.domain.import_files import MalformedFileError, csv_rows, jsonl_rows
-from reelpolicy_registry.handlers import api_keys, records
+from reelpolicy_registry.handlers import api_keys, portal_links, records
 from reelpolicy_registry.handlers.imports import import_rows
 from reelpolicy_registry.main import create_app
 
@@ -64,6 +65,28 @@ def _revoke_key(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"revoked {args.key_id}")
+    return 0
+
+
+def _portal_link(args: argparse.Namespace) -> int:
+    settings = Settings()
+    try:
+        minted = asyncio.run(
+            _with_uow(
+                settings,
+                lambda uow: portal_links.mint_portal_link(
+                    uow=uow,
+                    enterprise_id=args.enterprise,
+                    portal_base_url=str(settings.portal_base_url),
+                    valid_for=timedelta(minutes=settings.portal_link_valid_minutes),
+                ),
+            )
+        )
+    except NotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(minted.url)
+    print(f"valid once, until {minted.expires_at.isoformat(timespec='seconds')}", file=sys.stderr)
     return 0
 
 
@@ -128,6 +151,11 @@ def _extra(commands: Any) -> None:
     revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
     revoke.set_defaults(handler=_revoke_key)
+    link = commands.add_parser(
+        "portal-link", help="mint a one-time sign-in link to the portal and print its URL"
+    )
+    link.add_argument("--enterprise", required=True, help="the enterprise id to sign in as")
+    link.set_defaults(handler=_portal_link)
     load = commands.add_parser("import", help="bulk-import a JSON Lines or CSV file")
     load.add_argument("file", type=Path)
     load.add_argument("--format", choices=["jsonl", "csv"], default=None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import AnyHttpUrl, Field
 
 from reelpolicy_common.settings import SecretKeySettings
 
@@ -36,4 +36,14 @@ class Settings(SecretKeySettings):
         ge=0,
         description="Worker processes that validate import rows beside the database writes"
         " (started on the first import, then kept); 0 validates in a thread instead.",
+    )
+    portal_base_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl("http://127.0.0.1:8005"),
+        description="The portal's address: a sign-in link is {PORTAL_BASE_URL}/sign-in/link?token=...",
+    )
+    portal_link_valid_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=24 * 60,
+        description="How long a one-time sign-in link to the portal can be redeemed.",
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from reelpolicy_common.uow import PublishingUnitOfWorkPort
@@ -69,6 +69,19 @@ class ApiKeyRepository(Protocol):
     async def find(self) -> list[ApiKeyRecord]: ...
 
 
+class PortalLinkRepository(Protocol):
+    async def add(
+        self, *, token_hash: str, enterprise_id: str, created_at: datetime, expires_at: datetime
+    ) -> None: ...
+
+    async def claim(self, token_hash: str, *, now: datetime) -> str | None:
+        """Mark the link redeemed if it is unused and unexpired at ``now``; its enterprise
+        id, or ``None``. Of concurrent claims of one link, one gets it."""
+        ...
+
+    async def record_key(self, token_hash: str, key_id: str) -> None: ...
+
+
 ProductionStage = tuple[str, str, str | None, str | None, bytes]
 """A production row of an import: candidate id, enterprise id, external id,
 import key (the row's fingerprint, when it has no external id) and attributes JSON."""
@@ -105,6 +118,9 @@ class UnitOfWork(PublishingUnitOfWorkPort, Protocol):
 
     @property
     def api_keys(self) -> ApiKeyRepository: ...
+
+    @property
+    def portal_links(self) -> PortalLinkRepository: ...
 
     @property
     def import_staging(self) -> ImportStaging: ...

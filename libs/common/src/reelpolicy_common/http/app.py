@@ -35,17 +35,17 @@ def create_service_app(
     routers: list[APIRouter],
     version: str = "0.1.0",
     body_limits: Mapping[str, int] | None = None,
-    public_prefixes: tuple[str, ...] = (),
+    keyless_paths: frozenset[str] = frozenset(),
 ) -> FastAPI:
     """Build the service's app; ``runtime.lifespan`` starts and stops its I/O.
 
     Request bodies are limited to ``MAX_BODY_BYTES`` unless ``body_limits`` gives
     their path prefix (e.g. ``/v1/import``) a limit of its own (see
     :mod:`~reelpolicy_common.http.body_limit`). A non-public path needs a valid API
-    key before anything reads its body (:mod:`~reelpolicy_common.http.authenticate`);
-    paths under ``public_prefixes`` need none: pages for people outside the API (left
-    out of its OpenAPI document) whose routes check what they are given, e.g. notify's
-    signed unsubscribe links.
+    key before anything reads its body (:mod:`~reelpolicy_common.http.authenticate`),
+    but for ``keyless_paths``: routes for callers without a key, which check the
+    credential they are given themselves (registry's sign-in link redeem, notify's signed
+    unsubscribe links). An entry ending in ``/`` covers every path under it.
     """
     app = FastAPI(title=title, description=description, version=version, lifespan=runtime.lifespan)
     app.state.runtime = runtime
@@ -67,10 +67,10 @@ def create_service_app(
             AuthenticateFirst,
             runtime=runtime,
             secret_key=settings.reelpolicy_secret_key.get_secret_value(),
-            public_paths=PUBLIC_PATHS,
+            public_paths=PUBLIC_PATHS | {p for p in keyless_paths if not p.endswith("/")},
             limiter=limiter,
             limit_operators=settings.rate_limit_operators,
-            public_prefixes=public_prefixes,
+            public_prefixes=tuple(sorted(p for p in keyless_paths if p.endswith("/"))),
         )
 
     @app.get(

@@ -1,10 +1,10 @@
-"""Enterprise, production and API-key repositories and the unit of work on asyncpg."""
+"""Enterprise, production, API-key and portal-link repositories and the unit of work on asyncpg."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -310,10 +310,46 @@ class PostgresApiKeyRepository:
         ]
 
 
+class PostgresPortalLinkRepository:
+    """The registry's ``portal_links`` table (migration 004)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def add(
+        self, *, token_hash: str, enterprise_id: str, created_at: datetime, expires_at: datetime
+    ) -> None:
+        await self._conn.execute(
+            "INSERT INTO portal_links (token_hash, enterprise_id, created_at, expires_at)"
+            " VALUES ($1, $2::uuid, $3, $4)",
+            token_hash,
+            enterprise_id,
+            created_at,
+            expires_at,
+        )
+
+    async def claim(self, token_hash: str, *, now: datetime) -> str | None:
+        # a concurrent claim waits for this row's lock, then finds redeemed_at set
+        enterprise_id: str | None = await self._conn.fetchval(
+            "UPDATE portal_links SET redeemed_at = $2"
+            " WHERE token_hash = $1 AND redeemed_at IS NULL AND expires_at > $2"
+            " RETURNING enterprise_id::text",
+            token_hash,
+            now,
+        )
+        return enterprise_id
+
+    async def record_key(self, token_hash: str, key_id: str) -> None:
+        await self._conn.execute(
+            "UPDATE portal_links SET key_id = $2 WHERE token_hash = $1", token_hash, key_id
+        )
+
+
 class RegistryUnitOfWork(PostgresUnitOfWork):
     enterprises: PostgresEnterpriseRepository
     productions: PostgresProductionRepository
     api_keys: PostgresApiKeyRepository
+    portal_links: PostgresPortalLinkRepository
     import_staging: PostgresImportStaging
 
     async def __aenter__(self) -> RegistryUnitOfWork:
@@ -322,4 +358,5 @@ class RegistryUnitOfWork(PostgresUnitOfWork):
         self.enterprises = PostgresEnterpriseRepository(self.conn)
         self.productions = PostgresProductionRepository(self.conn)
         self.api_keys = PostgresApiKeyRepository(self.conn)
+        self.portal_links = PostgresPortalLinkRepository(self.conn)
         return self

@@ -21,7 +21,7 @@ from reelpolicy_registry.domain.api_keys import (
 )
 from reelpolicy_registry.domain.errors import InvalidRecordError, NotFoundError
 from reelpolicy_registry.domain.events import api_key_event
-from reelpolicy_registry.ports import UowFactory
+from reelpolicy_registry.ports import UnitOfWork, UowFactory
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,43 @@ async def issue_api_key(
             if existing.key_hash != key_hash or existing.revoked:
                 raise InvalidRecordError.one("key", "this key id is taken or revoked")
             return IssuedKey(key_id, key, created=False)
-        await work.api_keys.store(
+        await _store_issued(work, key_id, key_hash, role, enterprise_id, label)
+        await work.commit()
+    return IssuedKey(key_id, key, created=True)
+
+
+async def issue_company_key_in(
+    work: UnitOfWork, *, secret_key: str, enterprise_id: str, label: str
+) -> IssuedKey:
+    """Issue a fresh company key of a live enterprise within ``work``, an open unit of
+    work of another use case (which checked the enterprise and commits)."""
+    key_id, key = new_api_key()
+    await _store_issued(
+        work, key_id, hash_api_key(key, secret_key=secret_key), "company", enterprise_id, label
+    )
+    return IssuedKey(key_id, key, created=True)
+
+
+async def _store_issued(
+    work: UnitOfWork,
+    key_id: str,
+    key_hash: str,
+    role: Role,
+    enterprise_id: str | None,
+    label: str | None,
+) -> None:
+    await work.api_keys.store(
+        key_id=key_id,
+        key_hash=key_hash,
+        role=role,
+        enterprise_id=enterprise_id,
+        label=label,
+        revoked=False,
+        version=ISSUED_VERSION,
+    )
+    work.publish(
+        topics.REGISTRY,
+        api_key_event(
             key_id=key_id,
             key_hash=key_hash,
             role=role,
@@ -63,28 +99,19 @@ async def issue_api_key(
             label=label,
             revoked=False,
             version=ISSUED_VERSION,
-        )
-        work.publish(
-            topics.REGISTRY,
-            api_key_event(
-                key_id=key_id,
-                key_hash=key_hash,
-                role=role,
-                enterprise_id=enterprise_id,
-                label=label,
-                revoked=False,
-                version=ISSUED_VERSION,
-            ),
-        )
-        await work.commit()
-    return IssuedKey(key_id, key, created=True)
+        ),
+    )
 
 
-async def revoke_api_key(*, uow: UowFactory, key_id: str) -> ApiKeyRecord:
-    """Revoke a key; revoking twice changes nothing and emits nothing."""
+async def revoke_api_key(*, uow: UowFactory, key_id: str, owner: str | None = None) -> ApiKeyRecord:
+    """Revoke a key; revoking twice changes nothing and emits nothing.
+
+    ``owner`` (a company caller's enterprise) may revoke only that enterprise's keys:
+    any other key, an operator's too, is not found, as every record of another is.
+    """
     async with uow() as work:
         existing = await work.api_keys.get(key_id)
-        if existing is None:
+        if existing is None or (owner is not None and existing.enterprise_id != owner):
             raise NotFoundError("api key", key_id)
         if existing.revoked:
             return existing

@@ -1,4 +1,8 @@
-"""``/v1/api-keys``: issue, list and revoke API keys (operator only)."""
+"""``/v1/api-keys``: issue, list and revoke API keys.
+
+Operators do everything; a company key may revoke its own enterprise's keys (the
+portal signs out by revoking its session key), and nothing else here.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from reelpolicy_common.auth import Role
 from reelpolicy_common.http import problem_example, problem_responses
-from reelpolicy_common.http.authenticate import OperatorPrincipal
+from reelpolicy_common.http.authenticate import CurrentPrincipal, OperatorPrincipal
 from reelpolicy_contracts.storable import StoredText
 from reelpolicy_registry.domain.api_keys import ApiKeyRecord
-from reelpolicy_registry.entrypoints.http.deps import RegistryDep
+from reelpolicy_registry.entrypoints.http.deps import RegistryDep, owner_of
 from reelpolicy_registry.entrypoints.http.errors import call
 from reelpolicy_registry.entrypoints.http.schemas import BAD_JSON
 from reelpolicy_registry.handlers import api_keys as use_cases
@@ -124,9 +128,32 @@ async def list_keys(registry: RegistryDep, _: OperatorPrincipal) -> list[ApiKeyR
         return [_resource(k) for k in await work.api_keys.find()]
 
 
-@router.delete("/{key_id}", response_model=ApiKeyResource, responses=problem_responses(403, 404))
+@router.delete(
+    "/{key_id}",
+    response_model=ApiKeyResource,
+    responses=problem_responses(
+        404,
+        descriptions={
+            404: "No such key, or (a company caller) not a key of the caller's enterprise"
+        },
+        examples={
+            404: problem_example(
+                404, "api key 3f9a1c2b7d4e not found", ("id", "api key 3f9a1c2b7d4e not found")
+            )
+        },
+    ),
+)
 async def revoke_key(
-    key_id: Annotated[StoredText, Path(max_length=64)], registry: RegistryDep, _: OperatorPrincipal
+    key_id: Annotated[StoredText, Path(max_length=64)],
+    registry: RegistryDep,
+    principal: CurrentPrincipal,
 ) -> ApiKeyResource:
-    """Revoke a key (idempotent); every service stops accepting it once it sees the event."""
-    return _resource(await call(use_cases.revoke_api_key(uow=registry.uow, key_id=key_id)))
+    """Revoke a key (idempotent); every service stops accepting it once it sees the event.
+
+    An operator revokes any key; a company key only its own enterprise's keys, itself
+    included (how the portal signs out); any other key is 404 to it.
+    """
+    revoked = await call(
+        use_cases.revoke_api_key(uow=registry.uow, key_id=key_id, owner=owner_of(principal))
+    )
+    return _resource(revoked)
