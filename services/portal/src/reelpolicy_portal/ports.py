@@ -77,3 +77,52 @@ class Services(Protocol):
     async def policy_version(
         self, api_key: str, policy_id: str, version: int
     ) -> dict[str, Any]: ...
+
+
+class Alerts(Protocol):
+    """notify's public HTTP API (subscriptions and their delivery log), with a key."""
+
+    async def subscriptions(
+        self, api_key: str, enterprise_id: str | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    async def subscription(self, api_key: str, subscription_id: str) -> dict[str, Any]: ...
+
+    async def create_subscription(self, api_key: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The new subscription with its ``secret`` (notify shows it this once)."""
+        ...
+
+    async def change_subscription(
+        self, api_key: str, subscription_id: str, changes: dict[str, Any]
+    ) -> dict[str, Any]: ...
+
+    async def delete_subscription(self, api_key: str, subscription_id: str) -> None: ...
+
+    async def rotate_secret(self, api_key: str, subscription_id: str) -> dict[str, Any]: ...
+
+    async def send_test(self, api_key: str, subscription_id: str) -> str:
+        """Queue a test message; the id of its delivery."""
+        ...
+
+    async def deliveries(
+        self,
+        api_key: str,
+        *,
+        subscription_id: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]: ...
+
+    async def replay_delivery(self, api_key: str, delivery_id: str) -> dict[str, Any]: ...
+
+
+class Operations(Alerts, Protocol):
+    """What the operator's pages read besides notify: rules' simulation, dead letters."""
+
+    async def simulate(self, api_key: str, draft: bytes) -> dict[str, Any]:
+        """Raises :class:`~reelpolicy_portal.domain.simulation.DraftRejectedError`."""
+        ...
+
+    async def dead_letters(self) -> dict[str, dict[str, int]]:
+        """Per service, dead letters waiting by original topic."""
+        ...
