@@ -138,7 +138,7 @@ async def key_known(stack: PortalStack, key: str, *services: str) -> None:
         path = {"notify": "/v1/subscriptions", "rules": "/v1/eligibility"}.get(name, "/v1/policies")
 
         async def accepted(client: httpx.AsyncClient = client, path: str = path) -> bool:
-            return (await client.get(path)).status_code == 200
+            return (await client.get(path)).status_code != 401  # 401: key not known yet
 
         async with client:
             await eventually(accepted, timeout=30)
