@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from reelpolicy_portal.domain.feed_access import FeedAccess
 from reelpolicy_portal.domain.sessions import Identity, Role, Session
 
 
@@ -126,3 +127,17 @@ class Operations(Alerts, Protocol):
     async def dead_letters(self) -> dict[str, dict[str, int]]:
         """Per service, dead letters waiting by original topic."""
         ...
+
+
+class FeedTokens(Protocol):
+    """The secret feed addresses: one live token per enterprise, stored hashed."""
+
+    async def mint(self, *, enterprise_id: str, api_key: str, locale: str) -> str:
+        """A new token (the enterprise's previous one stops working)."""
+        ...
+
+    async def live_since(self, enterprise_id: str) -> datetime | None: ...
+
+    async def revoke(self, enterprise_id: str) -> bool: ...
+
+    async def resolve(self, token: str) -> FeedAccess | None: ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from reelpolicy_portal.entrypoints.http import alerts, operator, overview, sign_in
+from reelpolicy_portal.entrypoints.http import alerts, feeds, operator, overview, sign_in
 
 routers: list[APIRouter] = [sign_in.router, overview.router]
-routers += [alerts.router, operator.router]
+routers += [alerts.router, operator.router, feeds.router]
