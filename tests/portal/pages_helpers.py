@@ -142,3 +142,39 @@ async def key_known(stack: PortalStack, key: str, *services: str) -> None:
 
         async with client:
             await eventually(accepted, timeout=30)
+
+
+@dataclass
+class AnsweringReceiver:
+    """A webhook receiver whose answer (status and body) the test sets."""
+
+    status: int = 200
+    body: bytes = b""
+    received: int = 0
+
+    def __post_init__(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                receiver.received += 1
+                self.send_response(receiver.status)
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(receiver.body)))
+                self.end_headers()
+                self.wfile.write(receiver.body)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -10,6 +10,7 @@ from typing import get_args
 import pytest
 from browser import new_page
 from pages_helpers import (
+    AnsweringReceiver,
     DingTalkRobot,
     check_and_capture,
     csrf_of,
@@ -17,7 +18,7 @@ from pages_helpers import (
     sign_in,
     signed_in_client,
 )
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Locator, Page, expect
 from portal_stack import PortalStack
 from standardwebhooks import Webhook
 
@@ -109,6 +110,40 @@ async def test_a_webhook_subscription_from_creation_to_deletion(
         await page.click("form[action$='/delete'] button")
         await expect(page).to_have_url(f"{stack.url}/alerts?done=deleted")
         assert await page.get_by_test_id("subscription-row").count() == 0
+        await page.context.close()
+    finally:
+        receiver.close()
+
+
+async def test_a_failed_delivery_shows_the_answer_and_is_sent_again(
+    stack: PortalStack, browser: Browser
+) -> None:
+    _, key = await new_company(stack, "杨浦重发测试")
+    receiver = AnsweringReceiver(status=400, body="接收端：缺少字段 x".encode())
+    try:
+        page = await new_page(browser)
+        await sign_in(page, stack, key)
+        await subscribe(page, stack, "webhook", receiver.url)
+        await page.click("a[href^='/alerts/subscriptions/']")
+        await page.click("form[action$='/test'] button")
+        failed = page.locator("[data-testid=delivery-row][data-status=failed]")
+
+        async def shown(rows: Locator) -> bool:
+            await page.reload()
+            return await rows.count() == 1
+
+        await eventually(lambda: shown(failed), timeout=30)
+        await expect(failed).to_contain_text("400")
+        await expect(failed).to_contain_text("接收端：缺少字段 x")  # the response excerpt
+        receiver.status, receiver.body = 200, b"ok"
+        await page.goto(f"{stack.url}/alerts/deliveries?status=failed")
+        await page.click("[data-testid=delivery-row] form[action$='/replay'] button")
+        await expect(page.get_by_role("status")).to_be_visible()
+        delivered = page.locator("[data-testid=delivery-row][data-status=succeeded]")
+        await page.goto(f"{stack.url}/alerts/deliveries")
+        await eventually(lambda: shown(delivered), timeout=30)
+        assert receiver.received == 2
+        assert await page.get_by_test_id("delivery-row").count() == 1  # the same delivery
         await page.context.close()
     finally:
         receiver.close()
