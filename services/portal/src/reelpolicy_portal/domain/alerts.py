@@ -36,14 +36,19 @@ class ChannelChoice:
     """The form field that carries the destination: ``url`` or ``email``."""
     robot_secret: bool = False
     """The group robot signs (DingTalk, Feishu): its signing secret is asked for too."""
+    notify_secret: bool = True
+    """notify signs with a secret of its own (``whsec_``), shown once and rotatable;
+    group robots are signed with their platform's secret, or not at all."""
 
 
 CHANNELS: tuple[ChannelChoice, ...] = (
     ChannelChoice("webhook", "Webhook (signed HTTPS POST)", "url"),
     ChannelChoice("email", "E-mail", "email"),
-    ChannelChoice("wecom", "WeCom group robot", "url"),
-    ChannelChoice("dingtalk", "DingTalk group robot", "url", robot_secret=True),
-    ChannelChoice("feishu", "Feishu group robot", "url", robot_secret=True),
+    ChannelChoice("wecom", "WeCom group robot", "url", notify_secret=False),
+    ChannelChoice(
+        "dingtalk", "DingTalk group robot", "url", robot_secret=True, notify_secret=False
+    ),
+    ChannelChoice("feishu", "Feishu group robot", "url", robot_secret=True, notify_secret=False),
 )
 CHANNELS_BY_NAME = {c.name: c for c in CHANNELS}
 

@@ -118,6 +118,8 @@ async def create_subscription(
         else:
             context["error"] = {"field": None, "message": exc.detail, "translate": False}
         return render(request, "alerts.html", context, status_code=400)
+    if not created.get("secret"):  # a group robot: signed with its platform's secret
+        return _back(str(created["id"]), "created")
     return render(
         request,
         "alert_secret.html",
@@ -185,7 +187,10 @@ async def rotate_secret(
     request: Request, portal: PortalDep, user: SignedInDep, subscription_id: str
 ) -> Response:
     _company(user)
-    rotated = await portal.services.rotate_secret(user.api_key, _id(subscription_id))
+    try:
+        rotated = await portal.services.rotate_secret(user.api_key, _id(subscription_id))
+    except InputRejectedError:  # 409: a group robot's secret is its platform's
+        return _back(subscription_id, "no-secret")
     subscription = await portal.services.subscription(user.api_key, _id(subscription_id))
     return render(
         request,
