@@ -8,7 +8,7 @@ import re
 from typing import get_args
 
 import pytest
-from browser import new_page
+from browser import critical_violations, new_page
 from pages_helpers import (
     AnsweringReceiver,
     DingTalkRobot,
@@ -58,6 +58,7 @@ async def subscribe(
     shown = await page.get_by_test_id("signing-secret").text_content()
     assert shown is not None
     assert shown.startswith("whsec_"), shown
+    assert await critical_violations(page) == []
     await page.click("a[href^='/alerts/subscriptions/']")
     return shown
 

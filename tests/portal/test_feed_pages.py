@@ -9,10 +9,11 @@ import xml.etree.ElementTree as ET
 import asyncpg
 import httpx
 import pytest
+from browser import critical_violations, new_page
 from icalendar import Calendar
-from pages_helpers import check_and_capture, csrf_of, signed_in_client
-from playwright.async_api import Browser
-from portal_stack import PortalStack
+from pages_helpers import check_and_capture, csrf_of, sign_in, signed_in_client
+from playwright.async_api import Browser, expect
+from portal_stack import PortalStack, artifact_dir
 
 from service_harness import ROOT, eventually
 
@@ -116,3 +117,13 @@ async def test_feeds_from_minting_to_revocation(stack: PortalStack, browser: Bro
         assert (await reader.get(f"{stack.url}/feeds/{'x' * 43}/deadlines.ics")).status_code == 404
         assert (await client.post("/feeds/mint")).status_code == 403
     await check_and_capture(browser, stack, key, "/feeds", "feeds")
+    page = await new_page(browser, width=375)
+    await sign_in(page, stack, key)
+    await page.goto(f"{stack.url}/feeds")
+    await page.click("form[action='/feeds/mint'] button")
+    await expect(page.get_by_test_id("feed-deadlines")).to_have_value(
+        re.compile(r"/deadlines\.ics$")
+    )
+    assert await critical_violations(page) == []
+    await page.screenshot(path=str(artifact_dir() / "feeds-minted-zh-CN-375.png"), full_page=True)
+    await page.context.close()
