@@ -38,7 +38,9 @@ def create_app(
         title="reelpolicy notify",
         description="Subscriptions and signed alert delivery (webhooks, email).",
         routers=routers,
-        keyless_paths=frozenset({"/unsubscribe/"}),  # the signed token in the path is the credential
+        keyless_paths=frozenset(
+            {"/unsubscribe/"}
+        ),  # the signed token in the path is the credential
     )
     app.state.notify = notify
     return app

@@ -14,6 +14,7 @@ from cryptography.fernet import MultiFernet
 
 from reelpolicy_common.db.pool import ConnectionLimits, create_pool
 from reelpolicy_common.telemetry import configure_tracing
+from reelpolicy_portal.adapters.feed_tokens import PostgresFeedTokens
 from reelpolicy_portal.adapters.services_api import ServicesApi
 from reelpolicy_portal.adapters.sessions import PostgresSessionStore
 from reelpolicy_portal.config import Settings
@@ -45,6 +46,9 @@ class Portal:
 
     def sessions(self) -> PostgresSessionStore:
         return PostgresSessionStore(self.pool, self.cipher)
+
+    def feed_tokens(self) -> PostgresFeedTokens:
+        return PostgresFeedTokens(self.pool, self.settings.key_cipher())
 
     @asynccontextmanager
     async def lifespan(self, _app: Any = None) -> AsyncIterator[None]:

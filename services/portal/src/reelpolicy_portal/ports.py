@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from reelpolicy_portal.domain.feed_access import FeedAccess
 from reelpolicy_portal.domain.sessions import Identity, Role, Session
 
 
@@ -81,3 +82,66 @@ class Services(Protocol):
     async def policy_version(
         self, api_key: str, policy_id: str, version: int
     ) -> dict[str, Any]: ...
+
+
+class Alerts(Protocol):
+    """notify's public HTTP API (subscriptions and their delivery log), with a key."""
+
+    async def subscriptions(
+        self, api_key: str, enterprise_id: str | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    async def subscription(self, api_key: str, subscription_id: str) -> dict[str, Any]: ...
+
+    async def create_subscription(self, api_key: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The new subscription with its ``secret`` (notify shows it this once)."""
+        ...
+
+    async def change_subscription(
+        self, api_key: str, subscription_id: str, changes: dict[str, Any]
+    ) -> dict[str, Any]: ...
+
+    async def delete_subscription(self, api_key: str, subscription_id: str) -> None: ...
+
+    async def rotate_secret(self, api_key: str, subscription_id: str) -> dict[str, Any]: ...
+
+    async def send_test(self, api_key: str, subscription_id: str) -> str:
+        """Queue a test message; the id of its delivery."""
+        ...
+
+    async def deliveries(
+        self,
+        api_key: str,
+        *,
+        subscription_id: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]: ...
+
+    async def replay_delivery(self, api_key: str, delivery_id: str) -> dict[str, Any]: ...
+
+
+class Operations(Alerts, Protocol):
+    """What the operator's pages read besides notify: rules' simulation, dead letters."""
+
+    async def simulate(self, api_key: str, draft: bytes) -> dict[str, Any]:
+        """Raises :class:`~reelpolicy_portal.domain.simulation.DraftRejectedError`."""
+        ...
+
+    async def dead_letters(self) -> dict[str, dict[str, int]]:
+        """Per service, dead letters waiting by original topic."""
+        ...
+
+
+class FeedTokens(Protocol):
+    """The secret feed addresses: one live token per enterprise, stored hashed."""
+
+    async def mint(self, *, enterprise_id: str, api_key: str, locale: str) -> str:
+        """A new token (the enterprise's previous one stops working)."""
+        ...
+
+    async def live_since(self, enterprise_id: str) -> datetime | None: ...
+
+    async def revoke(self, enterprise_id: str) -> bool: ...
+
+    async def resolve(self, token: str) -> FeedAccess | None: ...

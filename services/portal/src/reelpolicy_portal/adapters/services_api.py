@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from reelpolicy_portal.domain.errors import (
     InputRejectedError,
@@ -21,6 +22,7 @@ from reelpolicy_portal.domain.errors import (
     VersionConflictError,
 )
 from reelpolicy_portal.domain.sessions import Identity
+from reelpolicy_portal.domain.simulation import DraftRejectedError
 
 RESOURCES = {"enterprise": "/v1/enterprises", "production": "/v1/productions"}
 POLICY_FETCHES = 8
@@ -247,3 +249,144 @@ class ServicesApi:
         )
         body: dict[str, Any] = response.json()
         return body
+
+    # Alerts (notify) and the operator's pages (notify, rules, the services' /metrics)
+
+    async def _pages(
+        self, client: httpx.AsyncClient, path: str, api_key: str, params: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        params = {"limit": 500, **params}
+        while True:
+            response = await self._call(
+                client, "GET", path, headers=_bearer(api_key), params=params
+            )
+            page = response.json()
+            items.extend(page["items"])
+            if not page.get("next_cursor"):
+                return items
+            params["cursor"] = page["next_cursor"]
+
+    async def subscriptions(
+        self, api_key: str, enterprise_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        params = {} if enterprise_id is None else {"enterprise_id": enterprise_id}
+        return await self._pages(self.notify, "/v1/subscriptions", api_key, params)
+
+    async def subscription(self, api_key: str, subscription_id: str) -> dict[str, Any]:
+        response = await self._call(
+            self.notify, "GET", f"/v1/subscriptions/{subscription_id}", headers=_bearer(api_key)
+        )
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def create_subscription(self, api_key: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = await self._call(
+            self.notify, "POST", "/v1/subscriptions", headers=_bearer(api_key), json=body
+        )
+        created: dict[str, Any] = response.json()
+        return created
+
+    async def change_subscription(
+        self, api_key: str, subscription_id: str, changes: dict[str, Any]
+    ) -> dict[str, Any]:
+        response = await self._call(
+            self.notify,
+            "PATCH",
+            f"/v1/subscriptions/{subscription_id}",
+            headers=_bearer(api_key),
+            json=changes,
+        )
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def delete_subscription(self, api_key: str, subscription_id: str) -> None:
+        await self._call(
+            self.notify, "DELETE", f"/v1/subscriptions/{subscription_id}", headers=_bearer(api_key)
+        )
+
+    async def rotate_secret(self, api_key: str, subscription_id: str) -> dict[str, Any]:
+        response = await self._call(
+            self.notify,
+            "POST",
+            f"/v1/subscriptions/{subscription_id}/rotate-secret",
+            headers=_bearer(api_key),
+        )
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def send_test(self, api_key: str, subscription_id: str) -> str:
+        response = await self._call(
+            self.notify,
+            "POST",
+            f"/v1/subscriptions/{subscription_id}/test",
+            headers=_bearer(api_key),
+        )
+        return str(response.json()["delivery_id"])
+
+    async def deliveries(
+        self,
+        api_key: str,
+        *,
+        subscription_id: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """The newest ``limit`` deliveries (one page of notify's log)."""
+        params: dict[str, Any] = {"limit": limit}
+        if subscription_id is not None:
+            params["subscription_id"] = subscription_id
+        if status is not None:
+            params["status"] = status
+        response = await self._call(
+            self.notify, "GET", "/v1/deliveries", headers=_bearer(api_key), params=params
+        )
+        items: list[dict[str, Any]] = response.json()["items"]
+        return items
+
+    async def replay_delivery(self, api_key: str, delivery_id: str) -> dict[str, Any]:
+        response = await self._call(
+            self.notify,
+            "POST",
+            f"/v1/deliveries/{delivery_id}/replay",
+            headers=_bearer(api_key),
+        )
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def simulate(self, api_key: str, draft: bytes) -> dict[str, Any]:
+        """Rules' answer for a draft (JSON); its 400/422 problems become the form's errors."""
+        headers = {**_bearer(api_key), "Content-Type": "application/json"}
+        try:
+            response = await self.rules.post("/v1/simulate", content=draft, headers=headers)
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailableError(f"rules: {type(exc).__name__}") from exc
+        if response.status_code in (400, 422):
+            body = response.json()
+            problems = [
+                (str(e.get("field") or "draft"), str(e.get("message") or ""))
+                for e in body.get("errors") or []
+            ] or [("draft", str(body.get("detail") or body.get("title")))]
+            raise DraftRejectedError(problems)
+        result: dict[str, Any] = _check(response).json()
+        return result
+
+    async def dead_letters(self) -> dict[str, dict[str, int]]:
+        """``reelpolicy_dead_letters_waiting`` by original topic, as each service reports
+        it on its ``/metrics`` (the services expose no dead letters on their APIs)."""
+        found: dict[str, dict[str, int]] = {}
+        for name, client in (
+            ("registry", self.registry),
+            ("ingest", self.ingest),
+            ("rules", self.rules),
+            ("notify", self.notify),
+        ):
+            response = await self._call(client, "GET", "/metrics")
+            waiting: dict[str, int] = {}
+            for family in text_string_to_metric_families(response.text):
+                if family.name != "reelpolicy_dead_letters_waiting":
+                    continue
+                for sample in family.samples:
+                    waiting[sample.labels.get("topic", "")] = int(sample.value)
+            found[name] = waiting
+        return found

@@ -4,6 +4,22 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from reelpolicy_portal.entrypoints.http import eligibility, overview, policies, sign_in
+from reelpolicy_portal.entrypoints.http import (
+    alerts,
+    eligibility,
+    feeds,
+    operator,
+    overview,
+    policies,
+    sign_in,
+)
 
-routers: list[APIRouter] = [sign_in.router, overview.router, eligibility.router, policies.router]
+routers: list[APIRouter] = [
+    sign_in.router,
+    overview.router,
+    eligibility.router,
+    policies.router,
+    alerts.router,
+    feeds.router,
+    operator.router,
+]

@@ -39,6 +39,13 @@ def translations(locale: str) -> NullTranslations:
     path = LOCALE_DIR / locale.replace("-", "_") / "LC_MESSAGES" / "messages.po"
     with path.open("rb") as po:
         catalog = read_po(po, locale=locale.replace("-", "_"))
+    # each part of the site may keep its messages in a catalog of its own beside this one
+    for part in sorted(path.parent.glob("*.po")):
+        if part != path:
+            with part.open("rb") as po:
+                for message in read_po(po, locale=locale.replace("-", "_")):
+                    if message.id:
+                        catalog[message.id] = message
     compiled = io.BytesIO()
     write_mo(compiled, catalog)
     compiled.seek(0)
