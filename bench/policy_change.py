@@ -36,13 +36,11 @@ from reelpolicy_devstack.servers import database_uri, ensure_database
 from support import (
     ROOT,
     eligibility_consumer,
-    load_projection,
     operator_key,
-    prepare_rules,
     running,
+    seeded_rules,
     servers,
     start_service,
-    synthetic,
     wait_healthy,
 )
 
@@ -143,14 +141,7 @@ async def one_run(
 
 async def main_async(a: argparse.Namespace) -> int:
     with servers() as (pg, broker):
-        dsn = await prepare_rules(pg, broker)
-        t = time.perf_counter()
-        ents, prods = synthetic(a.productions)
-        await load_projection(dsn, ents, prods)
-        print(
-            f"loaded {prods.height:,} productions / {ents.height:,} enterprises with COPY "
-            f"in {time.perf_counter() - t:.1f}s"
-        )
+        dsn, _, _ = await seeded_rules(pg, broker, a.productions)
         rules, rules_port = start_service(dsn, broker.bootstrap_servers)
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(running(rules))

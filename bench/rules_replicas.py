@@ -26,30 +26,20 @@ import asyncio
 import contextlib
 import statistics
 import sys
-import time
 
 from policy_change import DirectPublisher, one_run
 from support import (
-    load_projection,
-    prepare_rules,
     running,
+    seeded_rules,
     servers,
     start_service,
-    synthetic,
     wait_healthy,
 )
 
 
 async def main_async(a: argparse.Namespace) -> int:
     with servers() as (pg, broker):
-        dsn = await prepare_rules(pg, broker)
-        t = time.perf_counter()
-        ents, prods = synthetic(a.productions)
-        await load_projection(dsn, ents, prods)
-        print(
-            f"loaded {prods.height:,} productions / {ents.height:,} enterprises with COPY "
-            f"in {time.perf_counter() - t:.1f}s"
-        )
+        dsn, _, _ = await seeded_rules(pg, broker, a.productions)
         publish = DirectPublisher(broker.bootstrap_servers)
         version = 0
         summary: list[tuple[int, float, int]] = []

@@ -247,6 +247,22 @@ async def load_projection(dsn: str, ents: pl.DataFrame, prods: pl.DataFrame) -> 
         await conn.close()
 
 
+async def seeded_rules(
+    pg: EmbeddedPostgres, broker: EmbeddedBroker, productions: int
+) -> tuple[str, pl.DataFrame, pl.DataFrame]:
+    """``prepare_rules``, then ``synthetic(productions)`` loaded into its projection;
+    prints how long the load took. The DSN, enterprises and productions."""
+    dsn = await prepare_rules(pg, broker)
+    t = time.perf_counter()
+    ents, prods = synthetic(productions)
+    await load_projection(dsn, ents, prods)
+    print(
+        f"loaded {prods.height:,} productions / {ents.height:,} enterprises with COPY "
+        f"in {time.perf_counter() - t:.1f}s"
+    )
+    return dsn, ents, prods
+
+
 # --- the topics -------------------------------------------------------------------------
 
 

@@ -31,7 +31,7 @@ from reelpolicy_common.auth import Principal
 from reelpolicy_common.auth_cache import PrincipalCache
 from reelpolicy_common.consumer.idempotency import prune_processed_forever
 from reelpolicy_common.consumer.runner import RetryPolicy
-from reelpolicy_common.db.pool import ConnectionLimits, create_pool
+from reelpolicy_common.db.pool import create_service_pool
 from reelpolicy_common.dead_letter_gauge import watch_dead_letters
 from reelpolicy_common.kafka import KafkaRecordPublisher, KafkaSecurity, make_producer
 from reelpolicy_common.metrics import PrometheusOutboxMetrics
@@ -145,12 +145,7 @@ class ServiceRuntime:
     async def lifespan(self, _app: Any = None) -> AsyncIterator[None]:
         s = self.settings
         configure_tracing(service=s.service_name, otlp_endpoint=s.otel_exporter_otlp_endpoint)
-        self._pool = await create_pool(
-            s.database_url,
-            min_size=s.database_pool_min,
-            max_size=s.database_pool_max,
-            limits=ConnectionLimits.from_settings(s),
-        )
+        self._pool = await create_service_pool(s)
         producer = make_producer(
             bootstrap_servers=s.kafka_bootstrap_servers,
             enable_idempotence=s.kafka_enable_idempotence,

@@ -12,7 +12,7 @@ import asyncpg
 import httpx
 from cryptography.fernet import MultiFernet
 
-from reelpolicy_common.db.pool import ConnectionLimits, create_pool
+from reelpolicy_common.db.pool import create_service_pool
 from reelpolicy_common.telemetry import configure_tracing
 from reelpolicy_portal.adapters.feed_tokens import PostgresFeedTokens
 from reelpolicy_portal.adapters.services_api import ServicesApi
@@ -54,12 +54,7 @@ class Portal:
     async def lifespan(self, _app: Any = None) -> AsyncIterator[None]:
         s = self.settings
         configure_tracing(service=s.service_name, otlp_endpoint=s.otel_exporter_otlp_endpoint)
-        self._pool = await create_pool(
-            s.database_url,
-            min_size=s.database_pool_min,
-            max_size=s.database_pool_max,
-            limits=ConnectionLimits.from_settings(s),
-        )
+        self._pool = await create_service_pool(s)
         self._services = ServicesApi(
             registry_url=s.registry_url,
             rules_url=s.rules_url,

@@ -6,6 +6,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import date
+from typing import TypedDict
 
 from reelpolicy_common.cli import service_main
 from reelpolicy_common.db.pool import create_pool
@@ -19,19 +23,36 @@ from reelpolicy_rules.domain.calendar import local_day
 from reelpolicy_rules.handlers.rebuild import SnapshotError, rebuild_projection
 from reelpolicy_rules.handlers.restore_reconcile import Reconciled, reconcile_restore
 from reelpolicy_rules.main import create_app
+from reelpolicy_rules.ports import (
+    ConsumerGroups,
+    PolicyBook,
+    SubjectCache,
+    TopicReader,
+    UnitOfWorkFactory,
+)
 
 
-async def rebuild(
-    settings: Settings,
-    *,
-    stall_seconds: float = STALL_SECONDS,
-    join_timeout: float = JOIN_TIMEOUT_SECONDS,
-) -> int:
-    """``reelpolicy-rules rebuild`` (:mod:`reelpolicy_rules.handlers.rebuild`); prints
-    what it did. Raises :class:`SnapshotError` when it refuses."""
+class OfflinePorts(TypedDict):
+    """What an offline command (rebuild, restore-reconcile) runs with."""
+
+    uow: UnitOfWorkFactory
+    reader: TopicReader
+    groups: ConsumerGroups
+    cache: SubjectCache
+    book: PolicyBook
+    today: date
+    trace_limit: int
+
+
+@asynccontextmanager
+async def offline_ports(
+    settings: Settings, *, stall_seconds: float, join_timeout: float
+) -> AsyncIterator[OfflinePorts]:
+    """The database, the topics and fresh caches for a command run with the service
+    stopped; the pool closes after."""
     pool = await create_pool(settings.database_url, max_size=2)
     try:
-        rebuilt = await rebuild_projection(
+        yield OfflinePorts(
             uow=lambda: RulesUnitOfWork(pool),
             reader=KafkaTopicReader(settings, stall_seconds=stall_seconds),
             groups=KafkaConsumerGroups(settings, join_timeout=join_timeout),
@@ -42,6 +63,20 @@ async def rebuild(
         )
     finally:
         await pool.close()
+
+
+async def rebuild(
+    settings: Settings,
+    *,
+    stall_seconds: float = STALL_SECONDS,
+    join_timeout: float = JOIN_TIMEOUT_SECONDS,
+) -> int:
+    """``reelpolicy-rules rebuild`` (:mod:`reelpolicy_rules.handlers.rebuild`); prints
+    what it did. Raises :class:`SnapshotError` when it refuses."""
+    async with offline_ports(
+        settings, stall_seconds=stall_seconds, join_timeout=join_timeout
+    ) as ports:
+        rebuilt = await rebuild_projection(**ports)
     replay = rebuilt.replay
     used = ", ".join(
         f"{topic} {marker.snapshot_id} ({marker.records} record(s))"
@@ -63,19 +98,10 @@ async def restore_reconcile(
 ) -> Reconciled:
     """``reelpolicy-rules restore-reconcile``
     (:mod:`reelpolicy_rules.handlers.restore_reconcile`); prints what it did."""
-    pool = await create_pool(settings.database_url, max_size=2)
-    try:
-        done = await reconcile_restore(
-            uow=lambda: RulesUnitOfWork(pool),
-            reader=KafkaTopicReader(settings, stall_seconds=stall_seconds),
-            groups=KafkaConsumerGroups(settings, join_timeout=join_timeout),
-            cache=PolarsSubjectCache(),
-            book=InMemoryPolicyBook(),
-            today=local_day(system_clock(), settings.timezone),
-            trace_limit=settings.bulk_trace_limit,
-        )
-    finally:
-        await pool.close()
+    async with offline_ports(
+        settings, stall_seconds=stall_seconds, join_timeout=join_timeout
+    ) as ports:
+        done = await reconcile_restore(**ports)
     print(
         f"read {done.eligibility_read} published change(s): {done.written_back} made after"
         f" the dump written back; caught up from {done.applied} record(s)"

@@ -132,6 +132,16 @@ async def create_pool(
     return pool
 
 
+async def create_service_pool(settings: ServiceSettings) -> asyncpg.Pool:
+    """A service's pool, sized and limited by its settings."""
+    return await create_pool(
+        settings.database_url,
+        min_size=settings.database_pool_min,
+        max_size=settings.database_pool_max,
+        limits=ConnectionLimits.from_settings(settings),
+    )
+
+
 async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
     """One connection with the same codecs as the pool's."""
     conn: asyncpg.Connection = await asyncpg.connect(dsn, **kwargs)
