@@ -1,0 +1,81 @@
+"""A one-time sign-in link, end to end in the browser: an operator mints it at the
+registry, the company opens it, signs in once, signs out, and the key the link issued
+is revoked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from browser import new_page
+from playwright.async_api import Browser, Page, expect
+from portal_stack import PortalStack
+
+from service_harness import eventually
+
+pytestmark = pytest.mark.servers
+
+
+async def mint_link(stack: PortalStack, enterprise_id: str) -> str:
+    """A new link's token (not its ``url``, which carries the registry's configured base,
+    not this test portal's address)."""
+    minted = await stack.registry.post("/v1/portal-links", json={"enterprise_id": enterprise_id})
+    assert minted.status_code == 201, minted.text
+    token: str = minted.json()["token"]
+    return token
+
+
+async def link_keys(stack: PortalStack, enterprise_id: str) -> list[dict[str, Any]]:
+    """The enterprise's keys a sign-in link issued (the registry labels them)."""
+    listed = await stack.registry.get("/v1/api-keys")
+    assert listed.status_code == 200, listed.text
+    return [
+        key
+        for key in listed.json()
+        if key["enterprise_id"] == enterprise_id and key["label"] == "portal session"
+    ]
+
+
+async def overview_shows(page: Page, name: str) -> None:
+    """The overview names the enterprise. Rules learns of the key the link issued by an
+    event, so the first view may say "temporarily unavailable": reload until it knows."""
+
+    async def named() -> bool:
+        if await page.get_by_role("heading", level=1).text_content() == name:
+            return True
+        await page.reload()
+        return False
+
+    await eventually(named, timeout=30, interval=0.5)
+
+
+async def test_a_sign_in_link_signs_in_once_and_sign_out_revokes_its_key(
+    stack: PortalStack, browser: Browser
+) -> None:
+    enterprise, _ = await stack.company("杨浦链接登录公司", established_on="2025-03-01")
+    token = await mint_link(stack, enterprise["id"])
+    link = f"{stack.url}/sign-in/link?token={token}"
+
+    page = await new_page(browser)
+    await page.goto(link)
+    await expect(page).to_have_url(f"{stack.url}/")
+    await overview_shows(page, enterprise["name"])
+    assert token not in page.url
+    assert token not in await page.content()
+    [issued] = await link_keys(stack, enterprise["id"])
+    assert issued["revoked"] is False
+
+    # the same link a second time, from another browser: used
+    other = await new_page(browser)
+    second = await other.goto(link)
+    assert second is not None
+    assert second.status == 404
+    await expect(other.locator("input[name=api_key]")).to_be_visible()
+    await other.context.close()
+
+    await page.get_by_role("button", name="退出登录").click()
+    await expect(page).to_have_url(f"{stack.url}/sign-in")
+    [after] = await link_keys(stack, enterprise["id"])
+    assert after["key_id"] == issued["key_id"]
+    assert after["revoked"] is True
+    await page.context.close()
