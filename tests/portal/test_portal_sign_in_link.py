@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
-from browser import new_page
+from browser import critical_violations, new_page
 from playwright.async_api import Browser, Page, expect
 from portal_stack import PortalStack
+from test_portal_sign_in import form_token
 
 from service_harness import eventually
 
@@ -58,6 +60,8 @@ async def test_a_sign_in_link_signs_in_once_and_sign_out_revokes_its_key(
 
     page = await new_page(browser)
     await page.goto(link)
+    assert await critical_violations(page) == []
+    await page.get_by_role("button", name="继续并登录").click()
     await expect(page).to_have_url(f"{stack.url}/")
     await overview_shows(page, enterprise["name"])
     assert token not in page.url
@@ -67,9 +71,10 @@ async def test_a_sign_in_link_signs_in_once_and_sign_out_revokes_its_key(
 
     # the same link a second time, from another browser: used
     other = await new_page(browser)
-    second = await other.goto(link)
-    assert second is not None
-    assert second.status == 404
+    await other.goto(link)
+    async with other.expect_response(f"{stack.url}/sign-in/link") as second:
+        await other.get_by_role("button", name="继续并登录").click()
+    assert (await second.value).status == 404
     await expect(other.locator("input[name=api_key]")).to_be_visible()
     await other.context.close()
 
@@ -79,3 +84,36 @@ async def test_a_sign_in_link_signs_in_once_and_sign_out_revokes_its_key(
     assert after["key_id"] == issued["key_id"]
     assert after["revoked"] is True
     await page.context.close()
+
+
+async def test_opening_a_link_without_pressing_its_button_does_not_use_it(
+    stack: PortalStack,
+) -> None:
+    """What a mail scanner or a chat app's preview does: GET the link (twice, say)."""
+    enterprise, _ = await stack.company("杨浦预取测试公司")
+    token = await mint_link(stack, enterprise["id"])
+    async with httpx.AsyncClient(base_url=stack.url) as scanner:
+        for _ in range(2):
+            fetched = await scanner.get("/sign-in/link", params={"token": token})
+            assert fetched.status_code == 200
+            assert "rp_session" not in fetched.cookies
+            assert fetched.headers["referrer-policy"] == "no-referrer"
+    assert await link_keys(stack, enterprise["id"]) == []  # nothing redeemed
+
+    async with httpx.AsyncClient(base_url=stack.url) as person:
+        page = await person.get("/sign-in/link", params={"token": token})
+        form = {"token": token, "csrf_token": form_token(page.text)}
+        # a POST without this browser's CSRF token redeems nothing either
+        forged = await person.post("/sign-in/link", data={"token": token})
+        assert forged.status_code == 403
+        signed = await person.post("/sign-in/link", data=form)
+        assert signed.status_code == 303
+        assert signed.headers["location"] == "/"
+        assert "rp_session" in signed.cookies
+        # the same button again (its page now carries the session's CSRF token): used
+        page = await person.get("/sign-in/link", params={"token": token})
+        form = {"token": token, "csrf_token": form_token(page.text)}
+        again = await person.post("/sign-in/link", data=form)
+        assert again.status_code == 404
+    [issued] = await link_keys(stack, enterprise["id"])
+    assert issued["revoked"] is False

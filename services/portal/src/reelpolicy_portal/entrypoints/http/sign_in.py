@@ -61,9 +61,26 @@ async def sign_in(
     return _signed_in_redirect(portal, session_id)
 
 
-@router.get("/sign-in/link")
-async def sign_in_link(request: Request, portal: PortalDep, token: str = "") -> Response:
-    """Redeem a one-time link and go on to a clean address (the token is kept nowhere)."""
+MAX_TOKEN_LENGTH = 200
+
+
+@router.get("/sign-in/link", response_class=HTMLResponse)
+async def sign_in_link_form(request: Request, portal: PortalDep, token: str = "") -> Response:
+    """A one-time link opens a page with a button, and only that button's POST redeems it:
+    mail scanners and chat apps fetch links before the person clicks, and a GET that
+    redeemed would burn the token for them. (No Referer carries the token onwards:
+    every page is sent with ``Referrer-Policy: no-referrer``.)"""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return _link_refused(request, portal)
+    context = page_context(request, portal, token=token)
+    return render(request, "sign_in_link.html", context)
+
+
+@router.post("/sign-in/link", dependencies=[CsrfChecked])
+async def sign_in_link(
+    request: Request, portal: PortalDep, token: Annotated[str, Form()] = ""
+) -> Response:
+    """Redeem the link and go on to a clean address (the token is kept nowhere)."""
     try:
         session_id = await sign_in_with_link(
             services=portal.services,
@@ -72,9 +89,13 @@ async def sign_in_link(request: Request, portal: PortalDep, token: str = "") -> 
             lifetime=_lifetime(portal),
         )
     except SignInRefusedError:
-        context = page_context(request, portal, refused=False, link_refused=True)
-        return render(request, "sign_in.html", context, status_code=404)
+        return _link_refused(request, portal)
     return _signed_in_redirect(portal, session_id)
+
+
+def _link_refused(request: Request, portal: PortalDep) -> Response:
+    context = page_context(request, portal, refused=False, link_refused=True)
+    return render(request, "sign_in.html", context, status_code=404)
 
 
 @router.post("/sign-out", dependencies=[CsrfChecked])
