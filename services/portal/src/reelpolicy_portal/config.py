@@ -66,6 +66,11 @@ class Settings(ServiceSettings):
     portal_session_hours: float = Field(
         default=12.0, gt=0, description="How long a session lasts after sign-in."
     )
+    portal_session_prune_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="How often expired sessions are deleted from the database.",
+    )
     portal_refresh_seconds: float = Field(
         default=3.0,
         gt=0,
