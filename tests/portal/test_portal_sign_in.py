@@ -66,6 +66,31 @@ async def test_a_post_without_the_csrf_token_is_refused(stack: PortalStack) -> N
         assert "rp_session" not in response.cookies
 
 
+async def test_failed_key_sign_ins_are_limited_per_client_address(stack: PortalStack) -> None:
+    """Ten failures from one address within the window: the next attempt, even with the
+    right key, is answered 429 with Retry-After; another address still signs in.
+    (The test portal's uvicorn trusts X-Forwarded-For from 127.0.0.1, its default.)"""
+    _, key = await stack.company("杨浦限流测试")
+    limited = {"X-Forwarded-For": "203.0.113.7"}
+    async with httpx.AsyncClient(base_url=stack.url, headers=limited) as guesser:
+        token = form_token((await guesser.get("/sign-in")).text)
+        for attempt in range(10):
+            wrong = await guesser.post(
+                "/sign-in", data={"api_key": f"rp_guess_{attempt}", "csrf_token": token}
+            )
+            assert wrong.status_code == 401, attempt
+        refused = await guesser.post("/sign-in", data={"api_key": key, "csrf_token": token})
+        assert refused.status_code == 429
+        assert 0 < int(refused.headers["retry-after"]) <= 900
+        assert "rp_session" not in refused.cookies
+        assert "分钟后重试" in refused.text
+    other = {"X-Forwarded-For": "203.0.113.8"}
+    async with httpx.AsyncClient(base_url=stack.url, headers=other) as colleague:
+        token = form_token((await colleague.get("/sign-in")).text)
+        signed = await colleague.post("/sign-in", data={"api_key": key, "csrf_token": token})
+        assert signed.status_code == 303
+
+
 def form_token(html: str) -> str:
     found = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert found, "the page has no CSRF token"

@@ -21,6 +21,7 @@ from reelpolicy_portal.adapters.feed_tokens import PostgresFeedTokens
 from reelpolicy_portal.adapters.services_api import ServicesApi
 from reelpolicy_portal.adapters.sessions import PostgresSessionStore
 from reelpolicy_portal.config import Settings
+from reelpolicy_portal.domain.sign_in_limits import FailedSignIns
 from reelpolicy_portal.handlers.session_pruning import prune_sessions_forever
 
 SESSION_PRUNE_TASK = "session-pruner"
@@ -39,9 +40,14 @@ class Portal:
     _services: ServicesApi | None = field(default=None, init=False)
     _tasks: list[SupervisedTask] = field(default_factory=list, init=False)
     cipher: MultiFernet = field(init=False)
+    failed_sign_ins: FailedSignIns = field(init=False)
 
     def __post_init__(self) -> None:
         self.cipher = self.settings.key_cipher()
+        self.failed_sign_ins = FailedSignIns(
+            limit=self.settings.portal_sign_in_failures,
+            window_seconds=self.settings.portal_sign_in_window_seconds,
+        )
 
     @property
     def pool(self) -> asyncpg.Pool:

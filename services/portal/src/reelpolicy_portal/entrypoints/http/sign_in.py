@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from datetime import timedelta
 from typing import Annotated
 
@@ -48,6 +50,15 @@ async def sign_in_form(request: Request, portal: PortalDep) -> Response:
 async def sign_in(
     request: Request, portal: PortalDep, api_key: Annotated[str, Form()] = ""
 ) -> Response:
+    # uvicorn takes the address from X-Forwarded-For only from FORWARDED_ALLOW_IPS
+    address = request.client.host if request.client else "unknown"
+    now = time.monotonic()
+    wait = portal.failed_sign_ins.retry_after(address, now)
+    if wait is not None:
+        context = page_context(request, portal, refused=False, retry_minutes=math.ceil(wait / 60))
+        response = render(request, "sign_in.html", context, status_code=429)
+        response.headers["Retry-After"] = str(wait)
+        return response
     try:
         session_id = await sign_in_with_key(
             services=portal.services,
@@ -56,6 +67,7 @@ async def sign_in(
             lifetime=_lifetime(portal),
         )
     except SignInRefusedError:
+        portal.failed_sign_ins.record_failure(address, now)
         context = page_context(request, portal, refused=True)
         return render(request, "sign_in.html", context, status_code=401)
     return _signed_in_redirect(portal, session_id)
