@@ -4,6 +4,8 @@ is revoked."""
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
 
 import httpx
@@ -117,3 +119,17 @@ async def test_opening_a_link_without_pressing_its_button_does_not_use_it(
         assert again.status_code == 404
     [issued] = await link_keys(stack, enterprise["id"])
     assert issued["revoked"] is False
+
+
+async def test_the_language_switch_on_a_links_page_comes_back_to_the_same_link(
+    stack: PortalStack,
+) -> None:
+    async with httpx.AsyncClient(base_url=stack.url, follow_redirects=True) as client:
+        page = await client.get("/sign-in/link", params={"token": "a-token/with+signs"})
+        switch = re.search(r'href="(/lang/en\?next=[^"]+)"', page.text)
+        assert switch, page.text
+        switched = await client.get(html.unescape(switch.group(1)))
+        assert switched.status_code == 200
+        assert str(switched.url) == f"{stack.url}/sign-in/link?token=a-token%2Fwith%2Bsigns"
+        assert "Continue and sign in" in switched.text
+        assert 'value="a-token/with+signs"' in switched.text

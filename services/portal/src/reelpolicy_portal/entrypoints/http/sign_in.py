@@ -6,6 +6,7 @@ import math
 import time
 from datetime import timedelta
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -84,7 +85,9 @@ async def sign_in_link_form(request: Request, portal: PortalDep, token: str = ""
     every page is sent with ``Referrer-Policy: no-referrer``.)"""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return _link_refused(request, portal)
-    context = page_context(request, portal, token=token)
+    # the language switch comes back to this page, token and all
+    back = f"/sign-in/link?{urlencode({'token': token})}"
+    context = page_context(request, portal, token=token, lang_next=back)
     return render(request, "sign_in_link.html", context)
 
 
