@@ -11,6 +11,7 @@ bounded by the partition count of every topic they consume.
 from __future__ import annotations
 
 import importlib
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -27,8 +28,20 @@ from service_harness import settings_for
 K8S = DEPLOY / "k8s"
 OVERLAYS = {"base": K8S / "base", "production": K8S / "overlays" / "production"}
 KUBERNETES_VERSION = "1.32.0"  # the kubectl on these machines; kubernetes-validate has its schemas
+DEPLOYED = (*SERVICES, "portal")
+"""Every workload with a Deployment, Service, migration Job and PodDisruptionBudget."""
 SCALED = ("rules", "notify")
 SHARED_SECRET = "reelpolicy-secrets"
+PORTAL_SECRET = "reelpolicy-portal-secrets"
+SECRET_SETTINGS: dict[str, dict[str, str]] = {
+    **{name: {"REELPOLICY_SECRET_KEY": SHARED_SECRET} for name in SERVICES},
+    # the portal signs its own cookies and checks keys at the registry: no shared key
+    "portal": {
+        "PORTAL_SESSION_SECRET": PORTAL_SECRET,
+        "PORTAL_KEY_ENCRYPTION_KEYS": PORTAL_SECRET,
+    },
+}
+"""Per workload, each secret setting and the Secret it must come from."""
 README = K8S / "README.md"
 
 Doc = dict[str, Any]
@@ -86,10 +99,10 @@ def test_a_deployment_service_and_migration_job_per_service(
 ) -> None:
     _, docs = rendered
     deployments, jobs, services = (of_kind(docs, k) for k in ("Deployment", "Job", "Service"))
-    assert set(deployments) == set(SERVICES)
-    assert set(services) == set(SERVICES)
-    assert set(jobs) == {f"{name}-migrate" for name in SERVICES}
-    for name in SERVICES:
+    assert set(deployments) == set(DEPLOYED)
+    assert set(services) == set(DEPLOYED)
+    assert set(jobs) == {f"{name}-migrate" for name in DEPLOYED}
+    for name in DEPLOYED:
         [server] = deployments[name]["spec"]["template"]["spec"]["containers"]
         [migrate] = jobs[f"{name}-migrate"]["spec"]["template"]["spec"]["containers"]
         assert server["command"] == [f"reelpolicy-{name}", "serve"]
@@ -106,7 +119,7 @@ def test_a_deployment_service_and_migration_job_per_service(
         assert [p["targetPort"] for p in service["ports"]] == ["http"]
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", DEPLOYED)
 def test_the_migrate_command_exists(name: str) -> None:
     cli = importlib.import_module(f"reelpolicy_{name}.cli")
     with pytest.raises(SystemExit) as exited:
@@ -159,19 +172,24 @@ def test_secrets_are_referenced_never_defined(rendered: tuple[str, list[Doc]]) -
         [container] = spec["containers"]
         env = container_env(docs, container)
         assert env["DATABASE_URL"] == f"secret:reelpolicy-{name}-database/DATABASE_URL"
-        assert env["REELPOLICY_SECRET_KEY"] == f"secret:{SHARED_SECRET}/REELPOLICY_SECRET_KEY"
+        for key, secret in SECRET_SETTINGS[name].items():
+            assert env[key] == f"secret:{secret}/{key}", (where, key)
         for key, value in env.items():
-            if any(word in key for word in ("SECRET", "PASSWORD", "SEALING", "DATABASE_URL")):
+            secret_words = ("SECRET", "PASSWORD", "SEALING", "ENCRYPTION", "DATABASE_URL")
+            if any(word in key for word in secret_words):
                 assert value.startswith("secret:"), f"{where}: {key} is not from a Secret"
             if value.startswith("secret:"):
                 referenced.add(value.removeprefix("secret:").split("/")[0])
     readme = README.read_text(encoding="utf-8")
-    for secret in referenced:  # the README says how to create each (in a loop over $svc)
+    for secret in referenced:  # the README says how to create each (databases in a loop)
         generic = secret
-        for name in SERVICES:
-            generic = generic.replace(f"-{name}-", "-$svc-")
+        for name in DEPLOYED:
+            generic = generic.replace(f"reelpolicy-{name}-database", "reelpolicy-$svc-database")
         assert f"create secret generic {generic}" in readme, secret
-    assert referenced == {SHARED_SECRET, *(f"reelpolicy-{name}-database" for name in SERVICES)}
+    databases = {f"reelpolicy-{name}-database" for name in DEPLOYED}
+    assert referenced == {SHARED_SECRET, PORTAL_SECRET, *databases}
+    for name in DEPLOYED:  # the README's loop creates every workload's database Secret
+        assert re.search(rf"for svc in [a-z ]*\b{name}\b", readme), name
 
 
 def test_probes_watch_healthz_on_the_port_the_service_listens_on(
@@ -215,6 +233,19 @@ def test_every_container_has_requests_and_limits_and_runs_unprivileged(
             assert security["capabilities"]["drop"] == ["ALL"], where
 
 
+def test_the_portal_reaches_each_service_through_its_kubernetes_service(
+    rendered: tuple[str, list[Doc]],
+) -> None:
+    _, docs = rendered
+    services = of_kind(docs, "Service")
+    [portal] = of_kind(docs, "Deployment")["portal"]["spec"]["template"]["spec"]["containers"]
+    env = container_env(docs, portal)
+    for name in SERVICES:
+        [port] = services[name]["spec"]["ports"]
+        assert env[f"{name.upper()}_URL"] == f"http://{name}:{port['port']}", name
+    assert env["PORTAL_SECURE_COOKIES"] == "true", "the session cookie must be Secure behind TLS"
+
+
 def replica_floor(docs: list[Doc], name: str) -> int:
     """The fewest replicas a Deployment runs: its autoscaler's minimum, or its count."""
     autoscaler = of_kind(docs, "HorizontalPodAutoscaler").get(name)
@@ -228,7 +259,7 @@ def test_a_disruption_budget_per_service_that_keeps_one_replica_in_production(
 ) -> None:
     overlay, docs = rendered
     budgets = of_kind(docs, "PodDisruptionBudget")
-    assert set(budgets) == set(SERVICES)
+    assert set(budgets) == set(DEPLOYED)
     for name, budget in budgets.items():
         pod_labels = of_kind(docs, "Deployment")[name]["spec"]["template"]["metadata"]["labels"]
         assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()

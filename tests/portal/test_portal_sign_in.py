@@ -66,6 +66,31 @@ async def test_a_post_without_the_csrf_token_is_refused(stack: PortalStack) -> N
         assert "rp_session" not in response.cookies
 
 
+async def test_failed_key_sign_ins_are_limited_per_client_address(stack: PortalStack) -> None:
+    """Ten failures from one address within the window: the next attempt, even with the
+    right key, is answered 429 with Retry-After; another address still signs in.
+    (The test portal's uvicorn trusts X-Forwarded-For from 127.0.0.1, its default.)"""
+    _, key = await stack.company("杨浦限流测试")
+    limited = {"X-Forwarded-For": "203.0.113.7"}
+    async with httpx.AsyncClient(base_url=stack.url, headers=limited) as guesser:
+        token = form_token((await guesser.get("/sign-in")).text)
+        for attempt in range(10):
+            wrong = await guesser.post(
+                "/sign-in", data={"api_key": f"rp_guess_{attempt}", "csrf_token": token}
+            )
+            assert wrong.status_code == 401, attempt
+        refused = await guesser.post("/sign-in", data={"api_key": key, "csrf_token": token})
+        assert refused.status_code == 429
+        assert 0 < int(refused.headers["retry-after"]) <= 900
+        assert "rp_session" not in refused.cookies
+        assert "分钟后重试" in refused.text
+    other = {"X-Forwarded-For": "203.0.113.8"}
+    async with httpx.AsyncClient(base_url=stack.url, headers=other) as colleague:
+        token = form_token((await colleague.get("/sign-in")).text)
+        signed = await colleague.post("/sign-in", data={"api_key": key, "csrf_token": token})
+        assert signed.status_code == 303
+
+
 def form_token(html: str) -> str:
     found = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert found, "the page has no CSRF token"
@@ -120,11 +145,17 @@ async def test_the_session_cookie_and_store_and_sign_out(stack: PortalStack) -> 
 
 async def test_an_unknown_sign_in_link_signs_no_one_in(stack: PortalStack) -> None:
     async with httpx.AsyncClient(base_url=stack.url) as client:
-        for path in ("/sign-in/link?token=not-a-token", "/sign-in/link"):
-            response = await client.get(path)
-            assert response.status_code == 404, path
-            assert "rp_session" not in response.cookies
-            assert 'name="api_key"' in response.text  # the key form is offered instead
+        missing = await client.get("/sign-in/link")
+        assert missing.status_code == 404
+        assert 'name="api_key"' in missing.text  # the key form is offered instead
+        page = await client.get("/sign-in/link?token=not-a-token")
+        assert page.status_code == 200  # the button, which alone redeems
+        response = await client.post(
+            "/sign-in/link", data={"token": "not-a-token", "csrf_token": form_token(page.text)}
+        )
+        assert response.status_code == 404
+        assert "rp_session" not in response.cookies
+        assert 'name="api_key"' in response.text
 
 
 async def test_the_language_switch_goes_back_only_to_this_site(stack: PortalStack) -> None:

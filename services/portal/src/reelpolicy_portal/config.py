@@ -66,6 +66,20 @@ class Settings(ServiceSettings):
     portal_session_hours: float = Field(
         default=12.0, gt=0, description="How long a session lasts after sign-in."
     )
+    portal_session_prune_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="How often expired sessions are deleted from the database.",
+    )
+    portal_sign_in_failures: int = Field(
+        default=10,
+        ge=1,
+        description="Failed API-key sign-ins a client address may make within"
+        " PORTAL_SIGN_IN_WINDOW_SECONDS before it is answered 429 (counted per process).",
+    )
+    portal_sign_in_window_seconds: float = Field(
+        default=900.0, gt=0, description="The sliding window of PORTAL_SIGN_IN_FAILURES."
+    )
     portal_refresh_seconds: float = Field(
         default=3.0,
         gt=0,

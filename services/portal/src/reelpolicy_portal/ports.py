@@ -30,6 +30,10 @@ class SessionStore(Protocol):
         """End it; returns what it was (None when there was none)."""
         ...
 
+    async def delete_expired(self) -> int:
+        """Delete every expired session; how many there were."""
+        ...
+
 
 class Services(Protocol):
     """The public HTTP APIs of registry, rules and ingest, called with a session's key.

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+import time
 from datetime import timedelta
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -48,6 +51,15 @@ async def sign_in_form(request: Request, portal: PortalDep) -> Response:
 async def sign_in(
     request: Request, portal: PortalDep, api_key: Annotated[str, Form()] = ""
 ) -> Response:
+    # uvicorn takes the address from X-Forwarded-For only from FORWARDED_ALLOW_IPS
+    address = request.client.host if request.client else "unknown"
+    now = time.monotonic()
+    wait = portal.failed_sign_ins.retry_after(address, now)
+    if wait is not None:
+        context = page_context(request, portal, refused=False, retry_minutes=math.ceil(wait / 60))
+        response = render(request, "sign_in.html", context, status_code=429)
+        response.headers["Retry-After"] = str(wait)
+        return response
     try:
         session_id = await sign_in_with_key(
             services=portal.services,
@@ -56,14 +68,34 @@ async def sign_in(
             lifetime=_lifetime(portal),
         )
     except SignInRefusedError:
+        portal.failed_sign_ins.record_failure(address, now)
         context = page_context(request, portal, refused=True)
         return render(request, "sign_in.html", context, status_code=401)
     return _signed_in_redirect(portal, session_id)
 
 
-@router.get("/sign-in/link")
-async def sign_in_link(request: Request, portal: PortalDep, token: str = "") -> Response:
-    """Redeem a one-time link and go on to a clean address (the token is kept nowhere)."""
+MAX_TOKEN_LENGTH = 200
+
+
+@router.get("/sign-in/link", response_class=HTMLResponse)
+async def sign_in_link_form(request: Request, portal: PortalDep, token: str = "") -> Response:
+    """A one-time link opens a page with a button, and only that button's POST redeems it:
+    mail scanners and chat apps fetch links before the person clicks, and a GET that
+    redeemed would burn the token for them. (No Referer carries the token onwards:
+    every page is sent with ``Referrer-Policy: no-referrer``.)"""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return _link_refused(request, portal)
+    # the language switch comes back to this page, token and all
+    back = f"/sign-in/link?{urlencode({'token': token})}"
+    context = page_context(request, portal, token=token, lang_next=back)
+    return render(request, "sign_in_link.html", context)
+
+
+@router.post("/sign-in/link", dependencies=[CsrfChecked])
+async def sign_in_link(
+    request: Request, portal: PortalDep, token: Annotated[str, Form()] = ""
+) -> Response:
+    """Redeem the link and go on to a clean address (the token is kept nowhere)."""
     try:
         session_id = await sign_in_with_link(
             services=portal.services,
@@ -72,9 +104,13 @@ async def sign_in_link(request: Request, portal: PortalDep, token: str = "") -> 
             lifetime=_lifetime(portal),
         )
     except SignInRefusedError:
-        context = page_context(request, portal, refused=False, link_refused=True)
-        return render(request, "sign_in.html", context, status_code=404)
+        return _link_refused(request, portal)
     return _signed_in_redirect(portal, session_id)
+
+
+def _link_refused(request: Request, portal: PortalDep) -> Response:
+    context = page_context(request, portal, refused=False, link_refused=True)
+    return render(request, "sign_in.html", context, status_code=404)
 
 
 @router.post("/sign-out", dependencies=[CsrfChecked])
