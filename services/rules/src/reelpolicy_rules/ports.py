@@ -163,6 +163,10 @@ class UnitOfWork(PublishingUnitOfWorkPort, Protocol):
     ) -> None:
         """Write ``count`` encoded events to the outbox now (``COPY``), in this transaction."""
 
+    async def drop_unsent(self, topic: str, keys: Sequence[str]) -> int:
+        """Delete the outbox rows of ``topic`` with these keys that are not published yet;
+        returns how many."""
+
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]
 

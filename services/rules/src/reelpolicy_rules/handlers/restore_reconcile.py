@@ -53,6 +53,7 @@ from datetime import date
 from reelpolicy_contracts import topics
 from reelpolicy_contracts.events import EligibilityChanged, EventType, decode_envelope
 from reelpolicy_rules.domain.outcomes import Key
+from reelpolicy_rules.handlers.eligibility_changes import StateEncoder
 from reelpolicy_rules.handlers.policy_recalculation import recalculate_policies
 from reelpolicy_rules.handlers.rebuild import apply_snapshot
 from reelpolicy_rules.ports import (
@@ -178,7 +179,33 @@ async def write_back(work: UnitOfWork, lost: Mapping[Key, Sequence[PublishedChan
             )
     await work.results.replace(deletes, upserts)
     await work.results.add_history(history)
+    await _republish_states(work, [changes[-1] for changes in lost.values()])
     return len(history)
+
+
+async def _republish_states(work: UnitOfWork, last: Sequence[PublishedChange]) -> None:
+    """Make each key's last published change its latest record on the state topic.
+
+    The restored outbox may hold the key's state records that were unpublished at dump
+    time; the first run published them after the dump, then the newer changes' records.
+    Sent again now they would land after those and stay the key's value on the compacted
+    topic until its next change: they are dropped. The state record of the last change is
+    queued again (its first copy may not have been published before the failure); the
+    reconcile's own changes, queued after it, come later still.
+    """
+    if not last:
+        return
+    rows = [p.change.model_dump(mode="json") for p in last]
+    keys = [topics.state_key(r["subject_type"], r["subject_id"], r["policy_id"]) for r in rows]
+    dropped = await work.drop_unsent(topics.ELIGIBILITY_STATE, keys)
+    if dropped:
+        log.info("dropped %d unpublished state record(s) older than a published change", dropped)
+    encoder = StateEncoder()
+    states = (
+        encoder.encode(row, cause=row["cause"], change_event_id=p.event_id)
+        for row, p in zip(rows, last, strict=True)
+    )
+    await work.publish_encoded(topics.ELIGIBILITY_STATE, states, count=len(rows))
 
 
 @dataclass
