@@ -174,6 +174,26 @@ async def test_a_change_published_twice_is_lost_once_and_other_records_are_left_
     assert (lost.read, lost.skipped) == (3, 1)
 
 
+async def test_the_unsent_changes_found_on_the_topic_are_collected() -> None:
+    # The restored outbox's unsent changes that were published after the dump.
+    a1 = change("a", was=None, now="eligible", amount=1000)
+    a2 = change("a", was="eligible", now="eligible", amount=2000, previous_amount=1000)
+    impact = Envelope(
+        type=EventType.policy_impact,
+        producer="rules",
+        key="pol",
+        payload={"policy_id": "pol", "policy_version": 1},
+    )
+    never_published = uuid.uuid4()
+    unsent = {a1.event_id, impact.event_id, never_published}
+    lost = LostChanges(History(a1), batch=1, unsent=unsent)
+    for offset, e in enumerate((a1, impact, a2)):
+        await lost.add(Record(e.to_bytes(), offset=offset))
+    await lost.finish()
+    assert lost.published_unsent == {a1.event_id, impact.event_id}
+    assert ids(lost) == {("a", "pol"): [a2.event_id]}
+
+
 @dataclass
 class Results:
     """The results repository's writes."""
@@ -407,7 +427,8 @@ async def test_after_a_restore_the_state_topic_ends_with_what_get_answers(
     # The dump holds a change whose outbox rows (its eligibility.changed event and its
     # state record) the relay had not published yet; after the dump they are published,
     # then a newer change of the same key. The restored outbox holds the old rows as
-    # unpublished: they must not become the key's latest value on the compacted topic.
+    # unpublished: they must not become the key's latest value on the compacted topic,
+    # nor follow the newer change on the change topic.
     dsn = fresh_database
     await ensure_topics(bootstrap_servers=broker)
     await migrate_service(dsn, "reelpolicy_rules.migrations", "rules")
@@ -453,6 +474,11 @@ async def test_after_a_restore_the_state_topic_ends_with_what_get_answers(
         settings = service(restored)
         done = await restore_reconcile(settings)
         assert (done.written_back, done.changed) == (1, 0)
+        # the change and the policy's impact summary the dump held unsent were published
+        # after it: not sent again
+        assert done.resent_dropped == 2
+        unsent_changes = "SELECT count(*) FROM outbox WHERE topic = $1 AND sent_at IS NULL"
+        assert (await query(restored, unsent_changes, topics.ELIGIBILITY))[0]["count"] == 0
         to_publish = await query(
             restored, state_rows + " AND sent_at IS NULL", topics.ELIGIBILITY_STATE, key
         )
@@ -466,9 +492,11 @@ async def test_after_a_restore_the_state_topic_ends_with_what_get_answers(
             ) as client,
         ):
             await eventually(lambda: relayed(restored), timeout=30)
+            await asyncio.sleep(2)  # nothing more comes
             answer = await client.get("/v1/eligibility", params={"enterprise_id": ent})
         assert answer.status_code in (200, 404), answer.text
         answered = answer.json()["items"] if answer.status_code == 200 else []
+        assert changes(seen) == 2, "each change on the change topic once"
 
     # A consumer bootstrapping from the state topic: the key's last record wins.
     values = await state_topic(broker, key, records=first_run + to_publish[0]["count"])

@@ -66,3 +66,21 @@ class RulesUnitOfWork(PostgresUnitOfWork):
             sorted({lane_of(key) for key in keys}),
         )
         return int(dropped)
+
+    async def unsent_event_ids(self, topic: str) -> set[uuid.UUID]:
+        """The event ids of the outbox rows of ``topic`` not published yet."""
+        rows = await self.conn.fetch(
+            "SELECT event_id FROM outbox WHERE sent_at IS NULL AND topic = $1", topic
+        )
+        return {r["event_id"] for r in rows}
+
+    async def drop_unsent_events(self, topic: str, event_ids: Sequence[uuid.UUID]) -> int:
+        """Delete the outbox rows of ``topic`` with these event ids that are not published
+        yet; returns how many."""
+        dropped = await self.conn.fetchval(
+            "WITH dropped AS (DELETE FROM outbox WHERE sent_at IS NULL AND topic = $1"
+            " AND event_id = ANY($2::uuid[]) RETURNING 1) SELECT count(*) FROM dropped",
+            topic,
+            list(event_ids),
+        )
+        return int(dropped)

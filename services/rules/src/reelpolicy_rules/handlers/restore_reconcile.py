@@ -25,6 +25,12 @@ So, with the service stopped, in one transaction holding the exclusive projectio
    after the last one the restored history holds are the *lost* ones. Write them back:
    their history rows (original cause and event id, so running this again finds them
    known) and the result the last one left. ``results`` is now what consumers were told.
+   On the compacted state topic the last record of a key wins, so the restored outbox's
+   unsent state records of those keys (older than the changes written back) are dropped
+   and each key's last change's state is queued again. The restored outbox's unsent
+   ``eligibility.changed`` rows found on the topic (published after the dump) are
+   (and ``policy.impact`` summaries) are dropped too: sent again they would follow newer
+   changes of their keys.
 2. Read the policy and registry topics to their ends and apply every record to the
    restored projection as the consumers do (a record applies only if its version is
    newer), emitting nothing: the projection catches up with the sources.
@@ -46,7 +52,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -89,11 +95,22 @@ class LostChanges:
     the changes published after the last one ``known`` (the restored history) holds.
 
     Records are looked up ``batch`` at a time; call :meth:`finish` after the last.
+    ``unsent``: the event ids the restored outbox holds unpublished; those found on the
+    topic (published after the dump; ``policy.impact`` summaries too) are collected in
+    ``published_unsent``.
     """
 
-    def __init__(self, known: KnownChanges, *, batch: int = KNOWN_BATCH) -> None:
+    def __init__(
+        self,
+        known: KnownChanges,
+        *,
+        batch: int = KNOWN_BATCH,
+        unsent: Set[uuid.UUID] = frozenset(),
+    ) -> None:
         self._known = known
         self._batch = batch
+        self._unsent = unsent
+        self.published_unsent: set[uuid.UUID] = set()
         self._pending: list[PublishedChange] = []
         self.lost: dict[Key, list[PublishedChange]] = {}
         self.read = 0
@@ -104,6 +121,8 @@ class LostChanges:
             if record.value is None:
                 raise ValueError("a record without a value")
             envelope = decode_envelope(record.value)
+            if envelope.event_id in self._unsent:
+                self.published_unsent.add(envelope.event_id)
             if envelope.type is not EventType.eligibility_changed:
                 return  # policy.impact: a summary, no result
             change = EligibilityChanged.model_validate(envelope.payload)
@@ -210,10 +229,12 @@ async def _republish_states(work: UnitOfWork, last: Sequence[PublishedChange]) -
 
 @dataclass
 class Reconciled:
-    """What a reconcile did: changes written back, records applied, results that differed
-    (and were published), each partition's end, how each group moved."""
+    """What a reconcile did: changes written back, unsent outbox changes dropped (they
+    were published), records applied, results that differed (and were published), each
+    partition's end, how each group moved."""
 
     written_back: int = 0
+    resent_dropped: int = 0
     eligibility_read: int = 0
     applied: int = 0
     skipped: int = 0
@@ -256,9 +277,16 @@ async def reconcile_restore(
         await work.projection.lock_all()
         try:
             await reader.open([topics.ELIGIBILITY, *SOURCES])
-            lost = LostChanges(work.results.known_changes)
+            unsent = await work.unsent_event_ids(topics.ELIGIBILITY)
+            lost = LostChanges(work.results.known_changes, unsent=unsent)
             await reader.read_to_ends([topics.ELIGIBILITY], lost.add)
             done.written_back = await write_back(work, await lost.finish())
+            # published after the dump: sent again they would follow newer changes of
+            # their keys (consumers dedupe them, but a later reconcile from an older
+            # dump would take such a repeat for the last change of its key)
+            done.resent_dropped = await work.drop_unsent_events(
+                topics.ELIGIBILITY, sorted(lost.published_unsent)
+            )
             done.eligibility_read, done.skipped = lost.read, lost.skipped
             await _catch_up(work, reader, done)
         finally:
