@@ -28,9 +28,8 @@ So, with the service stopped, in one transaction holding the exclusive projectio
    On the compacted state topic the last record of a key wins, so the restored outbox's
    unsent state records of those keys (older than the changes written back) are dropped
    and each key's last change's state is queued again. The restored outbox's unsent
-   ``eligibility.changed`` rows found on the topic (published after the dump) are
-   (and ``policy.impact`` summaries) are dropped too: sent again they would follow newer
-   changes of their keys.
+   rows found on the topic (``eligibility.changed`` and ``policy.impact`` published after
+   the dump) are dropped too: sent again they would follow newer changes of their keys.
 2. Read the policy and registry topics to their ends and apply every record to the
    restored projection as the consumers do (a record applies only if its version is
    newer), emitting nothing: the projection catches up with the sources.
