@@ -104,7 +104,8 @@ async def restore_reconcile(
         done = await reconcile_restore(**ports)
     print(
         f"read {done.eligibility_read} published change(s): {done.written_back} made after"
-        f" the dump written back; caught up from {done.applied} record(s)"
+        f" the dump written back, {done.resent_dropped} unsent in the dump and published"
+        f" since dropped from the outbox; caught up from {done.applied} record(s)"
         f" ({done.skipped} skipped); {done.changed} result(s) differed from what was"
         f" published and were published; consumer groups moved: {done.moved}"
     )

@@ -163,6 +163,17 @@ class UnitOfWork(PublishingUnitOfWorkPort, Protocol):
     ) -> None:
         """Write ``count`` encoded events to the outbox now (``COPY``), in this transaction."""
 
+    async def drop_unsent(self, topic: str, keys: Sequence[str]) -> int:
+        """Delete the outbox rows of ``topic`` with these keys that are not published yet;
+        returns how many."""
+
+    async def unsent_event_ids(self, topic: str) -> set[uuid.UUID]:
+        """The event ids of the outbox rows of ``topic`` not published yet."""
+
+    async def drop_unsent_events(self, topic: str, event_ids: Sequence[uuid.UUID]) -> int:
+        """Delete the outbox rows of ``topic`` with these event ids that are not published
+        yet; returns how many."""
+
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]
 

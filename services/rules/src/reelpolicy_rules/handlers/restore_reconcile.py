@@ -25,6 +25,11 @@ So, with the service stopped, in one transaction holding the exclusive projectio
    after the last one the restored history holds are the *lost* ones. Write them back:
    their history rows (original cause and event id, so running this again finds them
    known) and the result the last one left. ``results`` is now what consumers were told.
+   On the compacted state topic the last record of a key wins, so the restored outbox's
+   unsent state records of those keys (older than the changes written back) are dropped
+   and each key's last change's state is queued again. The restored outbox's unsent
+   rows found on the topic (``eligibility.changed`` and ``policy.impact`` published after
+   the dump) are dropped too: sent again they would follow newer changes of their keys.
 2. Read the policy and registry topics to their ends and apply every record to the
    restored projection as the consumers do (a record applies only if its version is
    newer), emitting nothing: the projection catches up with the sources.
@@ -46,13 +51,14 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import date
 
 from reelpolicy_contracts import topics
 from reelpolicy_contracts.events import EligibilityChanged, EventType, decode_envelope
 from reelpolicy_rules.domain.outcomes import Key
+from reelpolicy_rules.handlers.eligibility_changes import StateEncoder
 from reelpolicy_rules.handlers.policy_recalculation import recalculate_policies
 from reelpolicy_rules.handlers.rebuild import apply_snapshot
 from reelpolicy_rules.ports import (
@@ -88,11 +94,22 @@ class LostChanges:
     the changes published after the last one ``known`` (the restored history) holds.
 
     Records are looked up ``batch`` at a time; call :meth:`finish` after the last.
+    ``unsent``: the event ids the restored outbox holds unpublished; those found on the
+    topic (published after the dump; ``policy.impact`` summaries too) are collected in
+    ``published_unsent``.
     """
 
-    def __init__(self, known: KnownChanges, *, batch: int = KNOWN_BATCH) -> None:
+    def __init__(
+        self,
+        known: KnownChanges,
+        *,
+        batch: int = KNOWN_BATCH,
+        unsent: Set[uuid.UUID] = frozenset(),
+    ) -> None:
         self._known = known
         self._batch = batch
+        self._unsent = unsent
+        self.published_unsent: set[uuid.UUID] = set()
         self._pending: list[PublishedChange] = []
         self.lost: dict[Key, list[PublishedChange]] = {}
         self.read = 0
@@ -103,6 +120,8 @@ class LostChanges:
             if record.value is None:
                 raise ValueError("a record without a value")
             envelope = decode_envelope(record.value)
+            if envelope.event_id in self._unsent:
+                self.published_unsent.add(envelope.event_id)
             if envelope.type is not EventType.eligibility_changed:
                 return  # policy.impact: a summary, no result
             change = EligibilityChanged.model_validate(envelope.payload)
@@ -178,15 +197,43 @@ async def write_back(work: UnitOfWork, lost: Mapping[Key, Sequence[PublishedChan
             )
     await work.results.replace(deletes, upserts)
     await work.results.add_history(history)
+    await _republish_states(work, [changes[-1] for changes in lost.values()])
     return len(history)
+
+
+async def _republish_states(work: UnitOfWork, last: Sequence[PublishedChange]) -> None:
+    """Make each key's last published change its latest record on the state topic.
+
+    The restored outbox may hold the key's state records that were unpublished at dump
+    time; the first run published them after the dump, then the newer changes' records.
+    Sent again now they would land after those and stay the key's value on the compacted
+    topic until its next change: they are dropped. The state record of the last change is
+    queued again (its first copy may not have been published before the failure); the
+    reconcile's own changes, queued after it, come later still.
+    """
+    if not last:
+        return
+    rows = [p.change.model_dump(mode="json") for p in last]
+    keys = [topics.state_key(r["subject_type"], r["subject_id"], r["policy_id"]) for r in rows]
+    dropped = await work.drop_unsent(topics.ELIGIBILITY_STATE, keys)
+    if dropped:
+        log.info("dropped %d unpublished state record(s) older than a published change", dropped)
+    encoder = StateEncoder()
+    states = (
+        encoder.encode(row, cause=row["cause"], change_event_id=p.event_id)
+        for row, p in zip(rows, last, strict=True)
+    )
+    await work.publish_encoded(topics.ELIGIBILITY_STATE, states, count=len(rows))
 
 
 @dataclass
 class Reconciled:
-    """What a reconcile did: changes written back, records applied, results that differed
-    (and were published), each partition's end, how each group moved."""
+    """What a reconcile did: changes written back, unsent outbox changes dropped (they
+    were published), records applied, results that differed (and were published), each
+    partition's end, how each group moved."""
 
     written_back: int = 0
+    resent_dropped: int = 0
     eligibility_read: int = 0
     applied: int = 0
     skipped: int = 0
@@ -229,9 +276,16 @@ async def reconcile_restore(
         await work.projection.lock_all()
         try:
             await reader.open([topics.ELIGIBILITY, *SOURCES])
-            lost = LostChanges(work.results.known_changes)
+            unsent = await work.unsent_event_ids(topics.ELIGIBILITY)
+            lost = LostChanges(work.results.known_changes, unsent=unsent)
             await reader.read_to_ends([topics.ELIGIBILITY], lost.add)
             done.written_back = await write_back(work, await lost.finish())
+            # published after the dump: sent again they would follow newer changes of
+            # their keys (consumers dedupe them, but a later reconcile from an older
+            # dump would take such a repeat for the last change of its key)
+            done.resent_dropped = await work.drop_unsent_events(
+                topics.ELIGIBILITY, sorted(lost.published_unsent)
+            )
             done.eligibility_read, done.skipped = lost.read, lost.skipped
             await _catch_up(work, reader, done)
         finally:
