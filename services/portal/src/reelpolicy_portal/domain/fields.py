@@ -7,10 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
-
-def N_(message: str) -> str:  # noqa: N802 (gettext's name: a message id for the catalogs)
-    return message
-
+from reelpolicy_portal.domain.messages import N_
 
 InputKind = Literal["date", "integer", "decimal", "boolean", "region"]
 SubjectType = Literal["enterprise", "production"]

@@ -10,9 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-
-def N_(message: str) -> str:  # noqa: N802 (gettext's name: a message id for the catalogs)
-    return message
+from reelpolicy_portal.domain.messages import N_
 
 
 @dataclass(frozen=True)

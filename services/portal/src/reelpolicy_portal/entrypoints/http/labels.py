@@ -6,10 +6,7 @@ the pages (``N_`` only marks it for extraction); a code not listed shows as itse
 
 from __future__ import annotations
 
-
-def N_(message: str) -> str:  # noqa: N802 (gettext's name for "mark, translate later")
-    return message
-
+from reelpolicy_portal.domain.messages import N_
 
 FIELDS = {
     "enterprise.established_on": N_("date of establishment"),
