@@ -333,3 +333,16 @@ def test_a_policy_change_stored_before_the_catalogs_still_renders() -> None:
     del body["data"]["change_items"]
     text = render(Alert.from_body(body), locale="zh-CN", fmt="text").body
     assert "cap raised from 3,000,000 to 3,500,000 CNY for benefit purchase" in text
+
+
+def test_a_disabled_robot_is_named_in_the_locale_by_its_platform_and_host() -> None:
+    body = {
+        "type": "endpoint.disabled",
+        "timestamp": NOW.isoformat(),
+        "data": {"channel": "dingtalk", "url": "https://oapi.dingtalk.com", "reason": "410"},
+    }
+    chinese = render(Alert.from_body(body), locale="zh-CN", fmt="text").body
+    english = render(Alert.from_body(body), locale="en", fmt="text").body
+    assert "接收端 钉钉机器人（https://oapi.dingtalk.com） 已停用：410" in chinese
+    assert "the DingTalk robot at https://oapi.dingtalk.com was disabled" in english
+    assert "robot at" not in chinese

@@ -171,7 +171,7 @@ async def test_a_robot_refusing_everything_is_disabled_and_its_owner_told(
         assert "every attempt failed" in state["disabled_reason"]
         assert len(refusing.calls) >= 2  # retried before it was disabled
         notice = markdown_of("feishu", other.calls[0].json())
-        assert f"wecom robot at http://127.0.0.1:{refusing.port} was disabled" in notice
+        assert f"the WeCom robot at http://127.0.0.1:{refusing.port} was disabled" in notice
         assert "key=" not in notice  # the robot's URL is its credential: not repeated
         assert (await client.get("/v1/deliveries", params={"subscription_id": sub["id"]})).json()[
             "items"

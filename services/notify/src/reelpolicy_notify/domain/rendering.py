@@ -321,6 +321,8 @@ def compose(alert: Alert, words: Words) -> Composed:
         composed = Composed(title=words("title.test"), lead=words("lead.test"))
     elif alert.type == DISABLED_TYPE:
         target = data.get("url") or data.get("email")
+        if data.get("channel") in ("wecom", "dingtalk", "feishu"):  # its URL: scheme and host
+            target = words(f"robot.{data['channel']}", host=data.get("url"))
         lead = words("lead.endpoint_disabled", target=target, reason=data.get("reason"))
         composed = Composed(title=words("title.endpoint.disabled"), lead=lead)
     else:

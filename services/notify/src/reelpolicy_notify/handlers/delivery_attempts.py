@@ -242,9 +242,10 @@ async def notify_owner_disabled(*, uow: UowFactory, subscription_id: uuid.UUID) 
             enterprise_id=disabled.enterprise_id, everyone=False, after=None, limit=100
         )
         stamp = int((disabled.disabled_at or now).timestamp())
-        url = disabled.url
+        url = target = disabled.url
         if disabled.channel in ROBOT_CHANNELS:  # a robot's URL is its credential
-            url = f"{disabled.channel} robot at {traced_url(url, keep_path=False)}"
+            url = traced_url(url, keep_path=False)
+            target = f"{disabled.channel} robot at {url}"
         alert = Alert(
             alert_key=f"{DISABLED_TYPE}:{subscription_id}:{stamp}",
             type=DISABLED_TYPE,
@@ -256,7 +257,7 @@ async def notify_owner_disabled(*, uow: UowFactory, subscription_id: uuid.UUID) 
                 "url": url,
                 "email": disabled.email,
                 "reason": disabled.disabled_reason,
-                "summary": f"endpoint {url or disabled.email} was disabled:"
+                "summary": f"endpoint {target or disabled.email} was disabled:"
                 f" {disabled.disabled_reason}",
             },
         )
