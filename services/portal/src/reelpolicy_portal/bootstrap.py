@@ -70,7 +70,7 @@ class Portal:
         return PostgresSessionStore(self.pool, self.cipher)
 
     def feed_tokens(self) -> PostgresFeedTokens:
-        return PostgresFeedTokens(self.pool, self.settings.key_cipher())
+        return PostgresFeedTokens(self.pool, self.cipher)
 
     @asynccontextmanager
     async def lifespan(self, _app: Any = None) -> AsyncIterator[None]:
