@@ -101,6 +101,16 @@ def server_context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
     return context
 
 
+def login_over_starttls(certificate: tuple[Path, Path]) -> dict[str, Any]:
+    """A relay that requires STARTTLS, then a login (``authenticator``)."""
+    return {
+        "tls_context": server_context(certificate),
+        "require_starttls": True,
+        "auth_required": True,
+        "authenticator": authenticator,
+    }
+
+
 @contextlib.contextmanager
 def smtp_server(inbox: Inbox, **options: Any) -> Iterator[int]:
     port = free_port()
@@ -274,13 +284,7 @@ async def test_a_relay_requiring_login_over_starttls(
     fresh_database: str, bootstrap_servers: str, certificate: tuple[Path, Path]
 ) -> None:
     inbox = Inbox()
-    options = {
-        "tls_context": server_context(certificate),
-        "require_starttls": True,
-        "auth_required": True,
-        "authenticator": authenticator,
-    }
-    with smtp_server(inbox, **options) as port:
+    with smtp_server(inbox, **login_over_starttls(certificate)) as port:
         async with notify_with_smtp(
             fresh_database,
             bootstrap_servers,
@@ -303,13 +307,7 @@ async def test_a_wrong_relay_password_is_a_failed_delivery_with_the_reason(
     fresh_database: str, bootstrap_servers: str, certificate: tuple[Path, Path]
 ) -> None:
     inbox = Inbox()
-    options = {
-        "tls_context": server_context(certificate),
-        "require_starttls": True,
-        "auth_required": True,
-        "authenticator": authenticator,
-    }
-    with smtp_server(inbox, **options) as port:
+    with smtp_server(inbox, **login_over_starttls(certificate)) as port:
         async with notify_with_smtp(
             fresh_database,
             bootstrap_servers,
