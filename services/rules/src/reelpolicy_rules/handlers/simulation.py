@@ -19,15 +19,12 @@ snapshot saw it:
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 import polars as pl
 
 from reelpolicy_policy import Policy
-from reelpolicy_rules.domain.outcome_frames import FundState, ImpactCounts
+from reelpolicy_rules.domain.outcome_frames import SimulationReport
 from reelpolicy_rules.handlers.policy_recalculation import RecalculationPlan, plan_recalculation
 from reelpolicy_rules.ports import PolicyBook, SubjectCache, UnitOfWorkFactory
 
@@ -42,16 +39,6 @@ _SAMPLE_COLUMNS = [
 ]
 
 
-@dataclass(frozen=True)
-class SimulationReport:
-    """What a draft would change: counts, its fund, the first changed subjects by id."""
-
-    counts: ImpactCounts
-    changed: int
-    fund: FundState | None
-    sample: list[dict[str, Any]]
-
-
 def report(plan: RecalculationPlan, *, policy_id: str, sample_size: int) -> SimulationReport:
     """The report of ``policy_id`` in ``plan`` (columnar work: run it off the event loop)."""
     changes = plan.changes.filter(pl.col("policy_id") == policy_id)
@@ -63,20 +50,6 @@ def report(plan: RecalculationPlan, *, policy_id: str, sample_size: int) -> Simu
     )
 
 
-async def simulate_draft(
-    *,
-    uow: UnitOfWorkFactory,
-    cache: SubjectCache,
-    book: PolicyBook,
-    draft: Policy,
-    today: date,
-    sample_size: int,
-) -> SimulationReport:
-    """``simulate_policy``, reported (see :func:`report`)."""
-    plan = await simulate_policy(uow=uow, cache=cache, book=book, draft=draft, today=today)
-    return await asyncio.to_thread(report, plan, policy_id=draft.id, sample_size=sample_size)
-
-
 async def simulate_policy(
     *,
     uow: UnitOfWorkFactory,
@@ -86,7 +59,8 @@ async def simulate_policy(
     today: date,
 ) -> RecalculationPlan:
     """The recalculation ``draft`` would cause (in place of the policy of its id), planned
-    over one snapshot; nothing is written and nothing shared is changed."""
+    over one snapshot; nothing is written and nothing shared is changed. Its changes are
+    the draft's own (the policies it is evaluated with are not diffed)."""
     subjects, policies = cache.copy(), book.copy()  # no await between: one moment
     async with uow() as work:  # never committed
         await work.read_only_snapshot()
@@ -98,5 +72,5 @@ async def simulate_policy(
         await policies.refresh(work.projection)
         active = [p for p in policies.active() if p.id != draft.id] + [draft]
         return await plan_recalculation(
-            work, cache=subjects, active=active, seeds=[draft.id], today=today
+            work, cache=subjects, active=active, seeds=[draft.id], today=today, compared=[draft.id]
         )
