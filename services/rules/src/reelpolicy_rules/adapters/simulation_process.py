@@ -77,6 +77,10 @@ class Failure:
     """The database failed (the client may retry), not the simulation."""
 
 
+class _ProcessGoneError(Exception):
+    """The child died (killed, out of memory) or closed its pipe."""
+
+
 Worker = Callable[[Connection, WorkerConfig], None]
 """The child's main function (``entrypoints.simulation_worker.serve``)."""
 
@@ -103,47 +107,65 @@ class SimulationProcess:
         self.on_progress: Callable[[str], None] | None = None
         """Called on the event loop with each :class:`Progress` step (tests time them)."""
 
+    @property
+    def pid(self) -> int | None:
+        """The child's process id, while there is one."""
+        return None if self._process is None else self._process.pid
+
     async def simulate(self, *, draft: Policy, today: date, sample_size: int) -> SimulationReport:
         async with self._lock:
             with _tracer.start_as_current_span("rules.simulate") as span:
-                connection = await self._started()
-                # both states of one moment: no await between
-                subjects, policies = self._cache.state, self._book.state
-                sent_subjects, sent_policies = self._sent
-                request = SimulationRequest(
-                    draft=draft,
-                    today=today,
-                    sample_size=sample_size,
-                    subjects=None if subjects is sent_subjects else subjects,
-                    policies=None if policies is sent_policies else policies,
-                )
-                self._sent = (None, None)  # unknown until the child has them
                 try:
-                    # a state sent over is megabytes: pickled and written off the loop
-                    await asyncio.to_thread(connection.send, request)
-                    self._sent = (subjects, policies)
-                    while True:
-                        message = await asyncio.to_thread(connection.recv)
-                        if isinstance(message, Progress):
-                            span.add_event(message.step)
-                            if self.on_progress is not None:
-                                self.on_progress(message.step)
-                            continue
-                        break
-                except (EOFError, OSError) as exc:
-                    self._stopped()
-                    # answered 503: the next simulation starts a new process
-                    raise ConnectionError("the simulation process stopped") from exc
-                except BaseException:
-                    # cancelled mid-exchange: its answer would reach the next request
-                    self._stopped(kill=True)
-                    raise
-                if isinstance(message, Failure):
-                    if message.infrastructure:
-                        raise ConnectionError(message.message)
-                    raise RuntimeError(f"simulation failed: {message.message}")
-                report: SimulationReport = message
-                return report
+                    message = await self._exchange(draft, today, sample_size, span)
+                except _ProcessGoneError:
+                    # a simulation writes nothing, so trying again in a new process is
+                    # safe; a second death (e.g. out of memory again) is answered 503
+                    log.warning("the simulation process stopped; starting another")
+                    try:
+                        message = await self._exchange(draft, today, sample_size, span)
+                    except _ProcessGoneError as exc:
+                        raise ConnectionError("the simulation process stopped") from exc
+        if isinstance(message, Failure):
+            if message.infrastructure:
+                raise ConnectionError(message.message)
+            raise RuntimeError(f"simulation failed: {message.message}")
+        report: SimulationReport = message
+        return report
+
+    async def _exchange(
+        self, draft: Policy, today: date, sample_size: int, span: trace.Span
+    ) -> SimulationReport | Failure:
+        connection = await self._started()
+        # both states of one moment: no await between
+        subjects, policies = self._cache.state, self._book.state
+        sent_subjects, sent_policies = self._sent
+        request = SimulationRequest(
+            draft=draft,
+            today=today,
+            sample_size=sample_size,
+            subjects=None if subjects is sent_subjects else subjects,
+            policies=None if policies is sent_policies else policies,
+        )
+        self._sent = (None, None)  # unknown until the child has them
+        try:
+            # a state sent over is megabytes: pickled and written off the loop
+            await asyncio.to_thread(connection.send, request)
+            self._sent = (subjects, policies)
+            while True:
+                message = await asyncio.to_thread(connection.recv)
+                if not isinstance(message, Progress):
+                    answer: SimulationReport | Failure = message
+                    return answer
+                span.add_event(message.step)
+                if self.on_progress is not None:
+                    self.on_progress(message.step)
+        except (EOFError, OSError) as exc:
+            self._stopped()
+            raise _ProcessGoneError from exc
+        except BaseException:
+            # cancelled mid-exchange: its answer would reach the next request
+            self._stopped(kill=True)
+            raise
 
     async def _started(self) -> Connection:
         if self._process is not None and self._process.is_alive() and self._connection:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Sequence
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 from reelpolicy_common.consumer.faults import is_infrastructure_error
 from reelpolicy_common.db.pool import create_pool
@@ -24,19 +26,39 @@ from reelpolicy_rules.adapters.simulation_process import (
 )
 from reelpolicy_rules.handlers.simulation import report, simulate_policy
 
+CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def cpu_quota(cpu_max: Path = CPU_MAX) -> float | None:
+    """The CPUs this process's cgroup may use per period (cgroup v2 ``cpu.max``, e.g. a
+    container's CPU limit); None without a limit or a file saying so."""
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+    except (OSError, ValueError):
+        return None
+    return None if quota == "max" else int(quota) / int(period)
+
+
+def simulation_cpus(allowed: Sequence[int], quota: float | None) -> set[int]:
+    """The CPUs of ``allowed`` the simulation process may run on: all it could use but
+    one (a CPU limit of ``quota`` counts as that many), and at least one."""
+    usable = len(allowed) if quota is None else min(len(allowed), max(1, int(quota)))
+    return set(sorted(allowed)[-max(1, usable - 1) :])
+
 
 def yield_to_live_work() -> None:
     """Run only on CPU time nothing else wants (``SCHED_IDLE``; ``nice 19`` where there is
-    none), and on every CPU but one (where there are two or more).
+    none), and leave one CPU to live work (:func:`simulation_cpus`).
 
-    A CPU kept busy costs the service latency even at the lowest priority (on a
-    virtual machine, a busy virtual CPU waits for the host; on any, its caches are
-    another's), so one CPU is left to live work. Set for every thread already started
-    (imports start some); those started later inherit it.
+    A CPU kept busy costs the service latency even at the lowest priority: on a
+    virtual machine a busy virtual CPU waits for the host, on any its caches are
+    another's, and under a CPU limit the simulation's time counts against the
+    service's. Set for every thread already started (imports start some); those
+    started later inherit it.
     """
     threads = [int(t) for t in os.listdir("/proc/self/task")] if os.path.isdir("/proc") else [0]
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    ours = set(cpus[1:]) if len(cpus) > 1 else set(cpus)
+    affinity = getattr(os, "sched_getaffinity", None)
+    ours = simulation_cpus(sorted(affinity(0)), cpu_quota()) if affinity else set()
     sched_idle = getattr(os, "SCHED_IDLE", None)
     for thread in threads:
         with contextlib.suppress(OSError):  # a thread may have ended meanwhile
