@@ -1,7 +1,7 @@
 """Benchmark: registry update -> eligibility event latency with and without simulations.
 
     .venv/bin/python bench/simulate_concurrency.py [--productions 1000000] [--rate 50]
-                                                   [--seconds 20] [--rounds 3]
+                                                   [--seconds 12] [--rounds 5]
 
 Loads ``--productions`` synthetic productions into the rules projection (COPY), starts
 ``reelpolicy-rules serve`` and publishes ``zz-yellow-river``, waiting until its bulk
@@ -202,9 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--productions", type=int, default=1_000_000)
     ap.add_argument("--rate", type=int, default=50, help="registry updates per second")
-    ap.add_argument("--seconds", type=int, default=20, help="each window's length")
+    ap.add_argument("--seconds", type=int, default=12, help="each window's length")
     ap.add_argument(
-        "--rounds", type=int, default=3, help="windows without, then with simulations, each"
+        "--rounds", type=int, default=5, help="windows without, then with simulations, each"
     )
     ap.add_argument(
         "--warmup", type=float, default=2.0, help="seconds simulations run before measuring"

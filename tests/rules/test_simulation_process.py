@@ -43,6 +43,10 @@ def simulator_of(rules: RunningRules) -> SimulationProcess:
     return simulator
 
 
+def oom_score_adj(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/oom_score_adj").read_text())
+
+
 async def simulate(rules: RunningRules, draft: dict[str, Any]) -> dict[str, Any]:
     answer = await rules.client.post("/v1/simulate", json=draft, timeout=120)
     assert answer.status_code == 200, answer.text
@@ -50,7 +54,7 @@ async def simulate(rules: RunningRules, draft: dict[str, Any]) -> dict[str, Any]
     return body
 
 
-async def test_the_simulation_process_runs_at_the_lowest_priority_and_leaves_a_cpu(
+async def test_the_simulation_process_steps_aside_for_the_service(
     rules: RunningRules,
 ) -> None:
     await simulate(rules, enterprise_policy(uid("draft")))
@@ -64,9 +68,12 @@ async def test_the_simulation_process_runs_at_the_lowest_priority_and_leaves_a_c
     for thread in threads:
         assert os.sched_getscheduler(thread) == os.SCHED_IDLE, thread
         assert os.sched_getaffinity(thread) == simulation_cpus(cpus, cpu_quota())
+    # out of memory, the kernel kills it before the service
+    assert oom_score_adj(pid) == 1000
     # the service itself is left as it was
     assert os.sched_getscheduler(0) == os.SCHED_OTHER
     assert sorted(os.sched_getaffinity(0)) == cpus
+    assert oom_score_adj(os.getpid()) < 1000
 
 
 @pytest.mark.parametrize(

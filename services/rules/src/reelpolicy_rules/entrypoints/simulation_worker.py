@@ -69,6 +69,11 @@ def yield_to_live_work() -> None:
     if sched_idle is None:
         with contextlib.suppress(OSError):
             os.nice(19)
+    # Out of memory (a container's limit counts the service and this process together),
+    # the kernel kills this process first: the simulation is answered 503, the service
+    # lives on.
+    with contextlib.suppress(OSError):
+        Path("/proc/self/oom_score_adj").write_text("1000")
 
 
 def serve(connection: Connection, config: WorkerConfig) -> None:
