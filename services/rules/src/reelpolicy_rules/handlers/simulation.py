@@ -2,7 +2,8 @@
 without a lock any live work waits for.
 
 The shared caches are copied first (one synchronous step: rows and seq cursors of one
-moment), then one READ ONLY REPEATABLE READ transaction reads what was written since
+moment; the simulation process is sent their states so, see
+``adapters.simulation_process``), then one READ ONLY REPEATABLE READ transaction reads what was written since
 those cursors into the copies (the shared caches are neither changed nor advanced) and
 the stored results the plan diffs against. The copies then hold the projection as that
 snapshot saw it:
