@@ -9,7 +9,7 @@ away after use, so a row committed later with a smaller seq is never missed by a
 
 Each cache keeps its state in one immutable value replaced as a whole, so a copy taken
 between two awaits is always one consistent state (rows and seq cursor together). The
-states pickle, so another process can hold a cache in the same state (``holding``).
+states pickle, so another process can hold a cache in the same state.
 """
 
 from __future__ import annotations
@@ -86,15 +86,9 @@ class SubjectState:
 class PolarsSubjectCache:
     """Enterprises and productions in the engine's columnar layout (polars)."""
 
-    def __init__(self) -> None:
-        self._state = SubjectState()
-
-    @classmethod
-    def holding(cls, state: SubjectState) -> PolarsSubjectCache:
-        """A cache in ``state`` (e.g. another process's, sent over)."""
-        out = cls()
-        out._state = state
-        return out
+    def __init__(self, state: SubjectState | None = None) -> None:
+        """Empty, or in ``state`` (another cache's, maybe sent from another process)."""
+        self._state = SubjectState() if state is None else state
 
     @property
     def state(self) -> SubjectState:
@@ -113,7 +107,7 @@ class PolarsSubjectCache:
 
     def copy(self) -> PolarsSubjectCache:
         """A cache holding this one's current state; refreshing it leaves this one as is."""
-        return PolarsSubjectCache.holding(self._state)
+        return PolarsSubjectCache(self._state)
 
     def reset(self) -> None:
         """Forget every subject (the next refresh reads them all)."""
@@ -152,15 +146,9 @@ class PolicyState:
 class InMemoryPolicyBook:
     """Every policy of the projection, parsed: current version, revoked or not."""
 
-    def __init__(self) -> None:
-        self._state = PolicyState()
-
-    @classmethod
-    def holding(cls, state: PolicyState) -> InMemoryPolicyBook:
-        """A book in ``state`` (e.g. another process's, sent over)."""
-        out = cls()
-        out._state = state
-        return out
+    def __init__(self, state: PolicyState | None = None) -> None:
+        """Empty, or in ``state`` (another book's, maybe sent from another process)."""
+        self._state = PolicyState() if state is None else state
 
     @property
     def state(self) -> PolicyState:
@@ -192,7 +180,7 @@ class InMemoryPolicyBook:
 
     def copy(self) -> InMemoryPolicyBook:
         """A book holding this one's current state; refreshing it leaves this one as is."""
-        return InMemoryPolicyBook.holding(self._state)
+        return InMemoryPolicyBook(self._state)
 
     def reset(self) -> None:
         """Forget every policy (the next refresh reads them all)."""

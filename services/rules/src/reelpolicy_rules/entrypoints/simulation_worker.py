@@ -93,9 +93,9 @@ async def _serve(connection: Connection, config: WorkerConfig) -> None:
                 return  # the service closed its end, or is gone
             assert isinstance(request, SimulationRequest)
             if request.subjects is not None:
-                cache = PolarsSubjectCache.holding(request.subjects)
+                cache = PolarsSubjectCache(request.subjects)
             if request.policies is not None:
-                book = InMemoryPolicyBook.holding(request.policies)
+                book = InMemoryPolicyBook(request.policies)
             answer: object
             try:
                 connection.send(Progress("snapshot"))
