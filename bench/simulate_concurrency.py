@@ -1,16 +1,17 @@
 """Benchmark: registry update -> eligibility event latency with and without simulations.
 
     .venv/bin/python bench/simulate_concurrency.py [--productions 1000000] [--rate 50]
-                                                   [--seconds 30]
+                                                   [--seconds 12] [--rounds 5]
 
 Loads ``--productions`` synthetic productions into the rules projection (COPY), starts
 ``reelpolicy-rules serve`` and publishes ``zz-yellow-river``, waiting until its bulk
-run's events are all relayed. Then, twice for ``--seconds``, it produces
-``production.upserted`` snapshots at ``--rate`` per second (each flips one eligible
-production's ``zz-yellow-river`` result) and times each from its produce to its eligibility event:
-first alone, then while ``POST /v1/simulate`` runs back to back with a draft production
-policy evaluated over every production. It prints the median (and p99) latency of both,
-and each simulation's median duration.
+run's events are all relayed. Then ``--rounds`` times, two windows of ``--seconds``: it
+produces ``production.upserted`` snapshots at ``--rate`` per second (each flips one
+eligible production's ``zz-yellow-river`` result) and times each from its produce to its
+eligibility event, first alone, then while ``POST /v1/simulate`` runs back to back with a
+draft production policy evaluated over every production. It prints each window's median
+(and p99), the simulations' median duration, both medians over all windows, and whether
+they differ by more than the windows without simulations differ among themselves.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ import asyncio
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import polars as pl
+import psutil
 from aiokafka import AIOKafkaProducer
 
 from reelpolicy_contracts import topics
@@ -100,6 +103,37 @@ async def simulate_in_a_loop(port: int, key: str, stop: asyncio.Event) -> list[f
     return durations
 
 
+def verdict(alone: list[list[float]], busy: list[list[float]]) -> str:
+    """Both medians over every window, and whether they differ by more than the windows
+    without simulations differ among themselves (the noise)."""
+    ms = [statistics.median(w) * 1000 for w in alone]
+    without = statistics.median([x for w in alone for x in w]) * 1000
+    with_ = statistics.median([x for w in busy for x in w]) * 1000
+    noise = max(ms) - min(ms)
+    within = abs(with_ - without) <= noise
+    return (
+        f"registry -> eligibility median: {without:.1f} ms without, {with_:.1f} ms with"
+        f" simulations ({with_ - without:+.1f} ms); windows without simulations"
+        f" {', '.join(f'{m:.1f}' for m in ms)} ms: noise {noise:.1f} ms;"
+        f" {'within' if within else 'beyond'} noise"
+    )
+
+
+def memory(service_pid: int) -> str:
+    """Resident and peak memory of the service and of its simulation process (Linux)."""
+
+    def of(pid: int) -> str:
+        status = dict(
+            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        )
+        rss, peak = (int(status[k].split()[0]) / 1024 / 1024 for k in ("VmRSS", "VmHWM"))
+        return f"{rss:.2f} GiB (peak {peak:.2f})"
+
+    children = psutil.Process(service_pid).children()
+    (simulator,) = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
+    return f"memory: the service {of(service_pid)}, its simulation process {of(simulator.pid)}"
+
+
 def summary(latencies: list[float]) -> str:
     lat = sorted(latencies)
     return (
@@ -131,29 +165,36 @@ async def main_async(a: argparse.Namespace) -> int:
                 flush=True,
             )
             # eligible productions, each updated at most once a second: every update
-            # flips its result (and the two measurements use distinct ones)
+            # flips its result (and each window uses its own)
             pairs = list(zip(eligible["production_id"], eligible["enterprise_id"], strict=True))
-            alone_targets, busy_targets = pairs[: a.rate * 2], pairs[a.rate * 2 : a.rate * 4]
-
-            alone = await measure_direct(broker.bootstrap_servers, alone_targets, a.rate, a.seconds)
-            print(f"without simulations: {summary(alone)}", flush=True)
-
-            stop = asyncio.Event()
-            looping = asyncio.create_task(simulate_in_a_loop(port, key, stop))
-            await asyncio.sleep(a.warmup)  # the first simulation is under way
-            busy = await measure_direct(broker.bootstrap_servers, busy_targets, a.rate, a.seconds)
-            stop.set()
-            durations = await looping
-            print(f"with simulations:    {summary(busy)}")
+            per_window = a.rate * 2
+            alone: list[list[float]] = []
+            busy: list[list[float]] = []
+            durations: list[float] = []
+            for r in range(a.rounds):
+                targets = pairs[per_window * 2 * r :][: per_window * 2]
+                quiet, loaded = targets[:per_window], targets[per_window:]
+                alone.append(
+                    await measure_direct(broker.bootstrap_servers, quiet, a.rate, a.seconds)
+                )
+                print(f"round {r + 1}, without simulations: {summary(alone[-1])}", flush=True)
+                stop = asyncio.Event()
+                looping = asyncio.create_task(simulate_in_a_loop(port, key, stop))
+                await asyncio.sleep(a.warmup)  # the first simulation is under way
+                busy.append(
+                    await measure_direct(broker.bootstrap_servers, loaded, a.rate, a.seconds)
+                )
+                stop.set()
+                durations += await looping
+                print(f"round {r + 1}, with simulations:    {summary(busy[-1])}", flush=True)
             print(
                 f"simulations over {prods.height:,} productions: {len(durations)} run back to back,"
                 f" median {statistics.median(durations):.2f} s"
-                f" (min {min(durations):.2f}, max {max(durations):.2f})"
+                f" (min {min(durations):.2f}, max {max(durations):.2f}; the first starts the"
+                " simulation process)"
             )
-            print(
-                f"registry -> eligibility median: {statistics.median(alone) * 1000:.1f} ms"
-                f" without, {statistics.median(busy) * 1000:.1f} ms with simulations"
-            )
+            print(verdict(alone, busy))
+            print(memory(proc.pid))
     return 0
 
 
@@ -161,7 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--productions", type=int, default=1_000_000)
     ap.add_argument("--rate", type=int, default=50, help="registry updates per second")
-    ap.add_argument("--seconds", type=int, default=30, help="each measurement's length")
+    ap.add_argument("--seconds", type=int, default=12, help="each window's length")
+    ap.add_argument(
+        "--rounds", type=int, default=5, help="windows without, then with simulations, each"
+    )
     ap.add_argument(
         "--warmup", type=float, default=2.0, help="seconds simulations run before measuring"
     )

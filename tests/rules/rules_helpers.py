@@ -201,6 +201,7 @@ class RunningRules:
     clock: FakeClock
     seen: Collector
     operator: str
+    rules: wiring.Rules
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         conn = await asyncpg.connect(self.dsn)
@@ -236,4 +237,4 @@ async def running_rules(
             headers={"Authorization": f"Bearer {key}"},
         ) as client,
     ):
-        yield RunningRules(client, dsn, bootstrap_servers, clock, seen, key)
+        yield RunningRules(client, dsn, bootstrap_servers, clock, seen, key, app.state.rules)

@@ -2,11 +2,11 @@
 over a large projection, and their eligibility events arrive while a simulation is in
 flight.
 
-"In flight" is a window no lock can hide: it opens when the simulation's columnar
-evaluation starts (a simulation that took the exclusive projection lock holds it by then)
-and closes when its diff is done (such a simulation still holds the lock). The test
-needs one registry change produced *and* answered inside one window: ordering of
-observed events, no timed threshold.
+"In flight" is a window no lock can hide, as the simulation process reports its steps:
+it opens when the simulation's transaction begins (one that took the exclusive
+projection lock would hold it from then on) and closes when its diff is done (such a
+simulation still holds the lock). The test needs one registry change produced *and*
+answered inside one window: ordering of observed events, no timed threshold.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import io
 import time
-from collections.abc import Callable
-from typing import Any
 
 import asyncpg
 import polars as pl
@@ -33,7 +31,7 @@ from rules_helpers import (
 
 from reelpolicy_contracts import topics
 from reelpolicy_contracts.events import EventType
-from reelpolicy_rules.handlers import policy_recalculation
+from reelpolicy_rules.adapters.simulation_process import SimulationProcess
 from service_harness import eventually, migrate_service
 
 pytestmark = pytest.mark.servers
@@ -86,28 +84,16 @@ async def seed_projection(dsn: str, productions: int) -> None:
 
 
 class Windows:
-    """When each simulation's evaluation started and its diff ended (loop time)."""
+    """When each simulation's snapshot began and its diff ended (loop time), as the
+    simulation process reports its steps."""
 
     def __init__(self) -> None:
         self.opened: list[float] = []
         self.closed: list[float] = []
 
-    def wrap(self, loop: asyncio.AbstractEventLoop, evaluate: Callable[..., Any], diff: Any) -> Any:
-        def opening(*args: Any, **kwargs: Any) -> Any:
-            # stamped here (maybe a worker thread), recorded on the loop
-            loop.call_soon_threadsafe(self._open, loop.time())
-            return evaluate(*args, **kwargs)
-
-        def closing(*args: Any, **kwargs: Any) -> Any:
-            out = diff(*args, **kwargs)
-            # read here (the diff's own thread), so a blocked loop cannot delay the stamp
-            self.closed.append(loop.time())
-            return out
-
-        return opening, closing
-
-    def _open(self, at: float) -> None:
-        self.opened.append(at)
+    def step(self, name: str) -> None:
+        now = asyncio.get_running_loop().time()
+        (self.opened if name == "snapshot" else self.closed).append(now)
 
 
 async def test_registry_changes_are_answered_while_a_simulation_is_in_flight(
@@ -129,11 +115,9 @@ async def test_registry_changes_are_answered_while_a_simulation_is_in_flight(
 
         loop = asyncio.get_running_loop()
         windows = Windows()
-        opening, closing = windows.wrap(
-            loop, policy_recalculation.evaluate_policies, policy_recalculation.diff_frames
-        )
-        monkeypatch.setattr(policy_recalculation, "evaluate_policies", opening)
-        monkeypatch.setattr(policy_recalculation, "diff_frames", closing)
+        simulator = rules.rules.simulator
+        assert isinstance(simulator, SimulationProcess)
+        monkeypatch.setattr(simulator, "on_progress", windows.step)
 
         draft = production_policy(uid("draft"))
         answers: list[int] = []

@@ -13,7 +13,7 @@ from reelpolicy_rules.adapters.cache import InMemoryPolicyBook, PolarsSubjectCac
 from reelpolicy_rules.adapters.postgres import RulesUnitOfWork
 from reelpolicy_rules.config import Settings
 from reelpolicy_rules.domain.calendar import local_day
-from reelpolicy_rules.ports import Clock
+from reelpolicy_rules.ports import Clock, Simulator
 
 
 def system_clock() -> datetime:
@@ -22,13 +22,16 @@ def system_clock() -> datetime:
 
 @dataclass
 class Rules:
-    """What the entrypoints need: settings, runtime, caches, the clock, a uow factory."""
+    """What the entrypoints need: settings, runtime, caches, the clock, a uow factory, the
+    simulator."""
 
     settings: Settings
     runtime: ServiceRuntime
     clock: Clock = system_clock
     cache: PolarsSubjectCache = field(default_factory=PolarsSubjectCache)
     book: InMemoryPolicyBook = field(default_factory=InMemoryPolicyBook)
+    simulator: Simulator | None = None
+    """Set by ``main.create_app`` (its process runs an entrypoint's function)."""
 
     def uow(self) -> RulesUnitOfWork:
         return RulesUnitOfWork(self.runtime.pool)

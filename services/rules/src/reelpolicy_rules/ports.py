@@ -12,6 +12,7 @@ import polars as pl
 from reelpolicy_common.outbox.store import EncodedEvent
 from reelpolicy_common.uow import PublishingUnitOfWorkPort
 from reelpolicy_policy import Policy
+from reelpolicy_rules.domain.outcome_frames import SimulationReport
 from reelpolicy_rules.domain.outcomes import Key, Outcome
 
 Clock = Callable[[], datetime]
@@ -279,3 +280,13 @@ class ConsumerGroups(Protocol):
     async def move(self, ends: Mapping[Partition, int]) -> dict[str, str]:
         """Commit ``ends`` for the group of each topic; returns how each group was moved
         (group id -> "standalone" or "joined")."""
+
+
+class Simulator(Protocol):
+    """Runs simulations of draft policies apart from live work (``POST /v1/simulate``)."""
+
+    async def simulate(self, *, draft: Policy, today: date, sample_size: int) -> SimulationReport:
+        """What ``draft`` would change over the projection as one snapshot sees it."""
+
+    def close(self) -> None:
+        """Stop whatever the simulator started (on shutdown)."""

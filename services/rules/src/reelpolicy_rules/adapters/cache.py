@@ -8,7 +8,8 @@ read-only snapshot: it then holds the projection as that snapshot saw it, and is
 away after use, so a row committed later with a smaller seq is never missed by anyone.
 
 Each cache keeps its state in one immutable value replaced as a whole, so a copy taken
-between two awaits is always one consistent state (rows and seq cursor together).
+between two awaits is always one consistent state (rows and seq cursor together). The
+states pickle, so another process can hold a cache in the same state.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def _upsert(frame: pl.DataFrame | None, rows: pl.DataFrame, key: str) -> pl.Data
 
 
 @dataclass(frozen=True)
-class _Subjects:
+class SubjectState:
     """Every subject as of ``seq``, and the engine frames built from them so far."""
 
     seq: int = 0
@@ -47,14 +48,18 @@ class _Subjects:
     # (every frame it holds is derived from these same rows)
     frames: dict[str, pl.DataFrame] = field(default_factory=dict)
 
-    def with_changes(self, ent: pl.DataFrame, prod: pl.DataFrame) -> _Subjects:
+    def __getstate__(self) -> dict[str, object]:
+        # the frames are derived from the rows: another process builds its own
+        return {**self.__dict__, "frames": {}}
+
+    def with_changes(self, ent: pl.DataFrame, prod: pl.DataFrame) -> SubjectState:
         """This state with the rows of ``subjects_since(self.seq)`` applied (CPU only)."""
         if self.enterprises is not None and ent.is_empty() and prod.is_empty():
             return self
         ent_rows = enterprise_rows(ent).with_columns(ent["deleted"])
         prod_rows = production_rows(prod).with_columns(prod["deleted"])
         top = [f.select(pl.col("seq").max()).item() for f in (ent, prod)]
-        return _Subjects(
+        return SubjectState(
             seq=max([self.seq] + [int(v) for v in top if v is not None]),
             enterprises=_upsert(self.enterprises, ent_rows, "enterprise_id"),
             productions=_upsert(self.productions, prod_rows, "subject_id"),
@@ -81,8 +86,13 @@ class _Subjects:
 class PolarsSubjectCache:
     """Enterprises and productions in the engine's columnar layout (polars)."""
 
-    def __init__(self) -> None:
-        self._state = _Subjects()
+    def __init__(self, state: SubjectState | None = None) -> None:
+        """Empty, or in ``state`` (another cache's, maybe sent from another process)."""
+        self._state = SubjectState() if state is None else state
+
+    @property
+    def state(self) -> SubjectState:
+        return self._state
 
     @property
     def seq(self) -> int:
@@ -97,13 +107,11 @@ class PolarsSubjectCache:
 
     def copy(self) -> PolarsSubjectCache:
         """A cache holding this one's current state; refreshing it leaves this one as is."""
-        out = PolarsSubjectCache()
-        out._state = self._state
-        return out
+        return PolarsSubjectCache(self._state)
 
     def reset(self) -> None:
         """Forget every subject (the next refresh reads them all)."""
-        self._state = _Subjects()
+        self._state = SubjectState()
 
     def frame(self, subject_type: str) -> pl.DataFrame:
         """Live subjects of one type, in the engine layout, plus ``enterprise_id``."""
@@ -111,13 +119,13 @@ class PolarsSubjectCache:
 
 
 @dataclass(frozen=True)
-class _Policies:
+class PolicyState:
     seq: int = 0
     policies: dict[str, Policy] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
     revoked: frozenset[str] = frozenset()
 
-    def with_changes(self, rows: list[Row]) -> _Policies:
+    def with_changes(self, rows: list[Row]) -> PolicyState:
         """This state with the rows of ``policies_since(self.seq)`` applied."""
         if not rows:
             return self
@@ -132,14 +140,19 @@ class _Policies:
             else:
                 revoked.discard(pid)
             seq = max(seq, row["seq"])
-        return _Policies(seq, policies, versions, frozenset(revoked))
+        return PolicyState(seq, policies, versions, frozenset(revoked))
 
 
 class InMemoryPolicyBook:
     """Every policy of the projection, parsed: current version, revoked or not."""
 
-    def __init__(self) -> None:
-        self._state = _Policies()
+    def __init__(self, state: PolicyState | None = None) -> None:
+        """Empty, or in ``state`` (another book's, maybe sent from another process)."""
+        self._state = PolicyState() if state is None else state
+
+    @property
+    def state(self) -> PolicyState:
+        return self._state
 
     @property
     def seq(self) -> int:
@@ -167,13 +180,11 @@ class InMemoryPolicyBook:
 
     def copy(self) -> InMemoryPolicyBook:
         """A book holding this one's current state; refreshing it leaves this one as is."""
-        out = InMemoryPolicyBook()
-        out._state = self._state
-        return out
+        return InMemoryPolicyBook(self._state)
 
     def reset(self) -> None:
         """Forget every policy (the next refresh reads them all)."""
-        self._state = _Policies()
+        self._state = PolicyState()
 
     def active(self) -> list[Policy]:
         return [p for pid, p in sorted(self.policies.items()) if pid not in self.revoked]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
@@ -165,3 +166,13 @@ def impact_counts(*, changes: pl.DataFrame, current: pl.DataFrame, policy_id: st
         eligible_total=cur.height,
         total_potential_cny=int(cur[requested].sum() or 0),
     )
+
+
+@dataclass(frozen=True)
+class SimulationReport:
+    """What a draft would change: counts, its fund, the first changed subjects by id."""
+
+    counts: ImpactCounts
+    changed: int
+    fund: FundState | None
+    sample: list[dict[str, Any]]

@@ -85,9 +85,14 @@ async def plan_recalculation(
     active: Sequence[Policy],
     seeds: Sequence[str],
     today: date,
+    compared: Sequence[str] | None = None,
 ) -> RecalculationPlan:
     """Evaluate and diff (no writes). Call with the projection locked (``lock_all``), or
     in a read-only snapshot with a copy of the cache (``handlers.simulation``).
+
+    Every related policy is evaluated (their results constrain each other); the changes
+    are those of ``compared`` only when given (a simulation reports one policy's, and
+    so reads no other policy's stored results), else of every policy evaluated.
 
     The columnar work runs in a worker thread (polars releases the GIL), so the event
     loop keeps serving the service's other work meanwhile.
@@ -97,8 +102,10 @@ async def plan_recalculation(
     ids = related_policies(seeds, active)
     running = [p for p in active if p.id in ids]
     current, funds = await asyncio.to_thread(evaluate_policies, cache, running, today=today)
-    previous = await work.results.frame_for_policies(sorted(ids))
-    changes = await asyncio.to_thread(diff_frames, previous, current)
+    diffed = sorted(ids) if compared is None else sorted(compared)
+    previous = await work.results.frame_for_policies(diffed)
+    ours = current if compared is None else current.filter(pl.col("policy_id").is_in(diffed))
+    changes = await asyncio.to_thread(diff_frames, previous, ours)
     log.info(
         "bulk %s: %d change(s) planned in %.2fs",
         list(seeds),

@@ -2,7 +2,8 @@
 without a lock any live work waits for.
 
 The shared caches are copied first (one synchronous step: rows and seq cursors of one
-moment), then one READ ONLY REPEATABLE READ transaction reads what was written since
+moment; the simulation process is sent their states so, see
+``adapters.simulation_process``), then one READ ONLY REPEATABLE READ transaction reads what was written since
 those cursors into the copies (the shared caches are neither changed nor advanced) and
 the stored results the plan diffs against. The copies then hold the projection as that
 snapshot saw it:
@@ -19,15 +20,12 @@ snapshot saw it:
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 import polars as pl
 
 from reelpolicy_policy import Policy
-from reelpolicy_rules.domain.outcome_frames import FundState, ImpactCounts
+from reelpolicy_rules.domain.outcome_frames import SimulationReport
 from reelpolicy_rules.handlers.policy_recalculation import RecalculationPlan, plan_recalculation
 from reelpolicy_rules.ports import PolicyBook, SubjectCache, UnitOfWorkFactory
 
@@ -42,16 +40,6 @@ _SAMPLE_COLUMNS = [
 ]
 
 
-@dataclass(frozen=True)
-class SimulationReport:
-    """What a draft would change: counts, its fund, the first changed subjects by id."""
-
-    counts: ImpactCounts
-    changed: int
-    fund: FundState | None
-    sample: list[dict[str, Any]]
-
-
 def report(plan: RecalculationPlan, *, policy_id: str, sample_size: int) -> SimulationReport:
     """The report of ``policy_id`` in ``plan`` (columnar work: run it off the event loop)."""
     changes = plan.changes.filter(pl.col("policy_id") == policy_id)
@@ -63,20 +51,6 @@ def report(plan: RecalculationPlan, *, policy_id: str, sample_size: int) -> Simu
     )
 
 
-async def simulate_draft(
-    *,
-    uow: UnitOfWorkFactory,
-    cache: SubjectCache,
-    book: PolicyBook,
-    draft: Policy,
-    today: date,
-    sample_size: int,
-) -> SimulationReport:
-    """``simulate_policy``, reported (see :func:`report`)."""
-    plan = await simulate_policy(uow=uow, cache=cache, book=book, draft=draft, today=today)
-    return await asyncio.to_thread(report, plan, policy_id=draft.id, sample_size=sample_size)
-
-
 async def simulate_policy(
     *,
     uow: UnitOfWorkFactory,
@@ -86,7 +60,8 @@ async def simulate_policy(
     today: date,
 ) -> RecalculationPlan:
     """The recalculation ``draft`` would cause (in place of the policy of its id), planned
-    over one snapshot; nothing is written and nothing shared is changed."""
+    over one snapshot; nothing is written and nothing shared is changed. Its changes are
+    the draft's own (the policies it is evaluated with are not diffed)."""
     subjects, policies = cache.copy(), book.copy()  # no await between: one moment
     async with uow() as work:  # never committed
         await work.read_only_snapshot()
@@ -98,5 +73,5 @@ async def simulate_policy(
         await policies.refresh(work.projection)
         active = [p for p in policies.active() if p.id != draft.id] + [draft]
         return await plan_recalculation(
-            work, cache=subjects, active=active, seeds=[draft.id], today=today
+            work, cache=subjects, active=active, seeds=[draft.id], today=today, compared=[draft.id]
         )

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from reelpolicy_rules.bootstrap import Rules
+from reelpolicy_rules.ports import Simulator
 
 
 async def get_rules(request: Request) -> Rules:
@@ -15,3 +16,12 @@ async def get_rules(request: Request) -> Rules:
 
 
 RulesDep = Annotated[Rules, Depends(get_rules)]
+
+
+async def get_simulator(rules: RulesDep) -> Simulator:
+    if rules.simulator is None:
+        raise RuntimeError("no simulator: main.create_app wires one")
+    return rules.simulator
+
+
+SimulatorDep = Annotated[Simulator, Depends(get_simulator)]

@@ -14,8 +14,7 @@ from reelpolicy_common.http.policy_documents import (
     policy_refused,
 )
 from reelpolicy_policy import MalformedBodyError, PolicyValidationError, load_policy_text
-from reelpolicy_rules.entrypoints.http.deps import RulesDep
-from reelpolicy_rules.handlers.simulation import simulate_draft
+from reelpolicy_rules.entrypoints.http.deps import RulesDep, SimulatorDep
 
 router = APIRouter(prefix="/v1", tags=["eligibility"])
 
@@ -32,7 +31,9 @@ router = APIRouter(prefix="/v1", tags=["eligibility"])
     ),
     openapi_extra=policy_document_body(description="A policy document (JSON)."),
 )
-async def simulate(request: Request, rules: RulesDep, _: OperatorPrincipal) -> dict[str, Any]:
+async def simulate(
+    request: Request, rules: RulesDep, simulator: SimulatorDep, _: OperatorPrincipal
+) -> dict[str, Any]:
     # The body is read here, not by FastAPI: its parser answers an undocumented 400 for
     # text that is not UTF-8 or nests past the interpreter's recursion limit.
     try:
@@ -45,13 +46,8 @@ async def simulate(request: Request, rules: RulesDep, _: OperatorPrincipal) -> d
         detail = "not a JSON object" if status == 422 else "invalid policy document"
         raise ApiError(status, detail, details=details) from None
     today = rules.today()
-    report = await simulate_draft(
-        uow=rules.uow,
-        cache=rules.cache,
-        book=rules.book,
-        draft=draft,
-        today=today,
-        sample_size=rules.settings.simulate_sample_size,
+    report = await simulator.simulate(
+        draft=draft, today=today, sample_size=rules.settings.simulate_sample_size
     )
     fund = report.fund
     return {
