@@ -64,8 +64,8 @@ class SimulationRequest:
 
 @dataclass(frozen=True)
 class Progress:
-    """The child's step: ``snapshot`` (its transaction began) or ``planned`` (evaluated
-    and diffed; the report is being made)."""
+    """The child's step: ``snapshot`` (its transaction begins next) or ``planned``
+    (evaluated and diffed; the report is being made)."""
 
     step: str
 
@@ -160,7 +160,7 @@ class SimulationProcess:
                 if self.on_progress is not None:
                     self.on_progress(message.step)
         except (EOFError, OSError) as exc:
-            self._stopped()
+            self._stopped(kill=True)  # dead or dying: no wait for it to exit
             raise _ProcessGoneError from exc
         except BaseException:
             # cancelled mid-exchange: its answer would reach the next request
