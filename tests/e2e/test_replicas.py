@@ -327,6 +327,8 @@ async def run_platform(
             """Deliveries by webhook-id (a retry of one id counts once)."""
             return {r.headers["webhook-id"]: json.loads(r.body) for r in list(receiver.requests)}
 
+        behind: list[str] = []  # what the last look found missing
+
         async def converged() -> bool:
             nonlocal records
             records = await read_eligibility(bootstrap)
@@ -334,13 +336,21 @@ async def run_platform(
             for _, _, e in sorted(records, key=lambda r: (r[0], r[1])):
                 if e.payload["policy_id"] == POLICY_ID:
                     latest[e.key] = e.payload["status"]
-            if {k: latest.get(k, "ineligible") for k in expected_final} != expected_final:
-                return False
+            final = {k: latest.get(k, "ineligible") for k in expected_final}
+            wrong = {k: (v, expected_final[k]) for k, v in final.items() if v != expected_final[k]}
             event_ids = {str(e.event_id) for _, _, e in records}
-            alerted = {b["data"]["event_id"] for b in alert_bodies().values()}
-            return event_ids <= alerted
+            unalerted = event_ids - {b["data"]["event_id"] for b in alert_bodies().values()}
+            behind[:] = [
+                f"{len(wrong)} enterprise(s) not at their final status (now, expected):"
+                f" {dict(list(wrong.items())[:5])}",
+                f"{len(unalerted)} of {len(event_ids)} eligibility events not alerted",
+            ]
+            return not wrong and not unalerted
 
-        await eventually(converged, timeout=120, interval=1)
+        try:
+            await eventually(converged, timeout=120, interval=1)
+        except AssertionError:
+            raise AssertionError(f"not converged in 120 s: {'; '.join(behind)}") from None
         await asyncio.sleep(3)  # nothing more arrives late
         assert await converged()
         observe()
