@@ -246,6 +246,7 @@ async def test_every_series_the_rules_and_dashboard_use_is_exposed(
         "process_cpu_seconds_total",
         "reelpolicy_task_up",
         "reelpolicy_task_heartbeat_timestamp_seconds",
+        "reelpolicy_portal_sign_ins_total",
     }
     receiver = WebhookReceiver()
     try:
@@ -289,6 +290,9 @@ async def test_every_series_the_rules_and_dashboard_use_is_exposed(
     portal = found[PORTAL]
     refused = value(portal, "http_requests_total", handler="/sign-in", method="POST", status="4xx")
     assert refused == 3
+    assert value(portal, "reelpolicy_portal_sign_ins_total", outcome="refused") == 2
+    assert value(portal, "reelpolicy_portal_sign_ins_total", outcome="limited") == 1
+    assert value(portal, "reelpolicy_portal_sign_ins_total", outcome="signed_in") == 0
     assert value(portal, "reelpolicy_task_up", task="session-pruner") == 1
     assert value(portal, "reelpolicy_task_heartbeat_interval_seconds", task="session-pruner")
     # The loops that set the gauges run in the services that need them.
