@@ -103,7 +103,17 @@ def dashboard_queries(board: dict[str, Any]) -> dict[str, list[str]]:
     }
 
 
-SERVICES = ("registry", "ingest", "rules", "notify")
+EVENT_SERVICES = ("registry", "ingest", "rules", "notify")
+"""The services on the event path: an outbox, consumers, Kafka."""
+PORTAL = "portal"
+SERVICES = (*EVENT_SERVICES, PORTAL)
+"""Every scrape job the alert rules and the dashboard may select."""
+PORTAL_SERIES = re.compile(r"(?:http|process|reelpolicy_task|reelpolicy_portal)_\w+")
+"""The series the portal has: HTTP (prometheus-fastapi-instrumentator), its process, its
+supervised background task and its own (sign-ins). Its /metrics lists the event path's
+families too (unset, or an unlabelled gauge at 0: every process defines
+reelpolicy_common.metrics'), so being listed there proves nothing for them: a query must
+not select the portal for any other series."""
 
 
 @dataclass(frozen=True)

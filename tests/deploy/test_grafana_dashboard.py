@@ -1,8 +1,9 @@
 """The Grafana dashboard compose provisions (deploy/grafana/dashboards/reelpolicy.json).
 
 It must parse, lay its panels out on Grafana's 24-column grid, show the golden signals
-(rate, errors, latency, saturation) of every service and the event path (outbox age,
-consumer lag, dead letters, deliveries), and every query must be PromQL that
+(rate, errors, latency, saturation, background tasks) of every service and the portal,
+and the event path (outbox age and backlog, consumer lag, dead letters, deliveries), and
+every query must be PromQL that
 Prometheus accepts (promtool checks them as recording rules, with the dashboard's
 variables filled in). That the series they name exist is
 tests/deploy/test_metrics_exposed.py's part.
@@ -17,9 +18,15 @@ from typing import Any
 
 import pytest
 import yaml
-from ops_pack import dashboard, dashboard_queries, panels, promtool, series_names
-
-SERVICES = ("registry", "ingest", "rules", "notify")
+from ops_pack import (
+    PORTAL_SERIES,
+    SERVICES,
+    dashboard,
+    dashboard_queries,
+    panels,
+    promtool,
+    series_names,
+)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +68,9 @@ def exprs(panel_list: list[dict[str, Any]]) -> str:
     return "\n".join(target["expr"] for panel in panel_list for target in panel["targets"])
 
 
-def test_each_service_has_its_golden_signals(board: dict[str, Any]) -> None:
+def test_each_service_and_the_portal_have_their_golden_signals(board: dict[str, Any]) -> None:
+    """One row repeated per job, the portal's among them: so the row shows only what the
+    portal has too (no outbox, no consumer: those are the event path's panels)."""
     [variable] = [v for v in board["templating"]["list"] if v["name"] == "job"]
     assert tuple(variable["query"].split(",")) == SERVICES
     [(row, per_service)] = [(r, p) for r, p in rows(board) if r.get("repeat") == "job"]
@@ -70,18 +79,21 @@ def test_each_service_has_its_golden_signals(board: dict[str, Any]) -> None:
         for target in panel["targets"]:
             assert 'job="$job"' in target["expr"], f"{panel['title']!r}: {target['expr']}"
     queries = exprs(per_service)
+    not_the_portals = sorted(n for n in series_names(queries) if not PORTAL_SERIES.fullmatch(n))
+    assert not not_the_portals, f"the portal has none of {not_the_portals}"
     assert "rate(http_requests_total" in queries  # rate
     assert re.search(r'http_requests_total\{[^}]*status="5xx"', queries)  # errors
     assert re.search(r"histogram_quantile\(0\.9\d?, .*http_request_duration\w*_bucket", queries)
-    for saturation in ("process_cpu_seconds_total", "reelpolicy_outbox_backlog"):
+    for saturation in ("process_cpu_seconds_total", "process_resident_memory_bytes"):
         assert saturation in queries  # saturation
-    assert "reelpolicy_consumer_lag" in queries
+    assert "reelpolicy_task_up" in queries  # background tasks
 
 
 def test_the_event_path_is_shown(board: dict[str, Any]) -> None:
     names = {name for q in dashboard_queries(board).values() for e in q for name in series_names(e)}
     for series in (
         "reelpolicy_outbox_oldest_age_seconds",
+        "reelpolicy_outbox_backlog",
         "reelpolicy_outbox_published_total",
         "reelpolicy_consumer_lag",
         "reelpolicy_consumer_messages_total",

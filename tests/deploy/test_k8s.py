@@ -20,7 +20,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from ops_pack import DEPLOY, SERVICES, settings_env
+from ops_pack import DEPLOY, EVENT_SERVICES, SERVICES, settings_env
 
 from reelpolicy_contracts import topics
 from service_harness import settings_for
@@ -28,13 +28,13 @@ from service_harness import settings_for
 K8S = DEPLOY / "k8s"
 OVERLAYS = {"base": K8S / "base", "production": K8S / "overlays" / "production"}
 KUBERNETES_VERSION = "1.32.0"  # the kubectl on these machines; kubernetes-validate has its schemas
-DEPLOYED = (*SERVICES, "portal")
+DEPLOYED = SERVICES
 """Every workload with a Deployment, Service, migration Job and PodDisruptionBudget."""
 SCALED = ("rules", "notify")
 SHARED_SECRET = "reelpolicy-secrets"
 PORTAL_SECRET = "reelpolicy-portal-secrets"
 SECRET_SETTINGS: dict[str, dict[str, str]] = {
-    **{name: {"REELPOLICY_SECRET_KEY": SHARED_SECRET} for name in SERVICES},
+    **{name: {"REELPOLICY_SECRET_KEY": SHARED_SECRET} for name in EVENT_SERVICES},
     # the portal signs its own cookies and checks keys at the registry: no shared key
     "portal": {
         "PORTAL_SESSION_SECRET": PORTAL_SECRET,
@@ -240,7 +240,7 @@ def test_the_portal_reaches_each_service_through_its_kubernetes_service(
     services = of_kind(docs, "Service")
     [portal] = of_kind(docs, "Deployment")["portal"]["spec"]["template"]["spec"]["containers"]
     env = container_env(docs, portal)
-    for name in SERVICES:
+    for name in EVENT_SERVICES:
         [port] = services[name]["spec"]["ports"]
         assert env[f"{name.upper()}_URL"] == f"http://{name}:{port['port']}", name
     assert env["PORTAL_SECURE_COOKIES"] == "true", "the session cookie must be Secure behind TLS"

@@ -10,6 +10,7 @@ import pytest
 from browser import critical_violations, new_page
 from playwright.async_api import Browser, expect
 from portal_stack import PortalStack
+from prometheus_client import REGISTRY
 
 from service_harness import eventually
 
@@ -66,11 +67,22 @@ async def test_a_post_without_the_csrf_token_is_refused(stack: PortalStack) -> N
         assert "rp_session" not in response.cookies
 
 
+def sign_ins() -> dict[str, float]:
+    """reelpolicy_portal_sign_ins_total by outcome (the portal runs in this process)."""
+    return {
+        outcome: REGISTRY.get_sample_value("reelpolicy_portal_sign_ins_total", {"outcome": outcome})
+        or 0.0
+        for outcome in ("signed_in", "refused", "limited")
+    }
+
+
 async def test_failed_key_sign_ins_are_limited_per_client_address(stack: PortalStack) -> None:
     """Ten failures from one address within the window: the next attempt, even with the
-    right key, is answered 429 with Retry-After; another address still signs in.
+    right key, is answered 429 with Retry-After; another address still signs in. Each
+    outcome is counted for the alert on many 429s.
     (The test portal's uvicorn trusts X-Forwarded-For from 127.0.0.1, its default.)"""
     _, key = await stack.company("杨浦限流测试")
+    before = sign_ins()
     limited = {"X-Forwarded-For": "203.0.113.7"}
     async with httpx.AsyncClient(base_url=stack.url, headers=limited) as guesser:
         token = form_token((await guesser.get("/sign-in")).text)
@@ -89,6 +101,12 @@ async def test_failed_key_sign_ins_are_limited_per_client_address(stack: PortalS
         token = form_token((await colleague.get("/sign-in")).text)
         signed = await colleague.post("/sign-in", data={"api_key": key, "csrf_token": token})
         assert signed.status_code == 303
+    after = sign_ins()
+    assert {outcome: after[outcome] - before[outcome] for outcome in after} == {
+        "signed_in": 1,
+        "refused": 10,
+        "limited": 1,
+    }
 
 
 def form_token(html: str) -> str:

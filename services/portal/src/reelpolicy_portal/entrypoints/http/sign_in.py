@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from prometheus_client import Counter
 
 from reelpolicy_portal.domain.money import LOCALES
 from reelpolicy_portal.entrypoints.http.deps import (
@@ -30,6 +31,16 @@ from reelpolicy_portal.handlers.sign_in import (
 )
 
 router = APIRouter(tags=["sign-in"])
+
+SIGN_INS = Counter(
+    "reelpolicy_portal_sign_ins_total",
+    "API-key sign-ins (POST /sign-in past the CSRF check) by outcome: signed_in,"
+    " refused (not a key), limited (answered 429: the client address failed"
+    " PORTAL_SIGN_IN_FAILURES times within the window).",
+    ["outcome"],
+)
+for _outcome in ("signed_in", "refused", "limited"):
+    SIGN_INS.labels(_outcome)  # each series exists from the start, so increase() sees the first
 
 
 def _lifetime(portal: PortalDep) -> timedelta:
@@ -59,6 +70,7 @@ async def sign_in(
         context = page_context(request, portal, refused=False, retry_minutes=math.ceil(wait / 60))
         response = render(request, "sign_in.html", context, status_code=429)
         response.headers["Retry-After"] = str(wait)
+        SIGN_INS.labels("limited").inc()
         return response
     try:
         session_id = await sign_in_with_key(
@@ -69,8 +81,10 @@ async def sign_in(
         )
     except SignInRefusedError:
         portal.failed_sign_ins.record_failure(address, now)
+        SIGN_INS.labels("refused").inc()
         context = page_context(request, portal, refused=True)
         return render(request, "sign_in.html", context, status_code=401)
+    SIGN_INS.labels("signed_in").inc()
     return _signed_in_redirect(portal, session_id)
 
 
