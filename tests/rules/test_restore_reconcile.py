@@ -304,6 +304,10 @@ def budget_policy(pid: str, minimum: int) -> dict[str, Any]:
     return doc
 
 
+def rules_settings(dsn: str, broker: str) -> Settings:
+    return settings_for(Settings, database_url=dsn, bootstrap_servers=broker)
+
+
 @contextlib.asynccontextmanager
 async def serving(settings: Settings) -> AsyncIterator[None]:
     """The rules service in this process (consumers, outbox relay, scheduler)."""
@@ -327,12 +331,9 @@ async def test_a_restored_database_publishes_only_what_differs_from_what_was_pub
             for e in seen.of(CHANGED, subject_id=prod)
         ]
 
-    def service(dsn: str) -> Settings:
-        return settings_for(Settings, database_url=dsn, bootstrap_servers=broker)
-
     async with collecting(broker) as seen:
         # 1. The service makes the production eligible; then the database is backed up.
-        async with serving(service(dsn)):
+        async with serving(rules_settings(dsn, broker)):
             await produce(broker, topics.POLICY, policy_event(budget_policy(pid, 500_000), 1))
             e1, p1 = enterprise_event(ent, 1), production_event(prod, ent, 1, budget=1_000_000)
             await produce(broker, topics.REGISTRY, e1, p1)
@@ -342,7 +343,7 @@ async def test_a_restored_database_publishes_only_what_differs_from_what_was_pub
 
         # 2. After the backup: a registry write, a policy version that undoes it, another
         # registry write; the changes are published. Their order is on neither input topic.
-        async with serving(service(dsn)):
+        async with serving(rules_settings(dsn, broker)):
             p2 = production_event(prod, ent, 2, budget=100_000)
             await produce(broker, topics.REGISTRY, p2)
             await eventually(lambda: len(changes(seen)) == 2, timeout=30)
@@ -357,7 +358,7 @@ async def test_a_restored_database_publishes_only_what_differs_from_what_was_pub
         told = [e.event_id for e in seen.of(CHANGED, subject_id=prod)]
 
         # 4. Reconcile the restored database, twice; start the service on it.
-        settings = service(restored)
+        settings = rules_settings(restored, broker)
         done = await restore_reconcile(settings)
         assert (done.written_back, done.changed) == (3, 1)
         assert set(done.moved.values()) == {"standalone"}
@@ -439,15 +440,12 @@ async def test_after_a_restore_the_state_topic_ends_with_what_get_answers(
     def changes(seen: Collector) -> int:
         return len(seen.of(CHANGED, subject_id=prod))
 
-    def service(dsn: str) -> Settings:
-        return settings_for(Settings, database_url=dsn, bootstrap_servers=broker)
-
     async def stored() -> bool:
         return bool(await query(dsn, "SELECT 1 FROM results WHERE subject_id = $1", prod))
 
     async with collecting(broker) as seen:
         # 1. The production becomes eligible; the dump is taken before the relay runs.
-        async with relay_held(dsn), serving(service(dsn)):
+        async with relay_held(dsn), serving(rules_settings(dsn, broker)):
             await produce(broker, topics.POLICY, policy_event(budget_policy(pid, 500_000), 1))
             e1, p1 = enterprise_event(ent, 1), production_event(prod, ent, 1, budget=1_000_000)
             await produce(broker, topics.REGISTRY, e1, p1)
@@ -463,7 +461,7 @@ async def test_after_a_restore_the_state_topic_ends_with_what_get_answers(
 
         # 2. After the dump: the relay publishes it, then the production falls below the
         # budget (ineligible: the key's state is withdrawn, a tombstone). The failure.
-        async with serving(service(dsn)):
+        async with serving(rules_settings(dsn, broker)):
             await eventually(lambda: changes(seen) == 1, timeout=30)
             await produce(broker, topics.REGISTRY, production_event(prod, ent, 2, budget=1))
             await eventually(lambda: changes(seen) == 2, timeout=30)
@@ -471,7 +469,7 @@ async def test_after_a_restore_the_state_topic_ends_with_what_get_answers(
         first_run = (await query(dsn, state_rows, topics.ELIGIBILITY_STATE, key))[0]["count"]
 
         # 3. Reconcile the restored database; start the service on it; let it publish.
-        settings = service(restored)
+        settings = rules_settings(restored, broker)
         done = await restore_reconcile(settings)
         assert (done.written_back, done.changed) == (1, 0)
         # the change and the policy's impact summary the dump held unsent were published
