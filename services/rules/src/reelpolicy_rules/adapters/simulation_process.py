@@ -171,9 +171,10 @@ class SimulationProcess:
         if self._process is not None and self._process.is_alive() and self._connection:
             return self._connection
         self._stopped()
-        ours, theirs = get_context("spawn").Pipe()
         # spawn: nothing of this process's threads, sockets or pool is inherited
-        process = get_context("spawn").Process(
+        spawn = get_context("spawn")
+        ours, theirs = spawn.Pipe()
+        process = spawn.Process(
             target=self._worker,
             args=(theirs, self._config),
             name="rules-simulation",
